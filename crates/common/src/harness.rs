@@ -1,0 +1,288 @@
+//! The epoch loop every framework runs under, and the narrow trait a framework implements.
+//!
+//! The harness owns the clock, the batch order and the records; a [`Trainer`] only runs steps on its
+//! device and returns sums. Epoch time runs from a synchronised device at the first step to a
+//! device synchronisation after the last, and evaluation is timed apart.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::order::epoch_order;
+use crate::report::{EpochRecord, EvalRecord};
+use crate::spec::ModelKind;
+use crate::weights::Weights;
+
+/// The device a user asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceRequest {
+    /// CUDA when the framework can use it here, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl std::str::FromStr for DeviceRequest {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda),
+            _ => Err(format!("unknown device '{s}': expected auto, cpu or cuda")),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+        })
+    }
+}
+
+/// The device a run actually used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Cpu,
+    Cuda,
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+        })
+    }
+}
+
+/// Which split to evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitKind {
+    Train,
+    Test,
+}
+
+/// Everything that defines a run, recorded in its report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub framework: String,
+    pub model: ModelKind,
+    pub device: DeviceRequest,
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    /// Train on the first `limit` training images and test on the first `limit` test images.
+    pub limit: Option<usize>,
+    /// CPU threads for the framework's kernels; `None` leaves the framework's default.
+    pub threads: Option<usize>,
+}
+
+/// The recipe's values.
+pub const BATCH_SIZE: usize = 32;
+pub const LEARNING_RATE: f64 = 1e-3;
+pub const EPOCHS: u32 = 10;
+pub const EVAL_BATCH_SIZE: usize = 1000;
+
+impl RunSpec {
+    /// The recipe for `framework` and `model`, with the defaults of the tutorial.
+    pub fn recipe(framework: &str, model: ModelKind) -> Self {
+        Self {
+            framework: framework.to_string(),
+            model,
+            device: DeviceRequest::Auto,
+            epochs: EPOCHS,
+            batch_size: BATCH_SIZE,
+            learning_rate: LEARNING_RATE,
+            seed: 0,
+            limit: None,
+            threads: None,
+        }
+    }
+
+    /// Rejects values that cannot make a meaningful run.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 || self.epochs > 10_000 {
+            return Err(format!("epochs must be 1 to 10000, not {}", self.epochs));
+        }
+        if self.batch_size == 0 || self.batch_size > 65_536 {
+            return Err(format!(
+                "batch size must be 1 to 65536, not {}",
+                self.batch_size
+            ));
+        }
+        if self.limit == Some(0) {
+            return Err("image limit must be at least 1".into());
+        }
+        if self.threads == Some(0) || self.threads.is_some_and(|t| t > 4096) {
+            return Err("threads must be 1 to 4096".into());
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(format!(
+                "learning rate must be positive, not {}",
+                self.learning_rate
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Sums over one pass, read from the device once at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Totals {
+    /// Sum of per-example cross-entropy losses.
+    pub loss_sum: f64,
+    /// Examples whose arg-max logit is the label.
+    pub correct: u64,
+    pub examples: u64,
+}
+
+pub type EpochTotals = Totals;
+pub type EvalTotals = Totals;
+
+impl Totals {
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.examples.max(1) as f64
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.examples.max(1) as f64
+    }
+}
+
+/// What a framework says about itself and the device it really runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    pub framework: String,
+    pub framework_version: String,
+    pub device: DeviceKind,
+    /// For example "cpu" or "cuda:0".
+    pub device_name: String,
+    /// Threads the framework's CPU kernels use.
+    pub threads: usize,
+    /// Cargo features and build options that change what runs.
+    pub features: Vec<String>,
+    /// Anything else a reader of the numbers should know (library versions, settings).
+    pub notes: Vec<String>,
+}
+
+/// A framework's side of a run. Implementations keep the data and the model on their device, gather
+/// each batch there by index, and read nothing back inside the step loop.
+pub trait Trainer {
+    /// One pass over `order` in batches of the run's batch size (the last one may be smaller),
+    /// calling `progress(steps_done)` after each step is queued.
+    fn train_epoch(
+        &mut self,
+        order: &[u32],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Totals, TrainError>;
+
+    /// Loss and accuracy over a whole split, without updating anything.
+    fn evaluate(&mut self, split: SplitKind) -> Result<Totals, TrainError>;
+
+    /// The current parameters in PyTorch's names and layouts.
+    fn weights(&self) -> Result<Weights, TrainError>;
+
+    /// Waits until all queued work on the device has finished.
+    fn synchronize(&self) -> Result<(), TrainError>;
+
+    fn backend(&self) -> BackendInfo;
+}
+
+/// Hooks for progress display; all optional.
+pub trait Observer {
+    fn epoch_started(&mut self, _epoch: u32, _steps: usize) {}
+    fn step(&mut self, _steps_done: usize) {}
+    fn epoch_finished(&mut self, _record: &EpochRecord) {}
+    fn evaluating(&mut self, _what: &str) {}
+}
+
+/// An observer that shows nothing.
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// What the loop produced; `failure` says why it stopped early, if it did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub epochs: Vec<EpochRecord>,
+    pub final_train: Option<EvalRecord>,
+    pub final_test: Option<EvalRecord>,
+    pub failure: Option<String>,
+}
+
+fn timed_eval(trainer: &mut dyn Trainer, split: SplitKind) -> Result<EvalRecord, TrainError> {
+    trainer.synchronize()?;
+    let start = Instant::now();
+    let totals = trainer.evaluate(split)?;
+    trainer.synchronize()?;
+    Ok(EvalRecord::new(&totals, start.elapsed().as_secs_f64()))
+}
+
+/// Runs `spec.epochs` epochs over `train_len` examples, then evaluates on both splits.
+pub fn train(
+    trainer: &mut dyn Trainer,
+    spec: &RunSpec,
+    train_len: usize,
+    observer: &mut dyn Observer,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    if let Err(e) = train_into(trainer, spec, train_len, observer, &mut outcome) {
+        outcome.failure = Some(e.to_string());
+    }
+    outcome
+}
+
+fn train_into(
+    trainer: &mut dyn Trainer,
+    spec: &RunSpec,
+    train_len: usize,
+    observer: &mut dyn Observer,
+    outcome: &mut Outcome,
+) -> Result<(), TrainError> {
+    let steps = train_len.div_ceil(spec.batch_size);
+    for epoch in 1..=spec.epochs {
+        let order = epoch_order(spec.seed, epoch, train_len);
+        observer.epoch_started(epoch, steps);
+        trainer.synchronize()?;
+        let start = Instant::now();
+        let totals = trainer.train_epoch(&order, &mut |done| observer.step(done))?;
+        trainer.synchronize()?;
+        let train_seconds = start.elapsed().as_secs_f64();
+        if !totals.loss_sum.is_finite() {
+            return Err(TrainError::Backend {
+                framework: "harness",
+                message: format!("the training loss became non-finite in epoch {epoch}"),
+            });
+        }
+        observer.evaluating("test");
+        let test = timed_eval(trainer, SplitKind::Test)?;
+        let record = EpochRecord {
+            epoch,
+            train_loss: totals.mean_loss(),
+            train_accuracy: totals.accuracy(),
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+            train_seconds,
+            eval_seconds: test.seconds,
+        };
+        observer.epoch_finished(&record);
+        outcome.epochs.push(record);
+        if epoch == spec.epochs {
+            outcome.final_test = Some(test);
+        }
+    }
+    observer.evaluating("train");
+    outcome.final_train = Some(timed_eval(trainer, SplitKind::Train)?);
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Parameters as plain data, in PyTorch's names and layouts, and the shared initialisation.
+
+use std::collections::BTreeMap;
+
+use crate::error::TrainError;
+use crate::order::{unit_f32, weights_rng};
+use crate::spec::ModelSpec;
+
+/// One tensor: its shape and its values in row-major order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// A model's parameters by name (`conv1.weight`, `conv1.bias`, ...).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Weights {
+    pub tensors: BTreeMap<String, ParamTensor>,
+}
+
+impl Weights {
+    /// PyTorch's default initialisation for Conv2d and Linear (weights by `kaiming_uniform_` with
+    /// `a = √5`, biases likewise), which both come to uniform in `±1/√fan_in`, drawn from `seed` in the
+    /// spec's parameter order.
+    pub fn init(spec: &ModelSpec, seed: u64) -> Self {
+        let mut rng = weights_rng(seed);
+        let tensors = spec
+            .params()
+            .into_iter()
+            .map(|p| {
+                let bound = 1.0 / (p.fan_in as f32).sqrt();
+                let data = (0..p.numel())
+                    .map(|_| (2.0 * unit_f32(&mut rng) - 1.0) * bound)
+                    .collect();
+                (
+                    p.name,
+                    ParamTensor {
+                        shape: p.shape,
+                        data,
+                    },
+                )
+            })
+            .collect();
+        Self { tensors }
+    }
+
+    /// The tensor named `name`, checked against the shape the model expects.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<&ParamTensor, TrainError> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| TrainError::Weights(format!("no tensor named {name}")))?;
+        if t.shape != shape || t.data.len() != shape.iter().product::<usize>() {
+            return Err(TrainError::Weights(format!(
+                "{name} has shape {:?} ({} values), the model needs {shape:?}",
+                t.shape,
+                t.data.len()
+            )));
+        }
+        Ok(t)
+    }
+
+    /// Checks that the names and shapes are exactly those of `spec`.
+    pub fn check(&self, spec: &ModelSpec) -> Result<(), TrainError> {
+        let params = spec.params();
+        for p in &params {
+            self.get(&p.name, &p.shape)?;
+        }
+        if let Some(extra) = self
+            .tensors
+            .keys()
+            .find(|k| !params.iter().any(|p| &p.name == *k))
+        {
+            return Err(TrainError::Weights(format!(
+                "unexpected tensor {extra} for {}",
+                spec.kind
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.tensors.values().map(|t| t.data.len()).sum()
+    }
+}

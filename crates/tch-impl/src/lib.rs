@@ -1,0 +1,366 @@
+//! LeNet2 and LeNet3 on tch 0.24 (libtorch 2.11), on the CPU and on CUDA.
+//!
+//! The network is built layer by layer from the shared [`ModelSpec`], so that tch's variable names
+//! are the shared PyTorch names (`conv1.weight`, ...) and the shared initial weights are copied in
+//! by name. Both splits are uploaded once, already normalised; a step gathers its batch on the device
+//! with `index_select` on that epoch's order, and the loss and correct counts are summed on the
+//! device and read once per epoch, so nothing in the step loop waits for the device.
+
+use common::harness::{
+    BackendInfo, DeviceKind, DeviceRequest, RunSpec, SplitKind, Totals, Trainer,
+};
+use common::mnist::{Mnist, Split, IMAGE_SIDE};
+use common::spec::{Layer, ModelSpec};
+use common::weights::{ParamTensor, Weights};
+use common::TrainError;
+use tch::nn::{self, Module, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+const FRAMEWORK: &str = "tch";
+/// The libtorch version that tch 0.24 is built for.
+pub const LIBTORCH_VERSION: &str = "2.11.0";
+
+fn backend_error(e: tch::TchError) -> TrainError {
+    TrainError::Backend {
+        framework: FRAMEWORK,
+        message: e.to_string(),
+    }
+}
+
+/// Whether this libtorch has CUDA support compiled in and loaded (libtorch_cuda).
+pub fn cuda_built() -> bool {
+    tch::utils::has_cuda()
+}
+
+/// Whether a CUDA device can be used.
+pub fn cuda_available() -> bool {
+    tch::Cuda::is_available()
+}
+
+#[derive(Debug)]
+enum Op {
+    Conv(nn::Conv2D),
+    Linear(nn::Linear),
+    Relu,
+    MaxPool2,
+    Flatten,
+}
+
+/// The network as a list of operations, in the order of the spec's layer table.
+#[derive(Debug)]
+struct Net {
+    ops: Vec<Op>,
+}
+
+impl Net {
+    fn new(root: &nn::Path, spec: &ModelSpec) -> Self {
+        let ops = spec
+            .layers
+            .iter()
+            .map(|layer| match *layer {
+                Layer::Conv2d {
+                    name,
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    padding,
+                } => Op::Conv(nn::conv2d(
+                    root / name,
+                    in_channels as i64,
+                    out_channels as i64,
+                    kernel as i64,
+                    nn::ConvConfig {
+                        padding: padding as i64,
+                        ..Default::default()
+                    },
+                )),
+                Layer::Linear {
+                    name,
+                    inputs,
+                    outputs,
+                } => Op::Linear(nn::linear(
+                    root / name,
+                    inputs as i64,
+                    outputs as i64,
+                    Default::default(),
+                )),
+                Layer::Relu => Op::Relu,
+                Layer::MaxPool2 => Op::MaxPool2,
+                Layer::Flatten => Op::Flatten,
+            })
+            .collect();
+        Self { ops }
+    }
+}
+
+impl Module for Net {
+    // [batch, 1, 28, 28] -> [batch, 10]
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.ops.iter().fold(xs.shallow_clone(), |xs, op| match op {
+            Op::Conv(conv) => xs.apply(conv),
+            Op::Linear(linear) => xs.apply(linear),
+            Op::Relu => xs.relu(),
+            Op::MaxPool2 => xs.max_pool2d_default(2),
+            Op::Flatten => xs.flatten(1, -1),
+        })
+    }
+}
+
+/// One split on the device: images `[n, 1, 28, 28]` f32, labels `[n]` i64.
+struct DeviceSplit {
+    images: Tensor,
+    labels: Tensor,
+}
+
+impl DeviceSplit {
+    fn upload(split: &Split, device: Device) -> Self {
+        let n = split.len() as i64;
+        let side = IMAGE_SIDE as i64;
+        Self {
+            images: Tensor::from_slice(&split.normalized_images())
+                .reshape([n, 1, side, side])
+                .to_device(device),
+            labels: Tensor::from_slice(&split.labels_i64()).to_device(device),
+        }
+    }
+
+    fn len(&self) -> i64 {
+        self.labels.size()[0]
+    }
+}
+
+/// A tch training run.
+pub struct TchTrainer {
+    vs: nn::VarStore,
+    net: Net,
+    opt: nn::Optimizer,
+    device: Device,
+    batch_size: i64,
+    train: DeviceSplit,
+    test: DeviceSplit,
+}
+
+fn pick_device(request: DeviceRequest) -> Result<Device, TrainError> {
+    match request {
+        DeviceRequest::Cpu => Ok(Device::Cpu),
+        DeviceRequest::Auto => Ok(Device::cuda_if_available()),
+        DeviceRequest::Cuda if cuda_available() => Ok(Device::Cuda(0)),
+        DeviceRequest::Cuda if !cuda_built() => Err(TrainError::DeviceUnavailable(
+            "tch: CUDA was asked for, but the libtorch this binary loaded has no CUDA support \
+             (libtorch_cuda is not loaded); build against a CUDA libtorch"
+                .into(),
+        )),
+        DeviceRequest::Cuda => Err(TrainError::DeviceUnavailable(
+            "tch: CUDA was asked for, but libtorch finds no CUDA device on this machine".into(),
+        )),
+    }
+}
+
+fn to_tensor(t: &ParamTensor) -> Tensor {
+    let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+    Tensor::from_slice(&t.data).reshape(shape)
+}
+
+impl TchTrainer {
+    /// Builds the model on the device that `spec` asks for, imports `init`, uploads both splits.
+    pub fn new(spec: &RunSpec, data: &Mnist, init: &Weights) -> Result<Self, TrainError> {
+        if let Some(threads) = spec.threads {
+            tch::set_num_threads(threads as i32);
+        }
+        let device = pick_device(spec.device)?;
+        let model = spec.model.spec();
+        init.check(&model)?;
+        let mut vs = nn::VarStore::new(device);
+        let net = Net::new(&vs.root(), &model);
+        load_weights(&mut vs, init)?;
+        let opt = nn::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            wd: 0.0,
+            eps: 1e-8,
+            amsgrad: false,
+        }
+        .build(&vs, spec.learning_rate)
+        .map_err(backend_error)?;
+        Ok(Self {
+            net,
+            opt,
+            device,
+            batch_size: spec.batch_size as i64,
+            train: DeviceSplit::upload(&data.train, device),
+            test: DeviceSplit::upload(&data.test, device),
+            vs,
+        })
+    }
+
+    fn split(&self, split: SplitKind) -> &DeviceSplit {
+        match split {
+            SplitKind::Train => &self.train,
+            SplitKind::Test => &self.test,
+        }
+    }
+}
+
+fn load_weights(vs: &mut nn::VarStore, weights: &Weights) -> Result<(), TrainError> {
+    let vars = vs.variables();
+    if vars.len() != weights.tensors.len() {
+        return Err(TrainError::Weights(format!(
+            "the tch model has {} tensors, the weights {}",
+            vars.len(),
+            weights.tensors.len()
+        )));
+    }
+    tch::no_grad(|| {
+        for (name, mut var) in vars {
+            let t = weights.get(&name, &shape_of(&var))?;
+            var.copy_(&to_tensor(t).to_device(var.device()));
+        }
+        Ok(())
+    })
+}
+
+fn shape_of(t: &Tensor) -> Vec<usize> {
+    t.size().iter().map(|&d| d as usize).collect()
+}
+
+/// The predicted class of each row compared with the labels, as a count (on the device).
+fn correct(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64)
+}
+
+fn read_totals(loss_sum: &Tensor, correct: &Tensor, examples: i64) -> Result<Totals, TrainError> {
+    Ok(Totals {
+        loss_sum: f64::try_from(loss_sum).map_err(backend_error)?,
+        correct: i64::try_from(correct).map_err(backend_error)? as u64,
+        examples: examples as u64,
+    })
+}
+
+impl Trainer for TchTrainer {
+    fn train_epoch(
+        &mut self,
+        order: &[u32],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Totals, TrainError> {
+        let order: Vec<i64> = order.iter().map(|&i| i as i64).collect();
+        let n = order.len() as i64;
+        let order = Tensor::from_slice(&order).to_device(self.device);
+        let mut loss_sum = Tensor::zeros([], (Kind::Float, self.device));
+        let mut hits = Tensor::zeros([], (Kind::Int64, self.device));
+        let mut start = 0;
+        let mut step = 0;
+        while start < n {
+            let len = self.batch_size.min(n - start);
+            let idx = order.narrow(0, start, len);
+            let xs = self.train.images.index_select(0, &idx); // [batch, 1, 28, 28]
+            let ys = self.train.labels.index_select(0, &idx); // [batch]
+            let logits = self.net.forward(&xs); // [batch, 10]
+            let loss = logits.cross_entropy_for_logits(&ys);
+            self.opt.backward_step(&loss);
+            tch::no_grad(|| {
+                loss_sum += loss.detach() * len as f64;
+                hits += correct(&logits, &ys);
+            });
+            start += len;
+            step += 1;
+            progress(step);
+        }
+        read_totals(&loss_sum, &hits, n)
+    }
+
+    fn evaluate(&mut self, split: SplitKind) -> Result<Totals, TrainError> {
+        let data = self.split(split);
+        let n = data.len();
+        let batch = common::harness::EVAL_BATCH_SIZE as i64;
+        tch::no_grad(|| {
+            let mut loss_sum = Tensor::zeros([], (Kind::Float, self.device));
+            let mut hits = Tensor::zeros([], (Kind::Int64, self.device));
+            let mut start = 0;
+            while start < n {
+                let len = batch.min(n - start);
+                let xs = data.images.narrow(0, start, len);
+                let ys = data.labels.narrow(0, start, len);
+                let logits = self.net.forward(&xs);
+                loss_sum += logits.cross_entropy_for_logits(&ys) * len as f64;
+                hits += correct(&logits, &ys);
+                start += len;
+            }
+            read_totals(&loss_sum, &hits, n)
+        })
+    }
+
+    fn weights(&self) -> Result<Weights, TrainError> {
+        let mut out = Weights::default();
+        for (name, var) in self.vs.variables() {
+            let shape = shape_of(&var);
+            let data = Vec::<f32>::try_from(var.detach().to_device(Device::Cpu).flatten(0, -1))
+                .map_err(backend_error)?;
+            out.tensors.insert(name, ParamTensor { shape, data });
+        }
+        Ok(out)
+    }
+
+    fn synchronize(&self) -> Result<(), TrainError> {
+        if let Device::Cuda(i) = self.device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        Ok(())
+    }
+
+    fn backend(&self) -> BackendInfo {
+        let (device, device_name) = match self.device {
+            Device::Cuda(i) => (DeviceKind::Cuda, format!("cuda:{i}")),
+            _ => (DeviceKind::Cpu, "cpu".to_string()),
+        };
+        let mut notes = vec![format!(
+            "cudnn: {}",
+            if tch::Cuda::cudnn_is_available() {
+                "available"
+            } else {
+                "not available"
+            }
+        )];
+        if device == DeviceKind::Cuda {
+            notes.push("cudnn.benchmark: false (libtorch default)".into());
+        }
+        BackendInfo {
+            framework: FRAMEWORK.into(),
+            framework_version: format!("tch 0.24.0, libtorch {LIBTORCH_VERSION}"),
+            device,
+            device_name,
+            threads: tch::get_num_threads().max(0) as usize,
+            features: if cuda_built() {
+                vec!["libtorch with CUDA".into()]
+            } else {
+                vec!["libtorch CPU only".into()]
+            },
+            notes,
+        }
+    }
+}
+
+/// Builds a tch trainer behind the framework-free trait.
+pub fn trainer(
+    spec: &RunSpec,
+    data: &Mnist,
+    init: &Weights,
+) -> Result<Box<dyn Trainer>, TrainError> {
+    Ok(Box::new(TchTrainer::new(spec, data, init)?))
+}
+
+/// A forward pass without training: logits `[n, 10]` as row-major f32, for checks.
+pub fn logits(
+    model: &ModelSpec,
+    weights: &Weights,
+    images: &[f32],
+) -> Result<Vec<f32>, TrainError> {
+    weights.check(model)?;
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let net = Net::new(&vs.root(), model);
+    load_weights(&mut vs, weights)?;
+    let n = (images.len() / (IMAGE_SIDE * IMAGE_SIDE)) as i64;
+    let side = IMAGE_SIDE as i64;
+    let xs = Tensor::from_slice(images).reshape([n, 1, side, side]);
+    let out = tch::no_grad(|| net.forward(&xs));
+    Vec::<f32>::try_from(out.flatten(0, -1)).map_err(backend_error)
+}
