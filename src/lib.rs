@@ -149,3 +149,39 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunReport> {
         failure: outcome.failure,
     })
 }
+
+/// Writes the initial weights of `model` and the batch order of each epoch (tensors `order.1`,
+/// `order.2`, ...) for `examples` training examples as one safetensors file.
+pub fn write_plan(
+    model: common::ModelKind,
+    seed: u64,
+    epochs: u32,
+    examples: usize,
+    out: &std::path::Path,
+) -> Result<()> {
+    if examples == 0 || examples > 100_000_000 {
+        bail!("examples must be 1 to 100000000, not {examples}");
+    }
+    let weights = Weights::init(&model.spec(), seed);
+    let orders = (1..=epochs)
+        .map(|e| {
+            let order = common::order::epoch_order(seed, e, examples);
+            (
+                format!("order.{e}"),
+                order.into_iter().map(i64::from).collect(),
+            )
+        })
+        .collect();
+    let metadata = [
+        ("model".to_string(), model.to_string()),
+        ("seed".to_string(), seed.to_string()),
+        ("epochs".to_string(), epochs.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let bytes = weights
+        .to_safetensors(&orders, Some(metadata))
+        .map_err(anyhow::Error::msg)?;
+    common::report::write_atomic(out, &bytes)
+        .with_context(|| format!("cannot write {}", out.display()))
+}

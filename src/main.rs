@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use common::harness::{DeviceRequest, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
 use common::ModelKind;
-use lenet_compare::{run, RunOptions};
+use lenet_compare::{run, write_plan, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,26 @@ enum Command {
         #[arg(long, short, default_value = "all")]
         model: String,
     },
+    /// Write a run's shared initial weights and every epoch's batch order as safetensors
+    /// (what the PyTorch reference run trains from)
+    Plan(PlanArgs),
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// lenet2 or lenet3
+    #[arg(long, short, default_value = "lenet2")]
+    model: ModelKind,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, short, default_value_t = EPOCHS)]
+    epochs: u32,
+    /// Number of training examples the orders cover
+    #[arg(long, default_value_t = 60_000)]
+    examples: usize,
+    /// The safetensors file to write
+    #[arg(long, short, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -120,6 +140,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train(args),
         Command::Summary { model } => summary(&model),
+        Command::Plan(args) => plan(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -140,5 +161,10 @@ fn summary(model: &str) -> Result<bool> {
     for m in models {
         println!("{}", m.spec().summary_text());
     }
+    Ok(true)
+}
+
+fn plan(args: &PlanArgs) -> Result<bool> {
+    write_plan(args.model, args.seed, args.epochs, args.examples, &args.out)?;
     Ok(true)
 }

@@ -1,1 +1,68 @@
-fn main() {}
+//! `cargo xtask`: the project's set-up, builds and comparisons, so that nobody has to prepare
+//! anything by hand. One module per subcommand; runs are separate processes of the `lenet` binary
+//! (and of the PyTorch reference script), and their JSON reports are the only thing read back.
+
+mod bundle;
+mod compare;
+mod setup;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Set-up, builds and comparisons for lenet-compare"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install libtorch (PyPI torch 2.11.0 in a virtual environment) unless LIBTORCH or
+    /// LIBTORCH_USE_PYTORCH points at one, and link the build to it
+    Setup,
+    /// Run every (framework, model) in its own process and tabulate accuracy and time per epoch
+    Compare(compare::Args),
+    /// Set up, then run the whole test suite (release build); extra arguments go to `cargo test`
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build a self-contained folder that runs the comparison on a machine with only python3, torch
+    /// 2.11 and the NVIDIA libraries (no Rust toolchain)
+    Bundle(bundle::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::run().map(|env| {
+            println!("libtorch: {}", env.libtorch.display());
+            println!("python:   {}", env.python.display());
+            true
+        }),
+        Command::Compare(args) => compare::run(args),
+        Command::Test { args } => test(&args),
+        Command::Bundle(args) => bundle::run(args).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn test(args: &[String]) -> Result<bool> {
+    let env = setup::run()?;
+    let mut cmd = env.cargo();
+    cmd.args(["test", "--release", "--workspace"]).args(args);
+    setup::status(&mut cmd)
+}

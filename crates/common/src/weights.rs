@@ -84,3 +84,35 @@ impl Weights {
         self.tensors.values().map(|t| t.data.len()).sum()
     }
 }
+
+/// Extra named integer tensors stored beside the weights in a file (each epoch's order, say).
+pub type IndexTensors = Vec<(String, Vec<i64>)>;
+
+impl Weights {
+    /// Encodes the weights, and any index tensors, as safetensors (f32 and i64, little-endian).
+    pub fn to_safetensors(
+        &self,
+        indices: &IndexTensors,
+        metadata: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Vec<u8>, String> {
+        use safetensors::tensor::{Dtype, TensorView};
+        let mut bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (name, t) in &self.tensors {
+            let raw = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            bytes.push((name.clone(), Dtype::F32, t.shape.clone(), raw));
+        }
+        for (name, v) in indices {
+            let raw = v.iter().flat_map(|i| i.to_le_bytes()).collect();
+            bytes.push((name.clone(), Dtype::I64, vec![v.len()], raw));
+        }
+        let views = bytes
+            .iter()
+            .map(|(name, dtype, shape, raw)| {
+                TensorView::new(*dtype, shape.clone(), raw)
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        safetensors::serialize(views, metadata).map_err(|e| e.to_string())
+    }
+}

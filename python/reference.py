@@ -1,0 +1,256 @@
+"""The PyTorch reference run of lenet-compare: the tutorial's framework, trained with the same recipe,
+from the same initial weights and in the same batch order as the Rust runs (read from a plan file that
+`lenet plan` writes), timed the same way, and reported in the same JSON format.
+
+Only the standard library, numpy and torch are used, so it runs wherever a torch is installed.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SCHEMA = 1
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def read_idx(folder, name):
+    for path, opener in ((os.path.join(folder, name), open), (os.path.join(folder, name + ".gz"), gzip.open)):
+        if os.path.isfile(path):
+            with opener(path, "rb") as f:
+                raw = f.read()
+            ndims = raw[3]
+            dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndims)]
+            return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndims).reshape(dims)
+    sys.exit(f"error: {os.path.join(folder, name)}.gz: missing")
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    base = 8 + n
+    dtypes = {"F32": np.float32, "I64": np.int64}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        out[name] = np.frombuffer(raw[base + start: base + end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+    return out
+
+
+class LeNet2(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(400, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # [batch, 6, 14, 14]
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # [batch, 16, 5, 5]
+        x = torch.flatten(x, 1)  # [batch, 400]
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class LeNet3(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.conv3 = nn.Conv2d(64, 64, 3)
+        self.fc1 = nn.Linear(1024, 64)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # [batch, 32, 14, 14]
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # [batch, 64, 6, 6]
+        x = F.relu(self.conv3(x))  # [batch, 64, 4, 4]
+        x = torch.flatten(x, 1)  # [batch, 1024]
+        x = F.relu(self.fc1(x))
+        return self.fc2(x)
+
+
+def environment(command):
+    cpu = "unknown-cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    gpu = driver = None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader", "--id=0"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        gpu, driver = [s.strip() for s in out.split(",", 1)]
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        pass
+    now = int(time.time())
+    return {
+        "lenet_version": "python-reference",
+        "os": platform.system().lower(),
+        "arch": platform.machine(),
+        "cpu_model": cpu,
+        "logical_cpus": os.cpu_count() or 1,
+        "hostname": socket.gethostname(),
+        "gpu": gpu,
+        "gpu_driver": driver,
+        "command": command,
+        "started_unix": now,
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+    }
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def evaluate(model, images, labels, device, batch=1000):
+    sync(device)
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    hits = torch.zeros((), dtype=torch.int64, device=device)
+    n = labels.shape[0]
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            xs, ys = images[s:s + batch], labels[s:s + batch]
+            logits = model(xs)
+            loss_sum += F.cross_entropy(logits, ys) * ys.shape[0]
+            hits += (logits.argmax(-1) == ys).sum()
+    record = {"loss": loss_sum.item() / n, "accuracy": hits.item() / n, "examples": n}
+    sync(device)
+    record["seconds"] = time.perf_counter() - start
+    return record
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--plan", required=True, help="safetensors file written by `lenet plan`")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--model", choices=["lenet2", "lenet3"], required=True)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+
+    spec = {"framework": "pytorch", "model": args.model, "device": args.device, "epochs": args.epochs,
+            "batch_size": args.batch_size, "learning_rate": 1e-3, "seed": args.seed, "limit": args.limit,
+            "threads": args.threads}
+    env = environment(sys.argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("error: pytorch: CUDA was asked for, but torch finds no CUDA device")
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda:0" if use_cuda else "cpu")
+
+    def split(images, labels):
+        x, y = read_idx(args.data_dir, FILES[images]), read_idx(args.data_dir, FILES[labels])
+        if args.limit:
+            x, y = x[:args.limit], y[:args.limit]
+        x = (x.astype(np.float32) / np.float32(255.0) - np.float32(0.5)) / np.float32(0.5)
+        return (torch.from_numpy(x).reshape(-1, 1, 28, 28).to(device),
+                torch.from_numpy(y.astype(np.int64)).to(device))
+
+    setup = time.perf_counter()
+    plan = read_safetensors(args.plan)
+    train_x, train_y = split("train_images", "train_labels")
+    test_x, test_y = split("test_images", "test_labels")
+    model = (LeNet2() if args.model == "lenet2" else LeNet3()).to(device)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in plan.items() if not k.startswith("order.")})
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
+    sync(device)
+    setup_seconds = time.perf_counter() - setup
+
+    n = train_y.shape[0]
+    epochs, failure = [], None
+    for epoch in range(1, args.epochs + 1):
+        order = torch.from_numpy(plan[f"order.{epoch}"].copy())
+        if order.shape[0] != n:
+            sys.exit(f"error: {args.plan}: order.{epoch} covers {order.shape[0]} examples, the data has {n}")
+        sync(device)
+        start = time.perf_counter()
+        order = order.to(device)
+        loss_sum = torch.zeros((), device=device)
+        hits = torch.zeros((), dtype=torch.int64, device=device)
+        for s in range(0, n, args.batch_size):
+            idx = order[s:s + args.batch_size]
+            xs, ys = train_x.index_select(0, idx), train_y.index_select(0, idx)
+            logits = model(xs)
+            loss = F.cross_entropy(logits, ys)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                loss_sum += loss.detach() * ys.shape[0]
+                hits += (logits.argmax(-1) == ys).sum()
+        train_loss, train_hits = loss_sum.item(), hits.item()
+        sync(device)
+        train_seconds = time.perf_counter() - start
+        if not np.isfinite(train_loss):
+            failure = f"the training loss became non-finite in epoch {epoch}"
+            break
+        test = evaluate(model, test_x, test_y, device)
+        epochs.append({"epoch": epoch, "train_loss": train_loss / n, "train_accuracy": train_hits / n,
+                       "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                       "train_seconds": train_seconds, "eval_seconds": test["seconds"]})
+        print(f"pytorch {args.model} epoch {epoch}/{args.epochs}: loss {train_loss / n:.4f}, "
+              f"train acc {100 * train_hits / n:.2f}%, test acc {100 * test['accuracy']:.2f}%, "
+              f"{train_seconds:.2f} s", file=sys.stderr, flush=True)
+
+    final_train = final_test = None
+    if failure is None:
+        final_test = evaluate(model, test_x, test_y, device)
+        final_train = evaluate(model, train_x, train_y, device)
+    notes = [f"cudnn: {'available' if torch.backends.cudnn.is_available() else 'not available'}"]
+    if use_cuda:
+        notes.append(f"cudnn.benchmark: {str(torch.backends.cudnn.benchmark).lower()} (torch default)")
+    report = {
+        "schema": SCHEMA, "spec": spec,
+        "backend": {"framework": "pytorch", "framework_version": f"torch {torch.__version__}, python {platform.python_version()}",
+                    "device": "cuda" if use_cuda else "cpu", "device_name": str(device),
+                    "threads": torch.get_num_threads(), "features": [], "notes": notes},
+        "environment": env, "parameters": sum(p.numel() for p in model.parameters()),
+        "train_examples": n, "test_examples": int(test_y.shape[0]), "setup_seconds": setup_seconds,
+        "epochs": epochs, "final_train": final_train, "final_test": final_test, "failure": failure,
+    }
+    tmp = f"{args.out}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, args.out)
+    if failure:
+        sys.exit(f"error: pytorch {args.model} failed: {failure}")
+
+
+if __name__ == "__main__":
+    main()

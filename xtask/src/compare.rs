@@ -1,0 +1,326 @@
+//! `cargo xtask compare`: one process per (framework, model) run, each report written as soon as the
+//! run ends, then the table. A run that crashes without a report becomes a failed report here, so a
+//! comparison is never lost to one run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use common::harness::{DeviceRequest, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
+use common::report::{Environment, RunReport};
+use common::summary;
+use common::ModelKind;
+
+use crate::setup;
+
+/// Frameworks `compare` knows; `pytorch` is the Python reference.
+pub const FRAMEWORKS: &[&str] = &["pytorch", "tch"];
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// Comma-separated frameworks: pytorch (the Python reference), tch
+    #[arg(long, value_delimiter = ',', default_value = "pytorch,tch")]
+    pub frameworks: Vec<String>,
+    /// Comma-separated models: lenet2, lenet3
+    #[arg(long, value_delimiter = ',', default_value = "lenet2,lenet3")]
+    pub models: Vec<ModelKind>,
+    /// auto (CUDA when available), cpu or cuda
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceRequest,
+    #[arg(long, default_value_t = EPOCHS)]
+    pub epochs: u32,
+    /// Train on the first N training images and test on the first N test images
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// CPU threads for every framework (default: each framework's own default)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Folder with the four MNIST files (default: $MNIST_DIR, else the cache, else a download)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Results go to OUT/MACHINE/
+    #[arg(long, default_value = "results", value_name = "OUT")]
+    pub out: PathBuf,
+    /// Name of the machine's results folder (default: from the GPU or CPU model)
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Use this `lenet` binary instead of building one (as the GPU bundle does)
+    #[arg(long, value_name = "FILE")]
+    pub lenet: Option<PathBuf>,
+    /// Python with torch for the reference run (default: the one `setup` installed)
+    #[arg(long, value_name = "FILE")]
+    pub python: Option<PathBuf>,
+    /// The reference script (default: python/reference.py in the repository)
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
+}
+
+struct Tools {
+    lenet: PathBuf,
+    python: PathBuf,
+    reference: PathBuf,
+}
+
+fn tools(args: &Args) -> Result<Tools> {
+    let root = setup::root();
+    let reference = args
+        .reference
+        .clone()
+        .unwrap_or_else(|| root.join("python").join("reference.py"));
+    if let (Some(lenet), Some(python)) = (&args.lenet, &args.python) {
+        return Ok(Tools {
+            lenet: lenet.clone(),
+            python: python.clone(),
+            reference,
+        });
+    }
+    let env = setup::run()?;
+    let lenet = match &args.lenet {
+        Some(l) => l.clone(),
+        None => {
+            eprintln!("building lenet (release)");
+            let ok = setup::status(env.cargo().args([
+                "build",
+                "--release",
+                "--quiet",
+                "--package",
+                "lenet-compare",
+                "--bin",
+                "lenet",
+            ]))?;
+            if !ok {
+                bail!("cargo build failed");
+            }
+            env.root.join("target").join("release").join("lenet")
+        }
+    };
+    Ok(Tools {
+        lenet,
+        python: args.python.clone().unwrap_or(env.python),
+        reference,
+    })
+}
+
+fn check(args: &Args) -> Result<()> {
+    for f in &args.frameworks {
+        if !FRAMEWORKS.contains(&f.as_str()) {
+            bail!(
+                "unknown framework '{f}': expected one of {}",
+                FRAMEWORKS.join(", ")
+            );
+        }
+    }
+    let probe = RunSpec {
+        epochs: args.epochs,
+        limit: args.limit,
+        threads: args.threads,
+        ..RunSpec::recipe("tch", ModelKind::LeNet2)
+    };
+    probe.validate().map_err(anyhow::Error::msg)?;
+    if let Some(dir) = &args.data_dir {
+        if !dir.is_dir() {
+            bail!("{}: the data folder does not exist", dir.display());
+        }
+    }
+    Ok(())
+}
+
+/// Runs the comparison; `Ok(false)` when a run failed.
+pub fn run(args: Args) -> Result<bool> {
+    check(&args)?;
+    let tools = tools(&args)?;
+    let env = Environment::capture();
+    let machine = args.machine.clone().unwrap_or_else(|| {
+        env.machine_slug(args.device != DeviceRequest::Cpu && env.gpu.is_some())
+    });
+    let dir = args.out.join(&machine);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the results folder {}", dir.display()))?;
+    let mut ok = true;
+    for model in &args.models {
+        for framework in &args.frameworks {
+            let path = dir.join(format!("{framework}-{model}.json"));
+            let report = run_one(&tools, &args, framework, *model, &path)?;
+            ok &= report.succeeded();
+        }
+    }
+    let reports = collect(&dir)?;
+    let table = summary::table(&reports);
+    println!("\n{table}");
+    let text = summary_markdown(&machine, &reports, &table);
+    common::report::write_atomic(&dir.join("summary.md"), text.as_bytes())
+        .with_context(|| format!("cannot write {}", dir.join("summary.md").display()))?;
+    println!("\nwritten to {}", dir.display());
+    Ok(ok)
+}
+
+fn spec(args: &Args, framework: &str, model: ModelKind) -> RunSpec {
+    RunSpec {
+        framework: framework.to_string(),
+        model,
+        device: args.device,
+        epochs: args.epochs,
+        batch_size: BATCH_SIZE,
+        learning_rate: LEARNING_RATE,
+        seed: args.seed,
+        limit: args.limit,
+        threads: args.threads,
+    }
+}
+
+fn run_one(
+    tools: &Tools,
+    args: &Args,
+    framework: &str,
+    model: ModelKind,
+    report_path: &Path,
+) -> Result<RunReport> {
+    let spec = spec(args, framework, model);
+    // A report left by an earlier run must not pass for this one.
+    let _ = std::fs::remove_file(report_path);
+    let mut cmd = if framework == "pytorch" {
+        let plan = report_path.with_extension("plan.safetensors");
+        let examples = args.limit.unwrap_or(60_000).min(60_000);
+        let ok = setup::status(
+            Command::new(&tools.lenet)
+                .args(["plan", "--model", model.name()])
+                .args(["--seed", &args.seed.to_string()])
+                .args(["--epochs", &args.epochs.to_string()])
+                .args(["--examples", &examples.to_string()])
+                .arg("--out")
+                .arg(&plan),
+        )?;
+        if !ok {
+            bail!("lenet plan failed");
+        }
+        let mut cmd = Command::new(&tools.python);
+        cmd.arg(&tools.reference)
+            .arg("--plan")
+            .arg(&plan)
+            .args(["--model", model.name()])
+            .args(["--device", &args.device.to_string()])
+            .args(["--epochs", &args.epochs.to_string()])
+            .args(["--seed", &args.seed.to_string()]);
+        cmd.arg("--data-dir").arg(data_dir(args)?);
+        cmd.env("PYTHONUNBUFFERED", "1");
+        cmd
+    } else {
+        let mut cmd = Command::new(&tools.lenet);
+        cmd.args(["train", "--framework", framework, "--model", model.name()])
+            .args(["--device", &args.device.to_string()])
+            .args(["--epochs", &args.epochs.to_string()])
+            .args(["--seed", &args.seed.to_string()]);
+        if let Some(dir) = &args.data_dir {
+            cmd.arg("--data-dir").arg(dir);
+        }
+        cmd
+    };
+    if let Some(n) = args.limit {
+        cmd.args(["--limit", &n.to_string()]);
+    }
+    if let Some(t) = args.threads {
+        cmd.args(["--threads", &t.to_string()]);
+    }
+    cmd.arg("--out").arg(report_path);
+    eprintln!("== {framework} {model}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    if framework == "pytorch" {
+        let _ = std::fs::remove_file(report_path.with_extension("plan.safetensors"));
+    }
+    let report = match RunReport::read(report_path) {
+        Ok(r) if r.spec.framework == framework && r.spec.model == model => r,
+        _ => {
+            let reason = match status.code() {
+                Some(code) => format!("the run process exited with status {code} and no report"),
+                None => format!("the run process was killed ({status}) and left no report"),
+            };
+            let r = RunReport::failed(spec, Environment::capture(), reason);
+            r.write(report_path)?;
+            r
+        }
+    };
+    Ok(report)
+}
+
+/// The data folder for the reference script, which does not download: the option, `MNIST_DIR`, or
+/// the cache folder that `lenet` fills.
+fn data_dir(args: &Args) -> Result<PathBuf> {
+    let (dir, source) = common::mnist::resolve_dir(args.data_dir.as_deref())?;
+    if source == common::mnist::DirSource::Cache {
+        common::mnist::download_missing(&dir)?;
+    }
+    Ok(dir)
+}
+
+/// Every run report in a results folder.
+pub fn collect(dir: &Path) -> Result<Vec<RunReport>> {
+    let mut reports = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            reports.push(RunReport::read(&path)?);
+        }
+    }
+    summary::sort(&mut reports);
+    Ok(reports)
+}
+
+fn summary_markdown(machine: &str, reports: &[RunReport], table: &str) -> String {
+    let mut text = format!("# Results: {machine}\n\n{table}\n\n");
+    if let Some(r) = reports.first() {
+        let e = &r.environment;
+        text.push_str(&format!(
+            "- CPU: {} ({} logical CPUs), {} {}\n",
+            e.cpu_model, e.logical_cpus, e.os, e.arch
+        ));
+        if let Some(gpu) = &e.gpu {
+            text.push_str(&format!(
+                "- GPU: {gpu}, driver {}\n",
+                e.gpu_driver.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    for r in reports {
+        if let Some(b) = &r.backend {
+            text.push_str(&format!(
+                "- {} {}: {} on {}, {} threads{}{}\n",
+                r.spec.framework,
+                r.spec.model,
+                b.framework_version,
+                b.device_name,
+                b.threads,
+                if b.features.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", b.features.join(", "))
+                },
+                if b.notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", b.notes.join("; "))
+                }
+            ));
+        }
+    }
+    if let Some(r) = reports.first() {
+        text.push_str(&format!(
+            "\nRecipe: Adam lr {}, betas (0.9, 0.999), eps 1e-8, batch {}, {} epochs, seed {}{}. \
+             Epoch times are training only (first step to a device synchronisation after the last); \
+             \"vs PyTorch\" divides the median epoch time by PyTorch's on the same device. \
+             Raw reports: the JSON files beside this one.\n",
+            r.spec.learning_rate,
+            r.spec.batch_size,
+            r.spec.epochs,
+            r.spec.seed,
+            r.spec
+                .limit
+                .map(|n| format!(", first {n} images of each split"))
+                .unwrap_or_default()
+        ));
+    }
+    text
+}

@@ -1,0 +1,192 @@
+//! Finding or installing libtorch. A user's `LIBTORCH` or `LIBTORCH_USE_PYTORCH` wins; otherwise
+//! PyPI `torch==2.11.0` is installed into a virtual environment in the user's cache folder (shared by
+//! every checkout, so it downloads once), and `.libtorch` in the repository links to it. The
+//! workspace's `.cargo/config.toml` points `LIBTORCH` at that link, which is why a plain `cargo test`
+//! or `cargo bench` works once this has run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+pub const TORCH_VERSION: &str = "2.11.0";
+
+/// What the builds and the reference runs use.
+pub struct Env {
+    pub root: PathBuf,
+    pub libtorch: PathBuf,
+    /// A python3 that can import torch (for the PyTorch reference run).
+    pub python: PathBuf,
+}
+
+impl Env {
+    /// `cargo`, run from the repository root.
+    pub fn cargo(&self) -> Command {
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.current_dir(&self.root);
+        cmd
+    }
+}
+
+/// Runs a command with inherited output; `Ok(false)` when it exits non-zero.
+pub fn status(cmd: &mut Command) -> Result<bool> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    Ok(status.success())
+}
+
+pub fn root() -> PathBuf {
+    // xtask/ sits in the repository root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("LENET_CACHE").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("no cache folder: set LENET_CACHE or HOME")?;
+    Ok(base.join("lenet-compare"))
+}
+
+fn python_output(python: &Path, code: &str) -> Result<String> {
+    let out = Command::new(python)
+        .args(["-c", code])
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+const TORCH_DIR: &str =
+    "import torch, os; print(os.path.dirname(torch.__file__)); print(torch.__version__)";
+
+/// Finds or installs libtorch and returns where everything is.
+pub fn run() -> Result<Env> {
+    let root = root();
+    let link = root.join(".libtorch");
+    // Cargo's [env] sets LIBTORCH to our own link for every process it starts, this one included;
+    // only a different value comes from the user.
+    let user_libtorch = std::env::var_os("LIBTORCH")
+        .map(PathBuf::from)
+        .filter(|p| p != &link && !p.ends_with(".libtorch"));
+    let default_python = std::env::var_os("LENET_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    if std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
+        let out = python_output(&default_python, TORCH_DIR)
+            .context("LIBTORCH_USE_PYTORCH is set, but python3 cannot import torch")?;
+        let dir = out.lines().next().unwrap_or_default();
+        return Ok(Env {
+            root,
+            libtorch: PathBuf::from(dir),
+            python: default_python,
+        });
+    }
+    if let Some(libtorch) = user_libtorch {
+        if !libtorch.join("lib").is_dir() {
+            bail!(
+                "LIBTORCH={} has no lib folder: point it at a libtorch {TORCH_VERSION} folder, or unset it to let xtask install one",
+                libtorch.display()
+            );
+        }
+        return Ok(Env {
+            root,
+            libtorch,
+            python: default_python,
+        });
+    }
+    let venv = cache_dir()?.join(format!("torch-{TORCH_VERSION}"));
+    let python = venv.join("bin").join("python");
+    let marker = venv.join(".lenet-complete");
+    if !marker.exists() {
+        install(&venv)?;
+        std::fs::write(&marker, TORCH_VERSION)
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+    }
+    let out = python_output(&python, TORCH_DIR)?;
+    let mut lines = out.lines();
+    let dir = PathBuf::from(lines.next().unwrap_or_default());
+    let version = lines.next().unwrap_or_default();
+    if !version.starts_with(TORCH_VERSION) {
+        bail!(
+            "{} has torch {version}, tch needs {TORCH_VERSION}: delete {} and run again",
+            venv.display(),
+            venv.display()
+        );
+    }
+    relink(&link, &dir)?;
+    Ok(Env {
+        root,
+        libtorch: link,
+        python,
+    })
+}
+
+fn relink(link: &Path, target: &Path) -> Result<()> {
+    if std::fs::read_link(link).ok().as_deref() == Some(target) {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(target, link)
+        .with_context(|| format!("cannot link {} to {}", link.display(), target.display()))
+}
+
+fn install(venv: &Path) -> Result<()> {
+    eprintln!(
+        "installing torch=={TORCH_VERSION} from PyPI into {} (once; about 4.7 GB with its NVIDIA libraries)",
+        venv.display()
+    );
+    let host = std::env::var_os("LENET_HOST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    if let Some(parent) = venv.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let ok = status(Command::new(&host).arg("-m").arg("venv").arg(venv)).with_context(|| {
+        format!(
+            "cannot create a virtual environment with {}",
+            host.display()
+        )
+    })?;
+    if !ok {
+        bail!(
+            "{} -m venv {} failed (on Debian, install python3-venv)",
+            host.display(),
+            venv.display()
+        );
+    }
+    let pip = venv.join("bin").join("pip");
+    let ok = status(
+        Command::new(&pip)
+            .args([
+                "install",
+                "--disable-pip-version-check",
+                "--progress-bar",
+                "on",
+            ])
+            .arg(format!("torch=={TORCH_VERSION}"))
+            .arg("numpy"),
+    )?;
+    if !ok {
+        bail!(
+            "pip could not install torch=={TORCH_VERSION} into {}",
+            venv.display()
+        );
+    }
+    Ok(())
+}
