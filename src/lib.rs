@@ -185,3 +185,27 @@ pub fn write_plan(
     common::report::write_atomic(out, &bytes)
         .with_context(|| format!("cannot write {}", out.display()))
 }
+
+/// Logits `[n, 10]` of the named framework's forward pass on the CPU, for checks.
+pub fn logits(
+    framework: &str,
+    model: common::ModelKind,
+    weights: &Weights,
+    images: &[f32],
+) -> Result<Vec<f32>, TrainError> {
+    let spec = model.spec();
+    match framework {
+        "tch" => tch_impl::logits(&spec, weights, images),
+        other => Err(TrainError::DeviceUnavailable(format!(
+            "framework '{other}' is not in this build"
+        ))),
+    }
+}
+
+/// Whether the named framework can use a CUDA device here.
+pub fn cuda_available(framework: &str) -> bool {
+    match framework {
+        "tch" => tch_impl::cuda_available(),
+        _ => false,
+    }
+}

@@ -11,6 +11,7 @@ pub mod harness;
 pub mod idx;
 pub mod mnist;
 pub mod order;
+pub mod reference;
 pub mod report;
 pub mod spec;
 pub mod summary;

@@ -1,0 +1,95 @@
+//! Figures derived from reports: medians, time to an accuracy, the ratio to PyTorch.
+
+use common::harness::RunSpec;
+use common::report::{Environment, EpochRecord, EvalRecord, RunReport, SCHEMA};
+use common::{summary, ModelKind};
+
+fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
+    let epochs = seconds
+        .iter()
+        .zip(accuracy)
+        .enumerate()
+        .map(|(i, (&s, &a))| EpochRecord {
+            epoch: i as u32 + 1,
+            train_loss: 0.1,
+            train_accuracy: a,
+            test_loss: 0.1,
+            test_accuracy: a,
+            train_seconds: s,
+            eval_seconds: 0.5,
+        })
+        .collect();
+    let eval = EvalRecord {
+        loss: 0.1,
+        accuracy: *accuracy.last().unwrap(),
+        examples: 10_000,
+        seconds: 0.5,
+    };
+    RunReport {
+        schema: SCHEMA,
+        spec: RunSpec::recipe(framework, ModelKind::LeNet2),
+        backend: None,
+        environment: Environment::default(),
+        parameters: 61_706,
+        train_examples: 60_000,
+        test_examples: 10_000,
+        setup_seconds: 0.0,
+        epochs,
+        final_train: Some(eval.clone()),
+        final_test: Some(eval),
+        failure: None,
+    }
+}
+
+#[test]
+fn median_skips_the_first_epoch() {
+    let r = report("tch", &[9.0, 2.0, 4.0, 3.0], &[0.9, 0.98, 0.991, 0.992]);
+    assert_eq!(r.first_epoch_seconds(), Some(9.0));
+    assert_eq!(r.median_epoch_seconds(), Some(3.0));
+    let r = report("tch", &[9.0, 2.0, 4.0], &[0.9, 0.98, 0.99]);
+    assert_eq!(r.median_epoch_seconds(), Some(3.0));
+    assert_eq!(r.seconds_to_accuracy(0.99), Some(15.0));
+    assert_eq!(r.seconds_to_accuracy(0.995), None);
+    assert_eq!(r.total_seconds(), 16.5);
+}
+
+#[test]
+fn table_divides_by_pytorch() {
+    let mut reports = vec![
+        report("tch", &[5.0, 3.0, 3.0], &[0.9, 0.95, 0.97]),
+        report("pytorch", &[5.0, 2.0, 2.0], &[0.9, 0.95, 0.97]),
+    ];
+    let mut failed = report("tch", &[], &[0.0]);
+    failed.spec.model = ModelKind::LeNet3;
+    failed.epochs.clear();
+    failed.final_test = None;
+    failed.failure = Some("killed by signal 9".into());
+    reports.push(failed);
+    summary::sort(&mut reports);
+    assert_eq!(reports[0].spec.framework, "pytorch", "the baseline first");
+    let table = summary::table(&reports);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[2].contains("| pytorch ") && lines[2].contains("1.00x"),
+        "{table}"
+    );
+    assert!(
+        lines[3].contains("| tch ") && lines[3].contains("1.50x"),
+        "{table}"
+    );
+    assert!(lines[3].contains("not reached"), "{table}");
+    assert!(lines[4].contains("FAILED: killed by signal 9"), "{table}");
+}
+
+#[test]
+fn slugs_name_machines() {
+    assert_eq!(
+        common::report::slug("NVIDIA H100 80GB HBM3"),
+        "nvidia-h100-80gb-hbm3"
+    );
+    assert_eq!(
+        common::report::slug("Intel(R) Xeon(R) Processor-2cpu"),
+        "intel-r-xeon-r-processor-2cpu"
+    );
+    assert_eq!(common::report::utc(1_795_656_922), "2026-11-26T01:35:22Z");
+}
