@@ -64,5 +64,12 @@ fn test(args: &[String]) -> Result<bool> {
     let env = setup::run()?;
     let mut cmd = env.cargo();
     cmd.args(["test", "--release", "--workspace"]).args(args);
+    // Test binaries run in their own package's folder: a relative MNIST_DIR must not depend on that.
+    if let Some(dir) = std::env::var_os("MNIST_DIR").filter(|d| !d.is_empty()) {
+        let dir = std::path::PathBuf::from(dir);
+        if let Ok(abs) = std::path::absolute(&dir) {
+            cmd.env("MNIST_DIR", abs);
+        }
+    }
     setup::status(&mut cmd)
 }

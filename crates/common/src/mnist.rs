@@ -235,8 +235,18 @@ pub fn read_split(images_path: &Path, labels_path: &Path) -> Result<Split, DataE
     })
 }
 
-/// Downloads each standard file that `dir` lacks, verified, with a progress bar.
+/// Downloads each standard file that `dir` lacks, verified, with a progress bar, from
+/// `MNIST_MIRROR` if set, else from [`MIRRORS`].
 pub fn download_missing(dir: &Path) -> Result<()> {
+    let mirrors: Vec<String> = match std::env::var("MNIST_MIRROR") {
+        Ok(m) if !m.is_empty() => vec![m],
+        _ => MIRRORS.iter().map(|m| m.to_string()).collect(),
+    };
+    download_missing_from(dir, &mirrors)
+}
+
+/// Downloads each standard file that `dir` lacks from the first of `mirrors` that serves it intact.
+pub fn download_missing_from(dir: &Path, mirrors: &[String]) -> Result<()> {
     let missing: Vec<_> = FILES
         .iter()
         .filter(|f| find_file(dir, f).is_none())
@@ -246,14 +256,10 @@ pub fn download_missing(dir: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    let mirrors: Vec<String> = match std::env::var("MNIST_MIRROR") {
-        Ok(m) if !m.is_empty() => vec![m],
-        _ => MIRRORS.iter().map(|m| m.to_string()).collect(),
-    };
     for file in missing {
         let mut failures = Vec::new();
         let mut done = false;
-        for mirror in &mirrors {
+        for mirror in mirrors {
             let url = format!("{}/{}.gz", mirror.trim_end_matches('/'), file.name);
             match download_one(&url, dir, file) {
                 Ok(()) => {
