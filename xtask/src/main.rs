@@ -27,7 +27,7 @@ enum Command {
     /// LIBTORCH_USE_PYTORCH points at one, and link the build to it
     Setup,
     /// Run every (framework, model) in its own process and tabulate accuracy and time per epoch
-    Compare(compare::Args),
+    Compare(Box<compare::Args>),
     /// Set up, then run the whole test suite (release build); extra arguments go to `cargo test`
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
             println!("python:   {}", env.python.display());
             true
         }),
-        Command::Compare(args) => compare::run(args),
+        Command::Compare(args) => compare::run(*args),
         Command::Test { args } => test(&args),
         Command::Bundle(args) => bundle::run(args).map(|()| true),
     };

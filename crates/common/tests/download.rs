@@ -91,5 +91,9 @@ fn a_corrupt_or_missing_download_leaves_nothing() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left, vec!["train-images-idx3-ubyte.gz".to_string()], "only the verified file");
+    assert_eq!(
+        left,
+        vec!["train-images-idx3-ubyte.gz".to_string()],
+        "only the verified file"
+    );
 }
