@@ -119,17 +119,31 @@ fn check(args: &Args) -> Result<()> {
         ..RunSpec::recipe("tch", ModelKind::LeNet2)
     };
     probe.validate().map_err(anyhow::Error::msg)?;
-    if let Some(dir) = &args.data_dir {
-        if !dir.is_dir() {
-            bail!("{}: the data folder does not exist", dir.display());
-        }
-    }
     Ok(())
+}
+
+/// Finds MNIST (downloading it into the cache if that is where it goes) and checks every file once,
+/// so that bad data stops the comparison with one clear error before any run starts. Returns the
+/// folder, which every run is then given explicitly.
+fn check_data(args: &Args) -> Result<PathBuf> {
+    let (dir, source) = common::mnist::resolve_dir(args.data_dir.as_deref())?;
+    if source == common::mnist::DirSource::Cache {
+        common::mnist::download_missing(&dir)?;
+    } else if !dir.is_dir() {
+        bail!("{}: the data folder does not exist", dir.display());
+    }
+    common::Mnist::load_dir(&dir)?;
+    Ok(dir)
 }
 
 /// Runs the comparison; `Ok(false)` when a run failed.
 pub fn run(args: Args) -> Result<bool> {
     check(&args)?;
+    let data_dir = check_data(&args)?;
+    let args = Args {
+        data_dir: Some(data_dir),
+        ..args
+    };
     let tools = tools(&args)?;
     let env = Environment::capture();
     let machine = args.machine.clone().unwrap_or_else(|| {
@@ -203,7 +217,6 @@ fn run_one(
             .args(["--device", &args.device.to_string()])
             .args(["--epochs", &args.epochs.to_string()])
             .args(["--seed", &args.seed.to_string()]);
-        cmd.arg("--data-dir").arg(data_dir(args)?);
         cmd.env("PYTHONUNBUFFERED", "1");
         cmd
     } else {
@@ -212,11 +225,11 @@ fn run_one(
             .args(["--device", &args.device.to_string()])
             .args(["--epochs", &args.epochs.to_string()])
             .args(["--seed", &args.seed.to_string()]);
-        if let Some(dir) = &args.data_dir {
-            cmd.arg("--data-dir").arg(dir);
-        }
         cmd
     };
+    if let Some(dir) = &args.data_dir {
+        cmd.arg("--data-dir").arg(dir);
+    }
     if let Some(n) = args.limit {
         cmd.args(["--limit", &n.to_string()]);
     }
@@ -244,16 +257,6 @@ fn run_one(
         }
     };
     Ok(report)
-}
-
-/// The data folder for the reference script, which does not download: the option, `MNIST_DIR`, or
-/// the cache folder that `lenet` fills.
-fn data_dir(args: &Args) -> Result<PathBuf> {
-    let (dir, source) = common::mnist::resolve_dir(args.data_dir.as_deref())?;
-    if source == common::mnist::DirSource::Cache {
-        common::mnist::download_missing(&dir)?;
-    }
-    Ok(dir)
 }
 
 /// Every run report in a results folder.

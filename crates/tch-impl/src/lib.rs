@@ -27,9 +27,12 @@ fn backend_error(e: tch::TchError) -> TrainError {
     }
 }
 
-/// Whether this libtorch has CUDA support compiled in and loaded (libtorch_cuda).
+/// Whether libtorch's CUDA part (libtorch_cuda) is loaded in this process. (`tch::utils::has_cuda`
+/// cannot tell: it is false on a machine without a GPU even when the library is there.)
 pub fn cuda_built() -> bool {
-    tch::utils::has_cuda()
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|maps| maps.contains("libtorch_cuda.so"))
+        .unwrap_or_else(|_| tch::utils::has_cuda())
 }
 
 /// Whether a CUDA device can be used.
@@ -151,7 +154,8 @@ fn pick_device(request: DeviceRequest) -> Result<Device, TrainError> {
                 .into(),
         )),
         DeviceRequest::Cuda => Err(TrainError::DeviceUnavailable(
-            "tch: CUDA was asked for, but libtorch finds no CUDA device on this machine".into(),
+            "tch: CUDA was asked for, but libtorch (with CUDA) finds no CUDA device on this machine"
+                .into(),
         )),
     }
 }
