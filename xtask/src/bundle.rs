@@ -56,26 +56,13 @@ pub fn run(args: Args) -> Result<()> {
             env.libtorch.display()
         );
     }
-    eprintln!("building lenet and xtask (release)");
-    let ok = setup::status(env.cargo().args([
-        "build",
-        "--release",
-        "--quiet",
-        "--package",
-        "lenet-compare",
-        "--package",
-        "xtask",
-    ]))?;
-    if !ok {
-        bail!("cargo build failed");
-    }
+    let release = env.build_release(&["lenet-compare", "xtask"])?;
     let out = if args.out.is_absolute() {
         args.out.clone()
     } else {
         env.root.join(&args.out)
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let release = env.root.join("target").join("release");
     for bin in ["lenet", "xtask"] {
         strip_copy(&release.join(bin), &out.join(bin))?;
     }

@@ -79,22 +79,7 @@ fn tools(args: &Args) -> Result<Tools> {
     let env = setup::run()?;
     let lenet = match &args.lenet {
         Some(l) => l.clone(),
-        None => {
-            eprintln!("building lenet (release)");
-            let ok = setup::status(env.cargo().args([
-                "build",
-                "--release",
-                "--quiet",
-                "--package",
-                "lenet-compare",
-                "--bin",
-                "lenet",
-            ]))?;
-            if !ok {
-                bail!("cargo build failed");
-            }
-            env.root.join("target").join("release").join("lenet")
-        }
+        None => env.build_release(&["lenet-compare"])?.join("lenet"),
     };
     Ok(Tools {
         lenet,

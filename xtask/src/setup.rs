@@ -20,6 +20,20 @@ pub struct Env {
 }
 
 impl Env {
+    /// Builds `packages` in release mode and returns the release folder.
+    pub fn build_release(&self, packages: &[&str]) -> Result<PathBuf> {
+        eprintln!("building {} (release)", packages.join(" and "));
+        let mut cmd = self.cargo();
+        cmd.args(["build", "--release", "--quiet"]);
+        for p in packages {
+            cmd.args(["--package", p]);
+        }
+        if !status(&mut cmd)? {
+            bail!("cargo build failed");
+        }
+        Ok(self.root.join("target").join("release"))
+    }
+
     /// `cargo`, run from the repository root.
     pub fn cargo(&self) -> Command {
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
