@@ -45,8 +45,6 @@ pub fn check_framework(name: &str) -> Result<()> {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub data_dir: Option<PathBuf>,
-    /// Where to write the JSON report.
-    pub out: Option<PathBuf>,
     /// Show progress bars and per-epoch lines on stderr.
     pub progress: bool,
 }

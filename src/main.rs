@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use common::harness::{DeviceRequest, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
 use common::ModelKind;
@@ -101,14 +101,11 @@ fn train(args: TrainArgs) -> Result<bool> {
     };
     let options = RunOptions {
         data_dir: args.data_dir,
-        out: args.out.clone(),
         progress: !args.quiet,
     };
     let report = run(&spec, &options)?;
     if let Some(out) = &args.out {
-        report
-            .write(out)
-            .with_context(|| format!("cannot write the report to {}", out.display()))?;
+        report.write(out)?;
     }
     match (&report.failure, &report.final_train, &report.final_test) {
         (None, Some(train), Some(test)) => {

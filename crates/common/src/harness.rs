@@ -147,9 +147,6 @@ pub struct Totals {
     pub examples: u64,
 }
 
-pub type EpochTotals = Totals;
-pub type EvalTotals = Totals;
-
 impl Totals {
     pub fn mean_loss(&self) -> f64 {
         self.loss_sum / self.examples.max(1) as f64

@@ -19,8 +19,7 @@ pub mod weights;
 
 pub use error::{DataError, Error, TrainError};
 pub use harness::{
-    BackendInfo, DeviceKind, DeviceRequest, EpochTotals, EvalTotals, Observer, RunSpec, SplitKind,
-    Trainer,
+    BackendInfo, DeviceKind, DeviceRequest, Observer, RunSpec, SplitKind, Totals, Trainer,
 };
 pub use mnist::{Mnist, Split};
 pub use report::{EpochRecord, RunReport};
