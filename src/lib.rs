@@ -11,7 +11,7 @@ use common::report::{Environment, EpochRecord, RunReport, SCHEMA};
 use common::{Mnist, TrainError, Weights};
 
 /// The frameworks compiled into this binary.
-pub const FRAMEWORKS: &[&str] = &["tch"];
+pub const FRAMEWORKS: &[&str] = &["tch", "candle", "candle-firstmax"];
 
 /// Builds the trainer of the named framework.
 pub fn trainer(
@@ -22,6 +22,8 @@ pub fn trainer(
 ) -> Result<Box<dyn Trainer>, TrainError> {
     match framework {
         "tch" => tch_impl::trainer(spec, data, init),
+        "candle" => candle_impl::trainer(spec, data, init, candle_impl::Pool::MaxPool2d),
+        "candle-firstmax" => candle_impl::trainer(spec, data, init, candle_impl::Pool::FirstMax),
         other => Err(TrainError::DeviceUnavailable(format!(
             "framework '{other}' is not in this build (it has: {})",
             FRAMEWORKS.join(", ")
@@ -195,6 +197,10 @@ pub fn logits(
     let spec = model.spec();
     match framework {
         "tch" => tch_impl::logits(&spec, weights, images),
+        "candle" => candle_impl::logits(&spec, weights, images, candle_impl::Pool::MaxPool2d),
+        "candle-firstmax" => {
+            candle_impl::logits(&spec, weights, images, candle_impl::Pool::FirstMax)
+        }
         other => Err(TrainError::DeviceUnavailable(format!(
             "framework '{other}' is not in this build"
         ))),
@@ -205,6 +211,7 @@ pub fn logits(
 pub fn cuda_available(framework: &str) -> bool {
     match framework {
         "tch" => tch_impl::cuda_available(),
+        "candle" | "candle-firstmax" => candle_impl::cuda_available(),
         _ => false,
     }
 }

@@ -14,12 +14,12 @@ use common::ModelKind;
 use crate::setup;
 
 /// Frameworks `compare` knows; `pytorch` is the Python reference.
-pub const FRAMEWORKS: &[&str] = &["pytorch", "tch"];
+pub const FRAMEWORKS: &[&str] = &["pytorch", "tch", "candle"];
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// Comma-separated frameworks: pytorch (the Python reference), tch
-    #[arg(long, value_delimiter = ',', default_value = "pytorch,tch")]
+    /// Comma-separated frameworks: pytorch (the Python reference), tch, candle
+    #[arg(long, value_delimiter = ',', default_value = "pytorch,tch,candle")]
     pub frameworks: Vec<String>,
     /// Comma-separated models: lenet2, lenet3
     #[arg(long, value_delimiter = ',', default_value = "lenet2,lenet3")]
