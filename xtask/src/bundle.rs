@@ -1,13 +1,17 @@
 //! `cargo xtask bundle --cuda`: a folder that runs the comparison on a GPU machine that has python3
 //! with torch 2.11 and the NVIDIA libraries but no Rust toolchain. It holds the CUDA-enabled `lenet`
-//! binary, this xtask binary (which drives `compare`), the PyTorch reference script and `run.sh`,
-//! which points the dynamic loader at that machine's own torch and NVIDIA libraries.
+//! binary (every framework's GPU code; xz-compressed, since candle's kernels make it large), this
+//! xtask binary (which drives `compare`), the PyTorch reference script and `run.sh`, which unpacks
+//! the binary and points the dynamic loader at that machine's own torch and NVIDIA libraries.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::setup;
+use crate::{cuda, setup};
+
+/// Where the CUDA-enabled build goes, apart from the CPU build so that neither rebuilds the other.
+pub const CUDA_TARGET_DIR: &str = "target/cuda";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,10 +41,17 @@ case "$version" in
   *) echo "error: $python has torch $version, the bundle needs 2.11.0" >&2; exit 1 ;;
 esac
 libs="$site/torch/lib"
+[ -d /usr/local/nvidia/lib64 ] && libs="$libs:/usr/local/nvidia/lib64"
 for d in "$site"/nvidia/*/lib "$site"/nvidia/cu13/lib; do
   [ -d "$d" ] && libs="$libs:$d"
 done
 export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ ! -x "$here/lenet" ] || [ "$here/lenet.xz" -nt "$here/lenet" ]; then
+  "$python" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+    "$here/lenet.xz" "$here/lenet.tmp"
+  chmod +x "$here/lenet.tmp"
+  mv "$here/lenet.tmp" "$here/lenet"
+fi
 exec "$here/xtask" compare --lenet "$here/lenet" --python "$python" \
   --reference "$here/reference.py" --out "$out" "$@"
 "#;
@@ -56,16 +67,30 @@ pub fn run(args: Args) -> Result<()> {
             env.libtorch.display()
         );
     }
-    let release = env.build_release(&["lenet-compare", "xtask"])?;
+    let toolkit = cuda::setup(&env)?;
+    eprintln!("building lenet with every framework's CUDA code (release, {CUDA_TARGET_DIR})");
+    let mut cmd = env.cargo();
+    cmd.args(["build", "--release", "--quiet", "--features", "cudnn"])
+        .args(["--package", "lenet-compare", "--bin", "lenet"])
+        .args(["--target-dir", CUDA_TARGET_DIR]);
+    toolkit.apply(&mut cmd);
+    if !setup::status(&mut cmd)? {
+        bail!("cargo build --features cudnn failed");
+    }
+    let release = env.build_release(&["xtask"])?;
     let out = if args.out.is_absolute() {
         args.out.clone()
     } else {
         env.root.join(&args.out)
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    for bin in ["lenet", "xtask"] {
-        strip_copy(&release.join(bin), &out.join(bin))?;
-    }
+    let _ = std::fs::remove_file(out.join("lenet"));
+    strip_copy(
+        &env.root.join(CUDA_TARGET_DIR).join("release").join("lenet"),
+        &out.join("lenet.xz"),
+        true,
+    )?;
+    strip_copy(&release.join("xtask"), &out.join("xtask"), false)?;
     std::fs::copy(
         env.root.join("python").join("reference.py"),
         out.join("reference.py"),
@@ -93,12 +118,35 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn strip_copy(from: &Path, to: &Path) -> Result<()> {
-    std::fs::copy(from, to)
-        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
-    // Debug line tables are of no use on the GPU machine; a missing `strip` only costs size.
-    let _ = std::process::Command::new("strip").arg(to).status();
-    set_executable(to)
+/// Copies a binary without its debug line tables (a missing `strip` only costs size), compressed
+/// with `xz` when `compress` is set.
+fn strip_copy(from: &Path, to: &Path, compress: bool) -> Result<()> {
+    let plain = if compress {
+        to.with_extension("")
+    } else {
+        to.to_path_buf()
+    };
+    std::fs::copy(from, &plain)
+        .with_context(|| format!("cannot copy {} to {}", from.display(), plain.display()))?;
+    let _ = std::process::Command::new("strip").arg(&plain).status();
+    if compress {
+        let ok = setup::status(
+            std::process::Command::new("xz")
+                .args(["-6", "--force", "--threads=0", "--keep"])
+                .arg(&plain),
+        )
+        .context("the bundle compresses with xz (Debian package xz-utils)")?;
+        std::fs::remove_file(&plain)?;
+        if !ok {
+            bail!("xz failed on {}", plain.display());
+        }
+        let xz = PathBuf::from(format!("{}.xz", plain.display()));
+        if xz != to {
+            std::fs::rename(&xz, to)?;
+        }
+        return Ok(());
+    }
+    set_executable(&plain)
 }
 
 fn set_executable(path: &Path) -> Result<()> {

@@ -4,6 +4,7 @@
 
 mod bundle;
 mod compare;
+mod cuda;
 mod setup;
 
 use std::process::ExitCode;
@@ -25,7 +26,12 @@ struct Cli {
 enum Command {
     /// Install libtorch (PyPI torch 2.11.0 in a virtual environment) unless LIBTORCH or
     /// LIBTORCH_USE_PYTORCH points at one, and link the build to it
-    Setup,
+    Setup {
+        /// Also install what building the frameworks' CUDA code needs (nvcc 13.0, libraries to
+        /// link) and check that it compiles
+        #[arg(long)]
+        cuda: bool,
+    },
     /// Run every (framework, model) in its own process and tabulate accuracy and time per epoch
     Compare(Box<compare::Args>),
     /// Set up, then run the whole test suite (release build); extra arguments go to `cargo test`
@@ -41,11 +47,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Setup => setup::run().map(|env| {
-            println!("libtorch: {}", env.libtorch.display());
-            println!("python:   {}", env.python.display());
-            true
-        }),
+        Command::Setup { cuda } => setup_command(cuda),
         Command::Compare(args) => compare::run(*args),
         Command::Test { args } => test(&args),
         Command::Bundle(args) => bundle::run(args).map(|()| true),
@@ -58,6 +60,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn setup_command(cuda: bool) -> Result<bool> {
+    let env = setup::run()?;
+    println!("libtorch: {}", env.libtorch.display());
+    println!("python:   {}", env.python.display());
+    if !cuda {
+        return Ok(true);
+    }
+    let toolkit = cuda::setup(&env)?;
+    println!("cuda:     {}", toolkit.root.display());
+    let mut cmd = env.cargo();
+    cmd.args(["check", "--release", "--features", "cudnn", "--all-targets"])
+        .args(["--target-dir", bundle::CUDA_TARGET_DIR]);
+    toolkit.apply(&mut cmd);
+    setup::status(&mut cmd)
 }
 
 fn test(args: &[String]) -> Result<bool> {

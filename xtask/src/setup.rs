@@ -58,7 +58,7 @@ pub fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn cache_dir() -> Result<PathBuf> {
+pub fn cache_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("LENET_CACHE").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
@@ -123,14 +123,8 @@ pub fn run() -> Result<Env> {
             python: default_python,
         });
     }
-    let venv = cache_dir()?.join(format!("torch-{TORCH_VERSION}"));
+    let venv = venv()?;
     let python = venv.join("bin").join("python");
-    let marker = venv.join(".lenet-complete");
-    if !marker.exists() {
-        install(&venv)?;
-        std::fs::write(&marker, TORCH_VERSION)
-            .with_context(|| format!("cannot write {}", marker.display()))?;
-    }
     let out = python_output(&python, TORCH_DIR)?;
     let mut lines = out.lines();
     let dir = PathBuf::from(lines.next().unwrap_or_default());
@@ -150,13 +144,25 @@ pub fn run() -> Result<Env> {
     })
 }
 
-fn relink(link: &Path, target: &Path) -> Result<()> {
+pub fn relink(link: &Path, target: &Path) -> Result<()> {
     if std::fs::read_link(link).ok().as_deref() == Some(target) {
         return Ok(());
     }
     let _ = std::fs::remove_file(link);
     std::os::unix::fs::symlink(target, link)
         .with_context(|| format!("cannot link {} to {}", link.display(), target.display()))
+}
+
+/// The project's own virtual environment with torch, installed on first use.
+pub fn venv() -> Result<PathBuf> {
+    let venv = cache_dir()?.join(format!("torch-{TORCH_VERSION}"));
+    let marker = venv.join(".lenet-complete");
+    if !marker.exists() {
+        install(&venv)?;
+        std::fs::write(&marker, TORCH_VERSION)
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+    }
+    Ok(venv)
 }
 
 fn install(venv: &Path) -> Result<()> {
