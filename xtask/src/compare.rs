@@ -146,14 +146,39 @@ pub fn run(args: Args) -> Result<bool> {
             ok &= report.succeeded();
         }
     }
-    let reports = collect(&dir)?;
-    let table = summary::table(&reports);
+    let table = write_summary(&dir)?;
     println!("\n{table}");
+    println!("\nwritten to {}", dir.display());
+    Ok(ok)
+}
+
+/// Rebuilds `summary.md` in a results folder from the reports there; returns the table.
+pub fn write_summary(dir: &Path) -> Result<String> {
+    let reports = collect(dir)?;
+    let table = summary::table(&reports);
+    let machine = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let text = summary_markdown(&machine, &reports, &table);
     common::report::write_atomic(&dir.join("summary.md"), text.as_bytes())
         .with_context(|| format!("cannot write {}", dir.join("summary.md").display()))?;
-    println!("\nwritten to {}", dir.display());
-    Ok(ok)
+    Ok(table)
+}
+
+/// `cargo xtask report`: rebuilds every results folder's `summary.md` from its raw reports.
+pub fn report(out: &Path) -> Result<bool> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .with_context(|| format!("cannot read {}", out.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        write_summary(&dir)?;
+        println!("rewrote {}", dir.join("summary.md").display());
+    }
+    Ok(true)
 }
 
 fn spec(args: &Args, framework: &str, model: ModelKind) -> RunSpec {

@@ -34,6 +34,11 @@ enum Command {
     },
     /// Run every (framework, model) in its own process and tabulate accuracy and time per epoch
     Compare(Box<compare::Args>),
+    /// Rebuild every results folder's summary.md from the raw JSON reports in it
+    Report {
+        #[arg(long, default_value = "results")]
+        out: std::path::PathBuf,
+    },
     /// Set up, then run the whole test suite (release build); extra arguments go to `cargo test`
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
         Command::Setup { cuda } => setup_command(cuda),
         Command::Compare(args) => compare::run(*args),
         Command::Test { args } => test(&args),
+        Command::Report { out } => compare::report(&out),
         Command::Bundle(args) => bundle::run(args).map(|()| true),
     };
     match result {
