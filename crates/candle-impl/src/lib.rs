@@ -438,3 +438,94 @@ pub fn logits(
         .and_then(|t| t.to_vec1::<f32>())
         .map_err(backend_error)
 }
+
+/// Plain loops for measuring what the harness adds and where a step's time goes; not part of the
+/// comparison itself.
+#[doc(hidden)]
+pub mod bench {
+    use std::time::{Duration, Instant};
+
+    use candle_core::{Device, Tensor};
+    use candle_nn::{Module, Optimizer, ParamsAdamW};
+    use common::{Mnist, ModelKind, Weights};
+
+    use super::{backend_error, build, DeviceSplit, Pool};
+    use common::TrainError;
+
+    /// A model, its optimiser and the training split on the CPU, as a bare loop would hold them.
+    pub struct Bare {
+        net: super::Net,
+        opt: candle_nn::AdamW,
+        train: DeviceSplit,
+    }
+
+    impl Bare {
+        pub fn new(model: ModelKind, pool: Pool, data: &Mnist) -> Result<Self, TrainError> {
+            let device = Device::Cpu;
+            let init = Weights::init(&model.spec(), 0);
+            let (varmap, net) = build(&model.spec(), &init, &device, pool)?;
+            let params = ParamsAdamW {
+                lr: 1e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+            };
+            let opt = candle_nn::AdamW::new(varmap.all_vars(), params).map_err(backend_error)?;
+            let train = DeviceSplit::upload(&data.train, &device).map_err(backend_error)?;
+            Ok(Self { net, opt, train })
+        }
+
+        fn batch(&self, idx: &[u32]) -> candle_core::Result<(Tensor, Tensor)> {
+            let idx = Tensor::from_slice(idx, idx.len(), &Device::Cpu)?;
+            Ok((
+                self.train.images.index_select(&idx, 0)?,
+                self.train.labels.index_select(&idx, 0)?,
+            ))
+        }
+
+        fn step(&mut self, idx: &[u32]) -> candle_core::Result<()> {
+            let (xs, ys) = self.batch(idx)?;
+            let loss = candle_nn::loss::cross_entropy(&self.net.forward(&xs)?, &ys)?;
+            self.opt.backward_step(&loss)
+        }
+
+        /// The training steps of `order` in batches of `batch`, nothing else: no progress, no sums.
+        pub fn steps(&mut self, order: &[u32], batch: usize) -> Result<Duration, TrainError> {
+            let start = Instant::now();
+            for idx in order.chunks(batch) {
+                self.step(idx).map_err(backend_error)?;
+            }
+            Ok(start.elapsed())
+        }
+
+        fn timed_step(&mut self, idx: &[u32], t: &mut [Duration; 3]) -> candle_core::Result<()> {
+            let (xs, ys) = self.batch(idx)?;
+            let a = Instant::now();
+            let loss = candle_nn::loss::cross_entropy(&self.net.forward(&xs)?, &ys)?;
+            let b = Instant::now();
+            let grads = loss.backward()?;
+            let c = Instant::now();
+            self.opt.step(&grads)?;
+            let d = Instant::now();
+            t[0] += b - a;
+            t[1] += c - b;
+            t[2] += d - c;
+            Ok(())
+        }
+
+        /// Time in the forward pass (with the loss), the backward pass and the optimiser step over
+        /// the steps of `order`.
+        pub fn breakdown(
+            &mut self,
+            order: &[u32],
+            batch: usize,
+        ) -> Result<[Duration; 3], TrainError> {
+            let mut t = [Duration::ZERO; 3];
+            for idx in order.chunks(batch) {
+                self.timed_step(idx, &mut t).map_err(backend_error)?;
+            }
+            Ok(t)
+        }
+    }
+}
