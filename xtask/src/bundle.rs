@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result<()> {
             env.libtorch.display()
         );
     }
-    let toolkit = cuda::setup(&env)?;
+    let toolkit = cuda::setup()?;
     eprintln!("building lenet with every framework's CUDA code (release, {CUDA_TARGET_DIR})");
     let mut cmd = env.cargo();
     cmd.args(["build", "--release", "--quiet", "--features", "cudnn"])

@@ -17,7 +17,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::setup::{self, Env};
+use crate::setup;
 
 pub const CUDA_VERSION: &str = "13.0";
 /// Hopper (H100, H200); `CUDA_COMPUTE_CAP` overrides it.
@@ -61,8 +61,8 @@ impl Toolkit {
     }
 }
 
-/// Finds or installs everything; needs the project's own torch environment.
-pub fn setup(env: &Env) -> Result<Toolkit> {
+/// Finds or installs everything, in the project's own torch environment.
+pub fn setup() -> Result<Toolkit> {
     let venv = setup::venv()?;
     let python = venv.join("bin").join("python");
     let site = site_packages(&python)?;
@@ -100,7 +100,6 @@ pub fn setup(env: &Env) -> Result<Toolkit> {
     }
     let libcuda = libcuda(&root)?;
     setup::relink(&lib64.join("libcuda.so"), &libcuda)?;
-    let _ = env;
     Ok(Toolkit {
         bin: root.join("bin"),
         root,

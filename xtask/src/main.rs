@@ -75,7 +75,7 @@ fn setup_command(cuda: bool) -> Result<bool> {
     if !cuda {
         return Ok(true);
     }
-    let toolkit = cuda::setup(&env)?;
+    let toolkit = cuda::setup()?;
     println!("cuda:     {}", toolkit.root.display());
     let mut cmd = env.cargo();
     cmd.args(["check", "--release", "--features", "cudnn", "--all-targets"])
