@@ -1,5 +1,7 @@
 //! Where a candle training step's time goes on the CPU, and what the harness adds to a bare loop:
 //! `cargo run --release -p candle-impl --example breakdown -- [STEPS]` (MNIST from `MNIST_DIR`).
+//! Prints, for each model and pooling, the step split into forward, backward and optimiser, then
+//! each layer's forward and backward time measured alone on a real batch.
 
 use common::harness::{DeviceRequest, RunSpec, Trainer};
 use common::{Mnist, ModelKind, Weights};
@@ -41,6 +43,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ms(bwd),
                 ms(opt)
             );
+            let ops = bare.op_times(&order[..32], 50)?;
+            let step = bare_time.as_secs_f64() * 1e3 / steps as f64;
+            let pct = |d: std::time::Duration| d.as_secs_f64() * 1e3 / step * 100.0;
+            println!(
+                "  {:<72} {:>8} {:>8} {:>6}",
+                "layer", "fwd ms", "bwd ms", "% step"
+            );
+            for op in &ops {
+                let total = op.forward + op.backward;
+                println!(
+                    "  {:<72} {:>8.3} {:>8.3} {:>5.1}%",
+                    op.name,
+                    op.forward.as_secs_f64() * 1e3,
+                    op.backward.as_secs_f64() * 1e3,
+                    pct(total)
+                );
+                for (part, d) in &op.parts {
+                    println!(
+                        "    {:<70} {:>8} {:>8.3} {:>5.1}%",
+                        format!("backward: {part}"),
+                        "",
+                        d.as_secs_f64() * 1e3,
+                        pct(*d)
+                    );
+                }
+            }
         }
     }
     Ok(())

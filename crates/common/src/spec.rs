@@ -186,7 +186,8 @@ impl Layer {
         }
     }
 
-    fn describe(&self) -> String {
+    /// The layer as PyTorch would print it, with its name where it has parameters.
+    pub fn describe(&self) -> String {
         match *self {
             Layer::Conv2d {
                 name,
