@@ -11,7 +11,7 @@ use common::report::{Environment, EpochRecord, RunReport, SCHEMA};
 use common::{Mnist, TrainError, Weights};
 
 /// The frameworks compiled into this binary.
-pub const FRAMEWORKS: &[&str] = &["tch", "candle", "candle-firstmax"];
+pub const FRAMEWORKS: &[&str] = &["tch", "candle", "candle-firstmax", "burn"];
 
 /// Builds the trainer of the named framework.
 pub fn trainer(
@@ -24,6 +24,7 @@ pub fn trainer(
         "tch" => tch_impl::trainer(spec, data, init),
         "candle" => candle_impl::trainer(spec, data, init, candle_impl::Pool::MaxPool2d),
         "candle-firstmax" => candle_impl::trainer(spec, data, init, candle_impl::Pool::FirstMax),
+        "burn" => burn_impl::trainer(spec, data, init),
         other => Err(TrainError::DeviceUnavailable(format!(
             "framework '{other}' is not in this build (it has: {})",
             FRAMEWORKS.join(", ")
@@ -201,6 +202,7 @@ pub fn logits(
         "candle-firstmax" => {
             candle_impl::logits(&spec, weights, images, candle_impl::Pool::FirstMax)
         }
+        "burn" => burn_impl::logits(&spec, weights, images),
         other => Err(TrainError::DeviceUnavailable(format!(
             "framework '{other}' is not in this build"
         ))),
@@ -212,6 +214,7 @@ pub fn cuda_available(framework: &str) -> bool {
     match framework {
         "tch" => tch_impl::cuda_available(),
         "candle" | "candle-firstmax" => candle_impl::cuda_available(),
+        "burn" => burn_impl::cuda_available(),
         _ => false,
     }
 }

@@ -114,7 +114,7 @@ macro_rules! framework_tests {
     )*};
 }
 
-framework_tests!(tch, candle, candle_firstmax);
+framework_tests!(tch, candle, candle_firstmax, burn);
 
 /// Per-step losses of `steps` Adam steps of batch 32 on the first `32 * steps` training images, in
 /// the seed's order: each call of `train_epoch` with one batch is exactly one step.
@@ -148,28 +148,31 @@ fn logits_parity_with_tch(framework: &str) {
     }
 }
 
-/// 20 Adam steps on the same batches from the same weights give the same losses as tch.
-fn step_parity_with_tch(framework: &str) {
+/// 20 Adam steps on the same batches from the same weights give the same losses as tch, within
+/// `tolerance(model, step)` (relative to the loss, or absolute below 1).
+fn step_parity_with_tch(framework: &str, tolerance: impl Fn(ModelKind, usize) -> f64) {
     for model in ModelKind::ALL {
         let got = step_losses(framework, model, 20);
         let want = step_losses("tch", model, 20);
-        for (step, (g, w)) in got.iter().zip(&want).enumerate() {
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let step = i + 1;
             assert!(
-                (g - w).abs() <= 1e-3 * w.abs().max(1.0),
-                "{framework} {model} step {}: loss {g} against tch's {w}",
-                step + 1
+                (g - w).abs() <= tolerance(model, step) * w.abs().max(1.0),
+                "{framework} {model} step {step}: loss {g} against tch's {w}"
             );
         }
         assert!(want[19] < want[0], "{model}: the steps learn ({want:?})");
     }
 }
 
-/// Parity with tch. Idiomatic candle is held to its logits only: candle 0.11.1's `max_pool2d`
+/// Parity with tch. burn is held to both. Idiomatic candle is held to its logits only: candle 0.11.1's `max_pool2d`
 /// backward pass does not route gradients as PyTorch's does (see candle-impl's tests), so its
 /// training steps drift from tch's; `candle-firstmax`, which differs from it only in the pooling,
 /// is held to the steps too, which checks everything else (convolutions, linear layers, loss,
 /// Adam, data order) step for step.
 mod parity {
+    use common::ModelKind;
+
     #[test]
     fn candle_logits() {
         super::logits_parity_with_tch("candle");
@@ -182,6 +185,24 @@ mod parity {
 
     #[test]
     fn candle_firstmax_steps() {
-        super::step_parity_with_tch("candle-firstmax");
+        super::step_parity_with_tch("candle-firstmax", |_, _| 1e-3);
+    }
+
+    #[test]
+    fn burn_logits() {
+        super::logits_parity_with_tch("burn");
+    }
+
+    /// burn follows tch within 1e-3 for all 20 LeNet2 steps and the first 10 LeNet3 steps. After
+    /// that LeNet3 drifts to about 3e-3: a few of its fc1 gradients are of the order of 1e-9,
+    /// made of f32 rounding in conv3's output, and Adam (eps 1e-8) turns each into an update of a
+    /// few percent of the learning rate whatever its exact value; burn's sums round differently
+    /// from libtorch's, so those updates differ (README, "burn").
+    #[test]
+    fn burn_steps() {
+        super::step_parity_with_tch("burn", |model, step| match model {
+            ModelKind::LeNet3 if step > 10 => 5e-3,
+            _ => 1e-3,
+        });
     }
 }

@@ -14,13 +14,13 @@ use common::ModelKind;
 use crate::setup;
 
 /// Frameworks `compare` knows; `pytorch` is the Python reference.
-pub const FRAMEWORKS: &[&str] = &["pytorch", "tch", "candle", "candle-firstmax"];
+pub const FRAMEWORKS: &[&str] = &["pytorch", "tch", "candle", "candle-firstmax", "burn"];
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
     /// Comma-separated frameworks: pytorch (the Python reference), tch, candle, candle-firstmax
-    /// (candle with a max-pool whose gradient matches PyTorch's)
-    #[arg(long, value_delimiter = ',', default_value = "pytorch,tch,candle")]
+    /// (candle with a max-pool whose gradient matches PyTorch's), burn
+    #[arg(long, value_delimiter = ',', default_value = "pytorch,tch,candle,burn")]
     pub frameworks: Vec<String>,
     /// Comma-separated models: lenet2, lenet3
     #[arg(long, value_delimiter = ',', default_value = "lenet2,lenet3")]
