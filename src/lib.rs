@@ -2,6 +2,13 @@
 //! arguments to report. A run never lets a framework type out of its framework crate; this crate
 //! only sees `Box<dyn Trainer>`, so adding a framework is one line in [`trainer`].
 
+#[cfg(all(feature = "cuda", feature = "burn-cuda"))]
+compile_error!(
+    "the features `cuda` (candle's CUDA) and `burn-cuda` cannot be combined: candle links the CUDA \
+     libraries and burn's CUDA backend loads them at run time, and cudarc allows one way per build; \
+     build two binaries (cargo xtask bundle --cuda does)"
+);
+
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -1,17 +1,42 @@
 //! `cargo xtask bundle --cuda`: a folder that runs the comparison on a GPU machine that has python3
-//! with torch 2.11 and the NVIDIA libraries but no Rust toolchain. It holds the CUDA-enabled `lenet`
-//! binary (every framework's GPU code; xz-compressed, since candle's kernels make it large), this
-//! xtask binary (which drives `compare`), the PyTorch reference script and `run.sh`, which unpacks
-//! the binary and points the dynamic loader at that machine's own torch and NVIDIA libraries.
+//! with torch 2.11 and the NVIDIA libraries but no Rust toolchain. It holds two CUDA-enabled `lenet`
+//! binaries (tch and candle in `lenet`, burn in `lenet-burn`: candle's and burn's CUDA code cannot
+//! share one; xz-compressed, since candle's kernels make it large), the
+//! LLVM 23.1 shared libraries that burn's CUDA backend compiles its kernels with (xz-compressed),
+//! this xtask binary (which drives `compare`), the PyTorch reference script and `run.sh`, which
+//! unpacks the binaries and points the dynamic loader at them and at that machine's own torch and
+//! NVIDIA libraries.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{cuda, setup};
+use crate::{cuda, llvm, setup};
 
 /// Where the CUDA-enabled build goes, apart from the CPU build so that neither rebuilds the other.
 pub const CUDA_TARGET_DIR: &str = "target/cuda";
+/// One CUDA build of `lenet`.
+pub struct CudaBuild {
+    pub features: &'static str,
+    /// Its compressed binary in the bundle.
+    binary: &'static str,
+    /// Whether it links burn's CUDA backend, which needs LLVM (see `llvm.rs`).
+    pub llvm: bool,
+}
+
+/// candle's and tch's CUDA code, then burn's: they cannot share a binary (see the root Cargo.toml).
+pub const CUDA_BUILDS: [CudaBuild; 2] = [
+    CudaBuild {
+        features: "cudnn",
+        binary: "lenet.xz",
+        llvm: false,
+    },
+    CudaBuild {
+        features: "burn-cuda",
+        binary: "lenet-burn.xz",
+        llvm: true,
+    },
+];
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,15 +70,27 @@ libs="$site/torch/lib"
 for d in "$site"/nvidia/*/lib "$site"/nvidia/cu13/lib; do
   [ -d "$d" ] && libs="$libs:$d"
 done
-export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-if [ ! -x "$here/lenet" ] || [ "$here/lenet.xz" -nt "$here/lenet" ]; then
-  "$python" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
-    "$here/lenet.xz" "$here/lenet.tmp"
-  chmod +x "$here/lenet.tmp"
-  mv "$here/lenet.tmp" "$here/lenet"
+# burn's CUDA backend finds libdevice (math functions for its kernels) under CUDA_PATH.
+if [ -z "${CUDA_PATH:-}" ] && [ -f "$site/nvidia/cu13/nvvm/libdevice/libdevice.10.bc" ]; then
+  export CUDA_PATH="$site/nvidia/cu13"
 fi
-exec "$here/xtask" compare --lenet "$here/lenet" --python "$python" \
-  --reference "$here/reference.py" --out "$out" "$@"
+unxz() { # FILE.xz -> FILE, once
+  if [ ! -e "${1%.xz}" ] || [ "$1" -nt "${1%.xz}" ]; then
+    "$python" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+      "$1" "${1%.xz}.tmp"
+    chmod +x "${1%.xz}.tmp"
+    mv "${1%.xz}.tmp" "${1%.xz}"
+  fi
+}
+for f in "$here"/lib/*.xz; do
+  [ -e "$f" ] && unxz "$f"
+done
+libs="$here/lib:$libs"
+export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+unxz "$here/lenet.xz"
+unxz "$here/lenet-burn.xz"
+exec "$here/xtask" compare --lenet "$here/lenet" --lenet-for "burn=$here/lenet-burn" \
+  --python "$python" --reference "$here/reference.py" --out "$out" "$@"
 "#;
 
 pub fn run(args: Args) -> Result<()> {
@@ -68,29 +105,51 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let toolkit = cuda::setup()?;
-    eprintln!("building lenet with every framework's CUDA code (release, {CUDA_TARGET_DIR})");
-    let mut cmd = env.cargo();
-    cmd.args(["build", "--release", "--quiet", "--features", "cudnn"])
-        .args(["--package", "lenet-compare", "--bin", "lenet"])
-        .args(["--target-dir", CUDA_TARGET_DIR]);
-    toolkit.apply(&mut cmd);
-    if !setup::status(&mut cmd)? {
-        bail!("cargo build --features cudnn failed");
-    }
-    let release = env.build_release(&["xtask"])?;
+    let llvm = llvm::setup()?;
     let out = if args.out.is_absolute() {
         args.out.clone()
     } else {
         env.root.join(&args.out)
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let _ = std::fs::remove_file(out.join("lenet"));
-    strip_copy(
-        &env.root.join(CUDA_TARGET_DIR).join("release").join("lenet"),
-        &out.join("lenet.xz"),
-        true,
-    )?;
+    for build in &CUDA_BUILDS {
+        let features = build.features;
+        eprintln!("building lenet with --features {features} (release, {CUDA_TARGET_DIR})");
+        let mut cmd = env.cargo();
+        cmd.args(["build", "--release", "--quiet", "--features", features])
+            .args(["--package", "lenet-compare", "--bin", "lenet"])
+            .args(["--target-dir", CUDA_TARGET_DIR]);
+        toolkit.apply(&mut cmd);
+        if build.llvm {
+            llvm.apply(&mut cmd);
+        }
+        if !setup::status(&mut cmd)? {
+            bail!("cargo build --features {features} failed");
+        }
+        let _ = std::fs::remove_file(out.join(build.binary.trim_end_matches(".xz")));
+        strip_copy(
+            &env.root.join(CUDA_TARGET_DIR).join("release").join("lenet"),
+            &out.join(build.binary),
+            true,
+        )?;
+    }
+    let release = env.build_release(&["xtask"])?;
     strip_copy(&release.join("xtask"), &out.join("xtask"), false)?;
+    let lib = out.join("lib");
+    if lib.exists() {
+        std::fs::remove_dir_all(&lib).with_context(|| format!("cannot clear {}", lib.display()))?;
+    }
+    std::fs::create_dir_all(&lib)?;
+    for library in llvm.runtime_libraries() {
+        let name = library
+            .file_name()
+            .context("a library path without a name")?;
+        let real = library
+            .canonicalize()
+            .with_context(|| format!("cannot resolve {}", library.display()))?;
+        let xz = lib.join(format!("{}.xz", name.to_string_lossy()));
+        strip_copy(&real, &xz, true)?;
+    }
     std::fs::copy(
         env.root.join("python").join("reference.py"),
         out.join("reference.py"),
@@ -158,8 +217,13 @@ fn set_executable(path: &Path) -> Result<()> {
 fn dir_size(dir: &Path) -> Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir)? {
-        let meta = entry?.metadata()?;
-        total += meta.len();
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
     }
     Ok(total)
 }

@@ -50,6 +50,10 @@ pub struct Args {
     /// Use this `lenet` binary instead of building one (as the GPU bundle does)
     #[arg(long, value_name = "FILE")]
     pub lenet: Option<PathBuf>,
+    /// Run FRAMEWORK with another `lenet` binary (repeatable): candle's and burn's CUDA code
+    /// cannot share one binary, so the GPU bundle has one for each
+    #[arg(long, value_name = "FRAMEWORK=FILE", value_parser = parse_lenet_for)]
+    pub lenet_for: Vec<(String, PathBuf)>,
     /// Python with torch for the reference run (default: the one `setup` installed)
     #[arg(long, value_name = "FILE")]
     pub python: Option<PathBuf>,
@@ -60,8 +64,36 @@ pub struct Args {
 
 struct Tools {
     lenet: PathBuf,
+    /// Other binaries for some frameworks.
+    lenet_for: Vec<(String, PathBuf)>,
     python: PathBuf,
     reference: PathBuf,
+}
+
+impl Tools {
+    /// The `lenet` binary that runs `framework`.
+    fn lenet(&self, framework: &str) -> &Path {
+        self.lenet_for
+            .iter()
+            .find(|(f, _)| f == framework)
+            .map_or(&self.lenet, |(_, file)| file)
+    }
+}
+
+fn parse_lenet_for(value: &str) -> Result<(String, PathBuf), String> {
+    let (framework, file) = value
+        .split_once('=')
+        .ok_or_else(|| format!("'{value}' is not FRAMEWORK=FILE"))?;
+    if !FRAMEWORKS.contains(&framework) || framework == "pytorch" {
+        return Err(format!(
+            "unknown framework '{framework}': expected one of {}",
+            FRAMEWORKS[1..].join(", ")
+        ));
+    }
+    if file.is_empty() {
+        return Err(format!("'{value}' names no file"));
+    }
+    Ok((framework.to_string(), PathBuf::from(file)))
 }
 
 fn tools(args: &Args) -> Result<Tools> {
@@ -73,6 +105,7 @@ fn tools(args: &Args) -> Result<Tools> {
     if let (Some(lenet), Some(python)) = (&args.lenet, &args.python) {
         return Ok(Tools {
             lenet: lenet.clone(),
+            lenet_for: args.lenet_for.clone(),
             python: python.clone(),
             reference,
         });
@@ -84,6 +117,7 @@ fn tools(args: &Args) -> Result<Tools> {
     };
     Ok(Tools {
         lenet,
+        lenet_for: args.lenet_for.clone(),
         python: args.python.clone().unwrap_or(env.python),
         reference,
     })
@@ -231,7 +265,7 @@ fn run_one(
         cmd.env("PYTHONUNBUFFERED", "1");
         cmd
     } else {
-        let mut cmd = Command::new(&tools.lenet);
+        let mut cmd = Command::new(tools.lenet(framework));
         cmd.args(["train", "--framework", framework, "--model", model.name()])
             .args(["--device", &args.device.to_string()])
             .args(["--epochs", &args.epochs.to_string()])
@@ -301,12 +335,13 @@ fn summary_markdown(machine: &str, reports: &[RunReport], table: &str) -> String
     for r in reports {
         if let Some(b) = &r.backend {
             text.push_str(&format!(
-                "- {} {}: {} on {}, {} threads{}{}\n",
+                "- {} {}: {} on {}, {} thread{}{}{}\n",
                 r.spec.framework,
                 r.spec.model,
                 b.framework_version,
                 b.device_name,
                 b.threads,
+                if b.threads == 1 { "" } else { "s" },
                 if b.features.is_empty() {
                     String::new()
                 } else {

@@ -5,6 +5,7 @@
 mod bundle;
 mod compare;
 mod cuda;
+mod llvm;
 mod setup;
 
 use std::process::ExitCode;
@@ -27,8 +28,8 @@ enum Command {
     /// Install libtorch (PyPI torch 2.11.0 in a virtual environment) unless LIBTORCH or
     /// LIBTORCH_USE_PYTORCH points at one, and link the build to it
     Setup {
-        /// Also install what building the frameworks' CUDA code needs (nvcc 13.0, libraries to
-        /// link) and check that it compiles
+        /// Also install what building the frameworks' CUDA code needs (nvcc 13.0 and libraries to
+        /// link for candle, LLVM 23.1 for burn) and check that it compiles
         #[arg(long)]
         cuda: bool,
     },
@@ -77,11 +78,28 @@ fn setup_command(cuda: bool) -> Result<bool> {
     }
     let toolkit = cuda::setup()?;
     println!("cuda:     {}", toolkit.root.display());
-    let mut cmd = env.cargo();
-    cmd.args(["check", "--release", "--features", "cudnn", "--all-targets"])
+    let llvm = llvm::setup()?;
+    println!("llvm:     {}", llvm.prefix.display());
+    // candle's and burn's CUDA code go into separate binaries (see the root Cargo.toml).
+    for build in &bundle::CUDA_BUILDS {
+        let mut cmd = env.cargo();
+        cmd.args([
+            "check",
+            "--release",
+            "--features",
+            build.features,
+            "--all-targets",
+        ])
         .args(["--target-dir", bundle::CUDA_TARGET_DIR]);
-    toolkit.apply(&mut cmd);
-    setup::status(&mut cmd)
+        toolkit.apply(&mut cmd);
+        if build.llvm {
+            llvm.apply(&mut cmd);
+        }
+        if !setup::status(&mut cmd)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn test(args: &[String]) -> Result<bool> {

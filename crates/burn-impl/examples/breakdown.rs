@@ -1,7 +1,8 @@
 //! Where a burn training step's time goes on the CPU, and what the harness adds to a bare loop:
 //! `cargo run --release -p burn-impl --example breakdown -- [STEPS]` (MNIST from `MNIST_DIR`).
 //! Build it with `--no-default-features` (or `--features simd`, `--features rayon`) to measure
-//! the Flex backend's other configurations.
+//! the Flex backend's other configurations. Prints the step split into forward, backward and
+//! optimiser, then each layer's forward and backward time measured alone on a real batch.
 
 use common::harness::{DeviceRequest, RunSpec, Trainer};
 use common::{Mnist, ModelKind, Weights};
@@ -50,6 +51,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ms(bwd),
             ms(opt)
         );
+        let ops = bare.op_times(&order[..32], 50)?;
+        let step = bare_time.as_secs_f64() * 1e3 / steps as f64;
+        let pct = |d: std::time::Duration| d.as_secs_f64() * 1e3 / step * 100.0;
+        println!(
+            "  {:<48} {:>8} {:>8} {:>6}",
+            "layer", "fwd ms", "bwd ms", "% step"
+        );
+        for op in &ops {
+            println!(
+                "  {:<48} {:>8.3} {:>8.3} {:>5.1}%",
+                op.name,
+                op.forward.as_secs_f64() * 1e3,
+                op.backward.as_secs_f64() * 1e3,
+                pct(op.forward + op.backward)
+            );
+        }
     }
     Ok(())
 }

@@ -40,20 +40,17 @@ pub fn cuda_available() -> bool {
 
 #[cfg(feature = "cuda")]
 mod cuda {
-    use burn::tensor::Device;
-
-    pub fn available() -> bool {
-        // burn opens the device lazily; a failure to do so panics inside it, so the check runs
-        // a tiny operation behind catch_unwind.
-        std::panic::catch_unwind(|| {
-            let device = Device::cuda(0);
-            burn::tensor::Tensor::<1>::zeros([1], &device).into_scalar::<f32>()
-        })
-        .is_ok()
-    }
+    use burn::tensor::{Device, DeviceType};
 
     pub fn device() -> Option<Device> {
-        available().then(|| Device::cuda(0))
+        Device::enumerate(DeviceType::Cuda)
+            .into_vec()
+            .into_iter()
+            .next()
+    }
+
+    pub fn available() -> bool {
+        device().is_some()
     }
 }
 
@@ -541,7 +538,7 @@ pub mod bench {
     use std::time::{Duration, Instant};
 
     use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-    use burn::tensor::{Device, Int, Tensor, TensorData};
+    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
     use common::{Mnist, ModelKind, TrainError, Weights};
 
     use super::{backend_error, placeholder, DeviceSplit, Net};
@@ -636,5 +633,124 @@ pub mod bench {
             }
             Ok(t)
         }
+
+        /// Each layer of a training step on its own, on the activations a real batch gives it:
+        /// the mean time of its forward pass and of its part of the backward pass over `reps`
+        /// repetitions, then the same for the loss. burn's backward pass consumes its graph, so
+        /// the backward time is (forward, probe and backward) less the forward and less the
+        /// probe's own backward, `(y * g).sum()` for a fixed random `g`, timed alone.
+        pub fn op_times(&self, idx: &[u32], reps: usize) -> Result<Vec<OpTime>, TrainError> {
+            let reps = reps.max(1) as u32;
+            let (xs, ys) = self.batch(idx);
+            let mut out = Vec::new();
+            let mut x = xs.detach();
+            let mut first = true;
+            for layer in &self.net.features {
+                let (time, y) = self.layer_time(&x, first, reps, |x| match layer {
+                    super::Feature::Conv(conv) => conv.forward(x),
+                    super::Feature::Relu(relu) => relu.forward(x),
+                    super::Feature::Pool(pool) => pool.forward(x),
+                })?;
+                let name = match layer {
+                    super::Feature::Conv(_) => "Conv2d",
+                    super::Feature::Relu(_) => "ReLU",
+                    super::Feature::Pool(_) => "MaxPool2d",
+                };
+                out.push(time.named(name, x.dims().as_slice(), y.dims().as_slice()));
+                x = y;
+                first = false;
+            }
+            let (time, mut h) = self.layer_time(&x, false, reps, |x| x.flatten::<2>(1, 3))?;
+            out.push(time.named("Flatten", x.dims().as_slice(), h.dims().as_slice()));
+            for layer in &self.net.classifier {
+                let (time, y) = self.layer_time(&h, false, reps, |x| match layer {
+                    super::Dense::Linear(linear) => linear.forward(x),
+                    super::Dense::Relu(relu) => relu.forward(x),
+                })?;
+                let name = match layer {
+                    super::Dense::Linear(_) => "Linear",
+                    super::Dense::Relu(_) => "ReLU",
+                };
+                out.push(time.named(name, h.dims().as_slice(), y.dims().as_slice()));
+                h = y;
+            }
+            let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&self.device);
+            let logits = h.require_grad();
+            let forward = self.mean(reps, &mut || {
+                let _ = loss.forward(logits.clone(), ys.clone());
+            })?;
+            let total = self.mean(reps, &mut || {
+                let _ = loss.forward(logits.clone(), ys.clone()).backward();
+            })?;
+            out.push(OpTime {
+                name: format!("cross_entropy {:?}", logits.dims()),
+                forward,
+                backward: total.saturating_sub(forward),
+            });
+            Ok(out)
+        }
+
+        fn mean(&self, reps: u32, f: &mut dyn FnMut()) -> Result<Duration, TrainError> {
+            f(); // warm-up
+            self.sync()?;
+            let start = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            self.sync()?;
+            Ok(start.elapsed() / reps)
+        }
+
+        /// Forward and backward time of `f` on `x` (which needs no gradient when `first`), and
+        /// its output, detached.
+        fn layer_time<const D: usize, const E: usize>(
+            &self,
+            x: &Tensor<D>,
+            first: bool,
+            reps: u32,
+            f: impl Fn(Tensor<D>) -> Tensor<E>,
+        ) -> Result<(LayerTime, Tensor<E>), TrainError> {
+            let input = if first {
+                x.clone().detach()
+            } else {
+                x.clone().detach().require_grad()
+            };
+            let forward = self.mean(reps, &mut || {
+                let _ = f(input.clone());
+            })?;
+            let y = f(input.clone()).detach();
+            let g = Tensor::<E>::random(y.shape(), Distribution::Normal(0.0, 1.0), &self.device);
+            let total = self.mean(reps, &mut || {
+                let _ = (f(input.clone()) * g.clone()).sum().backward();
+            })?;
+            let probe = self.mean(reps, &mut || {
+                let v = y.clone().require_grad();
+                let _ = (v * g.clone()).sum().backward();
+            })?;
+            let backward = total.saturating_sub(forward).saturating_sub(probe);
+            Ok((LayerTime { forward, backward }, y))
+        }
+    }
+
+    struct LayerTime {
+        forward: Duration,
+        backward: Duration,
+    }
+
+    impl LayerTime {
+        fn named(self, layer: &str, input: &[usize], output: &[usize]) -> OpTime {
+            OpTime {
+                name: format!("{layer} {input:?} -> {output:?}"),
+                forward: self.forward,
+                backward: self.backward,
+            }
+        }
+    }
+
+    /// One layer's share of a training step (see [`Bare::op_times`]).
+    pub struct OpTime {
+        pub name: String,
+        pub forward: Duration,
+        pub backward: Duration,
     }
 }
