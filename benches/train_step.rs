@@ -1,50 +1,76 @@
-//! One training step (batch 32) and one evaluation pass, per framework and model, on the CPU.
-//! Groups are named after what is measured and each framework is one `BenchmarkId`, so criterion's
-//! report sets the frameworks side by side. A step's totals are read back inside the timed region,
-//! which waits for the device.
+//! One training step (batch 32 and batch 256) and inference on a batch of 1,000, per framework and
+//! model, on the CPU and, where a framework can use one, on CUDA. Groups are named after what is
+//! measured (`train_step_b32/lenet2`) and each (framework, device) is one `BenchmarkId`
+//! (`tch/cpu`), so criterion's report sets the frameworks side by side. A step's totals are read
+//! back inside the timed region, which waits for the device.
 
-use common::harness::{DeviceRequest, RunSpec, BATCH_SIZE};
+use common::harness::{DeviceRequest, RunSpec, EVAL_BATCH_SIZE};
 use common::{Mnist, ModelKind, SplitKind, Trainer, Weights};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn data() -> Mnist {
     let mut data = Mnist::load(None).expect("the benches need MNIST (set MNIST_DIR)");
-    data.limit(1000);
+    data.limit(EVAL_BATCH_SIZE);
     data
 }
 
-/// A CPU trainer with the recipe's settings and the shared weights of seed 0.
-fn trainer(framework: &str, model: ModelKind, data: &Mnist) -> Box<dyn Trainer> {
+/// The devices to measure `framework` on: the CPU, and CUDA when it can use it here.
+fn devices(framework: &str) -> Vec<DeviceRequest> {
+    let mut d = vec![DeviceRequest::Cpu];
+    if lenet_compare::cuda_available(framework) {
+        d.push(DeviceRequest::Cuda);
+    }
+    d
+}
+
+/// A trainer with the recipe's settings (but `batch_size`) and the shared weights of seed 0.
+fn trainer(
+    framework: &str,
+    model: ModelKind,
+    device: DeviceRequest,
+    batch_size: usize,
+    data: &Mnist,
+) -> Box<dyn Trainer> {
     let spec = RunSpec {
-        device: DeviceRequest::Cpu,
+        device,
+        batch_size,
         ..RunSpec::recipe(framework, model)
     };
     let init = Weights::init(&model.spec(), 0);
-    lenet_compare::trainer(framework, &spec, data, &init).unwrap()
+    lenet_compare::trainer(framework, &spec, data, &init)
+        .unwrap_or_else(|e| panic!("{framework} on {device}: {e}"))
 }
 
 fn benches(c: &mut Criterion) {
     let data = data();
     for model in ModelKind::ALL {
-        let mut group = c.benchmark_group(format!("train_step/{model}"));
-        let order: Vec<u32> = (0..BATCH_SIZE as u32).collect();
-        for &framework in lenet_compare::FRAMEWORKS {
-            let mut trainer = trainer(framework, model, &data);
-            group.bench_function(BenchmarkId::new(framework, BATCH_SIZE), |b| {
-                b.iter(|| trainer.train_epoch(&order, &mut |_| {}).unwrap())
-            });
+        for batch in [32usize, 256] {
+            let mut group = c.benchmark_group(format!("train_step_b{batch}/{model}"));
+            // One call of `train_epoch` with one batch's indices is exactly one step.
+            let order: Vec<u32> = (0..batch as u32).collect();
+            for &framework in lenet_compare::FRAMEWORKS {
+                for device in devices(framework) {
+                    let mut trainer = trainer(framework, model, device, batch, &data);
+                    group.bench_function(BenchmarkId::new(framework, device), |b| {
+                        b.iter(|| trainer.train_epoch(&order, &mut |_| {}).unwrap())
+                    });
+                }
+            }
+            group.finish();
         }
-        group.finish();
-        let mut group = c.benchmark_group(format!("evaluate_1000/{model}"));
+        let mut group = c.benchmark_group(format!("inference_b{EVAL_BATCH_SIZE}/{model}"));
         for &framework in lenet_compare::FRAMEWORKS {
-            let mut trainer = trainer(framework, model, &data);
-            group.bench_function(BenchmarkId::new(framework, 1000), |b| {
-                b.iter(|| trainer.evaluate(SplitKind::Test).unwrap())
-            });
+            for device in devices(framework) {
+                // The test split holds exactly one evaluation batch.
+                let mut trainer = trainer(framework, model, device, 32, &data);
+                group.bench_function(BenchmarkId::new(framework, device), |b| {
+                    b.iter(|| trainer.evaluate(SplitKind::Test).unwrap())
+                });
+            }
         }
         group.finish();
     }
 }
 
-criterion_group!(name = group; config = Criterion::default().sample_size(30); targets = benches);
+criterion_group!(name = group; config = Criterion::default().sample_size(20); targets = benches);
 criterion_main!(group);

@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -153,6 +154,8 @@ def main():
     p.add_argument("--plan", required=True, help="safetensors file written by `lenet plan`")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--model", choices=["lenet2", "lenet3"], required=True)
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
+                   help="recorded in the report (the files are read from --data-dir)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int)
@@ -162,7 +165,7 @@ def main():
     p.add_argument("--out", required=True)
     args = p.parse_args()
 
-    spec = {"framework": "pytorch", "model": args.model, "device": args.device, "epochs": args.epochs,
+    spec = {"framework": "pytorch", "model": args.model, "dataset": args.dataset, "device": args.device, "epochs": args.epochs,
             "batch_size": args.batch_size, "learning_rate": 1e-3, "seed": args.seed, "limit": args.limit,
             "threads": args.threads}
     env = environment(sys.argv)
@@ -241,7 +244,11 @@ def main():
                     "threads": torch.get_num_threads(), "features": [], "notes": notes},
         "environment": env, "parameters": sum(p.numel() for p in model.parameters()),
         "train_examples": n, "test_examples": int(test_y.shape[0]), "setup_seconds": setup_seconds,
-        "epochs": epochs, "final_train": final_train, "final_test": final_test, "failure": failure,
+        "epochs": epochs, "final_train": final_train, "final_test": final_test,
+        # ru_maxrss is in KiB on Linux.
+        "peak_host_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_device_bytes": torch.cuda.max_memory_allocated(device) if use_cuda else None,
+        "failure": failure,
     }
     tmp = f"{args.out}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:

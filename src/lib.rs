@@ -15,7 +15,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use common::harness::{self, Observer, RunSpec, Trainer};
 use common::report::{Environment, EpochRecord, RunReport, SCHEMA};
-use common::{Mnist, TrainError, Weights};
+use common::weights::ModelFile;
+use common::{DeviceKind, DeviceRequest, Mnist, ModelKind, SplitKind, Totals, TrainError, Weights};
 
 /// The frameworks compiled into this binary.
 pub const FRAMEWORKS: &[&str] = &["tch", "candle", "candle-firstmax", "burn"];
@@ -57,6 +58,15 @@ pub struct RunOptions {
     pub data_dir: Option<PathBuf>,
     /// Show progress bars and per-epoch lines on stderr.
     pub progress: bool,
+    /// Return the trained weights (to save them).
+    pub keep_weights: bool,
+}
+
+/// A finished (or failed) run: its report, and the trained weights when they were asked for and
+/// the run succeeded.
+pub struct RunOutput {
+    pub report: RunReport,
+    pub weights: Option<Weights>,
 }
 
 /// Progress on stderr: a bar per epoch and one line when it ends.
@@ -113,11 +123,12 @@ impl Observer for Bars {
 
 /// Loads the data, trains, and returns the report (a failed one if the framework failed, or could
 /// not start). Errors in the user's input (bad data, bad options) are returned as errors instead.
-pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunReport> {
+pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     spec.validate().map_err(anyhow::Error::msg)?;
     check_framework(&spec.framework)?;
     let environment = Environment::capture();
-    let mut data = Mnist::load(options.data_dir.as_deref()).context("cannot load MNIST")?;
+    let mut data = Mnist::load_dataset(spec.dataset, options.data_dir.as_deref())
+        .with_context(|| format!("cannot load {}", spec.dataset.title()))?;
     if let Some(n) = spec.limit {
         data.limit(n);
     }
@@ -128,7 +139,12 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunReport> {
     // so that a comparison shows why the row is missing.
     let mut trainer = match trainer(&spec.framework, spec, &data, &init) {
         Ok(t) => t,
-        Err(e) => return Ok(RunReport::failed(spec.clone(), environment, e.to_string())),
+        Err(e) => {
+            return Ok(RunOutput {
+                report: RunReport::failed(spec.clone(), environment, e.to_string()),
+                weights: None,
+            })
+        }
     };
     let setup_seconds = setup.elapsed().as_secs_f64();
     let mut bars = Bars {
@@ -143,7 +159,18 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunReport> {
         &mut silent
     };
     let outcome = harness::train(trainer.as_mut(), spec, data.train.len(), observer);
-    Ok(RunReport {
+    let mut failure = outcome.failure;
+    let weights = match (options.keep_weights, &failure) {
+        (true, None) => match trainer.weights() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                failure = Some(format!("cannot read the trained weights back: {e}"));
+                None
+            }
+        },
+        _ => None,
+    };
+    let report = RunReport {
         schema: SCHEMA,
         spec: spec.clone(),
         backend: Some(trainer.backend()),
@@ -155,7 +182,64 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunReport> {
         epochs: outcome.epochs,
         final_train: outcome.final_train,
         final_test: outcome.final_test,
-        failure: outcome.failure,
+        peak_host_bytes: common::report::peak_rss_bytes(),
+        peak_device_bytes: trainer.peak_device_bytes(),
+        failure,
+    };
+    Ok(RunOutput { report, weights })
+}
+
+/// The model file of a finished run: its trained weights, and where they came from.
+pub fn model_file(report: &RunReport, weights: Weights) -> ModelFile {
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert("framework".into(), report.spec.framework.clone());
+    metadata.insert("dataset".into(), report.spec.dataset.to_string());
+    metadata.insert("epochs".into(), report.spec.epochs.to_string());
+    metadata.insert("seed".into(), report.spec.seed.to_string());
+    metadata.insert("device".into(), report.device());
+    if let Some(test) = &report.final_test {
+        metadata.insert("test_accuracy".into(), format!("{}", test.accuracy));
+        metadata.insert("test_examples".into(), test.examples.to_string());
+    }
+    ModelFile {
+        model: report.spec.model,
+        weights,
+        metadata,
+    }
+}
+
+/// What [`evaluate`] measured with one framework.
+#[derive(Debug, Clone)]
+pub struct EvalOutput {
+    pub framework: String,
+    pub device: DeviceKind,
+    pub test: Totals,
+}
+
+/// Loads `weights` (of `model`) into `framework` on `device` and measures loss and accuracy on the
+/// test split of `data`, training nothing.
+pub fn evaluate(
+    framework: &str,
+    device: DeviceRequest,
+    model: ModelKind,
+    weights: &Weights,
+    data: &Mnist,
+) -> Result<EvalOutput> {
+    check_framework(framework)?;
+    let spec = RunSpec {
+        device,
+        dataset: data.dataset,
+        ..RunSpec::recipe(framework, model)
+    };
+    let mut trainer = trainer(framework, &spec, data, weights)
+        .with_context(|| format!("{framework} cannot load the model"))?;
+    let test = trainer
+        .evaluate(SplitKind::Test)
+        .with_context(|| format!("{framework} failed to evaluate"))?;
+    Ok(EvalOutput {
+        framework: framework.to_string(),
+        device: trainer.backend().device,
+        test,
     })
 }
 

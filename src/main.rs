@@ -3,17 +3,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use common::harness::{DeviceRequest, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
-use common::ModelKind;
-use lenet_compare::{run, write_plan, RunOptions};
+use common::weights::ModelFile;
+use common::{Dataset, Mnist, ModelKind};
+use lenet_compare::{run, write_plan, RunOptions, FRAMEWORKS};
 
 #[derive(Parser)]
 #[command(
     name = "lenet",
     version,
-    about = "Train LeNet2/LeNet3 on MNIST with tch, candle or burn"
+    about = "Train LeNet2/LeNet3 on MNIST or Fashion-MNIST with tch, candle or burn"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Train one model with one framework and report accuracy and time per epoch
     Train(TrainArgs),
+    /// Load a model file written by `train --save` into one or more frameworks and report their
+    /// test accuracy (a model trained with one framework can be evaluated with any other)
+    Eval(EvalArgs),
     /// Print each layer of a model with its output shape and parameters
     Summary {
         /// lenet2, lenet3 or all
@@ -53,6 +57,29 @@ struct PlanArgs {
 }
 
 #[derive(clap::Args)]
+struct EvalArgs {
+    /// The model file (safetensors in the shared layout, as `lenet train --save` writes it)
+    #[arg(long, short, value_name = "FILE")]
+    load: PathBuf,
+    /// Comma-separated frameworks, or all
+    #[arg(long, short, value_delimiter = ',', default_value = "all")]
+    framework: Vec<String>,
+    /// mnist or fashion-mnist (default: the dataset the file says it was trained on, else mnist)
+    #[arg(long)]
+    dataset: Option<Dataset>,
+    /// auto (CUDA when available), cpu or cuda
+    #[arg(long, short, default_value = "auto")]
+    device: DeviceRequest,
+    /// Test on the first N test images
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Folder with the four data files (default: $MNIST_DIR or $FASHION_MNIST_DIR, else a system
+    /// folder, else the cache, else a download)
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct TrainArgs {
     /// Framework to train with
     #[arg(long, short, default_value = "tch")]
@@ -60,6 +87,9 @@ struct TrainArgs {
     /// lenet2 or lenet3
     #[arg(long, short, default_value = "lenet2")]
     model: ModelKind,
+    /// mnist or fashion-mnist
+    #[arg(long, default_value = "mnist")]
+    dataset: Dataset,
     /// auto (CUDA when available), cpu or cuda
     #[arg(long, short, default_value = "auto")]
     device: DeviceRequest,
@@ -76,12 +106,16 @@ struct TrainArgs {
     /// CPU threads for the framework (default: the framework's own default)
     #[arg(long)]
     threads: Option<usize>,
-    /// Folder with the four MNIST files (default: $MNIST_DIR, else the cache, else a download)
+    /// Folder with the four data files (default: $MNIST_DIR or $FASHION_MNIST_DIR, else a system
+    /// folder, else the cache, else a download)
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Write the JSON run report here
     #[arg(long, short, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Write the trained weights here (safetensors, PyTorch's names and layouts), for `lenet eval`
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
     /// No progress bars or per-epoch lines
     #[arg(long, short)]
     quiet: bool,
@@ -91,6 +125,7 @@ fn train(args: TrainArgs) -> Result<bool> {
     let spec = RunSpec {
         framework: args.framework,
         model: args.model,
+        dataset: args.dataset,
         device: args.device,
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -99,13 +134,22 @@ fn train(args: TrainArgs) -> Result<bool> {
         limit: args.limit,
         threads: args.threads,
     };
+    if let Some(save) = &args.save {
+        check_writable(save)?;
+    }
     let options = RunOptions {
         data_dir: args.data_dir,
         progress: !args.quiet,
+        keep_weights: args.save.is_some(),
     };
-    let report = run(&spec, &options)?;
+    let output = run(&spec, &options)?;
+    let report = output.report;
     if let Some(out) = &args.out {
         report.write(out)?;
+    }
+    if let (Some(save), Some(weights)) = (&args.save, output.weights) {
+        lenet_compare::model_file(&report, weights).write(save)?;
+        eprintln!("saved the trained weights to {}", save.display());
     }
     match (&report.failure, &report.final_train, &report.final_test) {
         (None, Some(train), Some(test)) => {
@@ -136,6 +180,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train(args),
+        Command::Eval(args) => eval(&args),
         Command::Summary { model } => summary(&model),
         Command::Plan(args) => plan(&args),
     };
@@ -164,4 +209,79 @@ fn summary(model: &str) -> Result<bool> {
 fn plan(args: &PlanArgs) -> Result<bool> {
     write_plan(args.model, args.seed, args.epochs, args.examples, &args.out)?;
     Ok(true)
+}
+
+/// Fails early, before an hour of training, when `path`'s folder does not exist.
+fn check_writable(path: &std::path::Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "cannot save to {}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn eval(args: &EvalArgs) -> Result<bool> {
+    let file = ModelFile::read(&args.load)?;
+    let frameworks: Vec<String> = if args.framework.iter().any(|f| f == "all") {
+        FRAMEWORKS.iter().map(|f| f.to_string()).collect()
+    } else {
+        args.framework.clone()
+    };
+    for f in &frameworks {
+        lenet_compare::check_framework(f)?;
+    }
+    let dataset = match (args.dataset, file.metadata.get("dataset")) {
+        (Some(d), _) => d,
+        (None, Some(d)) => d
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{}: its metadata names a dataset", args.load.display()))?,
+        (None, None) => Dataset::Mnist,
+    };
+    if args.limit == Some(0) {
+        anyhow::bail!("image limit must be at least 1");
+    }
+    let mut data = Mnist::load_dataset(dataset, args.data_dir.as_deref())
+        .with_context(|| format!("cannot load {}", dataset.title()))?;
+    if let Some(n) = args.limit {
+        data.limit(n);
+    }
+    let from = file
+        .metadata
+        .get("framework")
+        .map(|f| format!(", trained with {f}"))
+        .unwrap_or_default();
+    println!(
+        "{} ({}{from}) on the {} test split ({} images):",
+        args.load.display(),
+        file.model,
+        dataset.title(),
+        data.test.len()
+    );
+    let mut ok = true;
+    for framework in &frameworks {
+        match lenet_compare::evaluate(framework, args.device, file.model, &file.weights, &data) {
+            Ok(out) => println!(
+                "  {:<16} {:<5} test loss {:.4}, test accuracy {:.2}% ({}/{})",
+                out.framework,
+                out.device.to_string(),
+                out.test.mean_loss(),
+                out.test.accuracy() * 100.0,
+                out.test.correct,
+                out.test.examples
+            ),
+            Err(e) => {
+                ok = false;
+                println!("  {framework:<16} failed: {e:#}");
+            }
+        }
+    }
+    Ok(ok)
 }

@@ -144,3 +144,81 @@ fn a_tiny_run_writes_its_report() {
     assert_eq!(r.train_examples, 4);
     assert_eq!(r.backend.unwrap().framework, "tch");
 }
+
+#[test]
+fn a_saved_model_evaluates_in_other_frameworks() {
+    let dir = data_dir(|_| {});
+    let path = dir.path().to_str().unwrap();
+    let model = dir.path().join("model.safetensors");
+    let (ok, _, err) = lenet(&[
+        "train",
+        "-q",
+        "--epochs",
+        "1",
+        "--model",
+        "lenet3",
+        "--data-dir",
+        path,
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = lenet(&[
+        "eval",
+        "--load",
+        model.to_str().unwrap(),
+        "--framework",
+        "tch,burn",
+        "--device",
+        "cpu",
+        "--data-dir",
+        path,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("(lenet3, trained with tch)"), "{out}");
+    let accuracies: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_once("test accuracy ").map(|(_, a)| a))
+        .collect();
+    assert_eq!(accuracies.len(), 2, "{out}");
+    assert_eq!(accuracies[0], accuracies[1], "{out}");
+}
+
+#[test]
+fn bad_model_files_get_a_clear_error() {
+    let dir = data_dir(|_| {});
+    let path = dir.path().to_str().unwrap();
+    let bad = dir.path().join("bad.safetensors");
+    let eval = |file: &Path| {
+        let (ok, _, err) = lenet(&["eval", "--load", file.to_str().unwrap(), "--data-dir", path]);
+        assert!(!ok, "should fail: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+        err
+    };
+    std::fs::write(&bad, b"not a model").unwrap();
+    let err = eval(&bad);
+    assert!(
+        err.contains("bad.safetensors: not a safetensors file"),
+        "{err}"
+    );
+    let mut weights = common::Weights::init(&common::ModelKind::LeNet2.spec(), 0);
+    weights.tensors.remove("fc3.bias");
+    std::fs::write(&bad, weights.to_safetensors(&Vec::new(), None).unwrap()).unwrap();
+    let err = eval(&bad);
+    assert!(err.contains("fit neither model"), "{err}");
+    assert!(err.contains("no tensor named fc3.bias"), "{err}");
+    let err = eval(&dir.path().join("absent.safetensors"));
+    assert!(err.contains("cannot read"), "{err}");
+    let (ok, _, err) = lenet(&[
+        "train",
+        "--save",
+        "/nonexistent/folder/model.safetensors",
+        "--data-dir",
+        path,
+    ]);
+    assert!(
+        !ok && err.contains("the folder /nonexistent/folder does not exist"),
+        "{err}"
+    );
+}

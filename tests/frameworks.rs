@@ -206,3 +206,55 @@ mod parity {
         });
     }
 }
+
+/// A model trained and saved by each framework, reloaded into every framework: the same test
+/// accuracy everywhere (the same correct count, on the same 2,000 test images), equal to what the
+/// training run itself measured.
+#[test]
+fn saved_models_reload_in_every_framework() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = mnist();
+    data.limit(2000);
+    for model in ModelKind::ALL {
+        for &trained_with in lenet_compare::FRAMEWORKS {
+            let s = spec(trained_with, model, 1, 2000);
+            let options = lenet_compare::RunOptions {
+                keep_weights: true,
+                ..Default::default()
+            };
+            let out = lenet_compare::run(&s, &options).unwrap();
+            let report = out.report;
+            assert!(
+                report.succeeded(),
+                "{trained_with} {model}: {:?}",
+                report.failure
+            );
+            let trained = report.final_test.clone().unwrap();
+            let path = dir
+                .path()
+                .join(format!("{trained_with}-{model}.safetensors"));
+            lenet_compare::model_file(&report, out.weights.unwrap())
+                .write(&path)
+                .unwrap();
+            let file = common::weights::ModelFile::read(&path).unwrap();
+            assert_eq!(file.model, model);
+            assert_eq!(file.metadata["framework"], trained_with);
+            for &evaluated_with in lenet_compare::FRAMEWORKS {
+                let e = lenet_compare::evaluate(
+                    evaluated_with,
+                    DeviceRequest::Cpu,
+                    file.model,
+                    &file.weights,
+                    &data,
+                )
+                .unwrap();
+                assert_eq!(e.test.examples, trained.examples);
+                let correct = (trained.accuracy * trained.examples as f64).round() as u64;
+                assert_eq!(
+                    e.test.correct, correct,
+                    "{model} trained with {trained_with}, evaluated with {evaluated_with}"
+                );
+            }
+        }
+    }
+}

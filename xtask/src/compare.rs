@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use common::harness::{DeviceRequest, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
 use common::report::{Environment, RunReport};
 use common::summary;
-use common::ModelKind;
+use common::{Dataset, ModelKind};
 
 use crate::setup;
 
@@ -25,6 +25,12 @@ pub struct Args {
     /// Comma-separated models: lenet2, lenet3
     #[arg(long, value_delimiter = ',', default_value = "lenet2,lenet3")]
     pub models: Vec<ModelKind>,
+    /// mnist or fashion-mnist
+    #[arg(long, default_value = "mnist")]
+    pub dataset: Dataset,
+    /// Run each (framework, model) N times, with seeds SEED, SEED+1, ...; the table shows mean ± sd
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeats: u32,
     /// auto (CUDA when available), cpu or cuda
     #[arg(long, default_value = "auto")]
     pub device: DeviceRequest,
@@ -38,15 +44,20 @@ pub struct Args {
     /// CPU threads for every framework (default: each framework's own default)
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Folder with the four MNIST files (default: $MNIST_DIR, else the cache, else a download)
+    /// Folder with the four data files (default: $MNIST_DIR or $FASHION_MNIST_DIR, else a system
+    /// folder, else the cache, else a download)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Results go to OUT/MACHINE/
+    /// Results go to OUT/MACHINE/ (OUT/MACHINE/TAG/ with --tag)
     #[arg(long, default_value = "results", value_name = "OUT")]
     pub out: PathBuf,
     /// Name of the machine's results folder (default: from the GPU or CPU model)
     #[arg(long)]
     pub machine: Option<String>,
+    /// A subfolder for this comparison, so that it does not mix with the machine's main results
+    /// (for example repeats-3 or fashion-mnist)
+    #[arg(long)]
+    pub tag: Option<String>,
     /// Use this `lenet` binary instead of building one (as the GPU bundle does)
     #[arg(long, value_name = "FILE")]
     pub lenet: Option<PathBuf>,
@@ -132,6 +143,17 @@ fn check(args: &Args) -> Result<()> {
             );
         }
     }
+    if args.repeats == 0 || args.repeats > 1000 {
+        bail!("repeats must be 1 to 1000, not {}", args.repeats);
+    }
+    if let Some(tag) = &args.tag {
+        if tag.is_empty() || common::report::slug(tag) != *tag {
+            bail!(
+                "tag '{tag}' must be lowercase letters, digits and single dashes (for example {})",
+                common::report::slug(tag)
+            );
+        }
+    }
     let probe = RunSpec {
         epochs: args.epochs,
         limit: args.limit,
@@ -145,21 +167,17 @@ fn check(args: &Args) -> Result<()> {
 /// Finds MNIST (downloading it into the cache if that is where it goes) and checks every file once,
 /// so that bad data stops the comparison with one clear error before any run starts. Returns the
 /// folder, which every run is then given explicitly.
-fn check_data(args: &Args) -> Result<PathBuf> {
-    let (dir, source) = common::mnist::resolve_dir(args.data_dir.as_deref())?;
-    if source == common::mnist::DirSource::Cache {
-        common::mnist::download_missing(&dir)?;
-    } else if !dir.is_dir() {
-        bail!("{}: the data folder does not exist", dir.display());
-    }
-    common::Mnist::load_dir(&dir)?;
-    Ok(dir)
+fn check_data(args: &Args) -> Result<(PathBuf, common::Mnist)> {
+    let dir = common::mnist::locate(args.dataset, args.data_dir.as_deref())?;
+    let mut data = common::Mnist::load_dir(&dir)?;
+    data.dataset = args.dataset;
+    Ok((dir, data))
 }
 
 /// Runs the comparison; `Ok(false)` when a run failed.
 pub fn run(args: Args) -> Result<bool> {
     check(&args)?;
-    let data_dir = check_data(&args)?;
+    let (data_dir, data) = check_data(&args)?;
     let args = Args {
         data_dir: Some(data_dir),
         ..args
@@ -169,21 +187,55 @@ pub fn run(args: Args) -> Result<bool> {
     let machine = args.machine.clone().unwrap_or_else(|| {
         env.machine_slug(args.device != DeviceRequest::Cpu && env.gpu.is_some())
     });
-    let dir = args.out.join(&machine);
+    let mut dir = args.out.join(&machine);
+    if let Some(tag) = &args.tag {
+        dir = dir.join(tag);
+    }
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the results folder {}", dir.display()))?;
+    let samples =
+        common::plots::samples(args.dataset, &data.test, 8).map_err(anyhow::Error::msg)?;
+    drop(data);
+    write_picture(&dir, &samples)?;
     let mut ok = true;
     for model in &args.models {
         for framework in &args.frameworks {
-            let path = dir.join(format!("{framework}-{model}.json"));
-            let report = run_one(&tools, &args, framework, *model, &path)?;
-            ok &= report.succeeded();
+            for repeat in 1..=args.repeats {
+                let path = dir.join(report_name(framework, *model, args.dataset, repeat));
+                let seed = args.seed + u64::from(repeat - 1);
+                let report = run_one(&tools, &args, framework, *model, seed, &path)?;
+                ok &= report.succeeded();
+            }
         }
     }
     let table = write_summary(&dir)?;
     println!("\n{table}");
     println!("\nwritten to {}", dir.display());
+    if let Err(e) = write_index(&args.out) {
+        eprintln!(
+            "warning: could not rewrite {}: {e:#}",
+            args.out.join("README.md").display()
+        );
+    }
     Ok(ok)
+}
+
+/// `FRAMEWORK-MODEL[-DATASET][-rK].json`: MNIST and the first repeat keep the short name.
+fn report_name(framework: &str, model: ModelKind, dataset: Dataset, repeat: u32) -> String {
+    let mut name = format!("{framework}-{model}");
+    if dataset != Dataset::Mnist {
+        name.push_str(&format!("-{dataset}"));
+    }
+    if repeat > 1 {
+        name.push_str(&format!("-r{repeat}"));
+    }
+    name + ".json"
+}
+
+fn write_picture(dir: &Path, picture: &common::plots::Picture) -> Result<()> {
+    let path = dir.join(&picture.file);
+    common::report::write_atomic(&path, picture.svg.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Rebuilds `summary.md` in a results folder from the reports there; returns the table.
@@ -194,36 +246,161 @@ pub fn write_summary(dir: &Path) -> Result<String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let text = summary_markdown(&machine, &reports, &table);
+    let charts = common::plots::charts(&reports).map_err(anyhow::Error::msg)?;
+    for picture in &charts {
+        write_picture(dir, picture)?;
+    }
+    let mut text = summary_markdown(&machine, &reports, &table);
+    text.push_str(&pictures_markdown(dir, &charts));
     common::report::write_atomic(&dir.join("summary.md"), text.as_bytes())
         .with_context(|| format!("cannot write {}", dir.join("summary.md").display()))?;
     Ok(table)
 }
 
-/// `cargo xtask report`: rebuilds every results folder's `summary.md` from its raw reports.
-pub fn report(out: &Path) -> Result<bool> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .with_context(|| format!("cannot read {}", out.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
+/// The pictures in a results folder (the charts just drawn, and any sample grids), as Markdown.
+fn pictures_markdown(dir: &Path, charts: &[common::plots::Picture]) -> String {
+    let mut text = String::new();
+    let samples: Vec<String> = Dataset::ALL
+        .iter()
+        .map(|d| format!("{d}-samples.svg"))
+        .filter(|f| dir.join(f).is_file())
         .collect();
-    dirs.sort();
-    for dir in dirs {
+    if charts.is_empty() && samples.is_empty() {
+        return text;
+    }
+    text.push_str("\n## Pictures\n\n");
+    for file in samples {
+        text.push_str(&format!("![sample images]({file})\n\n"));
+    }
+    for picture in charts {
+        text.push_str(&format!("![{}]({})\n\n", picture.title, picture.file));
+    }
+    text
+}
+
+/// Every folder under `out` that holds run reports, at any depth.
+pub fn result_dirs(out: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut has_reports = false;
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                has_reports = true;
+            }
+        }
+        if has_reports {
+            found.push(dir);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// `cargo xtask report`: rebuilds every results folder's `summary.md` and charts from its raw
+/// reports, redraws the sample grids where the dataset is at hand, and rewrites the index
+/// `OUT/README.md`.
+pub fn report(out: &Path) -> Result<bool> {
+    for dir in result_dirs(out)? {
+        let reports = collect(&dir)?;
+        let mut datasets: Vec<Dataset> = reports.iter().map(|r| r.spec.dataset).collect();
+        datasets.sort();
+        datasets.dedup();
+        for dataset in datasets {
+            let file = dir.join(format!("{dataset}-samples.svg"));
+            match common::mnist::resolve_dataset_dir(dataset, None)
+                .ok()
+                .filter(|(d, _)| d.is_dir())
+                .and_then(|(d, _)| common::Mnist::load_dir(&d).ok())
+            {
+                Some(data) => {
+                    let picture = common::plots::samples(dataset, &data.test, 8)
+                        .map_err(anyhow::Error::msg)?;
+                    write_picture(&dir, &picture)?;
+                }
+                None if file.is_file() => eprintln!(
+                    "{} not found here: kept {}",
+                    dataset.title(),
+                    file.display()
+                ),
+                None => eprintln!(
+                    "{} not found here: no sample images in {}",
+                    dataset.title(),
+                    dir.display()
+                ),
+            }
+        }
         write_summary(&dir)?;
         println!("rewrote {}", dir.join("summary.md").display());
     }
+    write_index(out)?;
+    println!("rewrote {}", out.join("README.md").display());
     Ok(true)
 }
 
-fn spec(args: &Args, framework: &str, model: ModelKind) -> RunSpec {
+/// `OUT/README.md`: each results folder with what it holds.
+pub fn write_index(out: &Path) -> Result<()> {
+    let mut text = String::from(
+        "# Results\n\nEach folder holds one comparison on one machine: the raw JSON report of every \
+         run, `summary.md` (the table, the machine, the versions) and the pictures. `cargo xtask \
+         report` rebuilds the summaries, pictures and this list from the JSON.\n\n\
+         | folder | machine | dataset | frameworks | models | epochs | runs |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for dir in result_dirs(out)? {
+        let reports = collect(&dir)?;
+        let Some(first) = reports.first() else {
+            continue;
+        };
+        let rel = dir.strip_prefix(out).unwrap_or(&dir);
+        let link = rel.to_string_lossy().replace('\\', "/");
+        let machine = match &first.environment.gpu {
+            Some(gpu) if reports.iter().any(|r| r.device() == "cuda") => gpu.clone(),
+            _ => format!(
+                "{} ({} logical CPUs)",
+                first.environment.cpu_model, first.environment.logical_cpus
+            ),
+        };
+        let unique = |f: &dyn Fn(&RunReport) -> String| {
+            let mut v: Vec<String> = reports.iter().map(f).collect();
+            v.sort();
+            v.dedup();
+            v.join(", ")
+        };
+        let mut frameworks: Vec<String> = Vec::new();
+        for r in &reports {
+            if !frameworks.contains(&r.spec.framework) {
+                frameworks.push(r.spec.framework.clone());
+            }
+        }
+        text.push_str(&format!(
+            "| [{link}]({link}/summary.md) | {machine} | {} | {} | {} | {} | {} |\n",
+            unique(&|r| r.spec.dataset.to_string()),
+            frameworks.join(", "),
+            unique(&|r| r.spec.model.to_string()),
+            unique(&|r| r.spec.epochs.to_string()),
+            reports.len()
+        ));
+    }
+    common::report::write_atomic(&out.join("README.md"), text.as_bytes())
+        .with_context(|| format!("cannot write {}", out.join("README.md").display()))
+}
+
+fn spec(args: &Args, framework: &str, model: ModelKind, seed: u64) -> RunSpec {
     RunSpec {
         framework: framework.to_string(),
         model,
+        dataset: args.dataset,
         device: args.device,
         epochs: args.epochs,
         batch_size: BATCH_SIZE,
         learning_rate: LEARNING_RATE,
-        seed: args.seed,
+        seed,
         limit: args.limit,
         threads: args.threads,
     }
@@ -234,9 +411,10 @@ fn run_one(
     args: &Args,
     framework: &str,
     model: ModelKind,
+    seed: u64,
     report_path: &Path,
 ) -> Result<RunReport> {
-    let spec = spec(args, framework, model);
+    let spec = spec(args, framework, model, seed);
     // A report left by an earlier run must not pass for this one.
     let _ = std::fs::remove_file(report_path);
     let mut cmd = if framework == "pytorch" {
@@ -245,7 +423,7 @@ fn run_one(
         let ok = setup::status(
             Command::new(&tools.lenet)
                 .args(["plan", "--model", model.name()])
-                .args(["--seed", &args.seed.to_string()])
+                .args(["--seed", &seed.to_string()])
                 .args(["--epochs", &args.epochs.to_string()])
                 .args(["--examples", &examples.to_string()])
                 .arg("--out")
@@ -259,17 +437,19 @@ fn run_one(
             .arg("--plan")
             .arg(&plan)
             .args(["--model", model.name()])
+            .args(["--dataset", args.dataset.name()])
             .args(["--device", &args.device.to_string()])
             .args(["--epochs", &args.epochs.to_string()])
-            .args(["--seed", &args.seed.to_string()]);
+            .args(["--seed", &seed.to_string()]);
         cmd.env("PYTHONUNBUFFERED", "1");
         cmd
     } else {
         let mut cmd = Command::new(tools.lenet(framework));
         cmd.args(["train", "--framework", framework, "--model", model.name()])
+            .args(["--dataset", args.dataset.name()])
             .args(["--device", &args.device.to_string()])
             .args(["--epochs", &args.epochs.to_string()])
-            .args(["--seed", &args.seed.to_string()]);
+            .args(["--seed", &seed.to_string()]);
         cmd
     };
     if let Some(dir) = &args.data_dir {
@@ -290,7 +470,7 @@ fn run_one(
         let _ = std::fs::remove_file(report_path.with_extension("plan.safetensors"));
     }
     let report = match RunReport::read(report_path) {
-        Ok(r) if r.spec.framework == framework && r.spec.model == model => r,
+        Ok(r) if r.spec.framework == framework && r.spec.model == model && r.spec.seed == seed => r,
         _ => {
             let reason = match status.code() {
                 Some(code) => format!("the run process exited with status {code} and no report"),
@@ -332,9 +512,10 @@ fn summary_markdown(machine: &str, reports: &[RunReport], table: &str) -> String
             ));
         }
     }
+    let mut lines: Vec<String> = Vec::new();
     for r in reports {
         if let Some(b) = &r.backend {
-            text.push_str(&format!(
+            lines.push(format!(
                 "- {} {}: {} on {}, {} thread{}{}{}\n",
                 r.spec.framework,
                 r.spec.model,
@@ -355,16 +536,35 @@ fn summary_markdown(machine: &str, reports: &[RunReport], table: &str) -> String
             ));
         }
     }
+    // Repeats of a configuration print the same line.
+    lines.dedup();
+    text.push_str(&lines.concat());
     if let Some(r) = reports.first() {
+        let mut seeds: Vec<u64> = reports.iter().map(|r| r.spec.seed).collect();
+        seeds.sort();
+        seeds.dedup();
+        let seeds = match seeds.as_slice() {
+            [one] => format!("seed {one}"),
+            many => format!(
+                "seeds {} (repeats: mean ± sample standard deviation)",
+                many.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let mut datasets: Vec<&str> = reports.iter().map(|r| r.spec.dataset.title()).collect();
+        datasets.dedup();
         text.push_str(&format!(
-            "\nRecipe: Adam lr {}, betas (0.9, 0.999), eps 1e-8, batch {}, {} epochs, seed {}{}. \
+            "\nDataset: {}. Recipe: Adam lr {}, betas (0.9, 0.999), eps 1e-8, batch {}, {} epochs, {seeds}{}. \
              Epoch times are training only (first step to a device synchronisation after the last); \
-             \"vs PyTorch\" divides the median epoch time by PyTorch's on the same device. \
-             Raw reports: the JSON files beside this one.\n",
+             \"vs PyTorch\" divides the median epoch time by PyTorch's on the same device; images/s \
+             is the training set over the median epoch; peak host memory is the run process's \
+             resident peak, data included. Raw reports: the JSON files beside this one.\n",
+            datasets.join(", "),
             r.spec.learning_rate,
             r.spec.batch_size,
             r.spec.epochs,
-            r.spec.seed,
             r.spec
                 .limit
                 .map(|n| format!(", first {n} images of each split"))

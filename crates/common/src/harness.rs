@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::mnist::Dataset;
 use crate::order::epoch_order;
 use crate::report::{EpochRecord, EvalRecord};
 use crate::spec::ModelKind;
@@ -77,6 +78,9 @@ pub enum SplitKind {
 pub struct RunSpec {
     pub framework: String,
     pub model: ModelKind,
+    /// MNIST unless said otherwise (reports from before the field existed are MNIST runs).
+    #[serde(default)]
+    pub dataset: Dataset,
     pub device: DeviceRequest,
     pub epochs: u32,
     pub batch_size: usize,
@@ -100,6 +104,7 @@ impl RunSpec {
         Self {
             framework: framework.to_string(),
             model,
+            dataset: Dataset::Mnist,
             device: DeviceRequest::Auto,
             epochs: EPOCHS,
             batch_size: BATCH_SIZE,
@@ -194,6 +199,12 @@ pub trait Trainer {
     fn synchronize(&self) -> Result<(), TrainError>;
 
     fn backend(&self) -> BackendInfo;
+
+    /// The most device memory this trainer's framework has had allocated at once, where the
+    /// framework can tell (none of the CPU backends can).
+    fn peak_device_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Hooks for progress display; all optional.

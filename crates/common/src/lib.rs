@@ -11,6 +11,7 @@ pub mod harness;
 pub mod idx;
 pub mod mnist;
 pub mod order;
+pub mod plots;
 pub mod reference;
 pub mod report;
 pub mod spec;
@@ -21,7 +22,7 @@ pub use error::{DataError, Error, TrainError};
 pub use harness::{
     BackendInfo, DeviceKind, DeviceRequest, Observer, RunSpec, SplitKind, Totals, Trainer,
 };
-pub use mnist::{Mnist, Split};
+pub use mnist::{Dataset, Mnist, Split};
 pub use report::{EpochRecord, RunReport};
 pub use spec::{Layer, ModelKind, ModelSpec};
 pub use weights::{ParamTensor, Weights};

@@ -1,8 +1,12 @@
-//! MNIST: where its four files are, reading and checking them, and downloading them when absent.
+//! MNIST and Fashion-MNIST (same format, same file names): where their four files are, reading and
+//! checking them, and downloading them when absent.
 //!
-//! The folder comes from, in order: an explicit option, `MNIST_DIR`, the user's cache folder
-//! (`$XDG_CACHE_HOME/lenet-compare/mnist` or `~/.cache/lenet-compare/mnist`). Only the cache folder
-//! is ever filled by a download; an explicit folder with a missing file is an error naming the file.
+//! The folder comes from, in order: an explicit option, the dataset's variable (`MNIST_DIR`,
+//! `FASHION_MNIST_DIR`), a system folder where a distribution package puts it (Debian's
+//! `dataset-fashion-mnist`: `/usr/share/datasets/fashion-mnist`), the user's cache folder
+//! (`$XDG_CACHE_HOME/lenet-compare/<dataset>` or `~/.cache/lenet-compare/<dataset>`). Only the cache
+//! folder is ever filled by a download; an explicit folder with a missing file is an error naming the
+//! file.
 //! Downloads are verified against the published MD5 sums of the decompressed files and land in the
 //! cache only through a rename, so an interrupted or corrupt download never leaves a file behind.
 
@@ -10,6 +14,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Error, Result};
 use crate::idx;
@@ -48,11 +53,145 @@ pub const TEST_LABELS: StandardFile = StandardFile {
 };
 pub const FILES: [StandardFile; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
 
-/// The mirrors tried in order; `MNIST_MIRROR` (a base URL) replaces them.
+/// Fashion-MNIST's files: MNIST's names and sizes, other content. The MD5 sums are of the decompressed
+/// files (Zalando publishes those of its gzip files, which a recompressing mirror changes).
+pub const FASHION_FILES: [StandardFile; 4] = [
+    StandardFile {
+        md5: "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        ..TRAIN_IMAGES
+    },
+    StandardFile {
+        md5: "9018921c3c673c538a1fc5bad174d6f9",
+        ..TRAIN_LABELS
+    },
+    StandardFile {
+        md5: "8181f5470baa50b63fa0f6fddb340f0a",
+        ..TEST_IMAGES
+    },
+    StandardFile {
+        md5: "15d484375f8d13e6eb1aabb0c3f46965",
+        ..TEST_LABELS
+    },
+];
+
+/// The MNIST mirrors tried in order; `MNIST_MIRROR` (a base URL) replaces them.
 pub const MIRRORS: [&str; 2] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 ];
+
+/// The Fashion-MNIST mirror; `FASHION_MNIST_MIRROR` replaces it.
+pub const FASHION_MIRRORS: [&str; 1] =
+    ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
+
+/// Which of the two 28x28, ten-class datasets a run uses.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dataset {
+    /// Handwritten digits, the tutorial's dataset.
+    #[default]
+    Mnist,
+    /// Zalando's clothing images, where the models do not all saturate at 99%.
+    FashionMnist,
+}
+
+impl Dataset {
+    pub const ALL: [Dataset; 2] = [Dataset::Mnist, Dataset::FashionMnist];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mnist => "mnist",
+            Self::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    /// How people write it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Mnist => "MNIST",
+            Self::FashionMnist => "Fashion-MNIST",
+        }
+    }
+
+    pub fn files(self) -> [StandardFile; 4] {
+        match self {
+            Self::Mnist => FILES,
+            Self::FashionMnist => FASHION_FILES,
+        }
+    }
+
+    /// The variable that names the data folder.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Self::Mnist => "MNIST_DIR",
+            Self::FashionMnist => "FASHION_MNIST_DIR",
+        }
+    }
+
+    /// The variable that replaces the download mirrors.
+    pub fn mirror_var(self) -> &'static str {
+        match self {
+            Self::Mnist => "MNIST_MIRROR",
+            Self::FashionMnist => "FASHION_MNIST_MIRROR",
+        }
+    }
+
+    pub fn mirrors(self) -> &'static [&'static str] {
+        match self {
+            Self::Mnist => &MIRRORS,
+            Self::FashionMnist => &FASHION_MIRRORS,
+        }
+    }
+
+    /// Folders where a distribution package installs the dataset.
+    pub fn system_dirs(self) -> &'static [&'static str] {
+        match self {
+            Self::Mnist => &[],
+            Self::FashionMnist => &["/usr/share/datasets/fashion-mnist"],
+        }
+    }
+
+    /// The names of the ten classes, by label.
+    pub fn class_names(self) -> [&'static str; CLASSES] {
+        match self {
+            Self::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            Self::FashionMnist => [
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ],
+        }
+    }
+}
+
+impl std::fmt::Display for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Dataset {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "mnist" => Ok(Self::Mnist),
+            "fashion-mnist" | "fashion" => Ok(Self::FashionMnist),
+            _ => Err(format!(
+                "unknown dataset '{s}': expected mnist or fashion-mnist"
+            )),
+        }
+    }
+}
 
 /// One split: images as row-major bytes (`len * 784`), labels in 0..10.
 #[derive(Debug, Clone)]
@@ -98,6 +237,7 @@ pub struct Mnist {
     pub test: Split,
     /// The folder the files were read from.
     pub dir: PathBuf,
+    pub dataset: Dataset,
 }
 
 /// Where the data folder came from.
@@ -105,34 +245,58 @@ pub struct Mnist {
 pub enum DirSource {
     Option,
     Env,
+    /// A distribution package's folder.
+    System,
     Cache,
 }
 
-/// Resolves the data folder: the option, else `MNIST_DIR`, else the cache folder.
+/// Resolves MNIST's data folder: see [`resolve_dataset_dir`].
 pub fn resolve_dir(option: Option<&Path>) -> Result<(PathBuf, DirSource)> {
+    resolve_dataset_dir(Dataset::Mnist, option)
+}
+
+/// Resolves the data folder: the option, else the dataset's variable, else a system folder that
+/// holds all four files, else the cache folder.
+pub fn resolve_dataset_dir(
+    dataset: Dataset,
+    option: Option<&Path>,
+) -> Result<(PathBuf, DirSource)> {
     if let Some(dir) = option {
         return Ok((dir.to_path_buf(), DirSource::Option));
     }
-    if let Some(dir) = std::env::var_os("MNIST_DIR").filter(|d| !d.is_empty()) {
+    if let Some(dir) = std::env::var_os(dataset.env_var()).filter(|d| !d.is_empty()) {
         return Ok((PathBuf::from(dir), DirSource::Env));
     }
-    cache_dir()
+    if let Some(dir) = dataset
+        .system_dirs()
+        .iter()
+        .map(PathBuf::from)
+        .find(|d| dataset.files().iter().all(|f| find_file(d, f).is_some()))
+    {
+        return Ok((dir, DirSource::System));
+    }
+    dataset_cache_dir(dataset)
         .map(|d| (d, DirSource::Cache))
         .ok_or_else(|| {
-            Error::Invalid(
-                "no data folder: pass --data-dir or set MNIST_DIR (no cache folder either: HOME is unset)"
-                    .into(),
-            )
+            Error::Invalid(format!(
+                "no data folder: pass --data-dir or set {} (no cache folder either: HOME is unset)",
+                dataset.env_var()
+            ))
         })
 }
 
-/// The cache folder for downloads.
+/// MNIST's cache folder for downloads.
 pub fn cache_dir() -> Option<PathBuf> {
+    dataset_cache_dir(Dataset::Mnist)
+}
+
+/// A dataset's cache folder for downloads.
+pub fn dataset_cache_dir(dataset: Dataset) -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("lenet-compare").join("mnist"))
+    Some(base.join("lenet-compare").join(dataset.name()))
 }
 
 /// Finds a standard file in `dir`, plain or gzip.
@@ -146,20 +310,19 @@ pub fn find_file(dir: &Path, file: &StandardFile) -> Option<PathBuf> {
 impl Mnist {
     /// Loads MNIST from the folder that [`resolve_dir`] picks, downloading into the cache if needed.
     pub fn load(option: Option<&Path>) -> Result<Self> {
-        let (dir, source) = resolve_dir(option)?;
-        if source == DirSource::Cache {
-            download_missing(&dir)?;
-        } else if !dir.is_dir() {
-            let how = match source {
-                DirSource::Option => "the data folder given by --data-dir",
-                _ => "the data folder given by MNIST_DIR",
-            };
-            return Err(DataError::new(&dir, format!("{how} does not exist")).into());
-        }
-        Self::load_dir(&dir)
+        Self::load_dataset(Dataset::Mnist, option)
     }
 
-    /// Loads and checks the four files in `dir`.
+    /// Loads a dataset from the folder that [`resolve_dataset_dir`] picks, downloading into the
+    /// cache if needed.
+    pub fn load_dataset(dataset: Dataset, option: Option<&Path>) -> Result<Self> {
+        let dir = locate(dataset, option)?;
+        let mut data = Self::load_dir(&dir)?;
+        data.dataset = dataset;
+        Ok(data)
+    }
+
+    /// Loads and checks the four files in `dir` (MNIST's names, which Fashion-MNIST shares).
     pub fn load_dir(dir: &Path) -> Result<Self> {
         let path = |f: &StandardFile| {
             find_file(dir, f).ok_or_else(|| {
@@ -175,6 +338,7 @@ impl Mnist {
             train,
             test,
             dir: dir.to_path_buf(),
+            dataset: Dataset::Mnist,
         })
     }
 
@@ -183,6 +347,24 @@ impl Mnist {
         self.train.truncate(n);
         self.test.truncate(n);
     }
+}
+
+/// The data folder of `dataset` (see [`resolve_dataset_dir`]), filled by a download when it is the
+/// cache; an explicit folder that does not exist is an error that says where the name came from.
+pub fn locate(dataset: Dataset, option: Option<&Path>) -> Result<PathBuf> {
+    let (dir, source) = resolve_dataset_dir(dataset, option)?;
+    match source {
+        DirSource::Cache => download_dataset(dataset, &dir)?,
+        DirSource::Option | DirSource::Env if !dir.is_dir() => {
+            let how = match source {
+                DirSource::Option => "the data folder given by --data-dir".to_string(),
+                _ => format!("the data folder given by {}", dataset.env_var()),
+            };
+            return Err(DataError::new(&dir, format!("{how} does not exist")).into());
+        }
+        _ => {}
+    }
+    Ok(dir)
 }
 
 /// Reads an image file and its label file and checks that they agree.
@@ -235,19 +417,31 @@ pub fn read_split(images_path: &Path, labels_path: &Path) -> Result<Split, DataE
     })
 }
 
-/// Downloads each standard file that `dir` lacks, verified, with a progress bar, from
-/// `MNIST_MIRROR` if set, else from [`MIRRORS`].
+/// Downloads each MNIST file that `dir` lacks: see [`download_dataset`].
 pub fn download_missing(dir: &Path) -> Result<()> {
-    let mirrors: Vec<String> = match std::env::var("MNIST_MIRROR") {
-        Ok(m) if !m.is_empty() => vec![m],
-        _ => MIRRORS.iter().map(|m| m.to_string()).collect(),
-    };
-    download_missing_from(dir, &mirrors)
+    download_dataset(Dataset::Mnist, dir)
 }
 
-/// Downloads each standard file that `dir` lacks from the first of `mirrors` that serves it intact.
+/// Downloads each of the dataset's files that `dir` lacks, verified, with a progress bar, from the
+/// dataset's mirror variable (`MNIST_MIRROR`, `FASHION_MNIST_MIRROR`) if set, else from its mirrors.
+pub fn download_dataset(dataset: Dataset, dir: &Path) -> Result<()> {
+    let mirrors: Vec<String> = match std::env::var(dataset.mirror_var()) {
+        Ok(m) if !m.is_empty() => vec![m],
+        _ => dataset.mirrors().iter().map(|m| m.to_string()).collect(),
+    };
+    download_files_from(dataset, dir, &mirrors)
+}
+
+/// Downloads each MNIST file that `dir` lacks from the first of `mirrors` that serves it intact.
 pub fn download_missing_from(dir: &Path, mirrors: &[String]) -> Result<()> {
-    let missing: Vec<_> = FILES
+    download_files_from(Dataset::Mnist, dir, mirrors)
+}
+
+/// Downloads each of the dataset's files that `dir` lacks from the first of `mirrors` that serves
+/// it intact.
+pub fn download_files_from(dataset: Dataset, dir: &Path, mirrors: &[String]) -> Result<()> {
+    let files = dataset.files();
+    let missing: Vec<_> = files
         .iter()
         .filter(|f| find_file(dir, f).is_none())
         .collect();
@@ -273,8 +467,10 @@ pub fn download_missing_from(dir: &Path, mirrors: &[String]) -> Result<()> {
             return Err(DataError::new(
                 dir.join(format!("{}.gz", file.name)),
                 format!(
-                    "missing and could not be downloaded ({}); pass --data-dir or set MNIST_DIR to a folder that holds the MNIST files",
-                    failures.join("; ")
+                    "missing and could not be downloaded ({}); pass --data-dir or set {} to a folder that holds the {} files",
+                    failures.join("; "),
+                    dataset.env_var(),
+                    dataset.title()
                 ),
             )
             .into());

@@ -197,6 +197,12 @@ pub struct RunReport {
     pub epochs: Vec<EpochRecord>,
     pub final_train: Option<EvalRecord>,
     pub final_test: Option<EvalRecord>,
+    /// The run process's peak resident memory (Linux `VmHWM`; Python's `ru_maxrss`), data included.
+    #[serde(default)]
+    pub peak_host_bytes: Option<u64>,
+    /// The most device memory the framework had allocated at once, where it can tell.
+    #[serde(default)]
+    pub peak_device_bytes: Option<u64>,
     /// Why the run failed; `None` for a run that finished.
     pub failure: Option<String>,
 }
@@ -216,6 +222,8 @@ impl RunReport {
             epochs: Vec::new(),
             final_train: None,
             final_test: None,
+            peak_host_bytes: None,
+            peak_device_bytes: None,
             failure: Some(reason),
         }
     }
@@ -257,6 +265,13 @@ impl RunReport {
         })
     }
 
+    /// Training images per second in the median epoch.
+    pub fn images_per_second(&self) -> Option<f64> {
+        self.median_epoch_seconds()
+            .filter(|&s| s > 0.0 && self.train_examples > 0)
+            .map(|s| self.train_examples as f64 / s)
+    }
+
     /// Training plus per-epoch evaluation time, all epochs.
     pub fn total_seconds(&self) -> f64 {
         self.epochs
@@ -291,6 +306,20 @@ impl RunReport {
         write_atomic(path, text.as_bytes())
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
     }
+}
+
+/// This process's peak resident memory so far, in bytes (Linux only).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a

@@ -1,42 +1,23 @@
 //! The comparison table, built from run reports alone (so it can be rebuilt from committed JSON).
+//!
+//! Reports of the same (dataset, model, device, framework) are repeats of one configuration with
+//! different seeds: they make one row, with mean ± standard deviation where there are several.
 
+use tabled::builder::Builder;
 use tabled::settings::Style;
-use tabled::{Table, Tabled};
 
+use crate::mnist::Dataset;
 use crate::report::RunReport;
+use crate::spec::ModelKind;
 
 /// The framework whose median epoch time the others are divided by, when it is in the table.
 pub const BASELINE: &str = "pytorch";
 
-#[derive(Tabled)]
-struct Row {
-    framework: String,
-    model: String,
-    device: String,
-    parameters: String,
-    #[tabled(rename = "epoch 1 (s)")]
-    first: String,
-    #[tabled(rename = "median epoch 2..N (s)")]
-    median: String,
-    #[tabled(rename = "vs PyTorch")]
-    ratio: String,
-    #[tabled(rename = "total (s)")]
-    total: String,
-    #[tabled(rename = "train acc")]
-    train: String,
-    #[tabled(rename = "test acc")]
-    test: String,
-    #[tabled(rename = "to 99% test (s)")]
-    to99: String,
-}
+/// The test accuracy whose first crossing the table times.
+pub const TARGET_ACCURACY: f64 = 0.99;
 
-fn secs(s: Option<f64>) -> String {
-    s.map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into())
-}
-
-fn pct(a: Option<f64>) -> String {
-    a.map(|a| format!("{:.2}%", a * 100.0))
-        .unwrap_or_else(|| "-".into())
+fn pct(a: f64) -> String {
+    format!("{:.2}%", a * 100.0)
 }
 
 /// Parameter counts with thousands separators.
@@ -52,69 +33,215 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
-/// Sorts reports for display: by model, device, then framework (the baseline first).
-pub fn sort(reports: &mut [RunReport]) {
-    reports.sort_by(|a, b| {
-        (
-            a.spec.model,
-            a.device(),
-            a.spec.framework != BASELINE,
-            &a.spec.framework,
-        )
-            .cmp(&(
-                b.spec.model,
-                b.device(),
-                b.spec.framework != BASELINE,
-                &b.spec.framework,
-            ))
-    });
+/// Mean and sample standard deviation (0 for one value).
+pub fn mean_sd(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = if values.len() > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    Some((mean, sd))
 }
 
-/// The comparison as a Markdown table.
+/// One value, or `mean ± sd` when there are several.
+fn stat(values: &[f64], show: impl Fn(f64) -> String) -> String {
+    match mean_sd(values) {
+        None => "-".into(),
+        Some((m, _)) if values.len() == 1 => show(m),
+        Some((m, sd)) => format!("{} ± {}", show(m), show(sd)),
+    }
+}
+
+/// Sorts reports for display: by dataset, model, device, then framework (the baseline first), then
+/// seed.
+pub fn sort(reports: &mut [RunReport]) {
+    reports.sort_by(|a, b| key(a).cmp(&key(b)).then(a.spec.seed.cmp(&b.spec.seed)));
+}
+
+type Key = (Dataset, ModelKind, String, bool, String);
+
+fn key(r: &RunReport) -> Key {
+    (
+        r.spec.dataset,
+        r.spec.model,
+        r.device(),
+        r.spec.framework != BASELINE,
+        r.spec.framework.clone(),
+    )
+}
+
+/// The repeats of one configuration.
+pub struct Group<'a> {
+    pub runs: Vec<&'a RunReport>,
+}
+
+impl<'a> Group<'a> {
+    pub fn first(&self) -> &'a RunReport {
+        self.runs[0]
+    }
+
+    pub fn succeeded(&self) -> Vec<&'a RunReport> {
+        self.runs
+            .iter()
+            .copied()
+            .filter(|r| r.succeeded())
+            .collect()
+    }
+
+    fn values(&self, f: impl Fn(&RunReport) -> Option<f64>) -> Vec<f64> {
+        self.succeeded().into_iter().filter_map(f).collect()
+    }
+
+    /// Mean median-epoch time of the successful runs.
+    pub fn mean_median_epoch(&self) -> Option<f64> {
+        mean_sd(&self.values(RunReport::median_epoch_seconds)).map(|(m, _)| m)
+    }
+}
+
+/// Groups sorted reports by configuration, keeping their order.
+pub fn groups(reports: &[RunReport]) -> Vec<Group<'_>> {
+    let mut out: Vec<Group> = Vec::new();
+    for r in reports {
+        match out.last_mut() {
+            Some(g) if key(g.first()) == key(r) => g.runs.push(r),
+            _ => out.push(Group { runs: vec![r] }),
+        }
+    }
+    out
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The comparison as a Markdown table, one row per configuration.
 pub fn table(reports: &[RunReport]) -> String {
-    let rows: Vec<Row> = reports
-        .iter()
-        .map(|r| {
-            let median = r.median_epoch_seconds();
-            let baseline = reports
-                .iter()
-                .find(|b| {
-                    b.spec.framework == BASELINE
-                        && b.spec.model == r.spec.model
-                        && b.device() == r.device()
-                        && b.succeeded()
-                })
-                .and_then(RunReport::median_epoch_seconds);
-            let ratio = match (median, baseline) {
-                (Some(m), Some(b)) if b > 0.0 && r.succeeded() => format!("{:.2}x", m / b),
-                _ => "-".into(),
-            };
-            let failed = r.failure.as_ref().map(|f| {
-                let first = f.lines().next().unwrap_or("");
-                format!("FAILED: {first}")
-            });
-            Row {
-                framework: r.spec.framework.clone(),
-                model: r.spec.model.to_string(),
-                device: r.device(),
-                parameters: thousands(r.parameters),
-                first: secs(r.first_epoch_seconds()),
-                median: secs(median),
-                ratio,
-                total: secs(Some(r.total_seconds()).filter(|_| !r.epochs.is_empty())),
-                train: pct(r.final_train.as_ref().map(|e| e.accuracy)),
-                test: failed.unwrap_or_else(|| pct(r.final_test.as_ref().map(|e| e.accuracy))),
-                to99: if r.epochs.is_empty() {
-                    "-".into()
-                } else {
-                    r.seconds_to_accuracy(0.99)
-                        .map(|s| format!("{s:.1}"))
-                        .unwrap_or_else(|| "not reached".into())
-                },
+    let groups = groups(reports);
+    let datasets: std::collections::BTreeSet<Dataset> =
+        reports.iter().map(|r| r.spec.dataset).collect();
+    let show_dataset = datasets.len() > 1;
+    let repeats = groups.iter().any(|g| g.runs.len() > 1);
+    let mut header = vec!["framework", "model"];
+    if show_dataset {
+        header.push("dataset");
+    }
+    header.extend(["device", "parameters"]);
+    if repeats {
+        header.push("runs");
+    }
+    header.extend([
+        "epoch 1 (s)",
+        "median epoch 2..N (s)",
+        "vs PyTorch",
+        "images/s",
+        "total (s)",
+        "to 99% test (s)",
+        "train acc",
+        "test acc",
+        "peak host (MiB)",
+        "peak device (MiB)",
+    ]);
+    let mut builder = Builder::default();
+    builder.push_record(header);
+    for g in &groups {
+        let r = g.first();
+        let ok = g.succeeded();
+        let baseline = groups
+            .iter()
+            .find(|b| {
+                let f = b.first();
+                f.spec.framework == BASELINE
+                    && f.spec.dataset == r.spec.dataset
+                    && f.spec.model == r.spec.model
+                    && f.device() == r.device()
+            })
+            .and_then(Group::mean_median_epoch);
+        let ratio = match (g.mean_median_epoch(), baseline) {
+            (Some(m), Some(b)) if b > 0.0 => format!("{:.2}x", m / b),
+            _ => "-".into(),
+        };
+        let failures: Vec<&str> = g
+            .runs
+            .iter()
+            .filter_map(|r| r.failure.as_deref())
+            .map(|f| f.lines().next().unwrap_or(""))
+            .collect();
+        let test = if ok.is_empty() {
+            match failures.first() {
+                Some(f) => format!("FAILED: {f}"),
+                None => "-".into(),
             }
-        })
-        .collect();
-    let mut t = Table::new(rows);
+        } else {
+            stat(
+                &g.values(|r| r.final_test.as_ref().map(|e| e.accuracy)),
+                pct,
+            )
+        };
+        let to99 = if ok.is_empty() {
+            "-".into()
+        } else {
+            let reached = g.values(|r| r.seconds_to_accuracy(TARGET_ACCURACY));
+            if reached.is_empty() {
+                "not reached".into()
+            } else if reached.len() < ok.len() {
+                format!(
+                    "{} ({} of {} runs)",
+                    stat(&reached, |s| format!("{s:.1}")),
+                    reached.len(),
+                    ok.len()
+                )
+            } else {
+                stat(&reached, |s| format!("{s:.1}"))
+            }
+        };
+        let mut row = vec![r.spec.framework.clone(), r.spec.model.to_string()];
+        if show_dataset {
+            row.push(r.spec.dataset.to_string());
+        }
+        row.extend([r.device(), thousands(r.parameters)]);
+        if repeats {
+            row.push(if failures.is_empty() {
+                g.runs.len().to_string()
+            } else {
+                format!("{} ({} failed)", g.runs.len(), failures.len())
+            });
+        }
+        row.extend([
+            stat(&g.values(RunReport::first_epoch_seconds), |s| {
+                format!("{s:.2}")
+            }),
+            stat(&g.values(RunReport::median_epoch_seconds), |s| {
+                format!("{s:.2}")
+            }),
+            ratio,
+            stat(&g.values(RunReport::images_per_second), |s| {
+                format!("{s:.0}")
+            }),
+            stat(
+                &g.values(|r| Some(r.total_seconds()).filter(|_| !r.epochs.is_empty())),
+                |s| format!("{s:.1}"),
+            ),
+            to99,
+            stat(
+                &g.values(|r| r.final_train.as_ref().map(|e| e.accuracy)),
+                pct,
+            ),
+            test,
+            stat(&g.values(|r| r.peak_host_bytes.map(mib)), |m| {
+                format!("{m:.0}")
+            }),
+            stat(&g.values(|r| r.peak_device_bytes.map(mib)), |m| {
+                format!("{m:.0}")
+            }),
+        ]);
+        builder.push_record(row);
+    }
+    let mut t = builder.build();
     t.with(Style::markdown());
     t.to_string()
 }

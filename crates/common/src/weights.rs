@@ -116,3 +116,96 @@ impl Weights {
         safetensors::serialize(views, metadata).map_err(|e| e.to_string())
     }
 }
+
+/// A model file: the weights in the shared layout and what the file says about them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFile {
+    pub model: crate::spec::ModelKind,
+    pub weights: Weights,
+    /// The safetensors metadata (framework, dataset, epochs, seed, test accuracy...).
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// The metadata key that marks a file as a lenet-compare model file.
+pub const FORMAT_KEY: &str = "format";
+pub const FORMAT: &str = "lenet-compare/weights-v1";
+
+impl ModelFile {
+    /// Encodes as safetensors with the metadata (and the format key) in the header.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        let mut metadata: std::collections::HashMap<String, String> =
+            self.metadata.clone().into_iter().collect();
+        metadata.insert(FORMAT_KEY.into(), FORMAT.into());
+        metadata.insert("model".into(), self.model.to_string());
+        self.weights.to_safetensors(&Vec::new(), Some(metadata))
+    }
+
+    /// Decodes a safetensors file: every tensor must be f32, and the names and shapes must be
+    /// exactly those of LeNet2 or of LeNet3 (which one is read from the tensors, not trusted from
+    /// the metadata).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        use safetensors::tensor::Dtype;
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| format!("not a safetensors file: {e}"))?;
+        let metadata: std::collections::BTreeMap<String, String> = header
+            .metadata()
+            .clone()
+            .map(|m| m.into_iter().collect())
+            .unwrap_or_default();
+        let file = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| format!("not a safetensors file: {e}"))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in file.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(format!(
+                    "tensor {name} is {:?}, model weights are F32",
+                    view.dtype()
+                ));
+            }
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            tensors.insert(
+                name,
+                ParamTensor {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            );
+        }
+        let weights = Weights { tensors };
+        let mut problems = Vec::new();
+        for model in crate::spec::ModelKind::ALL {
+            match weights.check(&model.spec()) {
+                Ok(()) => {
+                    return Ok(Self {
+                        model,
+                        weights,
+                        metadata,
+                    })
+                }
+                Err(e) => problems.push(format!("not {model} ({e})")),
+            }
+        }
+        Err(format!(
+            "its tensors fit neither model: {}",
+            problems.join("; ")
+        ))
+    }
+
+    pub fn read(path: &std::path::Path) -> Result<Self, crate::Error> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| crate::Error::io(format!("cannot read {}", path.display()), e))?;
+        Self::from_bytes(&bytes)
+            .map_err(|e| crate::Error::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes atomically.
+    pub fn write(&self, path: &std::path::Path) -> Result<(), crate::Error> {
+        let bytes = self.to_bytes().map_err(crate::Error::Invalid)?;
+        crate::report::write_atomic(path, &bytes)
+            .map_err(|e| crate::Error::io(format!("cannot write {}", path.display()), e))
+    }
+}

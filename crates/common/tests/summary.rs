@@ -37,6 +37,8 @@ fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
         epochs,
         final_train: Some(eval.clone()),
         final_test: Some(eval),
+        peak_host_bytes: Some(300 << 20),
+        peak_device_bytes: None,
         failure: None,
     }
 }
@@ -79,6 +81,69 @@ fn table_divides_by_pytorch() {
     );
     assert!(lines[3].contains("not reached"), "{table}");
     assert!(lines[4].contains("FAILED: killed by signal 9"), "{table}");
+}
+
+#[test]
+fn repeats_make_one_row_with_mean_and_sd() {
+    let mut reports = Vec::new();
+    for (seed, (second, acc)) in [(2.0, 0.990), (4.0, 0.992), (6.0, 0.994)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = report("burn", &[9.0, second, second], &[0.9, 0.95, acc]);
+        r.spec.seed = seed as u64;
+        reports.push(r);
+    }
+    let mut r = report("pytorch", &[5.0, 2.0, 2.0], &[0.9, 0.95, 0.97]);
+    r.spec.seed = 7;
+    reports.push(r);
+    summary::sort(&mut reports);
+    let table = summary::table(&reports);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "a header, a rule and two rows:\n{table}");
+    assert!(lines[0].contains("| runs |"), "{table}");
+    let burn = lines[3];
+    // Median epochs 2, 4, 6: mean 4, sample sd 2; ratio to PyTorch's 2 s: 2x.
+    assert!(burn.contains("| 4.00 ± 2.00 "), "{table}");
+    assert!(burn.contains("2.00x"), "{table}");
+    // Test accuracy 99.0, 99.2, 99.4: mean 99.2, sd 0.2.
+    assert!(burn.contains("99.20% ± 0.20%"), "{table}");
+    // 60,000 images in 2, 4 and 6 s: 30000, 15000, 10000 images/s.
+    assert!(burn.contains("18333 ± 10408"), "{table}");
+    assert!(
+        burn.contains("| 300 ± 0 "),
+        "peak host memory in MiB:\n{table}"
+    );
+}
+
+#[test]
+fn charts_draw_every_framework() {
+    let mut reports = vec![
+        report("tch", &[5.0, 3.0, 3.0], &[0.9, 0.95, 0.97]),
+        report("pytorch", &[5.0, 2.0, 2.0], &[0.9, 0.95, 0.97]),
+    ];
+    summary::sort(&mut reports);
+    let pictures = common::plots::charts(&reports).unwrap();
+    let files: Vec<&str> = pictures.iter().map(|p| p.file.as_str()).collect();
+    assert_eq!(
+        files,
+        [
+            "mnist-lenet2-auto-accuracy.svg",
+            "mnist-lenet2-auto-epoch-time.svg"
+        ]
+    );
+    for p in &pictures {
+        assert!(p.svg.starts_with("<svg"), "{}", p.file);
+        assert!(
+            p.svg.contains("pytorch") && p.svg.contains("tch"),
+            "{}",
+            p.file
+        );
+    }
+    assert!(
+        pictures[1].svg.contains("3.00 s"),
+        "the bar's value is written on it"
+    );
 }
 
 #[test]

@@ -1,0 +1,303 @@
+//! The pictures beside `summary.md`, as SVG (text stays text, no font files needed): accuracy per
+//! epoch for every framework on one chart per model, median time per epoch as bars, and a grid of
+//! sample images with their labels. Charts are drawn from run reports alone, so `cargo xtask report`
+//! can redraw them from committed JSON.
+
+use std::collections::BTreeMap;
+
+use plotters::prelude::*;
+
+use crate::mnist::{Dataset, Split, IMAGE_SIDE};
+use crate::report::RunReport;
+use crate::spec::ModelKind;
+use crate::summary;
+
+/// One picture: its file name and its SVG text.
+pub struct Picture {
+    pub file: String,
+    pub title: String,
+    pub svg: String,
+}
+
+/// Colours by framework, the same in every chart.
+fn colour(framework: &str) -> RGBColor {
+    match framework {
+        "pytorch" => RGBColor(214, 39, 40),
+        "tch" => RGBColor(255, 127, 14),
+        "candle" => RGBColor(31, 119, 180),
+        "candle-firstmax" => RGBColor(23, 190, 207),
+        "burn" => RGBColor(44, 160, 44),
+        _ => RGBColor(127, 127, 127),
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    format!("cannot draw: {e}")
+}
+
+/// The charts for a set of reports: per (dataset, model, device), accuracy per epoch and median
+/// epoch time.
+pub fn charts(reports: &[RunReport]) -> Result<Vec<Picture>, String> {
+    let mut by_config: BTreeMap<(Dataset, ModelKind, String), Vec<&RunReport>> = BTreeMap::new();
+    for r in reports.iter().filter(|r| !r.epochs.is_empty()) {
+        by_config
+            .entry((r.spec.dataset, r.spec.model, r.device()))
+            .or_default()
+            .push(r);
+    }
+    let mut out = Vec::new();
+    for ((dataset, model, device), runs) in by_config {
+        let stem = format!("{dataset}-{model}-{device}");
+        let what = format!("{} on {} ({device})", model_title(model), dataset.title());
+        out.push(Picture {
+            file: format!("{stem}-accuracy.svg"),
+            title: format!("{what}: accuracy per epoch"),
+            svg: accuracy_chart(&what, &runs)?,
+        });
+        out.push(Picture {
+            file: format!("{stem}-epoch-time.svg"),
+            title: format!("{what}: time per epoch"),
+            svg: time_chart(&what, &runs)?,
+        });
+    }
+    Ok(out)
+}
+
+fn model_title(model: ModelKind) -> &'static str {
+    match model {
+        ModelKind::LeNet2 => "LeNet2",
+        ModelKind::LeNet3 => "LeNet3",
+    }
+}
+
+/// Per framework, the mean over its runs of (train, test) accuracy after each epoch, in percent.
+fn accuracy_curves(runs: &[&RunReport]) -> BTreeMap<String, Vec<(u32, f64, f64)>> {
+    let mut sums: BTreeMap<String, BTreeMap<u32, (f64, f64, u32)>> = BTreeMap::new();
+    for r in runs {
+        let per_epoch = sums.entry(r.spec.framework.clone()).or_default();
+        for e in &r.epochs {
+            let s = per_epoch.entry(e.epoch).or_insert((0.0, 0.0, 0));
+            s.0 += e.train_accuracy * 100.0;
+            s.1 += e.test_accuracy * 100.0;
+            s.2 += 1;
+        }
+    }
+    sums.into_iter()
+        .map(|(f, per_epoch)| {
+            let points = per_epoch
+                .into_iter()
+                .map(|(e, (tr, te, n))| (e, tr / f64::from(n), te / f64::from(n)))
+                .collect();
+            (f, points)
+        })
+        .collect()
+}
+
+fn accuracy_chart(what: &str, runs: &[&RunReport]) -> Result<String, String> {
+    let curves = accuracy_curves(runs);
+    let epochs = curves
+        .values()
+        .flat_map(|c| c.iter().map(|p| p.0))
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let lowest = curves
+        .values()
+        .flat_map(|c| c.iter().flat_map(|p| [p.1, p.2]))
+        .fold(100.0f64, f64::min);
+    // A floor a little below the lowest point, on a whole percent, so that the last epochs' small
+    // differences stay visible.
+    let floor = (lowest - 0.5).floor().clamp(0.0, 99.0);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (820, 500)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("{what}: accuracy per epoch (solid: test, dashed: train)"),
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(1u32..epochs, floor..100.0f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("accuracy (%)")
+            .x_labels(epochs as usize)
+            .draw()
+            .map_err(err)?;
+        for (framework, points) in &curves {
+            let c = colour(framework);
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().map(|p| (p.0, p.2)),
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("{framework} test"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(DashedLineSeries::new(
+                    points.iter().map(|p| (p.0, p.1)),
+                    6,
+                    4,
+                    c.stroke_width(1),
+                ))
+                .map_err(err)?
+                .label(format!("{framework} train"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(1))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+fn time_chart(what: &str, runs: &[&RunReport]) -> Result<String, String> {
+    let mut sorted: Vec<RunReport> = runs.iter().map(|r| (*r).clone()).collect();
+    summary::sort(&mut sorted);
+    let bars: Vec<(String, f64, f64)> = summary::groups(&sorted)
+        .iter()
+        .filter_map(|g| {
+            let times: Vec<f64> = g
+                .succeeded()
+                .iter()
+                .filter_map(|r| r.median_epoch_seconds())
+                .collect();
+            summary::mean_sd(&times).map(|(m, sd)| (g.first().spec.framework.clone(), m, sd))
+        })
+        .collect();
+    let top = bars
+        .iter()
+        .map(|b| b.1 + b.2)
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.15;
+    let n = bars.len().max(1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (820, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("{what}: median epoch 2..N"), ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..n as f64, 0f64..top)
+            .map_err(err)?;
+        let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc("seconds")
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = (x - 0.5).round();
+                if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .draw()
+            .map_err(err)?;
+        for (i, (framework, mean, sd)) in bars.iter().enumerate() {
+            let x = i as f64;
+            let c = colour(framework);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x + 0.2, 0.0), (x + 0.8, *mean)],
+                    c.filled(),
+                )))
+                .map_err(err)?;
+            if *sd > 0.0 {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(x + 0.5, mean - sd), (x + 0.5, mean + sd)],
+                        BLACK.stroke_width(1),
+                    )))
+                    .map_err(err)?;
+            }
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{mean:.2} s"),
+                    (x + 0.35, mean + sd + top * 0.02),
+                    ("sans-serif", 14),
+                )))
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// The first `count` images of `split` in a row, each titled with its label's name (dark ink on
+/// white, as the tutorial shows them).
+pub fn samples(dataset: Dataset, split: &Split, count: usize) -> Result<Picture, String> {
+    let count = count.min(split.len()).max(1);
+    let names = dataset.class_names();
+    let cell = 100u32;
+    let mut svg = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut svg, (cell * count as u32, cell + 30)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let scale = 3i32;
+        let side = IMAGE_SIDE as i32;
+        for i in 0..count.min(split.len()) {
+            let x0 = i as i32 * cell as i32 + (cell as i32 - side * scale) / 2;
+            let y0 = 28;
+            let label = names
+                .get(usize::from(split.labels[i]))
+                .copied()
+                .unwrap_or("?");
+            root.draw(&Text::new(
+                label.to_string(),
+                (x0, 6),
+                ("sans-serif", 15).into_font().color(&BLACK),
+            ))
+            .map_err(err)?;
+            root.draw(&Rectangle::new(
+                [(x0 - 1, y0 - 1), (x0 + side * scale, y0 + side * scale)],
+                BLACK.mix(0.3).stroke_width(1),
+            ))
+            .map_err(err)?;
+            let pixels =
+                &split.images[i * IMAGE_SIDE * IMAGE_SIDE..(i + 1) * IMAGE_SIDE * IMAGE_SIDE];
+            for (p, &v) in pixels.iter().enumerate() {
+                if v == 0 {
+                    continue;
+                }
+                let (r, c) = ((p / IMAGE_SIDE) as i32, (p % IMAGE_SIDE) as i32);
+                let shade = 255 - v;
+                root.draw(&Rectangle::new(
+                    [
+                        (x0 + c * scale, y0 + r * scale),
+                        (x0 + (c + 1) * scale, y0 + (r + 1) * scale),
+                    ],
+                    RGBColor(shade, shade, shade).filled(),
+                ))
+                .map_err(err)?;
+            }
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(Picture {
+        file: format!("{dataset}-samples.svg"),
+        title: format!("The first {count} {} test images", dataset.title()),
+        svg,
+    })
+}
