@@ -4,18 +4,8 @@
 //! rustc links with `--as-needed`, which drops `libtorch_cuda` because no symbol of it is referenced
 //! directly; CUDA would then silently be unavailable. It is re-added without `--as-needed`, and an
 //! rpath to the libtorch folder that torch-sys found spares users a hand-set `LD_LIBRARY_PATH`.
-//!
-//! A CUDA build made by `cargo xtask` links burn's CUDA backend to a shared LLVM; the folder of its
-//! libraries comes in `LENET_LLVM_LIBDIR` and gets an rpath too.
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=LENET_LLVM_LIBDIR");
-    if let Some(dir) = std::env::var_os("LENET_LLVM_LIBDIR").filter(|d| !d.is_empty()) {
-        println!(
-            "cargo:rustc-link-arg=-Wl,-rpath,{}",
-            std::path::Path::new(&dir).display()
-        );
-    }
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") else {
         return;

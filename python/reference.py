@@ -156,6 +156,8 @@ def main():
     p.add_argument("--model", choices=["lenet2", "lenet3"], required=True)
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
                    help="recorded in the report (the files are read from --data-dir)")
+    p.add_argument("--init", choices=["shared", "native"], default="shared",
+                   help="shared: the plan's weights; native: torch's own initialisers, seeded with --seed")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int)
@@ -165,7 +167,7 @@ def main():
     p.add_argument("--out", required=True)
     args = p.parse_args()
 
-    spec = {"framework": "pytorch", "model": args.model, "dataset": args.dataset, "device": args.device, "epochs": args.epochs,
+    spec = {"framework": "pytorch", "model": args.model, "dataset": args.dataset, "init": args.init, "device": args.device, "epochs": args.epochs,
             "batch_size": args.batch_size, "learning_rate": 1e-3, "seed": args.seed, "limit": args.limit,
             "threads": args.threads}
     env = environment(sys.argv)
@@ -188,8 +190,10 @@ def main():
     plan = read_safetensors(args.plan)
     train_x, train_y = split("train_images", "train_labels")
     test_x, test_y = split("test_images", "test_labels")
+    torch.manual_seed(args.seed)
     model = (LeNet2() if args.model == "lenet2" else LeNet3()).to(device)
-    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in plan.items() if not k.startswith("order.")})
+    if args.init == "shared":
+        model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in plan.items() if not k.startswith("order.")})
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
     sync(device)
     setup_seconds = time.perf_counter() - setup

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use common::harness::{self, Observer, RunSpec, Trainer};
+use common::harness::{self, InitKind, Observer, RunSpec, Trainer};
 use common::report::{Environment, EpochRecord, RunReport, SCHEMA};
 use common::weights::ModelFile;
 use common::{DeviceKind, DeviceRequest, Mnist, ModelKind, SplitKind, Totals, TrainError, Weights};
@@ -133,7 +133,18 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         data.limit(n);
     }
     let model = spec.model.spec();
-    let init = Weights::init(&model, spec.seed);
+    let init = match spec.init {
+        InitKind::Shared => Weights::init(&model, spec.seed),
+        InitKind::Native => match native_weights(&spec.framework, &model, spec.seed) {
+            Ok(w) => w,
+            Err(e) => {
+                return Ok(RunOutput {
+                    report: RunReport::failed(spec.clone(), environment, e.to_string()),
+                    weights: None,
+                })
+            }
+        },
+    };
     let setup = Instant::now();
     // A framework that cannot start (no CUDA where CUDA was asked for, say) still leaves a report,
     // so that a comparison shows why the row is missing.
@@ -277,6 +288,23 @@ pub fn write_plan(
         .map_err(anyhow::Error::msg)?;
     common::report::write_atomic(out, &bytes)
         .with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// The initial weights the named framework's own layers draw with its default initialisers (see
+/// `common::harness::FRAMEWORK_DEFAULTS`), seeded with `seed` where the framework allows it.
+pub fn native_weights(
+    framework: &str,
+    model: &common::ModelSpec,
+    seed: u64,
+) -> Result<Weights, TrainError> {
+    match framework {
+        "tch" => tch_impl::native_weights(model, seed),
+        "candle" | "candle-firstmax" => candle_impl::native_weights(model),
+        "burn" => burn_impl::native_weights(model, seed),
+        other => Err(TrainError::DeviceUnavailable(format!(
+            "framework '{other}' is not in this build"
+        ))),
+    }
 }
 
 /// Logits `[n, 10]` of the named framework's forward pass on the CPU, for checks.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use common::harness::{DeviceRequest, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
+use common::harness::{DeviceRequest, InitKind, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
 use common::weights::ModelFile;
 use common::{Dataset, Mnist, ModelKind};
 use lenet_compare::{run, write_plan, RunOptions, FRAMEWORKS};
@@ -28,6 +28,9 @@ enum Command {
     /// Load a model file written by `train --save` into one or more frameworks and report their
     /// test accuracy (a model trained with one framework can be evaluated with any other)
     Eval(EvalArgs),
+    /// Print each framework's default initialisers and optimiser settings (what `--init native`
+    /// and an unaligned recipe would change)
+    Defaults,
     /// Print each layer of a model with its output shape and parameters
     Summary {
         /// lenet2, lenet3 or all
@@ -90,6 +93,10 @@ struct TrainArgs {
     /// mnist or fashion-mnist
     #[arg(long, default_value = "mnist")]
     dataset: Dataset,
+    /// shared (the same initial weights for every framework) or native (the framework's own
+    /// default initialisers)
+    #[arg(long, default_value = "shared")]
+    init: InitKind,
     /// auto (CUDA when available), cpu or cuda
     #[arg(long, short, default_value = "auto")]
     device: DeviceRequest,
@@ -126,6 +133,7 @@ fn train(args: TrainArgs) -> Result<bool> {
         framework: args.framework,
         model: args.model,
         dataset: args.dataset,
+        init: args.init,
         device: args.device,
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -182,6 +190,10 @@ fn main() -> ExitCode {
         Command::Train(args) => train(args),
         Command::Eval(args) => eval(&args),
         Command::Summary { model } => summary(&model),
+        Command::Defaults => {
+            print!("{}", common::harness::defaults_table());
+            Ok(true)
+        }
         Command::Plan(args) => plan(&args),
     };
     match result {

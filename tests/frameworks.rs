@@ -258,3 +258,73 @@ fn saved_models_reload_in_every_framework() {
         }
     }
 }
+
+/// Largest magnitude and standard deviation of a tensor's values.
+fn spread(values: &[f32]) -> (f32, f32) {
+    let n = values.len() as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+    (values.iter().fold(0f32, |m, v| m.max(v.abs())), sd)
+}
+
+/// `--init native` draws what the defaults table says each framework draws: checked on LeNet3's
+/// conv2 (fan_in 32 x 3 x 3 = 288) and fc1 (1,024 inputs).
+#[test]
+fn native_init_follows_the_defaults_table() {
+    let spec = ModelKind::LeNet3.spec();
+    let shared = Weights::init(&spec, 5);
+    let conv_fan = 288f32;
+    let fc_fan = 1024f32;
+    for framework in ["tch", "candle", "burn"] {
+        let w = lenet_compare::native_weights(framework, &spec, 5).unwrap();
+        w.check(&spec).unwrap();
+        assert_ne!(w, shared, "{framework}");
+        let (conv_max, conv_sd) = spread(&w.tensors["conv2.weight"].data);
+        let (bias_max, _) = spread(&w.tensors["conv2.bias"].data);
+        let (fc_max, fc_sd) = spread(&w.tensors["fc1.weight"].data);
+        let (fc_bias_max, _) = spread(&w.tensors["fc1.bias"].data);
+        let near = |got: f32, want: f32| (got / want - 1.0).abs() < 0.1;
+        match framework {
+            "tch" => {
+                // Kaiming uniform with ReLU's gain: ±√6/√fan_in; conv biases zero.
+                let b = 6f32.sqrt() / conv_fan.sqrt();
+                assert!(conv_max <= b && near(conv_max, b), "{conv_max} vs {b}");
+                assert_eq!(bias_max, 0.0);
+                assert!(near(fc_max, 6f32.sqrt() / fc_fan.sqrt()), "{fc_max}");
+                assert!(fc_bias_max <= 1.0 / fc_fan.sqrt());
+            }
+            "candle" => {
+                // Kaiming normal with ReLU's gain: sd √2/√fan_in; conv bias ±1/√in_channels.
+                assert!(near(conv_sd, 2f32.sqrt() / conv_fan.sqrt()), "{conv_sd}");
+                assert!(near(fc_sd, 2f32.sqrt() / fc_fan.sqrt()), "{fc_sd}");
+                assert!(bias_max <= 1.0 / 32f32.sqrt() && bias_max > 1.0 / conv_fan.sqrt());
+            }
+            _ => {
+                // burn: PyTorch's scheme, ±1/√fan_in for weights and biases.
+                let b = 1.0 / conv_fan.sqrt();
+                assert!(conv_max <= b && near(conv_max, b), "{conv_max} vs {b}");
+                assert!(bias_max <= b);
+                assert!(near(fc_max, 1.0 / fc_fan.sqrt()), "{fc_max}");
+            }
+        }
+        let again = lenet_compare::native_weights(framework, &spec, 5).unwrap();
+        // tch and burn seed their generators; candle's CPU generator cannot be seeded.
+        assert_eq!(again == w, framework != "candle", "{framework}");
+    }
+}
+
+/// A run from each framework's own initialisers trains and says so in its report.
+#[test]
+fn native_init_trains() {
+    for framework in ["tch", "candle", "burn"] {
+        let s = RunSpec {
+            init: common::harness::InitKind::Native,
+            ..spec(framework, ModelKind::LeNet2, 2, 2000)
+        };
+        let out = lenet_compare::run(&s, &Default::default()).unwrap();
+        let r = out.report;
+        assert!(r.succeeded(), "{framework}: {:?}", r.failure);
+        assert_eq!(r.spec.init, common::harness::InitKind::Native);
+        assert!(r.final_test.unwrap().accuracy > 0.8, "{framework}");
+    }
+}

@@ -1,11 +1,10 @@
 //! `cargo xtask bundle --cuda`: a folder that runs the comparison on a GPU machine that has python3
 //! with torch 2.11 and the NVIDIA libraries but no Rust toolchain. It holds two CUDA-enabled `lenet`
-//! binaries (tch and candle in `lenet`, burn in `lenet-burn`: candle's and burn's CUDA code cannot
-//! share one; xz-compressed, since candle's kernels make it large), the
-//! LLVM 23.1 shared libraries that burn's CUDA backend compiles its kernels with (xz-compressed),
-//! this xtask binary (which drives `compare`), the PyTorch reference script and `run.sh`, which
-//! unpacks the binaries and points the dynamic loader at them and at that machine's own torch and
-//! NVIDIA libraries.
+//! binaries (tch and candle in `lenet`, burn in `lenet-burn`, with LLVM linked in statically for
+//! burn's kernel compiler: candle's and burn's CUDA code cannot share one; xz-compressed, since
+//! candle's kernels and LLVM make them large), this xtask binary (which drives `compare`), the
+//! PyTorch reference script and `run.sh`, which unpacks the binaries and points the dynamic loader
+//! at that machine's own torch and NVIDIA libraries.
 
 use std::path::{Path, PathBuf};
 
@@ -82,10 +81,6 @@ unxz() { # FILE.xz -> FILE, once
     mv "${1%.xz}.tmp" "${1%.xz}"
   fi
 }
-for f in "$here"/lib/*.xz; do
-  [ -e "$f" ] && unxz "$f"
-done
-libs="$here/lib:$libs"
 export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 unxz "$here/lenet.xz"
 unxz "$here/lenet-burn.xz"
@@ -135,20 +130,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let release = env.build_release(&["xtask"])?;
     strip_copy(&release.join("xtask"), &out.join("xtask"), false)?;
+    // Bundles before LLVM was linked statically carried its shared libraries here.
     let lib = out.join("lib");
     if lib.exists() {
         std::fs::remove_dir_all(&lib).with_context(|| format!("cannot clear {}", lib.display()))?;
-    }
-    std::fs::create_dir_all(&lib)?;
-    for library in llvm.runtime_libraries() {
-        let name = library
-            .file_name()
-            .context("a library path without a name")?;
-        let real = library
-            .canonicalize()
-            .with_context(|| format!("cannot resolve {}", library.display()))?;
-        let xz = lib.join(format!("{}.xz", name.to_string_lossy()));
-        strip_copy(&real, &xz, true)?;
     }
     std::fs::copy(
         env.root.join("python").join("reference.py"),

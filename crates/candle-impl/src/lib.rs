@@ -209,6 +209,40 @@ fn build(
     Ok((varmap, net))
 }
 
+/// The variables of `varmap` in PyTorch's names and layouts (which are candle's own).
+fn export(varmap: &VarMap) -> Result<Weights, TrainError> {
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| TrainError::Weights("the variable map is poisoned".into()))?;
+    let mut out = Weights::default();
+    for (name, var) in vars.iter() {
+        let t = var.as_tensor();
+        let data = t
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(backend_error)?;
+        out.tensors.insert(
+            name.clone(),
+            ParamTensor {
+                shape: t.dims().to_vec(),
+                data,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The initial weights candle-nn's own layers draw (`conv2d` and `linear` through a `VarBuilder`
+/// over a `VarMap`). candle's CPU generator cannot be seeded (`Device::set_seed` refuses), so these
+/// differ from call to call.
+pub fn native_weights(spec: &ModelSpec) -> Result<Weights, TrainError> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    Net::new(&vb, spec, Pool::MaxPool2d).map_err(backend_error)?;
+    export(&varmap)
+}
+
 fn load_weights(varmap: &VarMap, weights: &Weights, device: &Device) -> Result<(), TrainError> {
     let vars = varmap
         .data()
@@ -352,27 +386,7 @@ impl Trainer for CandleTrainer {
     }
 
     fn weights(&self) -> Result<Weights, TrainError> {
-        let vars = self
-            .varmap
-            .data()
-            .lock()
-            .map_err(|_| TrainError::Weights("the variable map is poisoned".into()))?;
-        let mut out = Weights::default();
-        for (name, var) in vars.iter() {
-            let t = var.as_tensor();
-            let data = t
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(backend_error)?;
-            out.tensors.insert(
-                name.clone(),
-                ParamTensor {
-                    shape: t.dims().to_vec(),
-                    data,
-                },
-            );
-        }
-        Ok(out)
+        export(&self.varmap)
     }
 
     fn synchronize(&self) -> Result<(), TrainError> {

@@ -49,6 +49,122 @@ impl std::fmt::Display for DeviceRequest {
     }
 }
 
+/// Where a run's initial weights come from.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum InitKind {
+    /// The weights `common` draws from the seed, the same for every framework (the fair default).
+    #[default]
+    Shared,
+    /// Each framework's own default initialisers (see [`FRAMEWORK_DEFAULTS`]).
+    Native,
+}
+
+impl std::str::FromStr for InitKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "shared" => Ok(Self::Shared),
+            "native" => Ok(Self::Native),
+            _ => Err(format!("unknown init '{s}': expected shared or native")),
+        }
+    }
+}
+
+impl std::fmt::Display for InitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Shared => "shared",
+            Self::Native => "native",
+        })
+    }
+}
+
+/// What a framework does when nothing is aligned: its default initialisers and optimiser settings.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameworkDefaults {
+    pub framework: &'static str,
+    pub conv_weight: &'static str,
+    pub conv_bias: &'static str,
+    pub linear_weight: &'static str,
+    pub linear_bias: &'static str,
+    /// The Adam the framework offers, and its epsilon.
+    pub adam: &'static str,
+    pub weight_decay: &'static str,
+    /// Whether the initialisers can be seeded.
+    pub seeded: &'static str,
+}
+
+/// The defaults of each framework at the pinned versions (fan_in = inputs x kernel area; "uniform
+/// ±b" is uniform in [-b, b]). The recipe uses PyTorch's column for everyone.
+pub const FRAMEWORK_DEFAULTS: [FrameworkDefaults; 4] = [
+    FrameworkDefaults {
+        framework: "pytorch",
+        conv_weight: "uniform ±1/√fan_in (kaiming_uniform, a=√5)",
+        conv_bias: "uniform ±1/√fan_in",
+        linear_weight: "uniform ±1/√fan_in (kaiming_uniform, a=√5)",
+        linear_bias: "uniform ±1/√fan_in",
+        adam: "Adam, eps 1e-8",
+        weight_decay: "0",
+        seeded: "yes (torch.manual_seed)",
+    },
+    FrameworkDefaults {
+        framework: "tch",
+        conv_weight: "uniform ±√6/√fan_in (Kaiming uniform, ReLU gain)",
+        conv_bias: "zeros",
+        linear_weight: "uniform ±√6/√fan_in (Kaiming uniform, ReLU gain)",
+        linear_bias: "uniform ±1/√inputs",
+        adam: "nn::Adam, eps 1e-8",
+        weight_decay: "0",
+        seeded: "yes (tch::manual_seed)",
+    },
+    FrameworkDefaults {
+        framework: "candle",
+        conv_weight: "normal, sd √2/√fan_in (Kaiming normal, ReLU gain)",
+        conv_bias: "uniform ±1/√in_channels",
+        linear_weight: "normal, sd √2/√inputs (Kaiming normal, ReLU gain)",
+        linear_bias: "uniform ±1/√inputs",
+        adam: "AdamW only, eps 1e-8",
+        weight_decay: "0.01 (decoupled)",
+        seeded: "no (the CPU generator refuses a seed)",
+    },
+    FrameworkDefaults {
+        framework: "burn",
+        conv_weight: "uniform ±1/√fan_in (Kaiming uniform, gain 1/√3)",
+        conv_bias: "uniform ±1/√fan_in",
+        linear_weight: "uniform ±1/√inputs (Kaiming uniform, gain 1/√3)",
+        linear_bias: "uniform ±1/√inputs",
+        adam: "Adam, eps 1e-5",
+        weight_decay: "none",
+        seeded: "yes (Device::seed)",
+    },
+];
+
+/// The defaults table as Markdown.
+pub fn defaults_table() -> String {
+    let mut text = String::from(
+        "| framework | conv weight | conv bias | linear weight | linear bias | Adam | weight decay | seeded |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for d in FRAMEWORK_DEFAULTS {
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            d.framework,
+            d.conv_weight,
+            d.conv_bias,
+            d.linear_weight,
+            d.linear_bias,
+            d.adam,
+            d.weight_decay,
+            d.seeded
+        ));
+    }
+    text
+}
+
 /// The device a run actually used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,6 +197,9 @@ pub struct RunSpec {
     /// MNIST unless said otherwise (reports from before the field existed are MNIST runs).
     #[serde(default)]
     pub dataset: Dataset,
+    /// The shared initial weights unless said otherwise.
+    #[serde(default)]
+    pub init: InitKind,
     pub device: DeviceRequest,
     pub epochs: u32,
     pub batch_size: usize,
@@ -105,6 +224,7 @@ impl RunSpec {
             framework: framework.to_string(),
             model,
             dataset: Dataset::Mnist,
+            init: InitKind::Shared,
             device: DeviceRequest::Auto,
             epochs: EPOCHS,
             batch_size: BATCH_SIZE,

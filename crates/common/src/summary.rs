@@ -6,6 +6,7 @@
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
+use crate::harness::InitKind;
 use crate::mnist::Dataset;
 use crate::report::RunReport;
 use crate::spec::ModelKind;
@@ -63,13 +64,14 @@ pub fn sort(reports: &mut [RunReport]) {
     reports.sort_by(|a, b| key(a).cmp(&key(b)).then(a.spec.seed.cmp(&b.spec.seed)));
 }
 
-type Key = (Dataset, ModelKind, String, bool, String);
+type Key = (Dataset, ModelKind, String, InitKind, bool, String);
 
 fn key(r: &RunReport) -> Key {
     (
         r.spec.dataset,
         r.spec.model,
         r.device(),
+        r.spec.init,
         r.spec.framework != BASELINE,
         r.spec.framework.clone(),
     )
@@ -156,6 +158,7 @@ pub fn table(reports: &[RunReport]) -> String {
             .find(|b| {
                 let f = b.first();
                 f.spec.framework == BASELINE
+                    && f.spec.init == r.spec.init
                     && f.spec.dataset == r.spec.dataset
                     && f.spec.model == r.spec.model
                     && f.device() == r.device()

@@ -223,6 +223,27 @@ fn load_weights(vs: &mut nn::VarStore, weights: &Weights) -> Result<(), TrainErr
     })
 }
 
+/// The variables of `vs` in PyTorch's names and layouts (which are tch's own).
+fn export(vs: &nn::VarStore) -> Result<Weights, TrainError> {
+    let mut out = Weights::default();
+    for (name, var) in vs.variables() {
+        let shape = shape_of(&var);
+        let data = Vec::<f32>::try_from(var.detach().to_device(Device::Cpu).flatten(0, -1))
+            .map_err(backend_error)?;
+        out.tensors.insert(name, ParamTensor { shape, data });
+    }
+    Ok(out)
+}
+
+/// The initial weights tch's own layers draw (`nn::conv2d` and `nn::linear` with their default
+/// configurations), from libtorch's generator seeded with `seed`.
+pub fn native_weights(spec: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
+    tch::manual_seed(seed as i64);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _net = Net::new(&vs.root(), spec);
+    export(&vs)
+}
+
 fn shape_of(t: &Tensor) -> Vec<usize> {
     t.size().iter().map(|&d| d as usize).collect()
 }
@@ -294,14 +315,7 @@ impl Trainer for TchTrainer {
     }
 
     fn weights(&self) -> Result<Weights, TrainError> {
-        let mut out = Weights::default();
-        for (name, var) in self.vs.variables() {
-            let shape = shape_of(&var);
-            let data = Vec::<f32>::try_from(var.detach().to_device(Device::Cpu).flatten(0, -1))
-                .map_err(backend_error)?;
-            out.tensors.insert(name, ParamTensor { shape, data });
-        }
-        Ok(out)
+        export(&self.vs)
     }
 
     fn synchronize(&self) -> Result<(), TrainError> {
