@@ -187,12 +187,21 @@ fn time_chart(what: &str, runs: &[&RunReport]) -> Result<String, String> {
         .max(1e-3)
         * 1.15;
     let n = bars.len().max(1);
+    let repeats = runs
+        .iter()
+        .filter(|r| r.spec.framework == runs[0].spec.framework)
+        .count();
+    let caption = if repeats > 1 {
+        format!("{what}: median epoch 2..N, mean ± sd of {repeats} runs")
+    } else {
+        format!("{what}: median epoch 2..N")
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (820, 440)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("{what}: median epoch 2..N"), ("sans-serif", 20))
+            .caption(caption, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
@@ -234,7 +243,7 @@ fn time_chart(what: &str, runs: &[&RunReport]) -> Result<String, String> {
             chart
                 .draw_series(std::iter::once(Text::new(
                     format!("{mean:.2} s"),
-                    (x + 0.35, mean + sd + top * 0.02),
+                    (x + 0.35, mean + sd + top * 0.05),
                     ("sans-serif", 14),
                 )))
                 .map_err(err)?;
