@@ -312,23 +312,32 @@ pub fn result_dirs(out: &Path) -> Result<Vec<PathBuf>> {
 /// reports, redraws the sample grids where the dataset is at hand, and rewrites the index
 /// `OUT/README.md`.
 pub fn report(out: &Path) -> Result<bool> {
+    // Each dataset is read and its sample grid drawn once, whatever the number of folders.
+    let mut samples: std::collections::BTreeMap<Dataset, Option<common::plots::Picture>> =
+        std::collections::BTreeMap::new();
     for dir in result_dirs(out)? {
         let reports = collect(&dir)?;
         let mut datasets: Vec<Dataset> = reports.iter().map(|r| r.spec.dataset).collect();
         datasets.sort();
         datasets.dedup();
         for dataset in datasets {
+            if let std::collections::btree_map::Entry::Vacant(slot) = samples.entry(dataset) {
+                let picture = match common::mnist::resolve_dataset_dir(dataset, None)
+                    .ok()
+                    .filter(|(d, _)| d.is_dir())
+                    .and_then(|(d, _)| common::Mnist::load_dir(&d).ok())
+                {
+                    Some(data) => Some(
+                        common::plots::samples(dataset, &data.test, 8)
+                            .map_err(anyhow::Error::msg)?,
+                    ),
+                    None => None,
+                };
+                slot.insert(picture);
+            }
             let file = dir.join(format!("{dataset}-samples.svg"));
-            match common::mnist::resolve_dataset_dir(dataset, None)
-                .ok()
-                .filter(|(d, _)| d.is_dir())
-                .and_then(|(d, _)| common::Mnist::load_dir(&d).ok())
-            {
-                Some(data) => {
-                    let picture = common::plots::samples(dataset, &data.test, 8)
-                        .map_err(anyhow::Error::msg)?;
-                    write_picture(&dir, &picture)?;
-                }
+            match &samples[&dataset] {
+                Some(picture) => write_picture(&dir, picture)?,
                 None if file.is_file() => eprintln!(
                     "{} not found here: kept {}",
                     dataset.title(),
