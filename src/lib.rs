@@ -130,6 +130,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     let mut data = Mnist::load_dataset(spec.dataset, options.data_dir.as_deref())
         .with_context(|| format!("cannot load {}", spec.dataset.title()))?;
     if let Some(n) = spec.limit {
+        data.check_limit(n)?;
         data.limit(n);
     }
     let model = spec.model.spec();
@@ -148,7 +149,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     let setup = Instant::now();
     // A framework that cannot start (no CUDA where CUDA was asked for, say) still leaves a report,
     // so that a comparison shows why the row is missing.
-    let mut trainer = match trainer(&spec.framework, spec, &data, &init) {
+    let mut trainer = match guarded(|| trainer(&spec.framework, spec, &data, &init)) {
         Ok(t) => t,
         Err(e) => {
             return Ok(RunOutput {
@@ -169,7 +170,20 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     } else {
         &mut silent
     };
-    let outcome = harness::train(trainer.as_mut(), spec, data.train.len(), observer);
+    // A framework that panics (an assertion deep in its kernels, say) ends this run, not the
+    // process: the report says what happened.
+    let outcome = guarded(|| {
+        Ok(harness::train(
+            trainer.as_mut(),
+            spec,
+            data.train.len(),
+            observer,
+        ))
+    })
+    .unwrap_or_else(|e| harness::Outcome {
+        failure: Some(e.to_string()),
+        ..Default::default()
+    });
     let mut failure = outcome.failure;
     let weights = match (options.keep_weights, &failure) {
         (true, None) => match trainer.weights() {
@@ -198,6 +212,21 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         failure,
     };
     Ok(RunOutput { report, weights })
+}
+
+/// Runs `f`, turning a panic inside it into an error that carries the panic's message.
+fn guarded<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, TrainError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(TrainError::Backend {
+            framework: "harness",
+            message: format!("the framework panicked: {message}"),
+        })
+    })
 }
 
 /// The model file of a finished run: its trained weights, and where they came from.

@@ -104,6 +104,9 @@ struct TrainArgs {
     epochs: u32,
     #[arg(long, default_value_t = BATCH_SIZE)]
     batch_size: usize,
+    /// Adam's learning rate (the recipe's is 0.001)
+    #[arg(long, default_value_t = LEARNING_RATE)]
+    learning_rate: f64,
     /// Train on the first N training images and test on the first N test images
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
@@ -137,13 +140,14 @@ fn train(args: TrainArgs) -> Result<bool> {
         device: args.device,
         epochs: args.epochs,
         batch_size: args.batch_size,
-        learning_rate: LEARNING_RATE,
+        learning_rate: args.learning_rate,
         seed: args.seed,
         limit: args.limit,
         threads: args.threads,
     };
-    if let Some(save) = &args.save {
-        check_writable(save)?;
+    // Fail now, not after an hour of training.
+    for path in [&args.out, &args.save].into_iter().flatten() {
+        check_writable(path)?;
     }
     let options = RunOptions {
         data_dir: args.data_dir,
@@ -223,20 +227,32 @@ fn plan(args: &PlanArgs) -> Result<bool> {
     Ok(true)
 }
 
-/// Fails early, before an hour of training, when `path`'s folder does not exist.
+/// Fails early, before an hour of training, when `path` cannot be written: its folder does not
+/// exist, it is a folder, or the folder refuses a new file.
 fn check_writable(path: &std::path::Path) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
     };
-    if !dir.is_dir() {
+    if dir.exists() && !dir.is_dir() {
         anyhow::bail!(
-            "cannot save to {}: the folder {} does not exist",
+            "cannot write {}: {} is a file, not a folder",
             path.display(),
             dir.display()
         );
     }
-    Ok(())
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "cannot write {}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    if path.is_dir() {
+        anyhow::bail!("cannot write {}: it is a folder", path.display());
+    }
+    common::report::check_writable_dir(dir)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn eval(args: &EvalArgs) -> Result<bool> {
@@ -257,12 +273,17 @@ fn eval(args: &EvalArgs) -> Result<bool> {
             .with_context(|| format!("{}: its metadata names a dataset", args.load.display()))?,
         (None, None) => Dataset::Mnist,
     };
-    if args.limit == Some(0) {
-        anyhow::bail!("image limit must be at least 1");
-    }
     let mut data = Mnist::load_dataset(dataset, args.data_dir.as_deref())
         .with_context(|| format!("cannot load {}", dataset.title()))?;
     if let Some(n) = args.limit {
+        if n == 0 || n > data.test.len() {
+            anyhow::bail!(
+                "image limit {n} must be 1 to {}, the number of {} test images (leave --limit out \
+                 to use them all)",
+                data.test.len(),
+                dataset.title()
+            );
+        }
         data.limit(n);
     }
     let from = file

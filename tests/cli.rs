@@ -35,72 +35,273 @@ fn data_dir(spoil: impl FnOnce(&Path)) -> tempfile::TempDir {
     dir
 }
 
-/// Runs `lenet train` on a spoiled folder and checks for a one-line error with `text` in it.
-fn check(spoil: impl FnOnce(&Path), text: &str) {
+/// Runs `lenet train -q --data-dir DIR ARGS` on a folder of tiny files spoiled by `spoil` (`DIR` in
+/// an argument becomes the folder's path) and checks that it fails with a clear error:
+/// its first line holds `expected`, there is no panic, and our own errors are one line.
+fn check(args: &[&str], spoil: impl FnOnce(&Path), expected: &str) {
     let dir = data_dir(spoil);
     let path = dir.path().to_str().unwrap();
-    let (ok, _, err) = lenet(&["train", "-q", "--epochs", "1", "--data-dir", path]);
-    assert!(!ok, "should fail: {err}");
-    assert!(err.contains(text), "{err:?} should say {text:?}");
+    let args: Vec<String> = args.iter().map(|a| a.replace("DIR", path)).collect();
+    let mut all = vec!["train", "-q", "--data-dir", path];
+    all.extend(args.iter().map(String::as_str));
+    let (ok, _, err) = lenet(&all);
+    assert!(!ok, "{args:?} should fail: {err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    let first = err.lines().next().unwrap_or("");
+    assert!(
+        first.contains(expected),
+        "{args:?}: {err:?} should say {expected:?}"
+    );
+    // clap adds a hint line ("For more information, try '--help'") to the errors it reports.
+    if !err.contains("--help") {
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    }
 }
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+const IMAGES: &str = "train-images-idx3-ubyte";
+const LABELS: &str = "train-labels-idx1-ubyte";
 
 #[test]
 fn bad_data_gets_a_clear_error() {
+    let images = encode_u8(&[4, 28, 28], &[0u8; 4 * 784]);
     check(
+        &[],
+        |d| std::fs::remove_dir_all(d).unwrap(),
+        "--data-dir does not exist",
+    );
+    check(
+        &[],
         |d| std::fs::remove_file(d.join("t10k-labels-idx1-ubyte")).unwrap(),
         "t10k-labels-idx1-ubyte.gz: missing",
     );
     check(
-        |d| {
-            std::fs::write(
-                d.join("train-labels-idx1-ubyte"),
-                encode_u8(&[4], &[1, 2, 10, 4]),
-            )
-            .unwrap()
-        },
-        "train-labels-idx1-ubyte: label 10 at index 2",
+        &[],
+        |d| write(d, IMAGES, &[]),
+        "train-images-idx3-ubyte: empty file",
     );
     check(
-        |d| std::fs::write(d.join("train-images-idx3-ubyte"), [0, 0, 8, 3, 0]).unwrap(),
-        "train-images-idx3-ubyte: truncated",
+        &[],
+        |d| write(d, IMAGES, &images[..1000]),
+        "train-images-idx3-ubyte: truncated: 984 of the 3136 data bytes",
     );
     check(
+        &[],
+        |d| write(d, IMAGES, &images[..7]),
+        "train-images-idx3-ubyte: truncated: the header ends",
+    );
+    check(
+        &[],
+        |d| write(d, IMAGES, &[&images[..], &[0]].concat()),
+        "more data than dimensions",
+    );
+    check(
+        &[],
         |d| {
-            std::fs::write(
-                d.join("t10k-labels-idx1-ubyte"),
-                encode_u8(&[3], &[1, 2, 3]),
-            )
-            .unwrap()
+            std::fs::remove_file(d.join(IMAGES)).unwrap();
+            write(d, "train-images-idx3-ubyte.gz", &images)
         },
+        "not a gzip file",
+    );
+    check(
+        &[],
+        |d| {
+            std::fs::remove_file(d.join(IMAGES)).unwrap();
+            let z = gz(&images);
+            write(d, "train-images-idx3-ubyte.gz", &z[..z.len() / 2])
+        },
+        "truncated",
+    );
+    check(
+        &[],
+        |d| write(d, IMAGES, &[&[8u8, 8][..], &images[2..]].concat()),
+        "wrong magic number 0x08080803",
+    );
+    check(
+        &[],
+        |d| write(d, IMAGES, &[&[0u8, 0, 0x0d][..], &images[3..]].concat()),
+        "element type 0x0d (32-bit float)",
+    );
+    check(
+        &[],
+        |d| write(d, IMAGES, &encode_u8(&[4, 27, 27], &[0u8; 4 * 729])),
+        "dimensions [4, 27, 27], expected [count, 28, 28]",
+    );
+    check(
+        &[],
+        |d| {
+            write(d, IMAGES, &encode_u8(&[0, 28, 28], &[]));
+            write(d, LABELS, &encode_u8(&[0], &[]))
+        },
+        "holds no images",
+    );
+    check(
+        &[],
+        |d| write(d, LABELS, &encode_u8(&[4, 1], &[1, 2, 3, 4])),
+        "dimensions [4, 1], expected [count]",
+    );
+    check(
+        &[],
+        |d| write(d, "t10k-labels-idx1-ubyte", &encode_u8(&[3], &[1, 2, 3])),
         "3 labels but",
     );
-    check(|d| std::fs::remove_dir_all(d).unwrap(), "does not exist");
+    check(
+        &[],
+        |d| write(d, LABELS, &encode_u8(&[4], &[1, 2, 10, 4])),
+        "train-labels-idx1-ubyte: label 10 at index 2 is outside 0..9",
+    );
 }
 
 #[test]
 fn bad_options_get_a_clear_error() {
-    let (ok, _, err) = lenet(&["train", "--model", "lenet9"]);
-    assert!(!ok && err.contains("unknown model 'lenet9'"), "{err}");
-    let (ok, _, err) = lenet(&["train", "--framework", "keras"]);
-    assert!(!ok && err.contains("unknown framework 'keras'"), "{err}");
-    let (ok, _, err) = lenet(&["train", "--epochs", "0"]);
-    assert!(!ok && err.contains("epochs must be"), "{err}");
-    let (ok, _, err) = lenet(&["train", "--device", "tpu"]);
-    assert!(!ok && err.contains("unknown device 'tpu'"), "{err}");
+    let keep = |_: &Path| {};
+    check(&["--framework", "keras"], keep, "unknown framework 'keras'");
+    check(&["--model", "lenet9"], keep, "unknown model 'lenet9'");
+    check(&["--dataset", "cifar"], keep, "unknown dataset 'cifar'");
+    check(&["--device", "tpu"], keep, "unknown device 'tpu'");
+    check(&["--init", "zeros"], keep, "unknown init 'zeros'");
+    check(&["--epochs", "0"], keep, "epochs must be 1 to 10000, not 0");
+    check(
+        &["--epochs", "4000000000"],
+        keep,
+        "epochs must be 1 to 10000",
+    );
+    check(&["--epochs=-1"], keep, "invalid value '-1' for '--epochs");
+    check(
+        &["--batch-size", "0"],
+        keep,
+        "batch size must be 1 to 65536, not 0",
+    );
+    check(
+        &["--batch-size", "1000000000"],
+        keep,
+        "batch size must be 1 to 65536",
+    );
+    check(&["--limit", "0"], keep, "image limit must be at least 1");
+    check(
+        &["--limit", "1000000000000"],
+        keep,
+        "image limit 1000000000000 must be 1 to 4",
+    );
+    check(&["--threads", "0"], keep, "threads must be 1 to 4096");
+    check(
+        &["--learning-rate=-1"],
+        keep,
+        "learning rate must be positive",
+    );
+    check(
+        &["--learning-rate", "NaN"],
+        keep,
+        "learning rate must be positive",
+    );
+    check(
+        &["--out", "DIR/train-images-idx3-ubyte/r.json"],
+        keep,
+        "train-images-idx3-ubyte is a file, not a folder",
+    );
+    check(
+        &["--out", "DIR/absent/r.json"],
+        keep,
+        "absent does not exist",
+    );
+    check(&["--out", "DIR"], keep, "it is a folder");
+    check(
+        &["--save", "/nonexistent/folder/m.safetensors"],
+        keep,
+        "the folder /nonexistent/folder does not exist",
+    );
 }
 
 #[test]
-fn cuda_where_there_is_none_is_an_error() {
-    if lenet_compare::cuda_available("tch") {
-        return; // a machine with a GPU runs it: nothing to refuse
+fn cuda_where_a_framework_has_none_is_an_error() {
+    for framework in lenet_compare::FRAMEWORKS {
+        if !lenet_compare::cuda_available(framework) {
+            // Never a silent CPU run.
+            check(
+                &["--framework", framework, "--device", "cuda"],
+                |_| {},
+                "CUDA was asked for",
+            );
+        }
     }
-    let dir = data_dir(|_| {});
-    let path = dir.path().to_str().unwrap();
-    let (ok, _, err) = lenet(&["train", "-q", "--device", "cuda", "--data-dir", path]);
-    assert!(!ok);
-    assert!(err.contains("CUDA was asked for"), "{err}");
+}
+
+/// Serves `body` to every request on the loopback interface; returns the base URL.
+fn serve(body: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    base
+}
+
+/// `lenet train` with no data folder, so that it downloads into an empty cache from `mirror`:
+/// it must fail with `expected` and leave no file in the cache.
+fn check_download(mirror: &str, expected: &str) {
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lenet"))
+        .args(["train", "-q", "--epochs", "1"])
+        .env_remove("MNIST_DIR")
+        .env("XDG_CACHE_HOME", cache.path())
+        .env("MNIST_MIRROR", mirror)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail: {err}");
+    assert!(err.contains(expected), "{err:?} should say {expected:?}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    let left: Vec<_> = walk(cache.path());
+    assert!(left.is_empty(), "the cache should hold no file: {left:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn failed_downloads_get_a_clear_error_and_leave_nothing() {
+    // Nothing listens on port 9 of the loopback interface.
+    check_download("http://127.0.0.1:9/mnist", "could not be downloaded");
+    // A valid gzip file whose content is not MNIST's.
+    check_download(
+        &serve(gz(&[0u8; 1000])),
+        "decompressed size 1000 bytes, expected",
+    );
+    check_download(
+        &serve(b"<html>not found</html>".to_vec()),
+        "not a valid gzip download",
+    );
 }
 
 #[test]
@@ -210,15 +411,4 @@ fn bad_model_files_get_a_clear_error() {
     assert!(err.contains("no tensor named fc3.bias"), "{err}");
     let err = eval(&dir.path().join("absent.safetensors"));
     assert!(err.contains("cannot read"), "{err}");
-    let (ok, _, err) = lenet(&[
-        "train",
-        "--save",
-        "/nonexistent/folder/model.safetensors",
-        "--data-dir",
-        path,
-    ]);
-    assert!(
-        !ok && err.contains("the folder /nonexistent/folder does not exist"),
-        "{err}"
-    );
 }

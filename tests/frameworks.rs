@@ -91,6 +91,27 @@ fn cuda_is_used_or_refused(framework: &str) {
     }
 }
 
+/// A learning rate of 1e30 makes the second step's loss NaN: the run stops at the end of the first
+/// epoch, names the step, and keeps no epoch record of the broken epoch.
+fn a_nan_loss_stops_the_run(framework: &str) {
+    let mut data = mnist();
+    data.limit(256);
+    let s = RunSpec {
+        learning_rate: 1e30,
+        ..spec(framework, ModelKind::LeNet2, 3, 256)
+    };
+    let init = Weights::init(&s.model.spec(), s.seed);
+    let mut trainer = lenet_compare::trainer(framework, &s, &data, &init).unwrap();
+    let out = harness::train(trainer.as_mut(), &s, data.train.len(), &mut Silent);
+    let failure = out.failure.expect("a NaN loss must fail the run");
+    assert!(
+        failure.contains("in epoch 1, first at step 2 of 8 (loss NaN)"),
+        "{framework}: {failure}"
+    );
+    assert!(out.epochs.is_empty());
+    assert!(out.final_test.is_none());
+}
+
 macro_rules! framework_tests {
     ($($name:ident),*) => {$(
         mod $name {
@@ -105,6 +126,10 @@ macro_rules! framework_tests {
             #[test]
             fn learns_on_2000_images() {
                 super::learns_on_2000_images(&stringify!($name).replace('_', "-"));
+            }
+            #[test]
+            fn a_nan_loss_stops_the_run() {
+                super::a_nan_loss_stops_the_run(&stringify!($name).replace('_', "-"));
             }
             #[test]
             fn cuda_is_used_or_refused() {

@@ -1,9 +1,13 @@
 //! `cargo xtask compare`: one process per (framework, model) run, each report written as soon as the
-//! run ends, then the table. A run that crashes without a report becomes a failed report here, so a
-//! comparison is never lost to one run.
+//! run ends, then the table. A run that crashes, aborts or is killed without a report becomes a
+//! failed report here, so a comparison is never lost to one run; Ctrl-C stops the run in progress,
+//! keeps every finished report and rewrites the summary from them; `--resume` skips the runs that
+//! already finished with the same settings.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use common::harness::{DeviceRequest, InitKind, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
@@ -69,6 +73,10 @@ pub struct Args {
     /// cannot share one binary, so the GPU bundle has one for each
     #[arg(long, value_name = "FRAMEWORK=FILE", value_parser = parse_lenet_for)]
     pub lenet_for: Vec<(String, PathBuf)>,
+    /// Keep the runs whose reports are already in the results folder, finished with the same
+    /// settings (framework, model, dataset, seed, epochs, ...), and run only the others
+    #[arg(long)]
+    pub resume: bool,
     /// Python with torch for the reference run (default: the one `setup` installed)
     #[arg(long, value_name = "FILE")]
     pub python: Option<PathBuf>,
@@ -117,13 +125,16 @@ fn tools(args: &Args) -> Result<Tools> {
         .reference
         .clone()
         .unwrap_or_else(|| root.join("python").join("reference.py"));
-    if let (Some(lenet), Some(python)) = (&args.lenet, &args.python) {
-        return Ok(Tools {
-            lenet: lenet.clone(),
-            lenet_for: args.lenet_for.clone(),
-            python: python.clone(),
-            reference,
-        });
+    let needs_python = args.frameworks.iter().any(|f| f == "pytorch");
+    if let Some(lenet) = &args.lenet {
+        if args.python.is_some() || !needs_python {
+            return Ok(Tools {
+                lenet: lenet.clone(),
+                lenet_for: args.lenet_for.clone(),
+                python: args.python.clone().unwrap_or_else(|| "python3".into()),
+                reference,
+            });
+        }
     }
     let env = setup::run()?;
     let lenet = match &args.lenet {
@@ -146,6 +157,9 @@ fn check(args: &Args) -> Result<()> {
                 FRAMEWORKS.join(", ")
             );
         }
+    }
+    if args.frameworks.is_empty() || args.models.is_empty() {
+        bail!("nothing to run: --frameworks and --models need at least one name each");
     }
     if args.repeats == 0 || args.repeats > 1000 {
         bail!("repeats must be 1 to 1000, not {}", args.repeats);
@@ -175,10 +189,37 @@ fn check_data(args: &Args) -> Result<(PathBuf, common::Mnist)> {
     let dir = common::mnist::locate(args.dataset, args.data_dir.as_deref())?;
     let mut data = common::Mnist::load_dir(&dir)?;
     data.dataset = args.dataset;
+    if let Some(n) = args.limit {
+        data.check_limit(n)?;
+    }
     Ok((dir, data))
 }
 
-/// Runs the comparison; `Ok(false)` when a run failed.
+/// Set by Ctrl-C or SIGTERM: the run in progress is stopped and no other starts.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// What an interrupted comparison kept.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub kept: usize,
+    pub dir: PathBuf,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interrupted: the run in progress was stopped; the {} reports in {} are kept and its \
+             summary.md is rebuilt from them (add --resume to the same command to finish the rest)",
+            self.kept,
+            self.dir.display()
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Runs the comparison; `Ok(false)` when a run failed, an [`Interrupted`] error after Ctrl-C.
 pub fn run(args: Args) -> Result<bool> {
     check(&args)?;
     let (data_dir, data) = check_data(&args)?;
@@ -197,18 +238,37 @@ pub fn run(args: Args) -> Result<bool> {
     }
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the results folder {}", dir.display()))?;
+    common::report::check_writable_dir(&dir)
+        .with_context(|| format!("cannot write into the results folder {}", dir.display()))?;
     let samples =
         common::plots::samples(args.dataset, &data.test, 8).map_err(anyhow::Error::msg)?;
     drop(data);
     write_picture(&dir, &samples)?;
-    let mut ok = true;
-    for model in &args.models {
+    if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
+        eprintln!("warning: Ctrl-C cannot be caught ({e}): it will end the comparison at once");
+    }
+    let mut failed = Vec::new();
+    'runs: for model in &args.models {
         for framework in &args.frameworks {
             for repeat in 1..=args.repeats {
+                if INTERRUPTED.load(Ordering::SeqCst) {
+                    break 'runs;
+                }
                 let path = dir.join(report_name(framework, *model, args.dataset, repeat));
                 let seed = args.seed + u64::from(repeat - 1);
-                let report = run_one(&tools, &args, framework, *model, seed, &path)?;
-                ok &= report.succeeded();
+                let spec = spec(&args, framework, *model, seed);
+                if args.resume && finished_earlier(&path, &spec) {
+                    eprintln!(
+                        "== {framework} {model}: kept {} (finished earlier with the same settings)",
+                        path.display()
+                    );
+                    continue;
+                }
+                match run_one(&tools, &args, &spec, &path)? {
+                    Some(report) if !report.succeeded() => failed.push(path),
+                    Some(_) => {}
+                    None => break 'runs,
+                }
             }
         }
     }
@@ -225,7 +285,31 @@ pub fn run(args: Args) -> Result<bool> {
             args.out.join("README.md").display()
         );
     }
-    Ok(ok)
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        let kept = collect(&dir)?.len();
+        return Err(Interrupted { kept, dir }.into());
+    }
+    if !failed.is_empty() {
+        eprintln!(
+            "{} run{} failed (the FAILED rows say why): {}",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" },
+            failed
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(failed.is_empty())
+}
+
+/// Whether `path` holds a successful report of exactly `spec` (what `--resume` keeps).
+fn finished_earlier(path: &Path, spec: &RunSpec) -> bool {
+    match RunReport::read(path) {
+        Ok(r) => r.succeeded() && r.spec == *spec,
+        Err(_) => false,
+    }
 }
 
 /// `FRAMEWORK-MODEL[-DATASET][-rK].json`: MNIST and the first repeat keep the short name.
@@ -427,31 +511,47 @@ fn spec(args: &Args, framework: &str, model: ModelKind, seed: u64) -> RunSpec {
     }
 }
 
+/// Runs one (framework, model, seed) in its own process and returns its report: the one the process
+/// wrote, or a failed one that says how the process ended. `None` when Ctrl-C stopped it (no report
+/// is left for it then).
 fn run_one(
     tools: &Tools,
     args: &Args,
-    framework: &str,
-    model: ModelKind,
-    seed: u64,
+    spec: &RunSpec,
     report_path: &Path,
-) -> Result<RunReport> {
-    let spec = spec(args, framework, model, seed);
+) -> Result<Option<RunReport>> {
+    let framework = spec.framework.as_str();
+    let model = spec.model;
+    let seed = spec.seed;
     // A report left by an earlier run must not pass for this one.
     let _ = std::fs::remove_file(report_path);
+    let plan = report_path.with_extension("plan.safetensors");
+    let failed = |reason: String| -> Result<Option<RunReport>> {
+        let r = RunReport::failed(spec.clone(), Environment::capture(), reason);
+        r.write(report_path)?;
+        Ok(Some(r))
+    };
+    eprintln!("== {framework} {model}");
     let mut cmd = if framework == "pytorch" {
-        let plan = report_path.with_extension("plan.safetensors");
         let examples = args.limit.unwrap_or(60_000).min(60_000);
-        let ok = setup::status(
-            Command::new(&tools.lenet)
-                .args(["plan", "--model", model.name()])
-                .args(["--seed", &seed.to_string()])
-                .args(["--epochs", &args.epochs.to_string()])
-                .args(["--examples", &examples.to_string()])
-                .arg("--out")
-                .arg(&plan),
-        )?;
-        if !ok {
-            bail!("lenet plan failed");
+        let mut planner = Command::new(&tools.lenet);
+        planner
+            .args(["plan", "--model", model.name()])
+            .args(["--seed", &seed.to_string()])
+            .args(["--epochs", &args.epochs.to_string()])
+            .args(["--examples", &examples.to_string()])
+            .arg("--out")
+            .arg(&plan);
+        match run_child(&mut planner) {
+            Ok(Some(status)) if status.success() => {}
+            Ok(Some(status)) => {
+                return failed(format!(
+                    "`lenet plan` (the reference run's weights and batch order) {}",
+                    ended(status)
+                ))
+            }
+            Ok(None) => return Ok(None),
+            Err(e) => return failed(format!("{e:#}")),
         }
         let mut cmd = Command::new(&tools.python);
         cmd.arg(&tools.reference)
@@ -485,26 +585,74 @@ fn run_one(
         cmd.args(["--threads", &t.to_string()]);
     }
     cmd.arg("--out").arg(report_path);
-    eprintln!("== {framework} {model}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
-    if framework == "pytorch" {
-        let _ = std::fs::remove_file(report_path.with_extension("plan.safetensors"));
-    }
-    let report = match RunReport::read(report_path) {
-        Ok(r) if r.spec.framework == framework && r.spec.model == model && r.spec.seed == seed => r,
-        _ => {
-            let reason = match status.code() {
-                Some(code) => format!("the run process exited with status {code} and no report"),
-                None => format!("the run process was killed ({status}) and left no report"),
-            };
-            let r = RunReport::failed(spec, Environment::capture(), reason);
-            r.write(report_path)?;
-            r
+    let status = run_child(&mut cmd);
+    let _ = std::fs::remove_file(&plan);
+    let status = match status {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let _ = std::fs::remove_file(report_path);
+            return Ok(None);
         }
+        Err(e) => return failed(format!("{e:#}")),
     };
-    Ok(report)
+    match RunReport::read(report_path) {
+        Ok(r) if r.spec.framework == framework && r.spec.model == model && r.spec.seed == seed => {
+            Ok(Some(r))
+        }
+        _ => failed(format!(
+            "the run process {} and left no report",
+            ended(status)
+        )),
+    }
+}
+
+/// Starts `cmd` and waits for it; `Ok(None)` when Ctrl-C came first (the process is then stopped).
+fn run_child(cmd: &mut Command) -> Result<Option<ExitStatus>> {
+    let mut child: Child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", cmd.get_program().to_string_lossy()))?;
+    loop {
+        let status = child.try_wait().context("cannot wait for a run process")?;
+        if let Some(status) = status {
+            // Ctrl-C at a terminal reaches the run process too, which may end before the handler
+            // has set the flag: give the handler a moment to tell that apart from a crash.
+            if signal(status).is_some() {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            return Ok(Some(status));
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(unix)]
+fn signal(status: ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(&status)
+}
+
+#[cfg(not(unix))]
+fn signal(_: ExitStatus) -> Option<i32> {
+    None
+}
+
+/// How a process ended, for a failed report.
+fn ended(status: ExitStatus) -> String {
+    match (status.code(), signal(status)) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(9)) => "was killed (SIGKILL: killed from outside, or out of memory)".into(),
+        (None, Some(6)) => "aborted (SIGABRT)".into(),
+        (None, Some(11)) => "crashed (SIGSEGV)".into(),
+        (None, Some(n)) => format!("was killed by signal {n}"),
+        (None, None) => format!("ended ({status})"),
+    }
 }
 
 /// Every run report in a results folder.

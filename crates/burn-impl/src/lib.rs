@@ -395,6 +395,8 @@ impl BurnTrainer {
         let order = Tensor::<1, Int>::from_data(TensorData::new(order, [n]), &self.train_device);
         let mut loss_sum = Tensor::<1>::zeros([1], &self.device);
         let mut hits = Tensor::<1>::zeros([1], &self.device);
+        // Each step's loss stays on the device; read back only if the epoch's sum is not finite.
+        let mut losses = Vec::with_capacity(n.div_ceil(self.batch_size));
         let mut start = 0;
         let mut step = 0;
         while start < n {
@@ -407,16 +409,29 @@ impl BurnTrainer {
             let grads = GradientsParams::from_grads(loss.backward(), &self.net);
             let net = std::mem::replace(&mut self.net, placeholder());
             self.net = self.opt.step(self.learning_rate, net, grads);
-            loss_sum = loss_sum + loss.inner().mul_scalar(len as f64);
+            let loss = loss.inner();
+            losses.push(loss.clone());
+            loss_sum = loss_sum + loss.mul_scalar(len as f64);
             hits = hits + correct(logits.inner(), ys.inner());
             start += len;
             step += 1;
             progress(step);
         }
+        let loss_sum = loss_sum.into_scalar::<f32>() as f64;
+        let first_nonfinite = if loss_sum.is_finite() {
+            None
+        } else {
+            let all = Tensor::cat(losses, 0)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            common::harness::first_nonfinite(&all)
+        };
         Totals {
-            loss_sum: loss_sum.into_scalar::<f32>() as f64,
+            loss_sum,
             correct: hits.into_scalar::<f32>() as u64,
             examples: n as u64,
+            first_nonfinite,
         }
     }
 
@@ -451,6 +466,7 @@ impl BurnTrainer {
             loss_sum: loss_sum.into_scalar::<f32>() as f64,
             correct: hits.into_scalar::<f32>() as u64,
             examples: n as u64,
+            first_nonfinite: None,
         }
     }
 }

@@ -321,6 +321,8 @@ impl CandleTrainer {
         let order = Tensor::from_slice(order, n, &self.device)?;
         let mut loss_sum = Tensor::zeros((), DType::F32, &self.device)?;
         let mut hits = Tensor::zeros((), DType::F32, &self.device)?;
+        // Each step's loss stays on the device; read back only if the epoch's sum is not finite.
+        let mut losses = Vec::with_capacity(n.div_ceil(self.batch_size));
         let mut start = 0;
         let mut step = 0;
         while start < n {
@@ -333,14 +335,22 @@ impl CandleTrainer {
             self.opt.backward_step(&loss)?;
             loss_sum = (loss_sum + (loss.detach() * len as f64)?)?;
             hits = (hits + correct(&logits.detach(), &ys)?)?;
+            losses.push(loss.detach());
             start += len;
             step += 1;
             progress(step);
         }
+        let loss_sum = loss_sum.to_scalar::<f32>()? as f64;
+        let first_nonfinite = if loss_sum.is_finite() {
+            None
+        } else {
+            common::harness::first_nonfinite(&Tensor::stack(&losses, 0)?.to_vec1::<f32>()?)
+        };
         Ok(Totals {
-            loss_sum: loss_sum.to_scalar::<f32>()? as f64,
+            loss_sum,
             correct: hits.to_scalar::<f32>()? as u64,
             examples: n as u64,
+            first_nonfinite,
         })
     }
 
@@ -368,6 +378,7 @@ impl CandleTrainer {
             loss_sum: loss_sum.to_scalar::<f32>()? as f64,
             correct: hits.to_scalar::<f32>()? as u64,
             examples: n as u64,
+            first_nonfinite: None,
         })
     }
 }

@@ -28,6 +28,9 @@ pub enum TrainError {
     /// Weights that do not fit the model (a wrong name or shape).
     #[error("weights do not fit the model: {0}")]
     Weights(String),
+    /// The training loss stopped being a number (the message names the epoch and step).
+    #[error("{0}")]
+    NonFinite(String),
     /// Anything the framework itself reported.
     #[error("{framework}: {message}")]
     Backend {

@@ -270,6 +270,18 @@ pub struct Totals {
     /// Examples whose arg-max logit is the label.
     pub correct: u64,
     pub examples: u64,
+    /// In training, the first step (1-based) whose loss was NaN or infinite, and that loss. Trainers
+    /// keep each step's loss on the device and read them back only when the epoch's sum is not
+    /// finite, so finding it costs no synchronisation in the step loop.
+    pub first_nonfinite: Option<(usize, f32)>,
+}
+
+/// The first loss (1-based step, value) that is NaN or infinite.
+pub fn first_nonfinite(losses: &[f32]) -> Option<(usize, f32)> {
+    losses
+        .iter()
+        .position(|l| !l.is_finite())
+        .map(|i| (i + 1, losses[i]))
 }
 
 impl Totals {
@@ -388,10 +400,13 @@ fn train_into(
         trainer.synchronize()?;
         let train_seconds = start.elapsed().as_secs_f64();
         if !totals.loss_sum.is_finite() {
-            return Err(TrainError::Backend {
-                framework: "harness",
-                message: format!("the training loss became non-finite in epoch {epoch}"),
-            });
+            let at = match totals.first_nonfinite {
+                Some((step, loss)) => format!(", first at step {step} of {steps} (loss {loss})"),
+                None => String::new(),
+            };
+            return Err(TrainError::NonFinite(format!(
+                "the training loss became NaN or infinite in epoch {epoch}{at}; the run stopped at the end of that epoch"
+            )));
         }
         observer.evaluating("test");
         let test = timed_eval(trainer, SplitKind::Test)?;

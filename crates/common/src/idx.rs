@@ -41,21 +41,25 @@ fn type_name(code: u8) -> &'static str {
 pub fn read_u8(path: &Path) -> Result<IdxArray, DataError> {
     let file = File::open(path).map_err(|e| DataError::new(path, format!("cannot open: {e}")))?;
     let gz = path.extension().is_some_and(|e| e == "gz");
-    if gz {
-        let mut raw = BufReader::new(file);
-        let mut magic = [0u8; 2];
-        let got = read_up_to(&mut raw, &mut magic).map_err(|e| DataError::new(path, e))?;
-        if got < 2 || magic != [0x1f, 0x8b] {
-            return Err(DataError::new(
-                path,
-                "not a gzip file, though its name ends in .gz",
-            ));
-        }
-        let chained = std::io::Cursor::new(magic).chain(raw);
-        parse(flate2::read::GzDecoder::new(chained), path)
-    } else {
-        parse(BufReader::new(file), path)
+    decode(BufReader::new(file), gz, path)
+}
+
+/// Parses an IDX array of unsigned bytes from `reader`, gzip-compressed when `gz` is set; `path`
+/// only names the source in errors. This is what [`read_u8`] does after opening the file.
+pub fn decode(mut reader: impl Read, gz: bool, path: &Path) -> Result<IdxArray, DataError> {
+    if !gz {
+        return parse(reader, path);
     }
+    let mut magic = [0u8; 2];
+    let got = read_up_to(&mut reader, &mut magic).map_err(|e| DataError::new(path, e))?;
+    if got < 2 || magic != [0x1f, 0x8b] {
+        return Err(DataError::new(
+            path,
+            "not a gzip file, though its name ends in .gz",
+        ));
+    }
+    let chained = std::io::Cursor::new(magic).chain(reader);
+    parse(flate2::read::GzDecoder::new(chained), path)
 }
 
 /// Parses an IDX array of unsigned bytes from any reader; `path` only names the source in errors.

@@ -347,6 +347,21 @@ impl Mnist {
         self.train.truncate(n);
         self.test.truncate(n);
     }
+
+    /// Checks an image limit given by a user against the training set: a limit beyond it would
+    /// silently mean "all of them", which is not what was asked for.
+    pub fn check_limit(&self, n: usize) -> Result<()> {
+        if n == 0 || n > self.train.len() {
+            return Err(Error::Invalid(format!(
+                "image limit {n} must be 1 to {}, the number of {} training images in {} (leave \
+                 --limit out to use them all)",
+                self.train.len(),
+                self.dataset.title(),
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The data folder of `dataset` (see [`resolve_dataset_dir`]), filled by a download when it is the

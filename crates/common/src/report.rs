@@ -322,6 +322,14 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Checks that a new file can be created in `dir` (by creating and removing one), so that a long
+/// job learns before it starts, not after, that its results could not be kept.
+pub fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".write-test.{}.tmp", std::process::id()));
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
 /// reader never sees a partial file and a failure leaves the old file (or none).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

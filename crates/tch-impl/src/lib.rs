@@ -258,6 +258,7 @@ fn read_totals(loss_sum: &Tensor, correct: &Tensor, examples: i64) -> Result<Tot
         loss_sum: f64::try_from(loss_sum).map_err(backend_error)?,
         correct: i64::try_from(correct).map_err(backend_error)? as u64,
         examples: examples as u64,
+        first_nonfinite: None,
     })
 }
 
@@ -272,6 +273,8 @@ impl Trainer for TchTrainer {
         let order = Tensor::from_slice(&order).to_device(self.device);
         let mut loss_sum = Tensor::zeros([], (Kind::Float, self.device));
         let mut hits = Tensor::zeros([], (Kind::Int64, self.device));
+        // Each step's loss stays on the device; read back only if the epoch's sum is not finite.
+        let mut losses = Vec::with_capacity((n as usize).div_ceil(self.batch_size as usize));
         let mut start = 0;
         let mut step = 0;
         while start < n {
@@ -286,11 +289,18 @@ impl Trainer for TchTrainer {
                 loss_sum += loss.detach() * len as f64;
                 hits += correct(&logits, &ys);
             });
+            losses.push(loss.detach());
             start += len;
             step += 1;
             progress(step);
         }
-        read_totals(&loss_sum, &hits, n)
+        let mut totals = read_totals(&loss_sum, &hits, n)?;
+        if !totals.loss_sum.is_finite() {
+            let all = Vec::<f32>::try_from(Tensor::stack(&losses, 0).to_kind(Kind::Float))
+                .map_err(backend_error)?;
+            totals.first_nonfinite = common::harness::first_nonfinite(&all);
+        }
+        Ok(totals)
     }
 
     fn evaluate(&mut self, split: SplitKind) -> Result<Totals, TrainError> {
