@@ -209,10 +209,13 @@ impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "interrupted: the run in progress was stopped; the {} reports in {} are kept and its \
-             summary.md is rebuilt from them (add --resume to the same command to finish the rest)",
+            "interrupted: the run in progress was stopped; {} finished report{} in {} {} kept and \
+             its summary.md is rebuilt from them (add --resume to the same command to finish the \
+             rest)",
             self.kept,
-            self.dir.display()
+            if self.kept == 1 { "" } else { "s" },
+            self.dir.display(),
+            if self.kept == 1 { "is" } else { "are" }
         )
     }
 }
@@ -670,6 +673,20 @@ pub fn collect(dir: &Path) -> Result<Vec<RunReport>> {
 
 fn summary_markdown(machine: &str, reports: &[RunReport], table: &str) -> String {
     let mut text = format!("# Results: {machine}\n\n{table}\n\n");
+    let failed: Vec<&RunReport> = reports.iter().filter(|r| !r.succeeded()).collect();
+    if !failed.is_empty() {
+        text.push_str("Failed runs (`--resume` reruns them and keeps the others):\n\n");
+        for r in failed {
+            text.push_str(&format!(
+                "- {} {}, seed {}: {}\n",
+                r.spec.framework,
+                r.spec.model,
+                r.spec.seed,
+                r.failure.as_deref().unwrap_or("no result")
+            ));
+        }
+        text.push('\n');
+    }
     if let Some(r) = reports.first() {
         let e = &r.environment;
         text.push_str(&format!(

@@ -1,0 +1,341 @@
+//! `cargo xtask compare` when things go wrong: a run killed mid-epoch, Ctrl-C, `--resume`, bad
+//! options. The runs are real `lenet` processes (tch, LeNet2) on a small synthetic data set.
+//!
+//! They need the release `lenet` binary beside this test's folder (`target/release/lenet`), which
+//! `cargo xtask test` builds with the rest of the workspace.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::idx::encode_u8;
+use common::RunReport;
+
+/// `target/<profile>/lenet`, next to the `deps` folder this test runs from.
+fn lenet() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("lenet"))
+        .unwrap();
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (`cargo build --release`; `cargo xtask test` does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A data folder with `n` training and `n` test images of noise, labelled 0..9 in turn.
+fn data(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 12345u32;
+    let pixels: Vec<u8> = (0..n * 784)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let images = encode_u8(&[n, 28, 28], &pixels);
+    let labels = encode_u8(&[n], &labels);
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", &images),
+        ("train-labels-idx1-ubyte", &labels),
+        ("t10k-images-idx3-ubyte", &images),
+        ("t10k-labels-idx1-ubyte", &labels),
+    ] {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    dir
+}
+
+/// `compare` of tch LeNet2 on the CPU with results in `OUT/test/`, then `args`.
+fn xtask(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.arg("compare")
+        .arg("--lenet")
+        .arg(lenet())
+        .args([
+            "--frameworks",
+            "tch",
+            "--models",
+            "lenet2",
+            "--machine",
+            "test",
+        ])
+        .args(args)
+        .env_remove("MNIST_DIR");
+    cmd
+}
+
+/// Three repeats over `data` into `out`, `extra` added.
+fn compare(data: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = xtask(&["--repeats", "3", "--device", "cpu", "--threads", "1"]);
+    cmd.arg("--data-dir")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    cmd
+}
+
+/// The cell of `column` in the summary table's row that starts with `row`.
+fn cell(summary: &str, row: &str, column: &str) -> String {
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let header = cells(
+        summary
+            .lines()
+            .find(|l| l.starts_with("| framework"))
+            .unwrap(),
+    );
+    let index = header.iter().position(|h| h == column).unwrap();
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("no row {row:?} in {summary}"));
+    cells(line)[index].clone()
+}
+
+/// Starts `cmd` with its output going to `log`.
+fn spawn(mut cmd: Command, log: &Path) -> Child {
+    let file = File::create(log).unwrap();
+    cmd.stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The `lenet train` process whose command line holds `needle` (a report's full path: tests run in
+/// parallel), if one is running.
+fn process_with(needle: &str) -> Option<u32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) && cmdline.contains(" train ") {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Waits (two minutes at most) until the run that writes `report` (a full path), the second of the
+/// comparison, has finished its first epoch and is training its second; returns its process.
+fn wait_for_run(report: &str, compare: &mut Child, log: &Path) -> u32 {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches(" epoch 1/40:").count() >= 2 {
+            if let Some(pid) = process_with(report) {
+                return pid;
+            }
+        }
+        if let Ok(Some(status)) = compare.try_wait() {
+            panic!(
+                "compare ended ({status}) before {report} started:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{report} never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -s {signal} {pid}");
+}
+
+fn report(dir: &Path, name: &str) -> RunReport {
+    RunReport::read(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Long enough (about two seconds a run here) for a signal to land inside the second run's training.
+const EPOCHS: &[&str] = &["--epochs", "40"];
+
+#[test]
+fn a_killed_run_is_a_failed_row_and_resume_finishes_the_comparison() {
+    let data = data(320);
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("log.txt");
+    let mut cmd = compare(data.path(), out.path(), EPOCHS);
+    let mut child = spawn(cmd, &log);
+    let second = out.path().join("test").join("tch-lenet2-r2.json");
+    let victim = wait_for_run(second.to_str().unwrap(), &mut child, &log);
+    signal(victim, "KILL");
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("1 run failed"), "{text}");
+
+    let dir = out.path().join("test");
+    for name in ["tch-lenet2.json", "tch-lenet2-r3.json"] {
+        assert!(report(&dir, name).succeeded(), "{name}");
+    }
+    let killed = report(&dir, "tch-lenet2-r2.json");
+    let reason = killed.failure.unwrap();
+    assert!(reason.contains("was killed (SIGKILL"), "{reason}");
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert_eq!(
+        cell(&summary, "| tch       | lenet2 | cpu", "runs"),
+        "3 (1 failed)",
+        "{summary}"
+    );
+    assert!(
+        summary.contains("- tch lenet2, seed 1: the run process was killed (SIGKILL"),
+        "{summary}"
+    );
+
+    // --resume reruns the killed run only.
+    let kept: Vec<Vec<u8>> = ["tch-lenet2.json", "tch-lenet2-r3.json"]
+        .iter()
+        .map(|n| std::fs::read(dir.join(n)).unwrap())
+        .collect();
+    cmd = compare(data.path(), out.path(), &[EPOCHS, &["--resume"]].concat());
+    let output = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert_eq!(
+        text.matches("finished earlier with the same settings")
+            .count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(text.matches("== tch lenet2\n").count(), 1, "{text}");
+    for (name, bytes) in ["tch-lenet2.json", "tch-lenet2-r3.json"].iter().zip(&kept) {
+        assert_eq!(&std::fs::read(dir.join(name)).unwrap(), bytes, "{name}");
+    }
+    assert!(report(&dir, "tch-lenet2-r2.json").succeeded());
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(!summary.contains("FAILED"), "{summary}");
+    assert_eq!(
+        cell(&summary, "| tch       | lenet2 | cpu", "runs"),
+        "3",
+        "{summary}"
+    );
+
+    // Other settings are not "the same": nothing is kept.
+    let output = compare(data.path(), out.path(), &["--epochs", "2", "--resume"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(!text.contains("finished earlier"), "{text}");
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_keeps_what_finished() {
+    let data = data(320);
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("log.txt");
+    let mut child = spawn(compare(data.path(), out.path(), EPOCHS), &log);
+    let second = out.path().join("test").join("tch-lenet2-r2.json");
+    let second = second.to_str().unwrap();
+    let pid = wait_for_run(second, &mut child, &log);
+    signal(child.id(), "INT");
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(
+        text.contains("interrupted: the run in progress was stopped"),
+        "{text}"
+    );
+    assert!(text.contains("--resume"), "{text}");
+    // The stopped run's process is gone, and it left no report; the third never started.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(process_with(second), None, "{pid} still runs");
+    let dir = out.path().join("test");
+    assert!(report(&dir, "tch-lenet2.json").succeeded());
+    assert!(!dir.join("tch-lenet2-r2.json").exists());
+    assert!(!dir.join("tch-lenet2-r3.json").exists());
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("| tch "), "{summary}");
+    assert!(!summary.contains("FAILED"), "{summary}");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp") || n.contains("plan"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// `compare ARGS` must fail before any run, with `expected` in its first line. In ARGS, `DATA` is a
+/// folder of 20 images and `TMP` an empty folder except for a file named `file`.
+fn check(args: &[&str], expected: &str) {
+    let data = data(20);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("file"), b"").unwrap();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.replace("DATA", data.path().to_str().unwrap())
+                .replace("TMP", tmp.path().to_str().unwrap())
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = xtask(&args).output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{args:?} should fail: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.lines().next().unwrap_or("").contains(expected),
+        "{args:?}: {err:?} should say {expected:?}"
+    );
+    assert!(!err.contains("== tch"), "no run should start: {err}");
+}
+
+#[test]
+fn bad_options_stop_compare_before_any_run() {
+    let ok = ["--data-dir", "DATA", "--out", "TMP"];
+    let with = |extra: &[&'static str]| [&ok[..], extra].concat();
+    check(
+        &with(&["--frameworks", "keras"]),
+        "unknown framework 'keras'",
+    );
+    check(&with(&["--models", "lenet9"]), "unknown model 'lenet9'");
+    check(&with(&["--dataset", "cifar"]), "unknown dataset 'cifar'");
+    check(&with(&["--device", "tpu"]), "unknown device 'tpu'");
+    check(
+        &with(&["--repeats", "0"]),
+        "repeats must be 1 to 1000, not 0",
+    );
+    check(
+        &with(&["--epochs", "0"]),
+        "epochs must be 1 to 10000, not 0",
+    );
+    check(&with(&["--limit", "0"]), "image limit must be at least 1");
+    check(&with(&["--limit", "21"]), "image limit 21 must be 1 to 20");
+    check(
+        &with(&["--tag", "My Tag"]),
+        "tag 'My Tag' must be lowercase",
+    );
+    check(
+        &["--data-dir", "TMP/absent", "--out", "TMP"],
+        "--data-dir does not exist",
+    );
+    check(
+        &["--data-dir", "DATA", "--out", "TMP/file/results"],
+        "cannot create the results folder",
+    );
+}
