@@ -682,7 +682,10 @@ fn summary_markdown(machine: &str, reports: &[RunReport], table: &str) -> String
                 r.spec.framework,
                 r.spec.model,
                 r.spec.seed,
-                r.failure.as_deref().unwrap_or("no result")
+                r.failure
+                    .as_deref()
+                    .and_then(|f| f.lines().next())
+                    .unwrap_or("no result")
             ));
         }
         text.push('\n');

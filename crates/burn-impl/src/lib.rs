@@ -33,6 +33,26 @@ fn backend_error(message: impl std::fmt::Display) -> TrainError {
     }
 }
 
+/// burn reports a failed kernel as a long chain ("... Caused by: ... Caused by: <root cause>"): the
+/// root cause is what the report's one line needs.
+fn read_error(what: &str, e: impl std::fmt::Debug) -> TrainError {
+    let text = format!("{e:?}");
+    let root = text
+        .rsplit("Caused by:")
+        .next()
+        .unwrap_or(&text)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no details");
+    backend_error(format!("{what} failed: {root}"))
+}
+
+/// Reads a one-element tensor back to the host.
+fn scalar(t: Tensor<1>, what: &str) -> Result<f32, TrainError> {
+    t.try_into_scalar::<f32>().map_err(|e| read_error(what, e))
+}
+
 /// Whether this build can use CUDA and a device is there.
 pub fn cuda_available() -> bool {
     cuda::available()
@@ -202,9 +222,10 @@ impl Net {
             _ => None,
         });
         let read = |t: Tensor<1>| {
-            t.into_data()
+            t.try_into_data()
+                .map_err(|e| read_error("reading the weights", e))?
                 .try_to_vec::<f32>()
-                .map_err(|e| backend_error(format!("{e:?}")))
+                .map_err(|e| read_error("reading the weights", e))
         };
         for layer in &spec.layers {
             let (name, weight, bias) = match *layer {
@@ -389,7 +410,11 @@ impl BurnTrainer {
         })
     }
 
-    fn epoch(&mut self, order: &[u32], progress: &mut dyn FnMut(usize)) -> Totals {
+    fn epoch(
+        &mut self,
+        order: &[u32],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Totals, TrainError> {
         let n = order.len();
         let order: Vec<i64> = order.iter().map(|&i| i as i64).collect();
         let order = Tensor::<1, Int>::from_data(TensorData::new(order, [n]), &self.train_device);
@@ -417,25 +442,27 @@ impl BurnTrainer {
             step += 1;
             progress(step);
         }
-        let loss_sum = loss_sum.into_scalar::<f32>() as f64;
+        let loss_sum = f64::from(scalar(loss_sum, "reading the epoch's loss")?);
         let first_nonfinite = if loss_sum.is_finite() {
             None
         } else {
+            let what = "reading the epoch's step losses";
             let all = Tensor::cat(losses, 0)
-                .into_data()
+                .try_into_data()
+                .map_err(|e| read_error(what, e))?
                 .try_to_vec::<f32>()
-                .unwrap_or_default();
+                .map_err(|e| read_error(what, e))?;
             common::harness::first_nonfinite(&all)
         };
-        Totals {
+        Ok(Totals {
             loss_sum,
-            correct: hits.into_scalar::<f32>() as u64,
+            correct: scalar(hits, "reading the epoch's correct count")? as u64,
             examples: n as u64,
             first_nonfinite,
-        }
+        })
     }
 
-    fn eval(&self, split: SplitKind) -> Totals {
+    fn eval(&self, split: SplitKind) -> Result<Totals, TrainError> {
         let net = self.net.valid();
         let (images, labels) = match split {
             SplitKind::Train => (
@@ -462,12 +489,12 @@ impl BurnTrainer {
             hits = hits + correct(logits, ys);
             start += len;
         }
-        Totals {
-            loss_sum: loss_sum.into_scalar::<f32>() as f64,
-            correct: hits.into_scalar::<f32>() as u64,
+        Ok(Totals {
+            loss_sum: f64::from(scalar(loss_sum, "reading the evaluation loss")?),
+            correct: scalar(hits, "reading the evaluation's correct count")? as u64,
             examples: n as u64,
             first_nonfinite: None,
-        }
+        })
     }
 }
 
@@ -485,11 +512,11 @@ impl Trainer for BurnTrainer {
         order: &[u32],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Totals, TrainError> {
-        Ok(self.epoch(order, progress))
+        self.epoch(order, progress)
     }
 
     fn evaluate(&mut self, split: SplitKind) -> Result<Totals, TrainError> {
-        Ok(self.eval(split))
+        self.eval(split)
     }
 
     fn weights(&self) -> Result<Weights, TrainError> {
@@ -499,7 +526,7 @@ impl Trainer for BurnTrainer {
     fn synchronize(&self) -> Result<(), TrainError> {
         self.device
             .sync()
-            .map_err(|e| backend_error(format!("{e:?}")))
+            .map_err(|e| read_error("waiting for the device", e))
     }
 
     fn backend(&self) -> BackendInfo {
@@ -566,9 +593,10 @@ pub fn logits(
     );
     net.forward(xs)
         .flatten::<1>(0, 1)
-        .into_data()
+        .try_into_data()
+        .map_err(|e| read_error("reading the logits", e))?
         .try_to_vec::<f32>()
-        .map_err(|e| backend_error(format!("{e:?}")))
+        .map_err(|e| read_error("reading the logits", e))
 }
 
 /// Plain loops for measuring what the harness adds and where a step's time goes; not part of the
@@ -794,5 +822,29 @@ pub mod bench {
         pub name: String,
         pub forward: Duration,
         pub backward: Duration,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    struct Chain;
+
+    impl std::fmt::Debug for Chain {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(
+                "Execution(An error happened during execution\nCaused by:\n  A launch error \
+                 happened\nCaused by:\n  compiling 'k' for sm_90: libdevice.10.bc was not found\n\
+                 Backtrace:\nNo backtrace available)",
+            )
+        }
+    }
+
+    #[test]
+    fn a_kernel_failure_is_reported_by_its_root_cause() {
+        let e = super::read_error("reading the epoch's loss", Chain).to_string();
+        assert_eq!(
+            e,
+            "burn: reading the epoch's loss failed: compiling 'k' for sm_90: libdevice.10.bc was not found"
+        );
     }
 }
