@@ -160,6 +160,7 @@ def main():
                    help="shared: the plan's weights; native: torch's own initialisers, seeded with --seed")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's (the recipe's is 0.001)")
     p.add_argument("--limit", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -168,7 +169,7 @@ def main():
     args = p.parse_args()
 
     spec = {"framework": "pytorch", "model": args.model, "dataset": args.dataset, "init": args.init, "device": args.device, "epochs": args.epochs,
-            "batch_size": args.batch_size, "learning_rate": 1e-3, "seed": args.seed, "limit": args.limit,
+            "batch_size": args.batch_size, "learning_rate": args.learning_rate, "seed": args.seed, "limit": args.limit,
             "threads": args.threads}
     env = environment(sys.argv)
     if args.threads:
@@ -194,7 +195,7 @@ def main():
     model = (LeNet2() if args.model == "lenet2" else LeNet3()).to(device)
     if args.init == "shared":
         model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in plan.items() if not k.startswith("order.")})
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
+    opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
     sync(device)
     setup_seconds = time.perf_counter() - setup
 
@@ -209,6 +210,9 @@ def main():
         order = order.to(device)
         loss_sum = torch.zeros((), device=device)
         hits = torch.zeros((), dtype=torch.int64, device=device)
+        # Each step's loss stays on the device; read back only if the epoch's sum is not finite (as
+        # the Rust frameworks do, so that every run pays the same for it).
+        losses = []
         for s in range(0, n, args.batch_size):
             idx = order[s:s + args.batch_size]
             xs, ys = train_x.index_select(0, idx), train_y.index_select(0, idx)
@@ -220,11 +224,20 @@ def main():
             with torch.no_grad():
                 loss_sum += loss.detach() * ys.shape[0]
                 hits += (logits.argmax(-1) == ys).sum()
+            losses.append(loss.detach())
         train_loss, train_hits = loss_sum.item(), hits.item()
         sync(device)
         train_seconds = time.perf_counter() - start
         if not np.isfinite(train_loss):
-            failure = f"the training loss became non-finite in epoch {epoch}"
+            steps = torch.stack(losses).float().cpu().numpy()
+            bad = np.flatnonzero(~np.isfinite(steps))
+            at = ""
+            if len(bad):
+                value = steps[bad[0]]
+                value = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+                at = f", first at step {bad[0] + 1} of {len(steps)} (loss {value})"
+            failure = (f"the training loss became NaN or infinite in epoch {epoch}{at}; "
+                       "the run stopped at the end of that epoch")
             break
         test = evaluate(model, test_x, test_y, device)
         epochs.append({"epoch": epoch, "train_loss": train_loss / n, "train_accuracy": train_hits / n,
