@@ -130,7 +130,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     let mut data = Mnist::load_dataset(spec.dataset, options.data_dir.as_deref())
         .with_context(|| format!("cannot load {}", spec.dataset.title()))?;
     if let Some(n) = spec.limit {
-        data.check_limit(n)?;
+        data.check_limit(n, SplitKind::Train)?;
         data.limit(n);
     }
     let model = spec.model.spec();

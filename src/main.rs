@@ -276,14 +276,7 @@ fn eval(args: &EvalArgs) -> Result<bool> {
     let mut data = Mnist::load_dataset(dataset, args.data_dir.as_deref())
         .with_context(|| format!("cannot load {}", dataset.title()))?;
     if let Some(n) = args.limit {
-        if n == 0 || n > data.test.len() {
-            anyhow::bail!(
-                "image limit {n} must be 1 to {}, the number of {} test images (leave --limit out \
-                 to use them all)",
-                data.test.len(),
-                dataset.title()
-            );
-        }
+        data.check_limit(n, common::SplitKind::Test)?;
         data.limit(n);
     }
     let from = file

@@ -21,16 +21,7 @@ fn lenet(args: &[&str]) -> (bool, String, String) {
 /// A data folder with tiny but valid files, then `spoil` applied to it.
 fn data_dir(spoil: impl FnOnce(&Path)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let images = encode_u8(&[4, 28, 28], &[0u8; 4 * 784]);
-    let labels = encode_u8(&[4], &[1, 2, 3, 4]);
-    for (name, bytes) in [
-        ("train-images-idx3-ubyte", &images),
-        ("train-labels-idx1-ubyte", &labels),
-        ("t10k-images-idx3-ubyte", &images),
-        ("t10k-labels-idx1-ubyte", &labels),
-    ] {
-        std::fs::write(dir.path().join(name), bytes).unwrap();
-    }
+    common::mnist::write_dir(dir.path(), &[0u8; 4 * 784], &[1, 2, 3, 4]).unwrap();
     spoil(dir.path());
     dir
 }

@@ -190,7 +190,7 @@ fn check_data(args: &Args) -> Result<(PathBuf, common::Mnist)> {
     let mut data = common::Mnist::load_dir(&dir)?;
     data.dataset = args.dataset;
     if let Some(n) = args.limit {
-        data.check_limit(n)?;
+        data.check_limit(n, common::SplitKind::Train)?;
     }
     Ok((dir, data))
 }

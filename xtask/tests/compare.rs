@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::idx::encode_u8;
 use common::RunReport;
 
 /// `target/<profile>/lenet`, next to the `deps` folder this test runs from.
@@ -39,16 +38,7 @@ fn data(n: usize) -> tempfile::TempDir {
         })
         .collect();
     let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-    let images = encode_u8(&[n, 28, 28], &pixels);
-    let labels = encode_u8(&[n], &labels);
-    for (name, bytes) in [
-        ("train-images-idx3-ubyte", &images),
-        ("train-labels-idx1-ubyte", &labels),
-        ("t10k-images-idx3-ubyte", &images),
-        ("t10k-labels-idx1-ubyte", &labels),
-    ] {
-        std::fs::write(dir.path().join(name), bytes).unwrap();
-    }
+    common::mnist::write_dir(dir.path(), &pixels, &labels).unwrap();
     dir
 }
 

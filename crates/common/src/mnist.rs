@@ -17,6 +17,7 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Error, Result};
+use crate::harness::SplitKind;
 use crate::idx;
 
 pub const IMAGE_SIDE: usize = 28;
@@ -348,14 +349,18 @@ impl Mnist {
         self.test.truncate(n);
     }
 
-    /// Checks an image limit given by a user against the training set: a limit beyond it would
-    /// silently mean "all of them", which is not what was asked for.
-    pub fn check_limit(&self, n: usize) -> Result<()> {
-        if n == 0 || n > self.train.len() {
+    /// Checks an image limit given by a user against a split (training runs limit both, and the
+    /// training set is the one that must hold them; evaluation limits the test set): a limit beyond
+    /// it would silently mean "all of them", which is not what was asked for.
+    pub fn check_limit(&self, n: usize, split: SplitKind) -> Result<()> {
+        let (len, name) = match split {
+            SplitKind::Train => (self.train.len(), "training"),
+            SplitKind::Test => (self.test.len(), "test"),
+        };
+        if n == 0 || n > len {
             return Err(Error::Invalid(format!(
-                "image limit {n} must be 1 to {}, the number of {} training images in {} (leave \
+                "image limit {n} must be 1 to {len}, the number of {} {name} images in {} (leave \
                  --limit out to use them all)",
-                self.train.len(),
                 self.dataset.title(),
                 self.dir.display()
             )));
@@ -380,6 +385,22 @@ pub fn locate(dataset: Dataset, option: Option<&Path>) -> Result<PathBuf> {
         _ => {}
     }
     Ok(dir)
+}
+
+/// Writes a plain data folder whose training and test splits both hold `labels.len()` images
+/// (`pixels`, 784 bytes each) with these labels: small data sets for tests and tools.
+pub fn write_dir(dir: &Path, pixels: &[u8], labels: &[u8]) -> std::io::Result<()> {
+    let images = idx::encode_u8(&[labels.len(), IMAGE_SIDE, IMAGE_SIDE], pixels);
+    let labels = idx::encode_u8(&[labels.len()], labels);
+    for (file, bytes) in [
+        (TRAIN_IMAGES, &images),
+        (TRAIN_LABELS, &labels),
+        (TEST_IMAGES, &images),
+        (TEST_LABELS, &labels),
+    ] {
+        std::fs::write(dir.join(file.name), bytes)?;
+    }
+    Ok(())
 }
 
 /// Reads an image file and its label file and checks that they agree.
