@@ -4,20 +4,22 @@
 //! (`tch/cpu`), so criterion's report sets the frameworks side by side. A step's totals are read
 //! back inside the timed region, which waits for the device.
 
+use common::framework::Framework;
 use common::harness::{DeviceRequest, RunSpec, EVAL_BATCH_SIZE};
-use common::{Mnist, ModelKind, SplitKind, Trainer, Weights};
+use common::{Dataset, Mnist, ModelKind, SplitKind, Trainer, Weights};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn data() -> Mnist {
-    let mut data = Mnist::load(None).expect("the benches need MNIST (set MNIST_DIR)");
+    let mut data =
+        results::data::load(Dataset::Mnist, None).expect("the benches need MNIST (set MNIST_DIR)");
     data.limit(EVAL_BATCH_SIZE);
     data
 }
 
 /// The devices to measure `framework` on: the CPU, and CUDA when it can use it here.
-fn devices(framework: &str) -> Vec<DeviceRequest> {
+fn devices(framework: &dyn Framework) -> Vec<DeviceRequest> {
     let mut d = vec![DeviceRequest::Cpu];
-    if lenet_compare::cuda_available(framework) {
+    if framework.cuda_available() {
         d.push(DeviceRequest::Cuda);
     }
     d
@@ -25,7 +27,7 @@ fn devices(framework: &str) -> Vec<DeviceRequest> {
 
 /// A trainer with the recipe's settings (but `batch_size`) and the shared weights of seed 0.
 fn trainer(
-    framework: &str,
+    framework: &dyn Framework,
     model: ModelKind,
     device: DeviceRequest,
     batch_size: usize,
@@ -34,11 +36,12 @@ fn trainer(
     let spec = RunSpec {
         device,
         batch_size,
-        ..RunSpec::recipe(framework, model)
+        ..RunSpec::recipe(framework.name(), model)
     };
     let init = Weights::init(&model.spec(), 0);
-    lenet_compare::trainer(framework, &spec, data, &init)
-        .unwrap_or_else(|e| panic!("{framework} on {device}: {e}"))
+    framework
+        .trainer(&spec, data, &init)
+        .unwrap_or_else(|e| panic!("{} on {device}: {e}", framework.name()))
 }
 
 fn benches(c: &mut Criterion) {
@@ -51,7 +54,7 @@ fn benches(c: &mut Criterion) {
             for &framework in lenet_compare::FRAMEWORKS {
                 for device in devices(framework) {
                     let mut trainer = trainer(framework, model, device, batch, &data);
-                    group.bench_function(BenchmarkId::new(framework, device), |b| {
+                    group.bench_function(BenchmarkId::new(framework.name(), device), |b| {
                         b.iter(|| trainer.train_epoch(&order, &mut |_| {}).unwrap())
                     });
                 }
@@ -63,7 +66,7 @@ fn benches(c: &mut Criterion) {
             for device in devices(framework) {
                 // The test split holds exactly one evaluation batch.
                 let mut trainer = trainer(framework, model, device, 32, &data);
-                group.bench_function(BenchmarkId::new(framework, device), |b| {
+                group.bench_function(BenchmarkId::new(framework.name(), device), |b| {
                     b.iter(|| trainer.evaluate(SplitKind::Test).unwrap())
                 });
             }

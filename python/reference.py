@@ -93,6 +93,27 @@ class LeNet3(nn.Module):
         return self.fc2(x)
 
 
+def portable_command(argv, cwd):
+    """The command line as it can be published (as the Rust side records it): the program by its
+    file name, each absolute path relative to `cwd` when under it, else by its file name."""
+    def path(arg):
+        if not os.path.isabs(arg):
+            return arg
+        rel = os.path.relpath(arg, cwd) if cwd else ".."
+        return rel if not rel.startswith("..") else os.path.basename(arg.rstrip("/")) or arg
+
+    out = []
+    for i, arg in enumerate(argv):
+        if i == 0:
+            out.append(os.path.basename(arg) or arg)
+        elif arg.startswith("--") and "=" in arg:
+            option, value = arg.split("=", 1)
+            out.append(f"{option}={path(value)}")
+        else:
+            out.append(path(arg))
+    return out
+
+
 def environment(command):
     cpu = "unknown-cpu"
     try:
@@ -120,7 +141,7 @@ def environment(command):
         "hostname": socket.gethostname(),
         "gpu": gpu,
         "gpu_driver": driver,
-        "command": command,
+        "command": portable_command(command, os.getcwd()),
         "started_unix": now,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
     }
@@ -153,6 +174,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--plan", required=True, help="safetensors file written by `lenet plan`")
     p.add_argument("--data-dir", required=True)
+    p.add_argument("--framework", choices=["pytorch"], default="pytorch",
+                   help="always pytorch (taken so that a run's options are the same as lenet train's)")
     p.add_argument("--model", choices=["lenet2", "lenet3"], required=True)
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
                    help="recorded in the report (the files are read from --data-dir)")

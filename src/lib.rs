@@ -1,6 +1,8 @@
-//! The `lenet` command's logic: which frameworks this build holds, and one training run from
-//! arguments to report. A run never lets a framework type out of its framework crate; this crate
-//! only sees `Box<dyn Trainer>`, so adding a framework is one line in [`trainer`].
+//! The `lenet` command's logic: the registry of the frameworks this build holds ([`FRAMEWORKS`],
+//! and the out-of-process references beside them, [`references`]), and one training run from
+//! arguments to report. A run never lets a framework type out of its framework crate; this crate only
+//! sees `&dyn Framework` and `Box<dyn Trainer>`, so adding a framework is one line in
+//! [`FRAMEWORKS`] (ARCHITECTURE.md lists the other two).
 
 #[cfg(all(feature = "cuda", feature = "burn-cuda"))]
 compile_error!(
@@ -9,47 +11,74 @@ compile_error!(
      build two binaries (cargo xtask bundle --cuda does)"
 );
 
+pub mod cli;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use common::harness::{self, InitKind, Observer, RunSpec, Trainer};
-use common::report::{Environment, EpochRecord, RunReport, SCHEMA};
+use common::framework::{Framework, FrameworkDefaults, FrameworkInfo, Runner};
+use common::harness::{self, InitKind, Observer, RunSpec};
 use common::weights::ModelFile;
-use common::{DeviceKind, DeviceRequest, Mnist, ModelKind, SplitKind, Totals, TrainError, Weights};
+use common::{
+    DeviceKind, DeviceRequest, EpochRecord, Mnist, ModelKind, SplitKind, Totals, TrainError,
+    Weights,
+};
+use results::{Catalogue, Environment, RunReport, SCHEMA};
 
-/// The frameworks compiled into this binary.
-pub const FRAMEWORKS: &[&str] = &["tch", "candle", "candle-firstmax", "burn"];
+/// The frameworks compiled into this binary, in the order tables list them.
+pub static FRAMEWORKS: &[&dyn Framework] = &[
+    &tch_impl::TCH,
+    &candle_impl::CANDLE,
+    &candle_impl::CANDLE_FIRSTMAX,
+    &burn_impl::BURN,
+];
 
-/// Builds the trainer of the named framework.
-pub fn trainer(
-    framework: &str,
-    spec: &RunSpec,
-    data: &Mnist,
-    init: &Weights,
-) -> Result<Box<dyn Trainer>, TrainError> {
-    match framework {
-        "tch" => tch_impl::trainer(spec, data, init),
-        "candle" => candle_impl::trainer(spec, data, init, candle_impl::Pool::MaxPool2d),
-        "candle-firstmax" => candle_impl::trainer(spec, data, init, candle_impl::Pool::FirstMax),
-        "burn" => burn_impl::trainer(spec, data, init),
-        other => Err(TrainError::DeviceUnavailable(format!(
-            "framework '{other}' is not in this build (it has: {})",
-            FRAMEWORKS.join(", ")
-        ))),
-    }
+/// The references run out of process from a run's plan file: PyTorch, the baseline of every table.
+pub fn references() -> Vec<FrameworkInfo> {
+    vec![FrameworkInfo {
+        name: "pytorch".into(),
+        runner: Runner::Python,
+        script: Some("python/reference.py".into()),
+        baseline: true,
+        compared_by_default: true,
+        cuda_available: false,
+        cuda_build: None,
+        colour: [214, 39, 40],
+        defaults: FrameworkDefaults::row([
+            "pytorch",
+            "uniform ±1/√fan_in (kaiming_uniform, a=√5)",
+            "uniform ±1/√fan_in",
+            "uniform ±1/√fan_in (kaiming_uniform, a=√5)",
+            "uniform ±1/√fan_in",
+            "Adam, eps 1e-8",
+            "0",
+            "yes (torch.manual_seed)",
+        ]),
+    }]
 }
 
-/// Checks a framework name given by a user.
-pub fn check_framework(name: &str) -> Result<()> {
-    if FRAMEWORKS.contains(&name) {
-        Ok(())
-    } else {
-        bail!(
-            "unknown framework '{name}': this build has {}",
-            FRAMEWORKS.join(", ")
-        )
-    }
+/// Every framework this binary knows, the references first: what `lenet frameworks --json` prints.
+pub fn catalogue() -> Catalogue {
+    let mut all = references();
+    all.extend(FRAMEWORKS.iter().map(|f| FrameworkInfo::of(*f)));
+    Catalogue::new(all)
+}
+
+/// The framework of that name in this build.
+pub fn framework(name: &str) -> Result<&'static dyn Framework, TrainError> {
+    FRAMEWORKS
+        .iter()
+        .copied()
+        .find(|f| f.name() == name)
+        .ok_or_else(|| TrainError::UnknownFramework {
+            name: name.to_string(),
+            known: FRAMEWORKS
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// Options of one run besides the spec.
@@ -124,10 +153,10 @@ impl Observer for Bars {
 /// Loads the data, trains, and returns the report (a failed one if the framework failed, or could
 /// not start). Errors in the user's input (bad data, bad options) are returned as errors instead.
 pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
-    spec.validate().map_err(anyhow::Error::msg)?;
-    check_framework(&spec.framework)?;
+    spec.validate()?;
+    let framework = framework(&spec.framework)?;
     let environment = Environment::capture();
-    let mut data = Mnist::load_dataset(spec.dataset, options.data_dir.as_deref())
+    let mut data = results::data::load(spec.dataset, options.data_dir.as_deref())
         .with_context(|| format!("cannot load {}", spec.dataset.title()))?;
     if let Some(n) = spec.limit {
         data.check_limit(n, SplitKind::Train)?;
@@ -136,7 +165,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     let model = spec.model.spec();
     let init = match spec.init {
         InitKind::Shared => Weights::init(&model, spec.seed),
-        InitKind::Native => match native_weights(&spec.framework, &model, spec.seed) {
+        InitKind::Native => match framework.native_weights(&model, spec.seed) {
             Ok(w) => w,
             Err(e) => {
                 return Ok(RunOutput {
@@ -149,7 +178,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     let setup = Instant::now();
     // A framework that cannot start (no CUDA where CUDA was asked for, say) still leaves a report,
     // so that a comparison shows why the row is missing.
-    let mut trainer = match guarded(|| trainer(&spec.framework, spec, &data, &init)) {
+    let mut trainer = match guarded(|| framework.trainer(spec, &data, &init)) {
         Ok(t) => t,
         Err(e) => {
             return Ok(RunOutput {
@@ -207,7 +236,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         epochs: outcome.epochs,
         final_train: outcome.final_train,
         final_test: outcome.final_test,
-        peak_host_bytes: common::report::peak_rss_bytes(),
+        peak_host_bytes: results::env::peak_rss_bytes(),
         peak_device_bytes: trainer.peak_device_bytes(),
         failure,
     };
@@ -222,10 +251,7 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, TrainError
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "no message".into());
-        Err(TrainError::Backend {
-            framework: "harness",
-            message: format!("the framework panicked: {message}"),
-        })
+        Err(TrainError::Panicked(message))
     })
 }
 
@@ -265,13 +291,13 @@ pub fn evaluate(
     weights: &Weights,
     data: &Mnist,
 ) -> Result<EvalOutput> {
-    check_framework(framework)?;
     let spec = RunSpec {
         device,
         dataset: data.dataset,
         ..RunSpec::recipe(framework, model)
     };
-    let mut trainer = trainer(framework, &spec, data, weights)
+    let mut trainer = self::framework(framework)?
+        .trainer(&spec, data, weights)
         .with_context(|| format!("{framework} cannot load the model"))?;
     let test = trainer
         .evaluate(SplitKind::Test)
@@ -312,57 +338,7 @@ pub fn write_plan(
     ]
     .into_iter()
     .collect();
-    let bytes = weights
-        .to_safetensors(&orders, Some(metadata))
-        .map_err(anyhow::Error::msg)?;
-    common::report::write_atomic(out, &bytes)
+    let bytes = weights.to_safetensors(&orders, Some(metadata))?;
+    common::fsio::write_atomic(out, &bytes)
         .with_context(|| format!("cannot write {}", out.display()))
-}
-
-/// The initial weights the named framework's own layers draw with its default initialisers (see
-/// `common::harness::FRAMEWORK_DEFAULTS`), seeded with `seed` where the framework allows it.
-pub fn native_weights(
-    framework: &str,
-    model: &common::ModelSpec,
-    seed: u64,
-) -> Result<Weights, TrainError> {
-    match framework {
-        "tch" => tch_impl::native_weights(model, seed),
-        "candle" | "candle-firstmax" => candle_impl::native_weights(model),
-        "burn" => burn_impl::native_weights(model, seed),
-        other => Err(TrainError::DeviceUnavailable(format!(
-            "framework '{other}' is not in this build"
-        ))),
-    }
-}
-
-/// Logits `[n, 10]` of the named framework's forward pass on the CPU, for checks.
-pub fn logits(
-    framework: &str,
-    model: common::ModelKind,
-    weights: &Weights,
-    images: &[f32],
-) -> Result<Vec<f32>, TrainError> {
-    let spec = model.spec();
-    match framework {
-        "tch" => tch_impl::logits(&spec, weights, images),
-        "candle" => candle_impl::logits(&spec, weights, images, candle_impl::Pool::MaxPool2d),
-        "candle-firstmax" => {
-            candle_impl::logits(&spec, weights, images, candle_impl::Pool::FirstMax)
-        }
-        "burn" => burn_impl::logits(&spec, weights, images),
-        other => Err(TrainError::DeviceUnavailable(format!(
-            "framework '{other}' is not in this build"
-        ))),
-    }
-}
-
-/// Whether the named framework can use a CUDA device here.
-pub fn cuda_available(framework: &str) -> bool {
-    match framework {
-        "tch" => tch_impl::cuda_available(),
-        "candle" | "candle-firstmax" => candle_impl::cuda_available(),
-        "burn" => burn_impl::cuda_available(),
-        _ => false,
-    }
 }

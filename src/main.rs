@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use common::harness::{DeviceRequest, InitKind, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
+use common::harness::{DeviceRequest, EPOCHS};
 use common::weights::ModelFile;
-use common::{Dataset, Mnist, ModelKind};
+use common::{Dataset, ModelKind};
+use lenet_compare::cli::TrainArgs;
 use lenet_compare::{run, write_plan, RunOptions, FRAMEWORKS};
 
 #[derive(Parser)]
@@ -31,6 +32,13 @@ enum Command {
     /// Print each framework's default initialisers and optimiser settings (what `--init native`
     /// and an unaligned recipe would change)
     Defaults,
+    /// List the frameworks this build holds (and the references run beside them) with what each
+    /// can do here
+    Frameworks {
+        /// As JSON, for tools (`cargo xtask compare` and the GPU bundle read it)
+        #[arg(long)]
+        json: bool,
+    },
     /// Print each layer of a model with its output shape and parameters
     Summary {
         /// lenet2, lenet3 or all
@@ -82,69 +90,8 @@ struct EvalArgs {
     data_dir: Option<PathBuf>,
 }
 
-#[derive(clap::Args)]
-struct TrainArgs {
-    /// Framework to train with
-    #[arg(long, short, default_value = "tch")]
-    framework: String,
-    /// lenet2 or lenet3
-    #[arg(long, short, default_value = "lenet2")]
-    model: ModelKind,
-    /// mnist or fashion-mnist
-    #[arg(long, default_value = "mnist")]
-    dataset: Dataset,
-    /// shared (the same initial weights for every framework) or native (the framework's own
-    /// default initialisers)
-    #[arg(long, default_value = "shared")]
-    init: InitKind,
-    /// auto (CUDA when available), cpu or cuda
-    #[arg(long, short, default_value = "auto")]
-    device: DeviceRequest,
-    #[arg(long, short, default_value_t = EPOCHS)]
-    epochs: u32,
-    #[arg(long, default_value_t = BATCH_SIZE)]
-    batch_size: usize,
-    /// Adam's learning rate (the recipe's is 0.001)
-    #[arg(long, default_value_t = LEARNING_RATE)]
-    learning_rate: f64,
-    /// Train on the first N training images and test on the first N test images
-    #[arg(long, value_name = "N")]
-    limit: Option<usize>,
-    /// Seed of the initial weights and of every epoch's batch order
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// CPU threads for the framework (default: the framework's own default)
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Folder with the four data files (default: $MNIST_DIR or $FASHION_MNIST_DIR, else a system
-    /// folder, else the cache, else a download)
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Write the JSON run report here
-    #[arg(long, short, value_name = "FILE")]
-    out: Option<PathBuf>,
-    /// Write the trained weights here (safetensors, PyTorch's names and layouts), for `lenet eval`
-    #[arg(long, value_name = "FILE")]
-    save: Option<PathBuf>,
-    /// No progress bars or per-epoch lines
-    #[arg(long, short)]
-    quiet: bool,
-}
-
 fn train(args: TrainArgs) -> Result<bool> {
-    let spec = RunSpec {
-        framework: args.framework,
-        model: args.model,
-        dataset: args.dataset,
-        init: args.init,
-        device: args.device,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.learning_rate,
-        seed: args.seed,
-        limit: args.limit,
-        threads: args.threads,
-    };
+    let spec = args.spec();
     // Fail now, not after an hour of training.
     for path in [&args.out, &args.save].into_iter().flatten() {
         check_writable(path)?;
@@ -190,12 +137,25 @@ fn train(args: TrainArgs) -> Result<bool> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Train(TrainArgs {
+        threads: Some(threads),
+        ..
+    }) = &cli.command
+    {
+        // candle's CPU kernels, and burn's with its `rayon` feature, size rayon's pool from this
+        // variable when they first use it: set here, once, before any thread exists.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
     let result = match cli.command {
+        Command::Frameworks { json } => frameworks(json),
         Command::Train(args) => train(args),
         Command::Eval(args) => eval(&args),
         Command::Summary { model } => summary(&model),
         Command::Defaults => {
-            print!("{}", common::harness::defaults_table());
+            print!(
+                "{}",
+                results::summary::defaults_table(&lenet_compare::catalogue())
+            );
             Ok(true)
         }
         Command::Plan(args) => plan(&args),
@@ -214,10 +174,10 @@ fn summary(model: &str) -> Result<bool> {
     let models: Vec<ModelKind> = if model == "all" {
         ModelKind::ALL.to_vec()
     } else {
-        vec![model.parse().map_err(anyhow::Error::msg)?]
+        vec![model.parse()?]
     };
     for m in models {
-        println!("{}", m.spec().summary_text());
+        println!("{}", results::summary::model_summary(&m.spec()));
     }
     Ok(true)
 }
@@ -251,29 +211,28 @@ fn check_writable(path: &std::path::Path) -> Result<()> {
     if path.is_dir() {
         anyhow::bail!("cannot write {}: it is a folder", path.display());
     }
-    common::report::check_writable_dir(dir)
+    common::fsio::check_writable_dir(dir)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn eval(args: &EvalArgs) -> Result<bool> {
     let file = ModelFile::read(&args.load)?;
     let frameworks: Vec<String> = if args.framework.iter().any(|f| f == "all") {
-        FRAMEWORKS.iter().map(|f| f.to_string()).collect()
+        FRAMEWORKS.iter().map(|f| f.name().to_string()).collect()
     } else {
         args.framework.clone()
     };
     for f in &frameworks {
-        lenet_compare::check_framework(f)?;
+        lenet_compare::framework(f)?;
     }
     let dataset = match (args.dataset, file.metadata.get("dataset")) {
         (Some(d), _) => d,
         (None, Some(d)) => d
             .parse()
-            .map_err(anyhow::Error::msg)
             .with_context(|| format!("{}: its metadata names a dataset", args.load.display()))?,
         (None, None) => Dataset::Mnist,
     };
-    let mut data = Mnist::load_dataset(dataset, args.data_dir.as_deref())
+    let mut data = results::data::load(dataset, args.data_dir.as_deref())
         .with_context(|| format!("cannot load {}", dataset.title()))?;
     if let Some(n) = args.limit {
         data.check_limit(n, common::SplitKind::Test)?;
@@ -310,4 +269,43 @@ fn eval(args: &EvalArgs) -> Result<bool> {
         }
     }
     Ok(ok)
+}
+
+/// `lenet frameworks`: the registry, as a table or as JSON.
+fn frameworks(json: bool) -> Result<bool> {
+    let catalogue = lenet_compare::catalogue();
+    if json {
+        println!("{}", catalogue.to_json());
+        return Ok(true);
+    }
+    println!(
+        "{:<16} {:<8} {:<10} {:<26} compared by default",
+        "framework", "runs in", "CUDA here", "CUDA build"
+    );
+    for f in &catalogue.frameworks {
+        let runs = match f.runner {
+            common::framework::Runner::Lenet => "lenet",
+            common::framework::Runner::Python => "python",
+        };
+        let cuda = match (&f.cuda_build, f.cuda_available) {
+            (None, _) => "-",
+            (Some(_), true) => "yes",
+            (Some(_), false) => "no",
+        };
+        let build = match &f.cuda_build {
+            None => "its own (torch)".to_string(),
+            Some(b) if b.features.is_empty() => "from the linked library".to_string(),
+            Some(b) if b.own_binary => format!("own binary: {}", b.features.join(",")),
+            Some(b) => b.features.join(","),
+        };
+        println!(
+            "{:<16} {:<8} {:<10} {:<26} {}",
+            f.name,
+            runs,
+            cuda,
+            build,
+            if f.compared_by_default { "yes" } else { "no" }
+        );
+    }
+    Ok(true)
 }

@@ -216,10 +216,10 @@ fn bad_options_get_a_clear_error() {
 #[test]
 fn cuda_where_a_framework_has_none_is_an_error() {
     for framework in lenet_compare::FRAMEWORKS {
-        if !lenet_compare::cuda_available(framework) {
+        if !framework.cuda_available() {
             // Never a silent CPU run.
             check(
-                &["--framework", framework, "--device", "cuda"],
+                &["--framework", framework.name(), "--device", "cuda"],
                 |_| {},
                 "CUDA was asked for",
             );
@@ -330,11 +330,102 @@ fn a_tiny_run_writes_its_report() {
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("test accuracy"), "{out}");
-    let r = common::RunReport::read(&report).unwrap();
+    let r = results::RunReport::read(&report).unwrap();
     assert!(r.succeeded());
     assert_eq!(r.epochs.len(), 2);
     assert_eq!(r.train_examples, 4);
     assert_eq!(r.backend.unwrap().framework, "tch");
+}
+
+/// A report names no path of the machine it was written on: run from a temporary folder with
+/// absolute paths (the binary's, the data's, the report's and the model file's), every path in the
+/// report is relative to that folder or a file name alone.
+#[test]
+fn a_report_names_no_local_path() {
+    let work = tempfile::tempdir().unwrap();
+    let data = data_dir(|_| {});
+    let report = work.path().join("out").join("report.json");
+    std::fs::create_dir(work.path().join("out")).unwrap();
+    let model = work.path().join("m.safetensors");
+    let out = Command::new(env!("CARGO_BIN_EXE_lenet"))
+        .current_dir(work.path())
+        .args(["train", "-q", "--epochs", "1", "--data-dir"])
+        .arg(data.path())
+        .arg("--out")
+        .arg(&report)
+        .arg(format!("--save={}", model.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    let r = results::RunReport::read(&report).unwrap();
+    let data_name = data.path().file_name().unwrap().to_str().unwrap();
+    assert_eq!(
+        r.environment.command,
+        [
+            "lenet",
+            "train",
+            "-q",
+            "--epochs",
+            "1",
+            "--data-dir",
+            data_name,
+            "--out",
+            "out/report.json",
+            "--save=m.safetensors",
+        ]
+    );
+    for local in [
+        work.path().to_str().unwrap(),
+        data.path().to_str().unwrap(),
+        env!("CARGO_BIN_EXE_lenet"),
+        env!("CARGO_MANIFEST_DIR"),
+    ] {
+        assert!(!text.contains(local), "the report names {local}:\n{text}");
+    }
+}
+
+/// `RunSpec::to_args` is the one way a run's settings reach a child process: what it writes parses
+/// back, through `lenet train`'s own options, to the same run, every field included.
+#[test]
+fn run_specs_round_trip_through_the_command_line() {
+    use clap::Parser;
+    use common::harness::{DeviceRequest, InitKind, RunSpec};
+    use common::{Dataset, ModelKind};
+    let every_field = RunSpec {
+        framework: "burn".into(),
+        model: ModelKind::LeNet3,
+        dataset: Dataset::FashionMnist,
+        init: InitKind::Native,
+        device: DeviceRequest::Cuda,
+        epochs: 7,
+        batch_size: 256,
+        learning_rate: 0.1 + 0.2,
+        seed: 12_345_678_901,
+        limit: Some(500),
+        threads: Some(3),
+    };
+    let specs = [
+        RunSpec::recipe("tch", ModelKind::LeNet2),
+        every_field.clone(),
+        RunSpec {
+            learning_rate: 1e30,
+            device: DeviceRequest::Cpu,
+            ..every_field
+        },
+    ];
+    for spec in specs {
+        let mut argv = vec!["lenet train".to_string()];
+        argv.extend(spec.to_args());
+        let parsed = lenet_compare::cli::TrainArgs::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+            .spec();
+        assert_eq!(parsed, spec, "{argv:?}");
+    }
 }
 
 #[test]

@@ -1,11 +1,22 @@
-//! The same checks for every framework: `framework_tests!(name)` instantiates them. They use the real
-//! MNIST files (`MNIST_DIR`, else the cache, else a download).
+//! The same checks for every registered framework: each check runs once per framework in
+//! `lenet_compare::FRAMEWORKS` (a test named `CHECK::FRAMEWORK`), so a framework added to the
+//! registry runs the whole suite without a line here. They use the real MNIST files (`MNIST_DIR`,
+//! else the cache, else a download). The test harness is libtest-mimic's, since the tests come from
+//! the registry at run time; it takes `cargo test`'s filters and options.
 
+use common::framework::Framework;
 use common::harness::{self, DeviceRequest, RunSpec, Silent};
-use common::{Mnist, ModelKind, Weights};
+use common::{Dataset, Mnist, ModelKind, Weights};
+use libtest_mimic::{Arguments, Trial};
 
 fn mnist() -> Mnist {
-    Mnist::load(None).unwrap_or_else(|e| panic!("these tests need MNIST (set MNIST_DIR): {e}"))
+    results::data::load(Dataset::Mnist, None)
+        .unwrap_or_else(|e| panic!("these tests need MNIST (set MNIST_DIR): {e}"))
+}
+
+/// The parity framework: every other one is held to its logits and steps.
+fn tch() -> &'static dyn Framework {
+    lenet_compare::framework("tch").unwrap()
 }
 
 /// Largest absolute difference relative to the largest magnitude.
@@ -15,13 +26,15 @@ fn relative_error(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-fn logits_match_reference(framework: &str) {
+fn logits_match_reference(framework: &dyn Framework) {
+    let framework = framework.name();
+    let f = lenet_compare::framework(framework).unwrap();
     let data = mnist();
     let n = 16;
     let images = &data.test.normalized_images()[..n * 784];
     for model in ModelKind::ALL {
         let weights = Weights::init(&model.spec(), 11);
-        let got = lenet_compare::logits(framework, model, &weights, images).unwrap();
+        let got = f.logits(&model.spec(), &weights, images).unwrap();
         let want = common::reference::forward(&model.spec(), &weights, images).unwrap();
         let err = relative_error(&got, &want);
         assert!(err < 1e-4, "{framework} {model}: relative error {err}");
@@ -38,13 +51,14 @@ fn spec(framework: &str, model: ModelKind, epochs: u32, limit: usize) -> RunSpec
     }
 }
 
-fn imports_the_shared_weights(framework: &str) {
+fn imports_the_shared_weights(f: &dyn Framework) {
+    let framework = f.name();
     let mut data = mnist();
     data.limit(64);
     for model in ModelKind::ALL {
         let s = spec(framework, model, 1, 64);
         let init = Weights::init(&model.spec(), s.seed);
-        let trainer = lenet_compare::trainer(framework, &s, &data, &init).unwrap();
+        let trainer = f.trainer(&s, &data, &init).unwrap();
         assert_eq!(trainer.weights().unwrap(), init, "{framework} {model}");
         let backend = trainer.backend();
         assert_eq!(backend.framework, framework);
@@ -52,12 +66,12 @@ fn imports_the_shared_weights(framework: &str) {
     }
 }
 
-fn learns_on_2000_images(framework: &str) {
+fn learns_on_2000_images(f: &dyn Framework) {
     let mut data = mnist();
     data.limit(2000);
-    let s = spec(framework, ModelKind::LeNet2, 3, 2000);
+    let s = spec(f.name(), ModelKind::LeNet2, 3, 2000);
     let init = Weights::init(&s.model.spec(), s.seed);
-    let mut trainer = lenet_compare::trainer(framework, &s, &data, &init).unwrap();
+    let mut trainer = f.trainer(&s, &data, &init).unwrap();
     let out = harness::train(trainer.as_mut(), &s, data.train.len(), &mut Silent);
     assert_eq!(out.failure, None);
     assert_eq!(out.epochs.len(), 3);
@@ -71,21 +85,21 @@ fn learns_on_2000_images(framework: &str) {
     assert!(out.final_train.unwrap().accuracy > 0.8);
 }
 
-fn cuda_is_used_or_refused(framework: &str) {
+fn cuda_is_used_or_refused(f: &dyn Framework) {
     let mut data = mnist();
     data.limit(64);
     let s = RunSpec {
         device: DeviceRequest::Cuda,
-        ..spec(framework, ModelKind::LeNet2, 1, 64)
+        ..spec(f.name(), ModelKind::LeNet2, 1, 64)
     };
     let init = Weights::init(&s.model.spec(), 0);
-    match lenet_compare::trainer(framework, &s, &data, &init) {
+    match f.trainer(&s, &data, &init) {
         Ok(t) => {
-            assert!(lenet_compare::cuda_available(framework));
+            assert!(f.cuda_available());
             assert_eq!(t.backend().device, common::DeviceKind::Cuda);
         }
         Err(e) => {
-            assert!(!lenet_compare::cuda_available(framework));
+            assert!(!f.cuda_available());
             assert!(e.to_string().contains("CUDA"), "{e}");
         }
     }
@@ -93,7 +107,8 @@ fn cuda_is_used_or_refused(framework: &str) {
 
 /// A learning rate of 1e30 makes the second step's loss NaN: the run stops at the end of the first
 /// epoch, names the step, and keeps no epoch record of the broken epoch.
-fn a_nan_loss_stops_the_run(framework: &str) {
+fn a_nan_loss_stops_the_run(f: &dyn Framework) {
+    let framework = f.name();
     let mut data = mnist();
     data.limit(256);
     let s = RunSpec {
@@ -101,7 +116,7 @@ fn a_nan_loss_stops_the_run(framework: &str) {
         ..spec(framework, ModelKind::LeNet2, 3, 256)
     };
     let init = Weights::init(&s.model.spec(), s.seed);
-    let mut trainer = lenet_compare::trainer(framework, &s, &data, &init).unwrap();
+    let mut trainer = f.trainer(&s, &data, &init).unwrap();
     let out = harness::train(trainer.as_mut(), &s, data.train.len(), &mut Silent);
     let failure = out.failure.expect("a NaN loss must fail the run");
     assert!(
@@ -112,44 +127,15 @@ fn a_nan_loss_stops_the_run(framework: &str) {
     assert!(out.final_test.is_none());
 }
 
-macro_rules! framework_tests {
-    ($($name:ident),*) => {$(
-        mod $name {
-            #[test]
-            fn logits_match_reference() {
-                super::logits_match_reference(&stringify!($name).replace('_', "-"));
-            }
-            #[test]
-            fn imports_the_shared_weights() {
-                super::imports_the_shared_weights(&stringify!($name).replace('_', "-"));
-            }
-            #[test]
-            fn learns_on_2000_images() {
-                super::learns_on_2000_images(&stringify!($name).replace('_', "-"));
-            }
-            #[test]
-            fn a_nan_loss_stops_the_run() {
-                super::a_nan_loss_stops_the_run(&stringify!($name).replace('_', "-"));
-            }
-            #[test]
-            fn cuda_is_used_or_refused() {
-                super::cuda_is_used_or_refused(&stringify!($name).replace('_', "-"));
-            }
-        }
-    )*};
-}
-
-framework_tests!(tch, candle, candle_firstmax, burn);
-
 /// Per-step losses of `steps` Adam steps of batch 32 on the first `32 * steps` training images, in
 /// the seed's order: each call of `train_epoch` with one batch is exactly one step.
-fn step_losses(framework: &str, model: ModelKind, steps: usize) -> Vec<f64> {
+fn step_losses(f: &dyn Framework, model: ModelKind, steps: usize) -> Vec<f64> {
     let mut data = mnist();
     let n = 32 * steps;
     data.limit(n);
-    let s = spec(framework, model, 1, n);
+    let s = spec(f.name(), model, 1, n);
     let init = Weights::init(&model.spec(), s.seed);
-    let mut trainer = lenet_compare::trainer(framework, &s, &data, &init).unwrap();
+    let mut trainer = f.trainer(&s, &data, &init).unwrap();
     let order = common::order::epoch_order(s.seed, 1, n);
     order
         .chunks(32)
@@ -158,13 +144,14 @@ fn step_losses(framework: &str, model: ModelKind, steps: usize) -> Vec<f64> {
 }
 
 /// The same weights give the same logits as tch on a batch of real images.
-fn logits_parity_with_tch(framework: &str) {
+fn logits_parity_with_tch(f: &dyn Framework) {
+    let framework = f.name();
     let data = mnist();
     let images = &data.test.normalized_images()[..64 * 784];
     for model in ModelKind::ALL {
         let weights = Weights::init(&model.spec(), 5);
-        let got = lenet_compare::logits(framework, model, &weights, images).unwrap();
-        let want = lenet_compare::logits("tch", model, &weights, images).unwrap();
+        let got = f.logits(&model.spec(), &weights, images).unwrap();
+        let want = tch().logits(&model.spec(), &weights, images).unwrap();
         let err = relative_error(&got, &want);
         assert!(
             err < 1e-4,
@@ -173,16 +160,18 @@ fn logits_parity_with_tch(framework: &str) {
     }
 }
 
-/// 20 Adam steps on the same batches from the same weights give the same losses as tch, within
-/// `tolerance(model, step)` (relative to the loss, or absolute below 1).
-fn step_parity_with_tch(framework: &str, tolerance: impl Fn(ModelKind, usize) -> f64) {
+/// 20 Adam steps on the same batches from the same weights give the same losses as tch, within the
+/// framework's `step_tolerance(model, step)` (relative to the loss, or absolute below 1).
+fn step_parity_with_tch(f: &dyn Framework) {
+    let framework = f.name();
     for model in ModelKind::ALL {
-        let got = step_losses(framework, model, 20);
-        let want = step_losses("tch", model, 20);
+        let got = step_losses(f, model, 20);
+        let want = step_losses(tch(), model, 20);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             let step = i + 1;
+            let tolerance = f.step_tolerance(model, step).unwrap();
             assert!(
-                (g - w).abs() <= tolerance(model, step) * w.abs().max(1.0),
+                (g - w).abs() <= tolerance * w.abs().max(1.0),
                 "{framework} {model} step {step}: loss {g} against tch's {w}"
             );
         }
@@ -190,58 +179,15 @@ fn step_parity_with_tch(framework: &str, tolerance: impl Fn(ModelKind, usize) ->
     }
 }
 
-/// Parity with tch. burn is held to both. Idiomatic candle is held to its logits only: candle 0.11.1's `max_pool2d`
-/// backward pass does not route gradients as PyTorch's does (see candle-impl's tests), so its
-/// training steps drift from tch's; `candle-firstmax`, which differs from it only in the pooling,
-/// is held to the steps too, which checks everything else (convolutions, linear layers, loss,
-/// Adam, data order) step for step.
-mod parity {
-    use common::ModelKind;
-
-    #[test]
-    fn candle_logits() {
-        super::logits_parity_with_tch("candle");
-    }
-
-    #[test]
-    fn candle_firstmax_logits() {
-        super::logits_parity_with_tch("candle-firstmax");
-    }
-
-    #[test]
-    fn candle_firstmax_steps() {
-        super::step_parity_with_tch("candle-firstmax", |_, _| 1e-3);
-    }
-
-    #[test]
-    fn burn_logits() {
-        super::logits_parity_with_tch("burn");
-    }
-
-    /// burn follows tch within 1e-3 for all 20 LeNet2 steps and the first 10 LeNet3 steps. After
-    /// that LeNet3 drifts to about 3e-3: a few of its fc1 gradients are of the order of 1e-9,
-    /// made of f32 rounding in conv3's output, and Adam (eps 1e-8) turns each into an update of a
-    /// few percent of the learning rate whatever its exact value; burn's sums round differently
-    /// from libtorch's, so those updates differ (README, "burn").
-    #[test]
-    fn burn_steps() {
-        super::step_parity_with_tch("burn", |model, step| match model {
-            ModelKind::LeNet3 if step > 10 => 5e-3,
-            _ => 1e-3,
-        });
-    }
-}
-
 /// A model trained and saved by each framework, reloaded into every framework: the same test
 /// accuracy everywhere (the same correct count, on the same 2,000 test images), equal to what the
 /// training run itself measured.
-#[test]
 fn saved_models_reload_in_every_framework() {
     let dir = tempfile::tempdir().unwrap();
     let mut data = mnist();
     data.limit(2000);
     for model in ModelKind::ALL {
-        for &trained_with in lenet_compare::FRAMEWORKS {
+        for trained_with in lenet_compare::FRAMEWORKS.iter().map(|f| f.name()) {
             let s = spec(trained_with, model, 1, 2000);
             let options = lenet_compare::RunOptions {
                 keep_weights: true,
@@ -264,7 +210,7 @@ fn saved_models_reload_in_every_framework() {
             let file = common::weights::ModelFile::read(&path).unwrap();
             assert_eq!(file.model, model);
             assert_eq!(file.metadata["framework"], trained_with);
-            for &evaluated_with in lenet_compare::FRAMEWORKS {
+            for evaluated_with in lenet_compare::FRAMEWORKS.iter().map(|f| f.name()) {
                 let e = lenet_compare::evaluate(
                     evaluated_with,
                     DeviceRequest::Cpu,
@@ -284,6 +230,52 @@ fn saved_models_reload_in_every_framework() {
     }
 }
 
+/// What a cell of the defaults table says a tensor is drawn from, read from its text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Draw {
+    Zeros,
+    /// Uniform in ±bound.
+    Uniform(f32),
+    /// Normal with this standard deviation.
+    Normal(f32),
+}
+
+/// Reads a cell such as "uniform ±√6/√fan_in (...)", "normal, sd √2/√inputs (...)" or "zeros", for
+/// a tensor with this fan-in (inputs x kernel area), number of inputs and input channels.
+fn draw(cell: &str, fan_in: f32, in_channels: f32) -> Draw {
+    if cell.starts_with("zeros") {
+        return Draw::Zeros;
+    }
+    let (kind, rest) = if let Some(rest) = cell.strip_prefix("uniform ±") {
+        ("uniform", rest)
+    } else if let Some(rest) = cell.strip_prefix("normal, sd ") {
+        ("normal", rest)
+    } else {
+        panic!("cannot read the defaults cell '{cell}'");
+    };
+    let formula = rest.split_whitespace().next().unwrap_or("");
+    let (numerator, denominator) = formula
+        .split_once('/')
+        .unwrap_or_else(|| panic!("cannot read the defaults cell '{cell}'"));
+    let numerator = match numerator {
+        "1" => 1.0,
+        "√2" => 2f32.sqrt(),
+        "√6" => 6f32.sqrt(),
+        other => panic!("cannot read '{other}' in the defaults cell '{cell}'"),
+    };
+    let over = match denominator {
+        "√fan_in" | "√inputs" => fan_in,
+        "√in_channels" => in_channels,
+        other => panic!("cannot read '{other}' in the defaults cell '{cell}'"),
+    };
+    let scale = numerator / over.sqrt();
+    if kind == "uniform" {
+        Draw::Uniform(scale)
+    } else {
+        Draw::Normal(scale)
+    }
+}
+
 /// Largest magnitude and standard deviation of a tensor's values.
 fn spread(values: &[f32]) -> (f32, f32) {
     let n = values.len() as f32;
@@ -292,71 +284,177 @@ fn spread(values: &[f32]) -> (f32, f32) {
     (values.iter().fold(0f32, |m, v| m.max(v.abs())), sd)
 }
 
-/// `--init native` draws what the defaults table says each framework draws: checked on LeNet3's
-/// conv2 (fan_in 32 x 3 x 3 = 288) and fc1 (1,024 inputs).
-#[test]
-fn native_init_follows_the_defaults_table() {
+/// `--init native` draws what the framework's row of the defaults table says: checked on LeNet3's
+/// conv2 (fan_in 32 x 3 x 3 = 288, 32 input channels) and fc1 (1,024 inputs), and whether a seed
+/// makes the draw repeat.
+fn native_init_follows_the_defaults_table(f: &dyn Framework) {
+    let framework = f.name();
     let spec = ModelKind::LeNet3.spec();
     let shared = Weights::init(&spec, 5);
-    let conv_fan = 288f32;
-    let fc_fan = 1024f32;
-    for framework in ["tch", "candle", "burn"] {
-        let w = lenet_compare::native_weights(framework, &spec, 5).unwrap();
-        w.check(&spec).unwrap();
-        assert_ne!(w, shared, "{framework}");
-        let (conv_max, conv_sd) = spread(&w.tensors["conv2.weight"].data);
-        let (bias_max, _) = spread(&w.tensors["conv2.bias"].data);
-        let (fc_max, fc_sd) = spread(&w.tensors["fc1.weight"].data);
-        let (fc_bias_max, _) = spread(&w.tensors["fc1.bias"].data);
-        let near = |got: f32, want: f32| (got / want - 1.0).abs() < 0.1;
-        match framework {
-            "tch" => {
-                // Kaiming uniform with ReLU's gain: ±√6/√fan_in; conv biases zero.
-                let b = 6f32.sqrt() / conv_fan.sqrt();
-                assert!(conv_max <= b && near(conv_max, b), "{conv_max} vs {b}");
-                assert_eq!(bias_max, 0.0);
-                assert!(near(fc_max, 6f32.sqrt() / fc_fan.sqrt()), "{fc_max}");
-                assert!(fc_bias_max <= 1.0 / fc_fan.sqrt());
-            }
-            "candle" => {
-                // Kaiming normal with ReLU's gain: sd √2/√fan_in; conv bias ±1/√in_channels.
-                assert!(near(conv_sd, 2f32.sqrt() / conv_fan.sqrt()), "{conv_sd}");
-                assert!(near(fc_sd, 2f32.sqrt() / fc_fan.sqrt()), "{fc_sd}");
-                assert!(bias_max <= 1.0 / 32f32.sqrt() && bias_max > 1.0 / conv_fan.sqrt());
-            }
-            _ => {
-                // burn: PyTorch's scheme, ±1/√fan_in for weights and biases.
-                let b = 1.0 / conv_fan.sqrt();
-                assert!(conv_max <= b && near(conv_max, b), "{conv_max} vs {b}");
-                assert!(bias_max <= b);
-                assert!(near(fc_max, 1.0 / fc_fan.sqrt()), "{fc_max}");
-            }
+    let w = f.native_weights(&spec, 5).unwrap();
+    w.check(&spec).unwrap();
+    assert_ne!(w, shared, "{framework}");
+    let d = f.defaults();
+    let near = |got: f32, want: f32| (got / want - 1.0).abs() < 0.1;
+    for (tensor, cell, fan_in, in_channels, is_bias) in [
+        ("conv2.weight", &d.conv_weight, 288.0, 32.0, false),
+        ("conv2.bias", &d.conv_bias, 288.0, 32.0, true),
+        ("fc1.weight", &d.linear_weight, 1024.0, 1024.0, false),
+        ("fc1.bias", &d.linear_bias, 1024.0, 1024.0, true),
+    ] {
+        let (max, sd) = spread(&w.tensors[tensor].data);
+        let what = format!("{framework} {tensor}: max {max}, sd {sd}, table '{cell}'");
+        match draw(cell, fan_in, in_channels) {
+            Draw::Zeros => assert_eq!(max, 0.0, "{what}"),
+            // 64 bias values reach past half their bound but not always within 10% of it.
+            Draw::Uniform(b) if is_bias => assert!(max <= b * 1.0001 && max > b / 2.0, "{what}"),
+            Draw::Uniform(b) => assert!(max <= b * 1.0001 && near(max, b), "{what}"),
+            Draw::Normal(s) => assert!(near(sd, s), "{what}"),
         }
-        let again = lenet_compare::native_weights(framework, &spec, 5).unwrap();
-        // tch and burn seed their generators; candle's CPU generator cannot be seeded.
-        assert_eq!(again == w, framework != "candle", "{framework}");
     }
+    let again = f.native_weights(&spec, 5).unwrap();
+    let seeded = d.seeded.starts_with("yes");
+    assert_eq!(again == w, seeded, "{framework}: seeded is '{}'", d.seeded);
 }
 
 /// A run from each framework's own initialisers trains and says so in its report.
-#[test]
-fn native_init_trains() {
-    for framework in ["tch", "candle", "burn"] {
-        let s = RunSpec {
-            init: common::harness::InitKind::Native,
-            ..spec(framework, ModelKind::LeNet2, 2, 2000)
-        };
-        let out = lenet_compare::run(&s, &Default::default()).unwrap();
-        let r = out.report;
-        assert!(r.succeeded(), "{framework}: {:?}", r.failure);
-        assert_eq!(r.spec.init, common::harness::InitKind::Native);
-        // candle's native initialisers cannot be seeded, so its runs differ: 84-87% test accuracy in
-        // six runs, and below 80% once. Chance is 10%; half is learning without flakiness.
-        let accuracy = r.final_test.unwrap().accuracy;
-        assert!(accuracy > 0.5, "{framework}: {accuracy}");
+fn native_init_trains(f: &dyn Framework) {
+    let framework = f.name();
+    let s = RunSpec {
+        init: common::harness::InitKind::Native,
+        ..spec(framework, ModelKind::LeNet2, 2, 2000)
+    };
+    let out = lenet_compare::run(&s, &Default::default()).unwrap();
+    let r = out.report;
+    assert!(r.succeeded(), "{framework}: {:?}", r.failure);
+    assert_eq!(r.spec.init, common::harness::InitKind::Native);
+    // candle's native initialisers cannot be seeded, so its runs differ: 84-87% test accuracy in
+    // six runs, and below 80% once. Chance is 10%; half is learning without flakiness.
+    let accuracy = r.final_test.unwrap().accuracy;
+    assert!(accuracy > 0.5, "{framework}: {accuracy}");
+    assert!(
+        r.epochs[1].train_loss < r.epochs[0].train_loss,
+        "{framework}"
+    );
+}
+
+/// The registry itself: unique names, a colour of its own for each, every CUDA build that needs a
+/// binary of its own named, and the catalogue that tools read round-trips through JSON.
+fn the_registry_is_consistent() {
+    let catalogue = lenet_compare::catalogue();
+    let names = catalogue.names();
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "names: {names:?}");
+    let mut colours: Vec<_> = catalogue.frameworks.iter().map(|f| f.colour).collect();
+    colours.sort();
+    colours.dedup();
+    assert_eq!(
+        colours.len(),
+        names.len(),
+        "each framework has its own colour"
+    );
+    assert!(!colours.contains(&results::catalogue::GREY));
+    assert_eq!(catalogue.baseline(), Some("pytorch"));
+    for f in lenet_compare::FRAMEWORKS {
+        let build = f.cuda_build();
+        for feature in &build.features {
+            assert!(
+                feature.contains('/'),
+                "{}: CUDA feature '{feature}' is PACKAGE/FEATURE",
+                f.name()
+            );
+        }
         assert!(
-            r.epochs[1].train_loss < r.epochs[0].train_loss,
-            "{framework}"
+            !build.own_binary || !build.features.is_empty(),
+            "{}",
+            f.name()
         );
+        assert_eq!(lenet_compare::framework(f.name()).unwrap().name(), f.name());
     }
+    let json = catalogue.to_json();
+    assert_eq!(results::Catalogue::from_json(&json).unwrap(), catalogue);
+    let e = lenet_compare::framework("dfdx").err().unwrap().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "unknown framework 'dfdx': this build has {}",
+            names[1..].join(", ")
+        )
+    );
+}
+
+/// Every check, once per registered framework, and the checks of the registry as a whole.
+fn main() {
+    let args = Arguments::from_args();
+    type Check = fn(&dyn Framework);
+    let mut checks: Vec<(&str, Check)> = vec![
+        ("logits_match_reference", logits_match_reference),
+        ("imports_the_shared_weights", imports_the_shared_weights),
+        ("learns_on_2000_images", learns_on_2000_images),
+        ("a_nan_loss_stops_the_run", a_nan_loss_stops_the_run),
+        ("cuda_is_used_or_refused", cuda_is_used_or_refused),
+    ];
+    checks.sort_by_key(|(name, _)| *name);
+    let mut trials = Vec::new();
+    let mut native_rows: Vec<String> = Vec::new();
+    for &f in lenet_compare::FRAMEWORKS {
+        for &(check, run) in &checks {
+            trials.push(Trial::test(format!("{check}::{}", f.name()), move || {
+                run(f);
+                Ok(())
+            }));
+        }
+        if f.name() != tch().name() {
+            trials.push(Trial::test(
+                format!("parity::logits::{}", f.name()),
+                move || {
+                    logits_parity_with_tch(f);
+                    Ok(())
+                },
+            ));
+        }
+        if f.step_tolerance(ModelKind::LeNet2, 1).is_some() {
+            trials.push(Trial::test(
+                format!("parity::steps::{}", f.name()),
+                move || {
+                    step_parity_with_tch(f);
+                    Ok(())
+                },
+            ));
+        }
+        // Native initialisation belongs to a framework, not to each of its configurations: once per
+        // row of the defaults table.
+        let row = f.defaults().framework;
+        if !native_rows.contains(&row) {
+            native_rows.push(row);
+            trials.push(Trial::test(
+                format!("native_init_follows_the_defaults_table::{}", f.name()),
+                move || {
+                    native_init_follows_the_defaults_table(f);
+                    Ok(())
+                },
+            ));
+            trials.push(Trial::test(
+                format!("native_init_trains::{}", f.name()),
+                move || {
+                    native_init_trains(f);
+                    Ok(())
+                },
+            ));
+        }
+    }
+    trials.push(Trial::test(
+        "saved_models_reload_in_every_framework",
+        || {
+            saved_models_reload_in_every_framework();
+            Ok(())
+        },
+    ));
+    trials.push(Trial::test("the_registry_is_consistent", || {
+        the_registry_is_consistent();
+        Ok(())
+    }));
+    libtest_mimic::run(&args, trials).exit();
 }

@@ -10,32 +10,55 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{cuda, llvm, setup};
+use results::Catalogue;
+
+use crate::{compare, cuda, llvm, setup};
 
 /// Where the CUDA-enabled build goes, apart from the CPU build so that neither rebuilds the other.
 pub const CUDA_TARGET_DIR: &str = "target/cuda";
-/// One CUDA build of `lenet`.
-pub struct CudaBuild {
-    pub features: &'static str,
+/// One CUDA build of `lenet`, made from the registry's `CudaBuild`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CudaBinary {
+    /// `package/feature`s that compile the CUDA code of its frameworks.
+    pub features: Vec<String>,
     /// Its compressed binary in the bundle.
-    binary: &'static str,
+    pub binary: String,
     /// Whether it links burn's CUDA backend, which needs LLVM (see `llvm.rs`).
     pub llvm: bool,
+    /// The frameworks that need this binary rather than the main one (`--lenet-for`).
+    pub own: Vec<String>,
 }
 
-/// candle's and tch's CUDA code, then burn's: they cannot share a binary (see the root Cargo.toml).
-pub const CUDA_BUILDS: [CudaBuild; 2] = [
-    CudaBuild {
-        features: "cudnn",
-        binary: "lenet.xz",
+/// The CUDA binaries the frameworks of `catalogue` need: `lenet`, with the CUDA code of every
+/// framework that can share it, then one `lenet-NAME` for each framework that needs its own.
+pub fn cuda_builds(catalogue: &Catalogue) -> Vec<CudaBinary> {
+    let mut main = CudaBinary {
+        features: Vec::new(),
+        binary: "lenet.xz".into(),
         llvm: false,
-    },
-    CudaBuild {
-        features: "burn-cuda",
-        binary: "lenet-burn.xz",
-        llvm: true,
-    },
-];
+        own: Vec::new(),
+    };
+    let mut own = Vec::new();
+    for f in &catalogue.frameworks {
+        let Some(build) = &f.cuda_build else { continue };
+        if build.own_binary {
+            own.push(CudaBinary {
+                features: build.features.clone(),
+                binary: format!("lenet-{}.xz", f.name),
+                llvm: build.llvm,
+                own: vec![f.name.clone()],
+            });
+        } else {
+            for feature in &build.features {
+                if !main.features.contains(feature) {
+                    main.features.push(feature.clone());
+                }
+            }
+            main.llvm |= build.llvm;
+        }
+    }
+    std::iter::once(main).chain(own).collect()
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -101,11 +124,28 @@ unxz() { # FILE.xz -> FILE, once
   fi
 }
 export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-unxz "$here/lenet.xz"
-unxz "$here/lenet-burn.xz"
-exec "$here/xtask" compare --lenet "$here/lenet" --lenet-for "burn=$here/lenet-burn" \
+for packed in "$here"/*.xz; do
+  unxz "$packed"
+done
+exec "$here/xtask" compare --lenet "$here/lenet"LENET_FOR \
   --python "$python" --reference "$here/reference.py" --out "$out" "$@"
 "#;
+
+/// `run.sh` for these binaries: each framework with a binary of its own is run with it.
+fn run_sh(builds: &[CudaBinary]) -> String {
+    let lenet_for: String = builds
+        .iter()
+        .flat_map(|b| {
+            b.own.iter().map(move |f| {
+                format!(
+                    " --lenet-for \"{f}=$here/{}\"",
+                    b.binary.trim_end_matches(".xz")
+                )
+            })
+        })
+        .collect();
+    RUN_SH.replace("LENET_FOR", &lenet_for)
+}
 
 pub fn run(args: Args) -> Result<()> {
     if !args.cuda {
@@ -126,11 +166,13 @@ pub fn run(args: Args) -> Result<()> {
         env.root.join(&args.out)
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    for build in &CUDA_BUILDS {
-        let features = build.features;
+    let lenet = env.build_release(&["lenet-compare"])?.join("lenet");
+    let builds = cuda_builds(&compare::catalogue(&lenet)?);
+    for build in &builds {
+        let features = build.features.join(",");
         eprintln!("building lenet with --features {features} (release, {CUDA_TARGET_DIR})");
         let mut cmd = env.cargo();
-        cmd.args(["build", "--release", "--quiet", "--features", features])
+        cmd.args(["build", "--release", "--quiet", "--features", &features])
             .args(["--package", "lenet-compare", "--bin", "lenet"])
             .args(["--target-dir", CUDA_TARGET_DIR]);
         toolkit.apply(&mut cmd);
@@ -143,7 +185,7 @@ pub fn run(args: Args) -> Result<()> {
         let _ = std::fs::remove_file(out.join(build.binary.trim_end_matches(".xz")));
         strip_copy(
             &env.root.join(CUDA_TARGET_DIR).join("release").join("lenet"),
-            &out.join(build.binary),
+            &out.join(&build.binary),
             true,
         )?;
     }
@@ -159,10 +201,10 @@ pub fn run(args: Args) -> Result<()> {
         out.join("reference.py"),
     )
     .context("cannot copy python/reference.py")?;
-    let run_sh = out.join("run.sh");
-    std::fs::write(&run_sh, RUN_SH)
-        .with_context(|| format!("cannot write {}", run_sh.display()))?;
-    set_executable(&run_sh)?;
+    let script = out.join("run.sh");
+    std::fs::write(&script, run_sh(&builds))
+        .with_context(|| format!("cannot write {}", script.display()))?;
+    set_executable(&script)?;
     let size = dir_size(&out)?;
     if size > MAX_BYTES {
         bail!(
@@ -230,4 +272,65 @@ fn dir_size(dir: &Path) -> Result<u64> {
         };
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use common::framework::{CudaBuild, FrameworkDefaults, FrameworkInfo, Runner};
+    use results::Catalogue;
+
+    fn info(name: &str, build: Option<CudaBuild>) -> FrameworkInfo {
+        FrameworkInfo {
+            name: name.into(),
+            runner: if build.is_some() {
+                Runner::Lenet
+            } else {
+                Runner::Python
+            },
+            script: None,
+            baseline: false,
+            compared_by_default: true,
+            cuda_available: false,
+            cuda_build: build,
+            colour: [0, 0, 0],
+            defaults: FrameworkDefaults::row([name; 8]),
+        }
+    }
+
+    /// Every framework's CUDA code is in exactly one binary, and run.sh runs each framework with a
+    /// binary of its own with that binary.
+    #[test]
+    fn every_framework_is_in_one_binary_and_run_sh() {
+        let shared = |f: &str| CudaBuild {
+            features: vec![f.into()],
+            own_binary: false,
+            llvm: false,
+        };
+        let catalogue = Catalogue::new(vec![
+            info("pytorch", None),
+            info("tch", Some(CudaBuild::library())),
+            info("candle", Some(shared("candle-impl/cudnn"))),
+            info("candle-firstmax", Some(shared("candle-impl/cudnn"))),
+            info(
+                "burn",
+                Some(CudaBuild {
+                    features: vec!["burn-impl/cuda".into()],
+                    own_binary: true,
+                    llvm: true,
+                }),
+            ),
+        ]);
+        let builds = super::cuda_builds(&catalogue);
+        assert_eq!(builds.len(), 2);
+        assert_eq!(builds[0].features, ["candle-impl/cudnn"]);
+        assert!(!builds[0].llvm && builds[0].own.is_empty());
+        assert_eq!(builds[1].binary, "lenet-burn.xz");
+        assert_eq!(builds[1].features, ["burn-impl/cuda"]);
+        assert!(builds[1].llvm);
+        let script = super::run_sh(&builds);
+        assert!(
+            script.contains(r#"--lenet "$here/lenet" --lenet-for "burn=$here/lenet-burn" \"#),
+            "{script}"
+        );
+    }
 }

@@ -3,6 +3,9 @@
 //! failed report here, so a comparison is never lost to one run; Ctrl-C stops the run in progress,
 //! keeps every finished report and rewrites the summary from them; `--resume` skips the runs that
 //! already finished with the same settings.
+//!
+//! This is the running half; the frameworks come from the binary it runs (`lenet frameworks
+//! --json`), and the presenting half (summary, charts, index) is `results::folder`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
@@ -10,22 +13,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use common::framework::{FrameworkInfo, Runner};
 use common::harness::{DeviceRequest, InitKind, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
-use common::report::{Environment, RunReport};
-use common::summary;
 use common::{Dataset, ModelKind};
+use results::folder::{self, write_picture};
+use results::{Catalogue, Environment, RunReport};
 
 use crate::setup;
 
-/// Frameworks `compare` knows; `pytorch` is the Python reference.
-pub const FRAMEWORKS: &[&str] = &["pytorch", "tch", "candle", "candle-firstmax", "burn"];
-
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// Comma-separated frameworks: pytorch (the Python reference), tch, candle, candle-firstmax
-    /// (candle with a max-pool whose gradient matches PyTorch's), burn
-    #[arg(long, value_delimiter = ',', default_value = "pytorch,tch,candle,burn")]
-    pub frameworks: Vec<String>,
+    /// Comma-separated frameworks, from those `lenet frameworks` lists (default: every one it marks
+    /// "compared by default": pytorch, the Python reference, and tch, candle, burn)
+    #[arg(long, value_delimiter = ',')]
+    pub frameworks: Option<Vec<String>>,
     /// Comma-separated models: lenet2, lenet3
     #[arg(long, value_delimiter = ',', default_value = "lenet2,lenet3")]
     pub models: Vec<ModelKind>,
@@ -80,7 +81,7 @@ pub struct Args {
     /// Python with torch for the reference run (default: the one `setup` installed)
     #[arg(long, value_name = "FILE")]
     pub python: Option<PathBuf>,
-    /// The reference script (default: python/reference.py in the repository)
+    /// The reference script (default: the one `lenet frameworks` names, in the repository)
     #[arg(long, value_name = "FILE")]
     pub reference: Option<PathBuf>,
 }
@@ -89,8 +90,10 @@ struct Tools {
     lenet: PathBuf,
     /// Other binaries for some frameworks.
     lenet_for: Vec<(String, PathBuf)>,
-    python: PathBuf,
-    reference: PathBuf,
+    /// Python with torch, when a Python reference runs.
+    python: Option<PathBuf>,
+    /// What the binary says it holds.
+    catalogue: Catalogue,
 }
 
 impl Tools {
@@ -107,78 +110,114 @@ fn parse_lenet_for(value: &str) -> Result<(String, PathBuf), String> {
     let (framework, file) = value
         .split_once('=')
         .ok_or_else(|| format!("'{value}' is not FRAMEWORK=FILE"))?;
-    if !FRAMEWORKS.contains(&framework) || framework == "pytorch" {
-        return Err(format!(
-            "unknown framework '{framework}': expected one of {}",
-            FRAMEWORKS[1..].join(", ")
-        ));
-    }
-    if file.is_empty() {
-        return Err(format!("'{value}' names no file"));
+    if framework.is_empty() || file.is_empty() {
+        return Err(format!("'{value}' is not FRAMEWORK=FILE"));
     }
     Ok((framework.to_string(), PathBuf::from(file)))
 }
 
-fn tools(args: &Args) -> Result<Tools> {
-    let root = setup::root();
-    let reference = args
-        .reference
-        .clone()
-        .unwrap_or_else(|| root.join("python").join("reference.py"));
-    let needs_python = args.frameworks.iter().any(|f| f == "pytorch");
-    if let Some(lenet) = &args.lenet {
-        if args.python.is_some() || !needs_python {
-            return Ok(Tools {
-                lenet: lenet.clone(),
-                lenet_for: args.lenet_for.clone(),
-                python: args.python.clone().unwrap_or_else(|| "python3".into()),
-                reference,
-            });
-        }
+/// The frameworks a `lenet` binary holds, and the references beside them.
+pub fn catalogue(lenet: &Path) -> Result<Catalogue> {
+    let output = Command::new(lenet)
+        .args(["frameworks", "--json"])
+        .output()
+        .with_context(|| format!("cannot start {}", lenet.display()))?;
+    if !output.status.success() {
+        bail!(
+            "`{} frameworks --json` {}: {}",
+            lenet.display(),
+            ended(output.status),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
-    let env = setup::run()?;
-    let lenet = match &args.lenet {
-        Some(l) => l.clone(),
-        None => env.build_release(&["lenet-compare"])?.join("lenet"),
-    };
-    Ok(Tools {
-        lenet,
-        lenet_for: args.lenet_for.clone(),
-        python: args.python.clone().unwrap_or(env.python),
-        reference,
-    })
+    Catalogue::from_json(&String::from_utf8_lossy(&output.stdout))
+        .with_context(|| format!("`{} frameworks --json`", lenet.display()))
 }
 
-fn check(args: &Args) -> Result<()> {
-    for f in &args.frameworks {
-        if !FRAMEWORKS.contains(&f.as_str()) {
+fn tools(args: &Args) -> Result<Tools> {
+    let lenet = match &args.lenet {
+        Some(l) => l.clone(),
+        None => setup::run()?
+            .build_release(&["lenet-compare"])?
+            .join("lenet"),
+    };
+    let catalogue = catalogue(&lenet)?;
+    let needs_python = selected(args, &catalogue)?
+        .iter()
+        .any(|f| f.runner == Runner::Python);
+    let python = match (&args.python, needs_python) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => Some(setup::run()?.python),
+        (None, false) => None,
+    };
+    for (framework, _) in &args.lenet_for {
+        if catalogue
+            .get(framework)
+            .is_none_or(|f| f.runner != Runner::Lenet)
+        {
             bail!(
-                "unknown framework '{f}': expected one of {}",
-                FRAMEWORKS.join(", ")
+                "--lenet-for: unknown framework '{framework}': the binary runs {}",
+                lenet_names(&catalogue)
             );
         }
     }
-    if args.frameworks.is_empty() || args.models.is_empty() {
+    Ok(Tools {
+        lenet,
+        lenet_for: args.lenet_for.clone(),
+        python,
+        catalogue,
+    })
+}
+
+fn lenet_names(catalogue: &Catalogue) -> String {
+    catalogue
+        .frameworks
+        .iter()
+        .filter(|f| f.runner == Runner::Lenet)
+        .map(|f| f.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The frameworks to compare: those named, or those the catalogue compares by default.
+fn selected(args: &Args, catalogue: &Catalogue) -> Result<Vec<FrameworkInfo>> {
+    match &args.frameworks {
+        None => Ok(catalogue
+            .frameworks
+            .iter()
+            .filter(|f| f.compared_by_default)
+            .cloned()
+            .collect()),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                catalogue.get(name).cloned().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown framework '{name}': expected one of {}",
+                        catalogue.names().join(", ")
+                    )
+                })
+            })
+            .collect(),
+    }
+}
+
+fn check(args: &Args) -> Result<()> {
+    if args.frameworks.as_ref().is_some_and(Vec::is_empty) || args.models.is_empty() {
         bail!("nothing to run: --frameworks and --models need at least one name each");
     }
     if args.repeats == 0 || args.repeats > 1000 {
         bail!("repeats must be 1 to 1000, not {}", args.repeats);
     }
     if let Some(tag) = &args.tag {
-        if tag.is_empty() || common::report::slug(tag) != *tag {
+        if tag.is_empty() || results::env::slug(tag) != *tag {
             bail!(
                 "tag '{tag}' must be lowercase letters, digits and single dashes (for example {})",
-                common::report::slug(tag)
+                results::env::slug(tag)
             );
         }
     }
-    let probe = RunSpec {
-        epochs: args.epochs,
-        limit: args.limit,
-        threads: args.threads,
-        ..RunSpec::recipe("tch", ModelKind::LeNet2)
-    };
-    probe.validate().map_err(anyhow::Error::msg)?;
+    spec(args, "tch", ModelKind::LeNet2, args.seed).validate()?;
     Ok(())
 }
 
@@ -186,11 +225,11 @@ fn check(args: &Args) -> Result<()> {
 /// so that bad data stops the comparison with one clear error before any run starts. Returns the
 /// folder, which every run is then given explicitly.
 fn check_data(args: &Args) -> Result<(PathBuf, common::Mnist)> {
-    let dir = common::mnist::locate(args.dataset, args.data_dir.as_deref())?;
-    let mut data = common::Mnist::load_dir(&dir)?;
-    data.dataset = args.dataset;
+    let dir = results::data::locate(args.dataset, args.data_dir.as_deref())?;
+    let mut data = common::Mnist::load_dir(args.dataset, &dir)?;
     if let Some(n) = args.limit {
         data.check_limit(n, common::SplitKind::Train)?;
+        data.limit(n);
     }
     Ok((dir, data))
 }
@@ -231,6 +270,12 @@ pub fn run(args: Args) -> Result<bool> {
         ..args
     };
     let tools = tools(&args)?;
+    let frameworks: Vec<String> = selected(&args, &tools.catalogue)?
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    // What the plan file's batch orders must cover: the training examples a run will have.
+    let examples = data.train.len();
     let env = Environment::capture();
     let machine = args.machine.clone().unwrap_or_else(|| {
         env.machine_slug(args.device != DeviceRequest::Cpu && env.gpu.is_some())
@@ -241,10 +286,9 @@ pub fn run(args: Args) -> Result<bool> {
     }
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the results folder {}", dir.display()))?;
-    common::report::check_writable_dir(&dir)
+    common::fsio::check_writable_dir(&dir)
         .with_context(|| format!("cannot write into the results folder {}", dir.display()))?;
-    let samples =
-        common::plots::samples(args.dataset, &data.test, 8).map_err(anyhow::Error::msg)?;
+    let samples = results::plots::samples(args.dataset, &data.test, 8)?;
     drop(data);
     write_picture(&dir, &samples)?;
     if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
@@ -252,7 +296,7 @@ pub fn run(args: Args) -> Result<bool> {
     }
     let mut failed = Vec::new();
     'runs: for model in &args.models {
-        for framework in &args.frameworks {
+        for framework in &frameworks {
             for repeat in 1..=args.repeats {
                 if INTERRUPTED.load(Ordering::SeqCst) {
                     break 'runs;
@@ -267,7 +311,7 @@ pub fn run(args: Args) -> Result<bool> {
                     );
                     continue;
                 }
-                match run_one(&tools, &args, &spec, &path)? {
+                match run_one(&tools, &args, &spec, examples, &path)? {
                     Some(report) if !report.succeeded() => failed.push(path),
                     Some(_) => {}
                     None => break 'runs,
@@ -279,17 +323,20 @@ pub fn run(args: Args) -> Result<bool> {
         Some(tag) => format!("{machine}/{tag}"),
         None => machine.clone(),
     };
-    let table = write_summary(&dir, &title)?;
+    // Each results folder is read once: this one for its summary and the index, the others for the
+    // index.
+    let this = results::ResultsFolder::load(&dir, &title, &tools.catalogue)?;
+    let table = this.write_summary(&tools.catalogue)?;
     println!("\n{table}");
     println!("\nwritten to {}", dir.display());
-    if let Err(e) = write_index(&args.out) {
+    let kept = this.reports.len();
+    if let Err(e) = write_index(&args.out, this, &tools.catalogue) {
         eprintln!(
             "warning: could not rewrite {}: {e:#}",
             args.out.join("README.md").display()
         );
     }
     if INTERRUPTED.load(Ordering::SeqCst) {
-        let kept = collect(&dir)?.len();
         return Err(Interrupted { kept, dir }.into());
     }
     if !failed.is_empty() {
@@ -305,6 +352,18 @@ pub fn run(args: Args) -> Result<bool> {
         );
     }
     Ok(failed.is_empty())
+}
+
+/// Rewrites the index of `out` with `this` folder as loaded and every other folder read once.
+fn write_index(out: &Path, this: results::ResultsFolder, catalogue: &Catalogue) -> Result<()> {
+    let mut folders = vec![this];
+    for dir in folder::result_dirs(out)? {
+        if dir != folders[0].dir {
+            folders.push(results::ResultsFolder::load(&dir, "", catalogue)?);
+        }
+    }
+    folder::write_index(out, &folders)?;
+    Ok(())
 }
 
 /// Whether `path` holds a successful report of exactly `spec` (what `--resume` keeps).
@@ -327,177 +386,6 @@ fn report_name(framework: &str, model: ModelKind, dataset: Dataset, repeat: u32)
     name + ".json"
 }
 
-fn write_picture(dir: &Path, picture: &common::plots::Picture) -> Result<()> {
-    let path = dir.join(&picture.file);
-    common::report::write_atomic(&path, picture.svg.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Rebuilds `summary.md` in a results folder from the reports there; returns the table.
-/// `title` names the folder: the machine, and the tag if there is one.
-pub fn write_summary(dir: &Path, title: &str) -> Result<String> {
-    let reports = collect(dir)?;
-    let table = summary::table(&reports);
-    let machine = title;
-    let charts = common::plots::charts(&reports).map_err(anyhow::Error::msg)?;
-    for picture in &charts {
-        write_picture(dir, picture)?;
-    }
-    let mut text = summary_markdown(machine, &reports, &table);
-    text.push_str(&pictures_markdown(dir, &charts));
-    common::report::write_atomic(&dir.join("summary.md"), text.as_bytes())
-        .with_context(|| format!("cannot write {}", dir.join("summary.md").display()))?;
-    Ok(table)
-}
-
-/// The pictures in a results folder (the charts just drawn, and any sample grids), as Markdown.
-fn pictures_markdown(dir: &Path, charts: &[common::plots::Picture]) -> String {
-    let mut text = String::new();
-    let samples: Vec<String> = Dataset::ALL
-        .iter()
-        .map(|d| format!("{d}-samples.svg"))
-        .filter(|f| dir.join(f).is_file())
-        .collect();
-    if charts.is_empty() && samples.is_empty() {
-        return text;
-    }
-    text.push_str("\n## Pictures\n\n");
-    for file in samples {
-        text.push_str(&format!("![sample images]({file})\n\n"));
-    }
-    for picture in charts {
-        text.push_str(&format!("![{}]({})\n\n", picture.title, picture.file));
-    }
-    text
-}
-
-/// Every folder under `out` that holds run reports, at any depth.
-pub fn result_dirs(out: &Path) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut stack = vec![out.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut has_reports = false;
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                has_reports = true;
-            }
-        }
-        if has_reports {
-            found.push(dir);
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// `cargo xtask report`: rebuilds every results folder's `summary.md` and charts from its raw
-/// reports, redraws the sample grids where the dataset is at hand, and rewrites the index
-/// `OUT/README.md`.
-pub fn report(out: &Path) -> Result<bool> {
-    // Each dataset is read and its sample grid drawn once, whatever the number of folders.
-    let mut samples: std::collections::BTreeMap<Dataset, Option<common::plots::Picture>> =
-        std::collections::BTreeMap::new();
-    for dir in result_dirs(out)? {
-        let reports = collect(&dir)?;
-        let mut datasets: Vec<Dataset> = reports.iter().map(|r| r.spec.dataset).collect();
-        datasets.sort();
-        datasets.dedup();
-        for dataset in datasets {
-            if let std::collections::btree_map::Entry::Vacant(slot) = samples.entry(dataset) {
-                let picture = match common::mnist::resolve_dataset_dir(dataset, None)
-                    .ok()
-                    .filter(|(d, _)| d.is_dir())
-                    .and_then(|(d, _)| common::Mnist::load_dir(&d).ok())
-                {
-                    Some(data) => Some(
-                        common::plots::samples(dataset, &data.test, 8)
-                            .map_err(anyhow::Error::msg)?,
-                    ),
-                    None => None,
-                };
-                slot.insert(picture);
-            }
-            let file = dir.join(format!("{dataset}-samples.svg"));
-            match &samples[&dataset] {
-                Some(picture) => write_picture(&dir, picture)?,
-                None if file.is_file() => eprintln!(
-                    "{} not found here: kept {}",
-                    dataset.title(),
-                    file.display()
-                ),
-                None => eprintln!(
-                    "{} not found here: no sample images in {}",
-                    dataset.title(),
-                    dir.display()
-                ),
-            }
-        }
-        let title = dir
-            .strip_prefix(out)
-            .unwrap_or(&dir)
-            .to_string_lossy()
-            .replace('\\', "/");
-        write_summary(&dir, &title)?;
-        println!("rewrote {}", dir.join("summary.md").display());
-    }
-    write_index(out)?;
-    println!("rewrote {}", out.join("README.md").display());
-    Ok(true)
-}
-
-/// `OUT/README.md`: each results folder with what it holds.
-pub fn write_index(out: &Path) -> Result<()> {
-    let mut text = String::from(
-        "# Results\n\nEach folder holds one comparison on one machine: the raw JSON report of every \
-         run, `summary.md` (the table, the machine, the versions) and the pictures. `cargo xtask \
-         report` rebuilds the summaries, pictures and this list from the JSON.\n\n\
-         | folder | machine | dataset | frameworks | models | epochs | runs |\n\
-         |---|---|---|---|---|---|---|\n",
-    );
-    for dir in result_dirs(out)? {
-        let reports = collect(&dir)?;
-        let Some(first) = reports.first() else {
-            continue;
-        };
-        let rel = dir.strip_prefix(out).unwrap_or(&dir);
-        let link = rel.to_string_lossy().replace('\\', "/");
-        let machine = match &first.environment.gpu {
-            Some(gpu) if reports.iter().any(|r| r.device() == "cuda") => gpu.clone(),
-            _ => format!(
-                "{} ({} logical CPUs)",
-                first.environment.cpu_model, first.environment.logical_cpus
-            ),
-        };
-        let unique = |f: &dyn Fn(&RunReport) -> String| {
-            let mut v: Vec<String> = reports.iter().map(f).collect();
-            v.sort();
-            v.dedup();
-            v.join(", ")
-        };
-        let mut frameworks: Vec<String> = Vec::new();
-        for r in &reports {
-            if !frameworks.contains(&r.spec.framework) {
-                frameworks.push(r.spec.framework.clone());
-            }
-        }
-        text.push_str(&format!(
-            "| [{link}]({link}/summary.md) | {machine} | {} | {} | {} | {} | {} |\n",
-            unique(&|r| r.spec.dataset.to_string()),
-            frameworks.join(", "),
-            unique(&|r| r.spec.model.to_string()),
-            unique(&|r| r.spec.epochs.to_string()),
-            reports.len()
-        ));
-    }
-    common::report::write_atomic(&out.join("README.md"), text.as_bytes())
-        .with_context(|| format!("cannot write {}", out.join("README.md").display()))
-}
-
 fn spec(args: &Args, framework: &str, model: ModelKind, seed: u64) -> RunSpec {
     RunSpec {
         framework: framework.to_string(),
@@ -516,16 +404,17 @@ fn spec(args: &Args, framework: &str, model: ModelKind, seed: u64) -> RunSpec {
 
 /// Runs one (framework, model, seed) in its own process and returns its report: the one the process
 /// wrote, or a failed one that says how the process ended. `None` when Ctrl-C stopped it (no report
-/// is left for it then).
+/// is left for it then). A Python reference first gets its plan file (the shared weights and the
+/// batch orders over `examples` training examples) from `lenet plan`.
 fn run_one(
     tools: &Tools,
     args: &Args,
     spec: &RunSpec,
+    examples: usize,
     report_path: &Path,
 ) -> Result<Option<RunReport>> {
     let framework = spec.framework.as_str();
     let model = spec.model;
-    let seed = spec.seed;
     // A report left by an earlier run must not pass for this one.
     let _ = std::fs::remove_file(report_path);
     let plan = report_path.with_extension("plan.safetensors");
@@ -535,57 +424,51 @@ fn run_one(
         Ok(Some(r))
     };
     eprintln!("== {framework} {model}");
-    let mut cmd = if framework == "pytorch" {
-        let examples = args.limit.unwrap_or(60_000).min(60_000);
-        let mut planner = Command::new(&tools.lenet);
-        planner
-            .args(["plan", "--model", model.name()])
-            .args(["--seed", &seed.to_string()])
-            .args(["--epochs", &args.epochs.to_string()])
-            .args(["--examples", &examples.to_string()])
-            .arg("--out")
-            .arg(&plan);
-        match run_child(&mut planner) {
-            Ok(Some(status)) if status.success() => {}
-            Ok(Some(status)) => {
-                return failed(format!(
-                    "`lenet plan` (the reference run's weights and batch order) {}",
-                    ended(status)
-                ))
+    let info = tools
+        .catalogue
+        .get(framework)
+        .with_context(|| format!("unknown framework '{framework}'"))?;
+    let mut cmd = match (info.runner, &tools.python) {
+        (Runner::Python, Some(python)) => {
+            let mut planner = Command::new(&tools.lenet);
+            planner
+                .args(["plan", "--model", model.name()])
+                .args(["--seed", &spec.seed.to_string()])
+                .args(["--epochs", &spec.epochs.to_string()])
+                .args(["--examples", &examples.to_string()])
+                .arg("--out")
+                .arg(&plan);
+            match run_child(&mut planner) {
+                Ok(Some(status)) if status.success() => {}
+                Ok(Some(status)) => {
+                    return failed(format!(
+                        "`lenet plan` (the reference run's weights and batch order) {}",
+                        ended(status)
+                    ))
+                }
+                Ok(None) => return Ok(None),
+                Err(e) => return failed(format!("{e:#}")),
             }
-            Ok(None) => return Ok(None),
-            Err(e) => return failed(format!("{e:#}")),
+            let script = match (&args.reference, &info.script) {
+                (Some(s), _) => s.clone(),
+                (None, Some(s)) => setup::root().join(s),
+                (None, None) => return failed(format!("{framework} names no script")),
+            };
+            let mut cmd = Command::new(python);
+            cmd.arg(script).arg("--plan").arg(&plan);
+            cmd.env("PYTHONUNBUFFERED", "1");
+            cmd
         }
-        let mut cmd = Command::new(&tools.python);
-        cmd.arg(&tools.reference)
-            .arg("--plan")
-            .arg(&plan)
-            .args(["--model", model.name()])
-            .args(["--dataset", args.dataset.name()])
-            .args(["--init", &args.init.to_string()])
-            .args(["--device", &args.device.to_string()])
-            .args(["--epochs", &args.epochs.to_string()])
-            .args(["--seed", &seed.to_string()]);
-        cmd.env("PYTHONUNBUFFERED", "1");
-        cmd
-    } else {
-        let mut cmd = Command::new(tools.lenet(framework));
-        cmd.args(["train", "--framework", framework, "--model", model.name()])
-            .args(["--dataset", args.dataset.name()])
-            .args(["--init", &args.init.to_string()])
-            .args(["--device", &args.device.to_string()])
-            .args(["--epochs", &args.epochs.to_string()])
-            .args(["--seed", &seed.to_string()]);
-        cmd
+        (Runner::Python, None) => return failed("no Python to run the reference with".into()),
+        (Runner::Lenet, _) => {
+            let mut cmd = Command::new(tools.lenet(framework));
+            cmd.arg("train");
+            cmd
+        }
     };
+    cmd.args(spec.to_args());
     if let Some(dir) = &args.data_dir {
         cmd.arg("--data-dir").arg(dir);
-    }
-    if let Some(n) = args.limit {
-        cmd.args(["--limit", &n.to_string()]);
-    }
-    if let Some(t) = args.threads {
-        cmd.args(["--threads", &t.to_string()]);
     }
     cmd.arg("--out").arg(report_path);
     let status = run_child(&mut cmd);
@@ -599,9 +482,7 @@ fn run_one(
         Err(e) => return failed(format!("{e:#}")),
     };
     match RunReport::read(report_path) {
-        Ok(r) if r.spec.framework == framework && r.spec.model == model && r.spec.seed == seed => {
-            Ok(Some(r))
-        }
+        Ok(r) if r.spec == *spec => Ok(Some(r)),
         _ => failed(format!(
             "the run process {} and left no report",
             ended(status)
@@ -656,119 +537,4 @@ fn ended(status: ExitStatus) -> String {
         (None, Some(n)) => format!("was killed by signal {n}"),
         (None, None) => format!("ended ({status})"),
     }
-}
-
-/// Every run report in a results folder.
-pub fn collect(dir: &Path) -> Result<Vec<RunReport>> {
-    let mut reports = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "json") {
-            reports.push(RunReport::read(&path)?);
-        }
-    }
-    summary::sort(&mut reports);
-    Ok(reports)
-}
-
-fn summary_markdown(machine: &str, reports: &[RunReport], table: &str) -> String {
-    let mut text = format!("# Results: {machine}\n\n{table}\n\n");
-    let failed: Vec<&RunReport> = reports.iter().filter(|r| !r.succeeded()).collect();
-    if !failed.is_empty() {
-        text.push_str("Failed runs (`--resume` reruns them and keeps the others):\n\n");
-        for r in failed {
-            text.push_str(&format!(
-                "- {} {}, seed {}: {}\n",
-                r.spec.framework,
-                r.spec.model,
-                r.spec.seed,
-                r.failure
-                    .as_deref()
-                    .and_then(|f| f.lines().next())
-                    .unwrap_or("no result")
-            ));
-        }
-        text.push('\n');
-    }
-    if let Some(r) = reports.first() {
-        let e = &r.environment;
-        text.push_str(&format!(
-            "- CPU: {} ({} logical CPUs), {} {}\n",
-            e.cpu_model, e.logical_cpus, e.os, e.arch
-        ));
-        if let Some(gpu) = &e.gpu {
-            text.push_str(&format!(
-                "- GPU: {gpu}, driver {}\n",
-                e.gpu_driver.as_deref().unwrap_or("?")
-            ));
-        }
-    }
-    let mut lines: Vec<String> = Vec::new();
-    for r in reports {
-        if let Some(b) = &r.backend {
-            lines.push(format!(
-                "- {} {}: {} on {}, {} thread{}{}{}\n",
-                r.spec.framework,
-                r.spec.model,
-                b.framework_version,
-                b.device_name,
-                b.threads,
-                if b.threads == 1 { "" } else { "s" },
-                if b.features.is_empty() {
-                    String::new()
-                } else {
-                    format!(", {}", b.features.join(", "))
-                },
-                if b.notes.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", b.notes.join("; "))
-                }
-            ));
-        }
-    }
-    // Repeats of a configuration print the same line.
-    lines.dedup();
-    text.push_str(&lines.concat());
-    if let Some(r) = reports.first() {
-        let mut seeds: Vec<u64> = reports.iter().map(|r| r.spec.seed).collect();
-        seeds.sort();
-        seeds.dedup();
-        let seeds = match seeds.as_slice() {
-            [one] => format!("seed {one}"),
-            many => format!(
-                "seeds {} (repeats: mean ± sample standard deviation)",
-                many.iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        let mut datasets: Vec<&str> = reports.iter().map(|r| r.spec.dataset.title()).collect();
-        datasets.dedup();
-        text.push_str(&format!(
-            "\nDataset: {}. Recipe: Adam lr {}, betas (0.9, 0.999), eps 1e-8, batch {}, {} epochs, {seeds}{}. \
-             Epoch times are training only (first step to a device synchronisation after the last); \
-             \"vs PyTorch\" divides the median epoch time by PyTorch's on the same device; images/s \
-             is the training set over the median epoch; peak host memory is the run process's \
-             resident peak, data included. Raw reports: the JSON files beside this one.\n",
-            datasets.join(", "),
-            r.spec.learning_rate,
-            r.spec.batch_size,
-            r.spec.epochs,
-            r.spec
-                .limit
-                .map(|n| format!(", first {n} images of each split"))
-                .unwrap_or_default()
-        ));
-        if reports.iter().any(|r| r.spec.init == InitKind::Native) {
-            text.push_str(&format!(
-                "\nInitial weights: each framework's own default initialisers (`--init native`), \
-                 not the shared ones; the optimiser stays the recipe's. What each framework does \
-                 by default:\n\n{}",
-                common::harness::defaults_table()
-            ));
-        }
-    }
-    text
 }

@@ -6,6 +6,7 @@ mod bundle;
 mod compare;
 mod cuda;
 mod llvm;
+mod report;
 mod setup;
 
 use std::process::ExitCode;
@@ -35,7 +36,8 @@ enum Command {
     },
     /// Run every (framework, model) in its own process and tabulate accuracy and time per epoch
     Compare(Box<compare::Args>),
-    /// Rebuild every results folder's summary.md from the raw JSON reports in it
+    /// Rebuild every results folder's summary.md, charts and the index from the raw JSON reports in
+    /// it (and remove local paths from the commands they record)
     Report {
         #[arg(long, default_value = "results")]
         out: std::path::PathBuf,
@@ -56,7 +58,7 @@ fn main() -> ExitCode {
         Command::Setup { cuda } => setup_command(cuda),
         Command::Compare(args) => compare::run(*args),
         Command::Test { args } => test(&args),
-        Command::Report { out } => compare::report(&out),
+        Command::Report { out } => report::run(&out),
         Command::Bundle(args) => bundle::run(args).map(|()| true),
     };
     match result {
@@ -85,14 +87,16 @@ fn setup_command(cuda: bool) -> Result<bool> {
     println!("cuda:     {}", toolkit.root.display());
     let llvm = llvm::setup()?;
     println!("llvm:     {}", llvm.prefix.display());
-    // candle's and burn's CUDA code go into separate binaries (see the root Cargo.toml).
-    for build in &bundle::CUDA_BUILDS {
+    // The CUDA builds the registry asks for (candle's and burn's CUDA code go into separate
+    // binaries, see the root Cargo.toml).
+    let lenet = env.build_release(&["lenet-compare"])?.join("lenet");
+    for build in bundle::cuda_builds(&compare::catalogue(&lenet)?) {
         let mut cmd = env.cargo();
         cmd.args([
             "check",
             "--release",
             "--features",
-            build.features,
+            &build.features.join(","),
             "--all-targets",
         ])
         .args(["--target-dir", bundle::CUDA_TARGET_DIR]);

@@ -15,11 +15,13 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::harness::{
-    BackendInfo, DeviceKind, DeviceRequest, RunSpec, SplitKind, Totals, Trainer,
-};
-use common::mnist::{Mnist, Split, IMAGE_SIDE};
-use common::spec::{Layer, ModelSpec};
+mod bare;
+
+use common::bare::BareLoop;
+use common::framework::{Colour, CudaBuild, Framework, FrameworkDefaults};
+use common::harness::{BackendInfo, DeviceKind, DeviceRequest, RunSpec, Totals, Trainer};
+use common::mnist::{Mnist, Split, SplitKind, IMAGE_SIDE};
+use common::spec::{Layer, ModelKind, ModelSpec};
 use common::weights::{ParamTensor, Weights};
 use common::TrainError;
 
@@ -353,7 +355,7 @@ pub struct BurnTrainer {
 
 /// The initial weights burn-nn's own layers draw (`Conv2dConfig` and `LinearConfig` with their
 /// default initialisers), on the Flex device seeded with `seed`.
-pub fn native_weights(spec: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
+fn native_weights(spec: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
     let device = Device::flex();
     device.seed(seed);
     Net::build(spec, None, &device)?.weights(spec)
@@ -381,11 +383,9 @@ fn pick_device(request: DeviceRequest) -> Result<(Device, bool), TrainError> {
 impl BurnTrainer {
     /// Builds the model on the device that `spec` asks for, imports `init`, uploads both splits.
     pub fn new(spec: &RunSpec, data: &Mnist, init: &Weights) -> Result<Self, TrainError> {
-        if let Some(threads) = spec.threads {
-            // Flex's kernels run on rayon's global pool, which reads this variable when it is
-            // first used; each run is its own process.
-            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        }
+        // With the `rayon` feature, Flex's kernels run on rayon's global pool, which
+        // `spec.threads` sizes through RAYON_NUM_THREADS: the `lenet` binary sets it when it
+        // starts, before any thread exists.
         let (device, cuda) = pick_device(spec.device)?;
         let train_device = device.clone().autodiff();
         let model = spec.model.spec();
@@ -569,21 +569,8 @@ impl Trainer for BurnTrainer {
     }
 }
 
-/// Builds a burn trainer behind the framework-free trait.
-pub fn trainer(
-    spec: &RunSpec,
-    data: &Mnist,
-    init: &Weights,
-) -> Result<Box<dyn Trainer>, TrainError> {
-    Ok(Box::new(BurnTrainer::new(spec, data, init)?))
-}
-
 /// A forward pass without training on the CPU: logits `[n, 10]` as row-major f32, for checks.
-pub fn logits(
-    model: &ModelSpec,
-    weights: &Weights,
-    images: &[f32],
-) -> Result<Vec<f32>, TrainError> {
+fn logits(model: &ModelSpec, weights: &Weights, images: &[f32]) -> Result<Vec<f32>, TrainError> {
     let device = Device::flex();
     let net = Net::new(model, weights, &device)?;
     let n = images.len() / (IMAGE_SIDE * IMAGE_SIDE);
@@ -599,229 +586,84 @@ pub fn logits(
         .map_err(|e| read_error("reading the logits", e))
 }
 
-/// Plain loops for measuring what the harness adds and where a step's time goes; not part of the
-/// comparison itself.
-#[doc(hidden)]
-pub mod bench {
-    use std::time::{Duration, Instant};
+/// burn in the registry.
+pub struct Burn;
 
-    use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-    use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-    use common::{Mnist, ModelKind, TrainError, Weights};
+/// The registry's value for burn.
+pub static BURN: Burn = Burn;
 
-    use super::{backend_error, placeholder, DeviceSplit, Net};
-
-    /// A model, its optimiser and the training split on the CPU, as a bare loop would hold them.
-    pub struct Bare {
-        net: Net,
-        opt: ModuleOptimizer,
-        loss: CrossEntropyLoss,
-        device: Device,
-        train: DeviceSplit,
+impl Framework for Burn {
+    fn name(&self) -> &'static str {
+        FRAMEWORK
     }
 
-    impl Bare {
-        pub fn new(model: ModelKind, data: &Mnist) -> Result<Self, TrainError> {
-            let device = Device::flex().autodiff();
-            let init = Weights::init(&model.spec(), 0);
-            let net = Net::new(&model.spec(), &init, &device)?;
-            let opt = AdamConfig::new().with_epsilon(1e-8).init();
-            let train = DeviceSplit::upload(&data.train, &device);
-            Ok(Self {
-                net,
-                opt,
-                // Built once, as the trainer does.
-                loss: CrossEntropyLossConfig::new().init(&device),
-                device,
-                train,
-            })
-        }
+    fn trainer(
+        &self,
+        spec: &RunSpec,
+        data: &Mnist,
+        init: &Weights,
+    ) -> Result<Box<dyn Trainer>, TrainError> {
+        Ok(Box::new(BurnTrainer::new(spec, data, init)?))
+    }
 
-        fn batch(&self, idx: &[u32]) -> (Tensor<4>, Tensor<1, Int>) {
-            let idx: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
-            let n = idx.len();
-            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &self.device);
-            (
-                self.train.images.clone().select(0, idx.clone()),
-                self.train.labels.clone().select(0, idx),
-            )
-        }
+    fn native_weights(&self, model: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
+        native_weights(model, seed)
+    }
 
-        fn loss(&self, xs: Tensor<4>, ys: Tensor<1, Int>) -> Tensor<1> {
-            self.loss.forward(self.net.forward(xs), ys)
-        }
+    fn logits(
+        &self,
+        model: &ModelSpec,
+        weights: &Weights,
+        images: &[f32],
+    ) -> Result<Vec<f32>, TrainError> {
+        logits(model, weights, images)
+    }
 
-        fn update(&mut self, grads: GradientsParams) {
-            let net = std::mem::replace(&mut self.net, placeholder());
-            self.net = self.opt.step(1e-3, net, grads);
-        }
+    fn cuda_available(&self) -> bool {
+        cuda_available()
+    }
 
-        fn sync(&self) -> Result<(), TrainError> {
-            self.device
-                .sync()
-                .map_err(|e| backend_error(format!("{e:?}")))
-        }
+    fn defaults(&self) -> FrameworkDefaults {
+        FrameworkDefaults::row([
+            FRAMEWORK,
+            "uniform ±1/√fan_in (Kaiming uniform, gain 1/√3)",
+            "uniform ±1/√fan_in",
+            "uniform ±1/√inputs (Kaiming uniform, gain 1/√3)",
+            "uniform ±1/√inputs",
+            "Adam, eps 1e-5",
+            "none",
+            "yes (Device::seed)",
+        ])
+    }
 
-        /// The training steps of `order` in batches of `batch`, nothing else: no progress, no sums.
-        pub fn steps(&mut self, order: &[u32], batch: usize) -> Result<Duration, TrainError> {
-            let start = Instant::now();
-            for idx in order.chunks(batch) {
-                let (xs, ys) = self.batch(idx);
-                let loss = self.loss(xs, ys);
-                let grads = GradientsParams::from_grads(loss.backward(), &self.net);
-                self.update(grads);
-            }
-            self.sync()?;
-            Ok(start.elapsed())
-        }
+    fn colour(&self) -> Colour {
+        [44, 160, 44]
+    }
 
-        /// Time in the forward pass (with the loss), the backward pass and the optimiser step over
-        /// the steps of `order`, with the device synchronised between them.
-        pub fn breakdown(
-            &mut self,
-            order: &[u32],
-            batch: usize,
-        ) -> Result<[Duration; 3], TrainError> {
-            let mut t = [Duration::ZERO; 3];
-            for idx in order.chunks(batch) {
-                let (xs, ys) = self.batch(idx);
-                self.sync()?;
-                let a = Instant::now();
-                let loss = self.loss(xs, ys);
-                self.sync()?;
-                let b = Instant::now();
-                let grads = GradientsParams::from_grads(loss.backward(), &self.net);
-                self.sync()?;
-                let c = Instant::now();
-                self.update(grads);
-                self.sync()?;
-                let d = Instant::now();
-                t[0] += b - a;
-                t[1] += c - b;
-                t[2] += d - c;
-            }
-            Ok(t)
-        }
-
-        /// Each layer of a training step on its own, on the activations a real batch gives it:
-        /// the mean time of its forward pass and of its part of the backward pass over `reps`
-        /// repetitions, then the same for the loss. burn's backward pass consumes its graph, so
-        /// the backward time is (forward, probe and backward) less the forward and less the
-        /// probe's own backward, `(y * g).sum()` for a fixed random `g`, timed alone.
-        pub fn op_times(&self, idx: &[u32], reps: usize) -> Result<Vec<OpTime>, TrainError> {
-            let reps = reps.max(1) as u32;
-            let (xs, ys) = self.batch(idx);
-            let mut out = Vec::new();
-            let mut x = xs.detach();
-            let mut first = true;
-            for layer in &self.net.features {
-                let (time, y) = self.layer_time(&x, first, reps, |x| match layer {
-                    super::Feature::Conv(conv) => conv.forward(x),
-                    super::Feature::Relu(relu) => relu.forward(x),
-                    super::Feature::Pool(pool) => pool.forward(x),
-                })?;
-                let name = match layer {
-                    super::Feature::Conv(_) => "Conv2d",
-                    super::Feature::Relu(_) => "ReLU",
-                    super::Feature::Pool(_) => "MaxPool2d",
-                };
-                out.push(time.named(name, x.dims().as_slice(), y.dims().as_slice()));
-                x = y;
-                first = false;
-            }
-            let (time, mut h) = self.layer_time(&x, false, reps, |x| x.flatten::<2>(1, 3))?;
-            out.push(time.named("Flatten", x.dims().as_slice(), h.dims().as_slice()));
-            for layer in &self.net.classifier {
-                let (time, y) = self.layer_time(&h, false, reps, |x| match layer {
-                    super::Dense::Linear(linear) => linear.forward(x),
-                    super::Dense::Relu(relu) => relu.forward(x),
-                })?;
-                let name = match layer {
-                    super::Dense::Linear(_) => "Linear",
-                    super::Dense::Relu(_) => "ReLU",
-                };
-                out.push(time.named(name, h.dims().as_slice(), y.dims().as_slice()));
-                h = y;
-            }
-            let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&self.device);
-            let logits = h.require_grad();
-            let forward = self.mean(reps, &mut || {
-                let _ = loss.forward(logits.clone(), ys.clone());
-            })?;
-            let total = self.mean(reps, &mut || {
-                let _ = loss.forward(logits.clone(), ys.clone()).backward();
-            })?;
-            out.push(OpTime {
-                name: format!("cross_entropy {:?}", logits.dims()),
-                forward,
-                backward: total.saturating_sub(forward),
-            });
-            Ok(out)
-        }
-
-        fn mean(&self, reps: u32, f: &mut dyn FnMut()) -> Result<Duration, TrainError> {
-            f(); // warm-up
-            self.sync()?;
-            let start = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            self.sync()?;
-            Ok(start.elapsed() / reps)
-        }
-
-        /// Forward and backward time of `f` on `x` (which needs no gradient when `first`), and
-        /// its output, detached.
-        fn layer_time<const D: usize, const E: usize>(
-            &self,
-            x: &Tensor<D>,
-            first: bool,
-            reps: u32,
-            f: impl Fn(Tensor<D>) -> Tensor<E>,
-        ) -> Result<(LayerTime, Tensor<E>), TrainError> {
-            let input = if first {
-                x.clone().detach()
-            } else {
-                x.clone().detach().require_grad()
-            };
-            let forward = self.mean(reps, &mut || {
-                let _ = f(input.clone());
-            })?;
-            let y = f(input.clone()).detach();
-            let g = Tensor::<E>::random(y.shape(), Distribution::Normal(0.0, 1.0), &self.device);
-            let total = self.mean(reps, &mut || {
-                let _ = (f(input.clone()) * g.clone()).sum().backward();
-            })?;
-            let probe = self.mean(reps, &mut || {
-                let v = y.clone().require_grad();
-                let _ = (v * g.clone()).sum().backward();
-            })?;
-            let backward = total.saturating_sub(forward).saturating_sub(probe);
-            Ok((LayerTime { forward, backward }, y))
+    /// burn's CUDA backend loads the CUDA libraries at run time, which candle's linking excludes
+    /// from their binary, and compiles its kernels with LLVM.
+    fn cuda_build(&self) -> CudaBuild {
+        CudaBuild {
+            features: vec!["burn-impl/cuda".into()],
+            own_binary: true,
+            llvm: true,
         }
     }
 
-    struct LayerTime {
-        forward: Duration,
-        backward: Duration,
+    fn bare(&self, model: ModelKind, data: &Mnist) -> Result<Box<dyn BareLoop>, TrainError> {
+        Ok(Box::new(bare::Bare::new(model, data)?))
     }
 
-    impl LayerTime {
-        fn named(self, layer: &str, input: &[usize], output: &[usize]) -> OpTime {
-            OpTime {
-                name: format!("{layer} {input:?} -> {output:?}"),
-                forward: self.forward,
-                backward: self.backward,
-            }
-        }
-    }
-
-    /// One layer's share of a training step (see [`Bare::op_times`]).
-    pub struct OpTime {
-        pub name: String,
-        pub forward: Duration,
-        pub backward: Duration,
+    /// burn follows tch within 1e-3 for all 20 LeNet2 steps and the first 10 LeNet3 steps. After
+    /// that LeNet3 drifts to about 3e-3: a few of its fc1 gradients are of the order of 1e-9, made
+    /// of f32 rounding in conv3's output, and Adam (eps 1e-8) turns each into an update of a few
+    /// percent of the learning rate whatever its exact value; burn's sums round differently from
+    /// libtorch's, so those updates differ (README, "burn").
+    fn step_tolerance(&self, model: ModelKind, step: usize) -> Option<f64> {
+        Some(match model {
+            ModelKind::LeNet3 if step > 10 => 5e-3,
+            _ => 1e-3,
+        })
     }
 }
 

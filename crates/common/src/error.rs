@@ -31,6 +31,13 @@ pub enum TrainError {
     /// The training loss stopped being a number (the message names the epoch and step).
     #[error("{0}")]
     NonFinite(String),
+    /// No framework of that name in this build.
+    #[error("unknown framework '{name}': this build has {known}")]
+    UnknownFramework { name: String, known: String },
+    /// The framework panicked (an assertion deep in its kernels, say); the run ends, the process
+    /// does not.
+    #[error("the framework panicked: {0}")]
+    Panicked(String),
     /// Anything the framework itself reported.
     #[error("{framework}: {message}")]
     Backend {
@@ -46,23 +53,40 @@ pub enum Error {
     Data(#[from] DataError),
     #[error(transparent)]
     Train(#[from] TrainError),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The cause is part of the message, not a source of its own, so that it is said once however
+    /// the error is printed.
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
     #[error("{0}")]
     Invalid(String),
 }
 
 impl Error {
-    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+    pub fn io(what: impl Into<String>, cause: std::io::Error) -> Self {
         Self::Io {
             what: what.into(),
-            source,
+            cause,
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A value given for an option that is not one of those it takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} '{value}': expected {expected}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl UnknownValue {
+    pub fn new(what: &'static str, value: &str, expected: &'static str) -> Self {
+        Self {
+            what,
+            value: value.to_string(),
+            expected,
+        }
+    }
+}

@@ -8,10 +8,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::TrainError;
-use crate::mnist::Dataset;
+use crate::error::{Error, TrainError, UnknownValue};
+use crate::mnist::{Dataset, SplitKind};
 use crate::order::epoch_order;
-use crate::report::{EpochRecord, EvalRecord};
 use crate::spec::ModelKind;
 use crate::weights::Weights;
 
@@ -27,14 +26,14 @@ pub enum DeviceRequest {
 }
 
 impl std::str::FromStr for DeviceRequest {
-    type Err = String;
+    type Err = UnknownValue;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(Self::Auto),
             "cpu" => Ok(Self::Cpu),
             "cuda" | "gpu" => Ok(Self::Cuda),
-            _ => Err(format!("unknown device '{s}': expected auto, cpu or cuda")),
+            _ => Err(UnknownValue::new("device", s, "auto, cpu or cuda")),
         }
     }
 }
@@ -58,18 +57,18 @@ pub enum InitKind {
     /// The weights `common` draws from the seed, the same for every framework (the fair default).
     #[default]
     Shared,
-    /// Each framework's own default initialisers (see [`FRAMEWORK_DEFAULTS`]).
+    /// Each framework's own default initialisers (see `Framework::defaults`).
     Native,
 }
 
 impl std::str::FromStr for InitKind {
-    type Err = String;
+    type Err = UnknownValue;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "shared" => Ok(Self::Shared),
             "native" => Ok(Self::Native),
-            _ => Err(format!("unknown init '{s}': expected shared or native")),
+            _ => Err(UnknownValue::new("init", s, "shared or native")),
         }
     }
 }
@@ -81,88 +80,6 @@ impl std::fmt::Display for InitKind {
             Self::Native => "native",
         })
     }
-}
-
-/// What a framework does when nothing is aligned: its default initialisers and optimiser settings.
-#[derive(Debug, Clone, Copy)]
-pub struct FrameworkDefaults {
-    pub framework: &'static str,
-    pub conv_weight: &'static str,
-    pub conv_bias: &'static str,
-    pub linear_weight: &'static str,
-    pub linear_bias: &'static str,
-    /// The Adam the framework offers, and its epsilon.
-    pub adam: &'static str,
-    pub weight_decay: &'static str,
-    /// Whether the initialisers can be seeded.
-    pub seeded: &'static str,
-}
-
-/// The defaults of each framework at the pinned versions (fan_in = inputs x kernel area; "uniform
-/// ±b" is uniform in [-b, b]). The recipe uses PyTorch's column for everyone.
-pub const FRAMEWORK_DEFAULTS: [FrameworkDefaults; 4] = [
-    FrameworkDefaults {
-        framework: "pytorch",
-        conv_weight: "uniform ±1/√fan_in (kaiming_uniform, a=√5)",
-        conv_bias: "uniform ±1/√fan_in",
-        linear_weight: "uniform ±1/√fan_in (kaiming_uniform, a=√5)",
-        linear_bias: "uniform ±1/√fan_in",
-        adam: "Adam, eps 1e-8",
-        weight_decay: "0",
-        seeded: "yes (torch.manual_seed)",
-    },
-    FrameworkDefaults {
-        framework: "tch",
-        conv_weight: "uniform ±√6/√fan_in (Kaiming uniform, ReLU gain)",
-        conv_bias: "zeros",
-        linear_weight: "uniform ±√6/√fan_in (Kaiming uniform, ReLU gain)",
-        linear_bias: "uniform ±1/√inputs",
-        adam: "nn::Adam, eps 1e-8",
-        weight_decay: "0",
-        seeded: "yes (tch::manual_seed)",
-    },
-    FrameworkDefaults {
-        framework: "candle",
-        conv_weight: "normal, sd √2/√fan_in (Kaiming normal, ReLU gain)",
-        conv_bias: "uniform ±1/√in_channels",
-        linear_weight: "normal, sd √2/√inputs (Kaiming normal, ReLU gain)",
-        linear_bias: "uniform ±1/√inputs",
-        adam: "AdamW only, eps 1e-8",
-        weight_decay: "0.01 (decoupled)",
-        seeded: "no (the CPU generator refuses a seed)",
-    },
-    FrameworkDefaults {
-        framework: "burn",
-        conv_weight: "uniform ±1/√fan_in (Kaiming uniform, gain 1/√3)",
-        conv_bias: "uniform ±1/√fan_in",
-        linear_weight: "uniform ±1/√inputs (Kaiming uniform, gain 1/√3)",
-        linear_bias: "uniform ±1/√inputs",
-        adam: "Adam, eps 1e-5",
-        weight_decay: "none",
-        seeded: "yes (Device::seed)",
-    },
-];
-
-/// The defaults table as Markdown.
-pub fn defaults_table() -> String {
-    let mut text = String::from(
-        "| framework | conv weight | conv bias | linear weight | linear bias | Adam | weight decay | seeded |\n\
-         |---|---|---|---|---|---|---|---|\n",
-    );
-    for d in FRAMEWORK_DEFAULTS {
-        text.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            d.framework,
-            d.conv_weight,
-            d.conv_bias,
-            d.linear_weight,
-            d.linear_bias,
-            d.adam,
-            d.weight_decay,
-            d.seeded
-        ));
-    }
-    text
 }
 
 /// The device a run actually used.
@@ -180,13 +97,6 @@ impl std::fmt::Display for DeviceKind {
             Self::Cuda => "cuda",
         })
     }
-}
-
-/// Which split to evaluate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SplitKind {
-    Train,
-    Test,
 }
 
 /// Everything that defines a run, recorded in its report.
@@ -236,29 +146,92 @@ impl RunSpec {
     }
 
     /// Rejects values that cannot make a meaningful run.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |m: String| Err(Error::Invalid(m));
         if self.epochs == 0 || self.epochs > 10_000 {
-            return Err(format!("epochs must be 1 to 10000, not {}", self.epochs));
+            return invalid(format!("epochs must be 1 to 10000, not {}", self.epochs));
         }
         if self.batch_size == 0 || self.batch_size > 65_536 {
-            return Err(format!(
+            return invalid(format!(
                 "batch size must be 1 to 65536, not {}",
                 self.batch_size
             ));
         }
         if self.limit == Some(0) {
-            return Err("image limit must be at least 1".into());
+            return invalid("image limit must be at least 1".into());
         }
         if self.threads == Some(0) || self.threads.is_some_and(|t| t > 4096) {
-            return Err("threads must be 1 to 4096".into());
+            return invalid("threads must be 1 to 4096".into());
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(format!(
+            return invalid(format!(
                 "learning rate must be positive, not {}",
                 self.learning_rate
             ));
         }
         Ok(())
+    }
+
+    /// The options of `lenet train` (and of the Python reference, which takes the same ones) that
+    /// make this run, every field included: the one way a run's settings become a child's command
+    /// line. Paths (data, outputs) are the caller's to add.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = [
+            ("--framework", self.framework.clone()),
+            ("--model", self.model.to_string()),
+            ("--dataset", self.dataset.to_string()),
+            ("--init", self.init.to_string()),
+            ("--device", self.device.to_string()),
+            ("--epochs", self.epochs.to_string()),
+            ("--batch-size", self.batch_size.to_string()),
+            // Rust's shortest round-trip form: the value parses back to the same f64.
+            ("--learning-rate", format!("{:?}", self.learning_rate)),
+            ("--seed", self.seed.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(k, v)| [k.to_string(), v])
+        .collect();
+        if let Some(n) = self.limit {
+            args.extend(["--limit".to_string(), n.to_string()]);
+        }
+        if let Some(t) = self.threads {
+            args.extend(["--threads".to_string(), t.to_string()]);
+        }
+        args
+    }
+}
+
+/// One epoch's numbers. Accuracy is a fraction in [0, 1]; the training figures are running figures
+/// over the epoch's steps, the test figures come from a pass after the epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub test_loss: f64,
+    pub test_accuracy: f64,
+    /// From the first step to a device synchronisation after the last.
+    pub train_seconds: f64,
+    pub eval_seconds: f64,
+}
+
+/// A pass over a whole split without training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub examples: u64,
+    pub seconds: f64,
+}
+
+impl EvalRecord {
+    pub fn new(totals: &Totals, seconds: f64) -> Self {
+        Self {
+            loss: totals.mean_loss(),
+            accuracy: totals.accuracy(),
+            examples: totals.examples,
+            seconds,
+        }
     }
 }
 

@@ -1,28 +1,36 @@
-//! The framework-free core of lenet-compare. Everything that must be *identical* for every framework
-//! lives here, so that a comparison differs only in the framework: the MNIST files and their checks,
-//! the model specifications (layer table, PyTorch parameter names and layouts), the initial weights and
-//! each epoch's batch order (both drawn from the run's seed), the epoch loop with its clocks, and the
-//! JSON run report. A framework crate implements the narrow [`Trainer`] trait over plain data
-//! ([`Weights`], index slices, totals) and never exposes a tensor type; this crate depends on no
-//! deep-learning framework.
+//! The framework-free core of lenet-compare, and all that a framework crate depends on. Everything
+//! that must be *identical* for every framework lives here, so that a comparison differs only in the
+//! framework: the MNIST files and their checks, the model specifications (layer table, PyTorch
+//! parameter names and layouts), the initial weights and each epoch's batch order (both drawn from
+//! the run's seed), the epoch loop with its clocks and the run types it fills. A framework crate
+//! implements the narrow [`Trainer`] trait over plain data ([`Weights`], index slices, totals), tells
+//! the registry about itself through [`Framework`], and never exposes a tensor type; this crate
+//! depends on no deep-learning framework, and on nothing that draws, tabulates or downloads (that is
+//! the `results` crate's, which only the binaries use).
+//!
+//! Modules depend on each other in one direction only (a test checks it): `error` and `fsio` on
+//! nothing; `idx` on `error`; `mnist` on `idx`; `spec` on `mnist`; `order` on nothing; `weights` on
+//! `spec` and `order`; `reference` on `spec` and `weights`; `harness` on all of those; `bare` on
+//! `error`; `framework` on `harness` and `bare`.
 
+pub mod bare;
 pub mod error;
+pub mod framework;
+pub mod fsio;
 pub mod harness;
 pub mod idx;
 pub mod mnist;
 pub mod order;
-pub mod plots;
 pub mod reference;
-pub mod report;
 pub mod spec;
-pub mod summary;
 pub mod weights;
 
-pub use error::{DataError, Error, TrainError};
+pub use error::{DataError, Error, TrainError, UnknownValue};
+pub use framework::{Framework, FrameworkDefaults, FrameworkInfo};
 pub use harness::{
-    BackendInfo, DeviceKind, DeviceRequest, Observer, RunSpec, SplitKind, Totals, Trainer,
+    BackendInfo, DeviceKind, DeviceRequest, EpochRecord, EvalRecord, Observer, RunSpec, Totals,
+    Trainer,
 };
-pub use mnist::{Dataset, Mnist, Split};
-pub use report::{EpochRecord, RunReport};
+pub use mnist::{Dataset, Mnist, Split, SplitKind};
 pub use spec::{Layer, ModelKind, ModelSpec};
 pub use weights::{ParamTensor, Weights};

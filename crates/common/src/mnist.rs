@@ -1,5 +1,6 @@
-//! MNIST and Fashion-MNIST (same format, same file names): where their four files are, reading and
-//! checking them, and downloading them when absent.
+//! MNIST and Fashion-MNIST (same format, same file names): where their four files are, and reading
+//! and checking them. Downloading them into the cache is the binaries' business (the `results`
+//! crate), so that no framework crate links an HTTP client.
 //!
 //! The folder comes from, in order: an explicit option, the dataset's variable (`MNIST_DIR`,
 //! `FASHION_MNIST_DIR`), a system folder where a distribution package puts it (Debian's
@@ -7,17 +8,12 @@
 //! (`$XDG_CACHE_HOME/lenet-compare/<dataset>` or `~/.cache/lenet-compare/<dataset>`). Only the cache
 //! folder is ever filled by a download; an explicit folder with a missing file is an error naming the
 //! file.
-//! Downloads are verified against the published MD5 sums of the decompressed files and land in the
-//! cache only through a rename, so an interrupted or corrupt download never leaves a file behind.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DataError, Error, Result};
-use crate::harness::SplitKind;
+use crate::error::{DataError, Error, Result, UnknownValue};
 use crate::idx;
 
 pub const IMAGE_SIDE: usize = 28;
@@ -181,17 +177,22 @@ impl std::fmt::Display for Dataset {
 }
 
 impl std::str::FromStr for Dataset {
-    type Err = String;
+    type Err = UnknownValue;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.to_ascii_lowercase().replace('_', "-").as_str() {
             "mnist" => Ok(Self::Mnist),
             "fashion-mnist" | "fashion" => Ok(Self::FashionMnist),
-            _ => Err(format!(
-                "unknown dataset '{s}': expected mnist or fashion-mnist"
-            )),
+            _ => Err(UnknownValue::new("dataset", s, "mnist or fashion-mnist")),
         }
     }
+}
+
+/// Which split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitKind {
+    Train,
+    Test,
 }
 
 /// One split: images as row-major bytes (`len * 784`), labels in 0..10.
@@ -251,11 +252,6 @@ pub enum DirSource {
     Cache,
 }
 
-/// Resolves MNIST's data folder: see [`resolve_dataset_dir`].
-pub fn resolve_dir(option: Option<&Path>) -> Result<(PathBuf, DirSource)> {
-    resolve_dataset_dir(Dataset::Mnist, option)
-}
-
 /// Resolves the data folder: the option, else the dataset's variable, else a system folder that
 /// holds all four files, else the cache folder.
 pub fn resolve_dataset_dir(
@@ -286,11 +282,6 @@ pub fn resolve_dataset_dir(
         })
 }
 
-/// MNIST's cache folder for downloads.
-pub fn cache_dir() -> Option<PathBuf> {
-    dataset_cache_dir(Dataset::Mnist)
-}
-
 /// A dataset's cache folder for downloads.
 pub fn dataset_cache_dir(dataset: Dataset) -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -309,22 +300,9 @@ pub fn find_file(dir: &Path, file: &StandardFile) -> Option<PathBuf> {
 }
 
 impl Mnist {
-    /// Loads MNIST from the folder that [`resolve_dir`] picks, downloading into the cache if needed.
-    pub fn load(option: Option<&Path>) -> Result<Self> {
-        Self::load_dataset(Dataset::Mnist, option)
-    }
-
-    /// Loads a dataset from the folder that [`resolve_dataset_dir`] picks, downloading into the
-    /// cache if needed.
-    pub fn load_dataset(dataset: Dataset, option: Option<&Path>) -> Result<Self> {
-        let dir = locate(dataset, option)?;
-        let mut data = Self::load_dir(&dir)?;
-        data.dataset = dataset;
-        Ok(data)
-    }
-
-    /// Loads and checks the four files in `dir` (MNIST's names, which Fashion-MNIST shares).
-    pub fn load_dir(dir: &Path) -> Result<Self> {
+    /// Loads and checks the four files of `dataset` in `dir` (MNIST's names, which Fashion-MNIST
+    /// shares).
+    pub fn load_dir(dataset: Dataset, dir: &Path) -> Result<Self> {
         let path = |f: &StandardFile| {
             find_file(dir, f).ok_or_else(|| {
                 DataError::new(
@@ -339,7 +317,7 @@ impl Mnist {
             train,
             test,
             dir: dir.to_path_buf(),
-            dataset: Dataset::Mnist,
+            dataset,
         })
     }
 
@@ -367,24 +345,6 @@ impl Mnist {
         }
         Ok(())
     }
-}
-
-/// The data folder of `dataset` (see [`resolve_dataset_dir`]), filled by a download when it is the
-/// cache; an explicit folder that does not exist is an error that says where the name came from.
-pub fn locate(dataset: Dataset, option: Option<&Path>) -> Result<PathBuf> {
-    let (dir, source) = resolve_dataset_dir(dataset, option)?;
-    match source {
-        DirSource::Cache => download_dataset(dataset, &dir)?,
-        DirSource::Option | DirSource::Env if !dir.is_dir() => {
-            let how = match source {
-                DirSource::Option => "the data folder given by --data-dir".to_string(),
-                _ => format!("the data folder given by {}", dataset.env_var()),
-            };
-            return Err(DataError::new(&dir, format!("{how} does not exist")).into());
-        }
-        _ => {}
-    }
-    Ok(dir)
 }
 
 /// Writes a plain data folder whose training and test splits both hold `labels.len()` images
@@ -451,115 +411,4 @@ pub fn read_split(images_path: &Path, labels_path: &Path) -> Result<Split, DataE
         images: images.data,
         labels: labels.data,
     })
-}
-
-/// Downloads each MNIST file that `dir` lacks: see [`download_dataset`].
-pub fn download_missing(dir: &Path) -> Result<()> {
-    download_dataset(Dataset::Mnist, dir)
-}
-
-/// Downloads each of the dataset's files that `dir` lacks, verified, with a progress bar, from the
-/// dataset's mirror variable (`MNIST_MIRROR`, `FASHION_MNIST_MIRROR`) if set, else from its mirrors.
-pub fn download_dataset(dataset: Dataset, dir: &Path) -> Result<()> {
-    let mirrors: Vec<String> = match std::env::var(dataset.mirror_var()) {
-        Ok(m) if !m.is_empty() => vec![m],
-        _ => dataset.mirrors().iter().map(|m| m.to_string()).collect(),
-    };
-    download_files_from(dataset, dir, &mirrors)
-}
-
-/// Downloads each MNIST file that `dir` lacks from the first of `mirrors` that serves it intact.
-pub fn download_missing_from(dir: &Path, mirrors: &[String]) -> Result<()> {
-    download_files_from(Dataset::Mnist, dir, mirrors)
-}
-
-/// Downloads each of the dataset's files that `dir` lacks from the first of `mirrors` that serves
-/// it intact.
-pub fn download_files_from(dataset: Dataset, dir: &Path, mirrors: &[String]) -> Result<()> {
-    let files = dataset.files();
-    let missing: Vec<_> = files
-        .iter()
-        .filter(|f| find_file(dir, f).is_none())
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    for file in missing {
-        let mut failures = Vec::new();
-        let mut done = false;
-        for mirror in mirrors {
-            let url = format!("{}/{}.gz", mirror.trim_end_matches('/'), file.name);
-            match download_one(&url, dir, file) {
-                Ok(()) => {
-                    done = true;
-                    break;
-                }
-                Err(e) => failures.push(format!("{url}: {e}")),
-            }
-        }
-        if !done {
-            return Err(DataError::new(
-                dir.join(format!("{}.gz", file.name)),
-                format!(
-                    "missing and could not be downloaded ({}); pass --data-dir or set {} to a folder that holds the {} files",
-                    failures.join("; "),
-                    dataset.env_var(),
-                    dataset.title()
-                ),
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
-fn download_one(url: &str, dir: &Path, file: &StandardFile) -> std::result::Result<(), String> {
-    let response = ureq::get(url).call().map_err(|e| e.to_string())?;
-    let total = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let bar =
-        indicatif::ProgressBar::with_draw_target(total, indicatif::ProgressDrawTarget::stderr())
-            .with_message(format!("downloading {}.gz", file.name));
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    let mut body = Vec::new();
-    let mut reader = bar.wrap_read(response.into_body().into_reader());
-    reader.read_to_end(&mut body).map_err(|e| e.to_string())?;
-    bar.finish_and_clear();
-    verify(&body, file)?;
-    let final_path = dir.join(format!("{}.gz", file.name));
-    crate::report::write_atomic(&final_path, &body).map_err(|e| e.to_string())
-}
-
-/// Checks a downloaded gzip file against the published size and MD5 of its decompressed content.
-pub fn verify(gz: &[u8], file: &StandardFile) -> std::result::Result<(), String> {
-    let mut data = Vec::new();
-    flate2::read::GzDecoder::new(gz)
-        .take(file.bytes + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| format!("not a valid gzip download: {e}"))?;
-    if data.len() as u64 != file.bytes {
-        return Err(format!(
-            "decompressed size {} bytes, expected {}",
-            data.len(),
-            file.bytes
-        ));
-    }
-    let digest = Md5::digest(&data);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    if hex != file.md5 {
-        return Err(format!(
-            "checksum {hex} does not match the published {}",
-            file.md5
-        ));
-    }
-    Ok(())
 }

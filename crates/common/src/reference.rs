@@ -1,10 +1,10 @@
 //! A plain-Rust forward pass, straight from the layer table: slow, obvious, and the yardstick that
 //! every framework's logits are tested against.
 
+use crate::error::TrainError;
 use crate::mnist::IMAGE_SIDE;
 use crate::spec::{Layer, ModelSpec};
 use crate::weights::Weights;
-use crate::TrainError;
 
 /// Logits `[n, 10]` (row-major) for `n` normalised images of 28×28.
 pub fn forward(

@@ -79,13 +79,17 @@ impl std::fmt::Display for ModelKind {
 }
 
 impl std::str::FromStr for ModelKind {
-    type Err = String;
+    type Err = crate::error::UnknownValue;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "lenet2" => Ok(ModelKind::LeNet2),
             "lenet3" => Ok(ModelKind::LeNet3),
-            _ => Err(format!("unknown model '{s}': expected lenet2 or lenet3")),
+            _ => Err(crate::error::UnknownValue::new(
+                "model",
+                s,
+                "lenet2 or lenet3",
+            )),
         }
     }
 }
@@ -253,11 +257,13 @@ impl ModelSpec {
     }
 
     /// The layer table with each output shape, for a 1×28×28 input.
-    pub fn summary(&self) -> Result<Vec<SummaryRow>, String> {
+    pub fn summary(&self) -> Result<Vec<SummaryRow>, crate::error::Error> {
         let mut shape = vec![1, IMAGE_SIDE, IMAGE_SIDE];
         let mut rows = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            shape = layer.output_shape(&shape)?;
+            shape = layer
+                .output_shape(&shape)
+                .map_err(|e| crate::error::Error::Invalid(format!("{}: {e}", self.kind)))?;
             rows.push(SummaryRow {
                 layer: layer.describe(),
                 output: shape.clone(),
@@ -265,54 +271,5 @@ impl ModelSpec {
             });
         }
         Ok(rows)
-    }
-
-    /// The summary as text, in the spirit of Keras's `model.summary()`.
-    pub fn summary_text(&self) -> String {
-        use tabled::settings::Style;
-        #[derive(tabled::Tabled)]
-        struct Row {
-            #[tabled(rename = "layer")]
-            layer: String,
-            #[tabled(rename = "output shape")]
-            output: String,
-            #[tabled(rename = "parameters")]
-            params: String,
-            #[tabled(rename = "count")]
-            count: usize,
-        }
-        let rows = match self.summary() {
-            Ok(rows) => rows,
-            Err(e) => return format!("invalid model: {e}"),
-        };
-        let table_rows: Vec<Row> = rows
-            .iter()
-            .map(|r| Row {
-                layer: r.layer.clone(),
-                output: format!(
-                    "[batch, {}]",
-                    r.output
-                        .iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                params: r
-                    .params
-                    .iter()
-                    .map(|p| format!("{} {:?}", p.name, p.shape))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                count: r.params.iter().map(ParamSpec::numel).sum(),
-            })
-            .collect();
-        let mut table = tabled::Table::new(table_rows);
-        table.with(Style::psql());
-        format!(
-            "{} (input [batch, 1, 28, 28])\n{table}\ntotal parameters: {} in {} tensors\n",
-            self.kind,
-            self.num_params(),
-            self.params().len()
-        )
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::TrainError;
+use crate::error::{Error, TrainError};
 use crate::order::{unit_f32, weights_rng};
 use crate::spec::ModelSpec;
 
@@ -94,7 +94,7 @@ impl Weights {
         &self,
         indices: &IndexTensors,
         metadata: Option<std::collections::HashMap<String, String>>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, Error> {
         use safetensors::tensor::{Dtype, TensorView};
         let mut bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         for (name, t) in &self.tensors {
@@ -110,10 +110,11 @@ impl Weights {
             .map(|(name, dtype, shape, raw)| {
                 TensorView::new(*dtype, shape.clone(), raw)
                     .map(|v| (name.clone(), v))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| Error::Invalid(format!("cannot encode {name}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        safetensors::serialize(views, metadata).map_err(|e| e.to_string())
+        safetensors::serialize(views, metadata)
+            .map_err(|e| Error::Invalid(format!("cannot encode the tensors: {e}")))
     }
 }
 
@@ -132,7 +133,7 @@ pub const FORMAT: &str = "lenet-compare/weights-v1";
 
 impl ModelFile {
     /// Encodes as safetensors with the metadata (and the format key) in the header.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let mut metadata: std::collections::HashMap<String, String> =
             self.metadata.clone().into_iter().collect();
         metadata.insert(FORMAT_KEY.into(), FORMAT.into());
@@ -142,8 +143,12 @@ impl ModelFile {
 
     /// Decodes a safetensors file: every tensor must be f32, and the names and shapes must be
     /// exactly those of LeNet2 or of LeNet3 (which one is read from the tensors, not trusted from
-    /// the metadata).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    /// the metadata). The message says what is wrong, not where the bytes came from.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        Self::decode(bytes).map_err(Error::Invalid)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
         use safetensors::tensor::Dtype;
         let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| format!("not a safetensors file: {e}"))?;
@@ -195,17 +200,16 @@ impl ModelFile {
         ))
     }
 
-    pub fn read(path: &std::path::Path) -> Result<Self, crate::Error> {
+    pub fn read(path: &std::path::Path) -> Result<Self, Error> {
         let bytes = std::fs::read(path)
-            .map_err(|e| crate::Error::io(format!("cannot read {}", path.display()), e))?;
-        Self::from_bytes(&bytes)
-            .map_err(|e| crate::Error::Invalid(format!("{}: {e}", path.display())))
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        Self::decode(&bytes).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
     }
 
     /// Writes atomically.
-    pub fn write(&self, path: &std::path::Path) -> Result<(), crate::Error> {
-        let bytes = self.to_bytes().map_err(crate::Error::Invalid)?;
-        crate::report::write_atomic(path, &bytes)
-            .map_err(|e| crate::Error::io(format!("cannot write {}", path.display()), e))
+    pub fn write(&self, path: &std::path::Path) -> Result<(), Error> {
+        let bytes = self.to_bytes()?;
+        crate::fsio::write_atomic(path, &bytes)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
     }
 }

@@ -52,9 +52,6 @@ fn summaries_end_in_ten_classes() {
         let rows = model.spec().summary().unwrap();
         assert_eq!(rows.last().unwrap().output, vec![10]);
     }
-    let text = ModelKind::LeNet2.spec().summary_text();
-    assert!(text.contains("[batch, 16, 5, 5]"), "{text}");
-    assert!(text.contains("total parameters: 61706"), "{text}");
 }
 
 #[test]

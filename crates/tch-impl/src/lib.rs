@@ -6,10 +6,13 @@
 //! with `index_select` on that epoch's order, and the loss and correct counts are summed on the
 //! device and read once per epoch, so nothing in the step loop waits for the device.
 
-use common::harness::{
-    BackendInfo, DeviceKind, DeviceRequest, RunSpec, SplitKind, Totals, Trainer,
-};
-use common::mnist::{Mnist, Split, IMAGE_SIDE};
+mod bare;
+
+use common::bare::BareLoop;
+use common::framework::{Colour, CudaBuild, Framework, FrameworkDefaults};
+use common::harness::{BackendInfo, DeviceKind, DeviceRequest, RunSpec, Totals, Trainer};
+use common::mnist::{Mnist, Split, SplitKind, IMAGE_SIDE};
+use common::spec::ModelKind;
 use common::spec::{Layer, ModelSpec};
 use common::weights::{ParamTensor, Weights};
 use common::TrainError;
@@ -237,7 +240,7 @@ fn export(vs: &nn::VarStore) -> Result<Weights, TrainError> {
 
 /// The initial weights tch's own layers draw (`nn::conv2d` and `nn::linear` with their default
 /// configurations), from libtorch's generator seeded with `seed`.
-pub fn native_weights(spec: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
+fn native_weights(spec: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
     tch::manual_seed(seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
     let _net = Net::new(&vs.root(), spec);
@@ -367,21 +370,8 @@ impl Trainer for TchTrainer {
     }
 }
 
-/// Builds a tch trainer behind the framework-free trait.
-pub fn trainer(
-    spec: &RunSpec,
-    data: &Mnist,
-    init: &Weights,
-) -> Result<Box<dyn Trainer>, TrainError> {
-    Ok(Box::new(TchTrainer::new(spec, data, init)?))
-}
-
 /// A forward pass without training: logits `[n, 10]` as row-major f32, for checks.
-pub fn logits(
-    model: &ModelSpec,
-    weights: &Weights,
-    images: &[f32],
-) -> Result<Vec<f32>, TrainError> {
+fn logits(model: &ModelSpec, weights: &Weights, images: &[f32]) -> Result<Vec<f32>, TrainError> {
     weights.check(model)?;
     let mut vs = nn::VarStore::new(Device::Cpu);
     let net = Net::new(&vs.root(), model);
@@ -391,4 +381,73 @@ pub fn logits(
     let xs = Tensor::from_slice(images).reshape([n, 1, side, side]);
     let out = tch::no_grad(|| net.forward(&xs));
     Vec::<f32>::try_from(out.flatten(0, -1)).map_err(backend_error)
+}
+
+/// tch in the registry.
+pub struct Tch;
+
+/// The registry's value for tch.
+pub static TCH: Tch = Tch;
+
+impl Framework for Tch {
+    fn name(&self) -> &'static str {
+        FRAMEWORK
+    }
+
+    fn trainer(
+        &self,
+        spec: &RunSpec,
+        data: &Mnist,
+        init: &Weights,
+    ) -> Result<Box<dyn Trainer>, TrainError> {
+        Ok(Box::new(TchTrainer::new(spec, data, init)?))
+    }
+
+    fn native_weights(&self, model: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
+        native_weights(model, seed)
+    }
+
+    fn logits(
+        &self,
+        model: &ModelSpec,
+        weights: &Weights,
+        images: &[f32],
+    ) -> Result<Vec<f32>, TrainError> {
+        logits(model, weights, images)
+    }
+
+    fn cuda_available(&self) -> bool {
+        cuda_available()
+    }
+
+    fn defaults(&self) -> FrameworkDefaults {
+        FrameworkDefaults::row([
+            FRAMEWORK,
+            "uniform ±√6/√fan_in (Kaiming uniform, ReLU gain)",
+            "zeros",
+            "uniform ±√6/√fan_in (Kaiming uniform, ReLU gain)",
+            "uniform ±1/√inputs",
+            "nn::Adam, eps 1e-8",
+            "0",
+            "yes (tch::manual_seed)",
+        ])
+    }
+
+    fn colour(&self) -> Colour {
+        [255, 127, 14]
+    }
+
+    /// libtorch brings CUDA: a CUDA libtorch at run time is all it takes.
+    fn cuda_build(&self) -> CudaBuild {
+        CudaBuild::library()
+    }
+
+    fn bare(&self, model: ModelKind, data: &Mnist) -> Result<Box<dyn BareLoop>, TrainError> {
+        Ok(Box::new(bare::Bare::new(model, data)?))
+    }
+
+    /// tch is the framework the others are held to.
+    fn step_tolerance(&self, _model: ModelKind, _step: usize) -> Option<f64> {
+        None
+    }
 }

@@ -1,8 +1,28 @@
 //! Figures derived from reports: medians, time to an accuracy, the ratio to PyTorch.
 
-use common::harness::RunSpec;
-use common::report::{Environment, EpochRecord, EvalRecord, RunReport, SCHEMA};
-use common::{summary, ModelKind};
+use common::framework::{FrameworkDefaults, FrameworkInfo, Runner};
+use common::harness::{EpochRecord, EvalRecord, RunSpec};
+use common::ModelKind;
+use results::{summary, Catalogue, Environment, RunReport, SCHEMA};
+
+/// PyTorch as the baseline, and tch.
+fn catalogue() -> Catalogue {
+    let info = |name: &str, baseline: bool, colour| FrameworkInfo {
+        name: name.to_string(),
+        runner: Runner::Lenet,
+        script: None,
+        baseline,
+        compared_by_default: true,
+        cuda_available: false,
+        cuda_build: None,
+        colour,
+        defaults: FrameworkDefaults::row([name, "a", "b", "c", "d", "e", "f", "g"]),
+    };
+    Catalogue::new(vec![
+        info("pytorch", true, [214, 39, 40]),
+        info("tch", false, [255, 127, 14]),
+    ])
+}
 
 fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
     let epochs = seconds
@@ -67,9 +87,9 @@ fn table_divides_by_pytorch() {
     failed.final_test = None;
     failed.failure = Some("killed by signal 9".into());
     reports.push(failed);
-    summary::sort(&mut reports);
+    summary::sort(&mut reports, &catalogue());
     assert_eq!(reports[0].spec.framework, "pytorch", "the baseline first");
-    let table = summary::table(&reports);
+    let table = summary::table(&reports, &catalogue());
     let lines: Vec<&str> = table.lines().collect();
     assert!(
         lines[2].contains("| pytorch ") && lines[2].contains("1.00x"),
@@ -97,8 +117,8 @@ fn repeats_make_one_row_with_mean_and_sd() {
     let mut r = report("pytorch", &[5.0, 2.0, 2.0], &[0.9, 0.95, 0.97]);
     r.spec.seed = 7;
     reports.push(r);
-    summary::sort(&mut reports);
-    let table = summary::table(&reports);
+    summary::sort(&mut reports, &catalogue());
+    let table = summary::table(&reports, &catalogue());
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 4, "a header, a rule and two rows:\n{table}");
     assert!(lines[0].contains("| runs |"), "{table}");
@@ -122,8 +142,8 @@ fn charts_draw_every_framework() {
         report("tch", &[5.0, 3.0, 3.0], &[0.9, 0.95, 0.97]),
         report("pytorch", &[5.0, 2.0, 2.0], &[0.9, 0.95, 0.97]),
     ];
-    summary::sort(&mut reports);
-    let pictures = common::plots::charts(&reports).unwrap();
+    summary::sort(&mut reports, &catalogue());
+    let pictures = results::plots::charts(&reports, &catalogue()).unwrap();
     let files: Vec<&str> = pictures.iter().map(|p| p.file.as_str()).collect();
     assert_eq!(
         files,
@@ -149,12 +169,58 @@ fn charts_draw_every_framework() {
 #[test]
 fn slugs_name_machines() {
     assert_eq!(
-        common::report::slug("NVIDIA H100 80GB HBM3"),
+        results::env::slug("NVIDIA H100 80GB HBM3"),
         "nvidia-h100-80gb-hbm3"
     );
     assert_eq!(
-        common::report::slug("Intel(R) Xeon(R) Processor-2cpu"),
+        results::env::slug("Intel(R) Xeon(R) Processor-2cpu"),
         "intel-r-xeon-r-processor-2cpu"
     );
-    assert_eq!(common::report::utc(1_795_656_922), "2026-11-26T01:35:22Z");
+    assert_eq!(results::env::utc(1_795_656_922), "2026-11-26T01:35:22Z");
+}
+
+#[test]
+fn commands_name_no_local_paths() {
+    let cwd = std::path::Path::new("/home/someone/lenet");
+    let args = [
+        "/home/someone/lenet/target/release/lenet",
+        "train",
+        "--data-dir",
+        "/usr/share/datasets/mnist",
+        "--out",
+        "/home/someone/lenet/results/x/tch-lenet2.json",
+        "--save=/tmp/abc/model.safetensors",
+        "--out",
+        "relative/r.json",
+    ]
+    .map(String::from);
+    assert_eq!(
+        results::env::portable_command(args, Some(cwd)),
+        [
+            "lenet",
+            "train",
+            "--data-dir",
+            "mnist",
+            "--out",
+            "results/x/tch-lenet2.json",
+            "--save=model.safetensors",
+            "--out",
+            "relative/r.json",
+        ]
+    );
+}
+
+#[test]
+fn the_defaults_table_has_a_row_per_framework() {
+    let table = summary::defaults_table(&catalogue());
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert_eq!(lines[2], "| pytorch | a | b | c | d | e | f | g |");
+}
+
+#[test]
+fn model_summaries_show_shapes_and_counts() {
+    let text = summary::model_summary(&ModelKind::LeNet2.spec());
+    assert!(text.contains("[batch, 16, 5, 5]"), "{text}");
+    assert!(text.contains("total parameters: 61706"), "{text}");
 }

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 
 use plotters::prelude::*;
 
-use crate::mnist::{Dataset, Split, IMAGE_SIDE};
+use common::mnist::{Dataset, Split, IMAGE_SIDE};
+use common::ModelKind;
+
+use crate::catalogue::Catalogue;
 use crate::report::RunReport;
-use crate::spec::ModelKind;
 use crate::summary;
 
 /// One picture: its file name and its SVG text.
@@ -19,25 +21,24 @@ pub struct Picture {
     pub svg: String,
 }
 
-/// Colours by framework, the same in every chart.
-fn colour(framework: &str) -> RGBColor {
-    match framework {
-        "pytorch" => RGBColor(214, 39, 40),
-        "tch" => RGBColor(255, 127, 14),
-        "candle" => RGBColor(31, 119, 180),
-        "candle-firstmax" => RGBColor(23, 190, 207),
-        "burn" => RGBColor(44, 160, 44),
-        _ => RGBColor(127, 127, 127),
-    }
+/// A chart that could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw: {0}")]
+pub struct DrawError(String);
+
+fn err(e: impl std::fmt::Display) -> DrawError {
+    DrawError(e.to_string())
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    format!("cannot draw: {e}")
+/// A framework's colour, the same in every chart (the registry's, grey for a name it lacks).
+fn colour(catalogue: &Catalogue, framework: &str) -> RGBColor {
+    let [r, g, b] = catalogue.colour(framework);
+    RGBColor(r, g, b)
 }
 
 /// The charts for a set of reports: per (dataset, model, device), accuracy per epoch and median
 /// epoch time.
-pub fn charts(reports: &[RunReport]) -> Result<Vec<Picture>, String> {
+pub fn charts(reports: &[RunReport], catalogue: &Catalogue) -> Result<Vec<Picture>, DrawError> {
     let mut by_config: BTreeMap<(Dataset, ModelKind, String), Vec<&RunReport>> = BTreeMap::new();
     for r in reports.iter().filter(|r| !r.epochs.is_empty()) {
         by_config
@@ -52,12 +53,12 @@ pub fn charts(reports: &[RunReport]) -> Result<Vec<Picture>, String> {
         out.push(Picture {
             file: format!("{stem}-accuracy.svg"),
             title: format!("{what}: accuracy per epoch"),
-            svg: accuracy_chart(&what, &runs)?,
+            svg: accuracy_chart(&what, &runs, catalogue)?,
         });
         out.push(Picture {
             file: format!("{stem}-epoch-time.svg"),
             title: format!("{what}: time per epoch"),
-            svg: time_chart(&what, &runs)?,
+            svg: time_chart(&what, &runs, catalogue)?,
         });
     }
     Ok(out)
@@ -93,7 +94,11 @@ fn accuracy_curves(runs: &[&RunReport]) -> BTreeMap<String, Vec<(u32, f64, f64)>
         .collect()
 }
 
-fn accuracy_chart(what: &str, runs: &[&RunReport]) -> Result<String, String> {
+fn accuracy_chart(
+    what: &str,
+    runs: &[&RunReport],
+    catalogue: &Catalogue,
+) -> Result<String, DrawError> {
     let curves = accuracy_curves(runs);
     let epochs = curves
         .values()
@@ -130,7 +135,7 @@ fn accuracy_chart(what: &str, runs: &[&RunReport]) -> Result<String, String> {
             .draw()
             .map_err(err)?;
         for (framework, points) in &curves {
-            let c = colour(framework);
+            let c = colour(catalogue, framework);
             chart
                 .draw_series(LineSeries::new(
                     points.iter().map(|p| (p.0, p.2)),
@@ -166,9 +171,9 @@ fn accuracy_chart(what: &str, runs: &[&RunReport]) -> Result<String, String> {
     Ok(svg)
 }
 
-fn time_chart(what: &str, runs: &[&RunReport]) -> Result<String, String> {
+fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<String, DrawError> {
     let mut sorted: Vec<RunReport> = runs.iter().map(|r| (*r).clone()).collect();
-    summary::sort(&mut sorted);
+    summary::sort(&mut sorted, catalogue);
     let bars: Vec<(String, f64, f64)> = summary::groups(&sorted)
         .iter()
         .filter_map(|g| {
@@ -225,7 +230,7 @@ fn time_chart(what: &str, runs: &[&RunReport]) -> Result<String, String> {
             .map_err(err)?;
         for (i, (framework, mean, sd)) in bars.iter().enumerate() {
             let x = i as f64;
-            let c = colour(framework);
+            let c = colour(catalogue, framework);
             chart
                 .draw_series(std::iter::once(Rectangle::new(
                     [(x + 0.2, 0.0), (x + 0.8, *mean)],
@@ -255,7 +260,7 @@ fn time_chart(what: &str, runs: &[&RunReport]) -> Result<String, String> {
 
 /// The first `count` images of `split` in a row, each titled with its label's name (dark ink on
 /// white, as the tutorial shows them).
-pub fn samples(dataset: Dataset, split: &Split, count: usize) -> Result<Picture, String> {
+pub fn samples(dataset: Dataset, split: &Split, count: usize) -> Result<Picture, DrawError> {
     let count = count.min(split.len()).max(1);
     let names = dataset.class_names();
     let cell = 100u32;

@@ -5,7 +5,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 
-use common::mnist::{download_missing_from, Mnist, FILES};
+use common::mnist::FILES;
+use common::{Dataset, Mnist};
+use results::data::download_files_from;
 
 /// Serves `files` (name, bytes) over HTTP on 127.0.0.1 until `requests` requests were answered;
 /// returns the base URL.
@@ -65,8 +67,8 @@ fn gz_files() -> Vec<(String, Vec<u8>)> {
 fn downloads_and_verifies_every_file() {
     let base = serve(gz_files(), 4);
     let cache = tempfile::tempdir().unwrap();
-    download_missing_from(cache.path(), &[base]).unwrap();
-    let data = Mnist::load_dir(cache.path()).unwrap();
+    download_files_from(Dataset::Mnist, cache.path(), &[base]).unwrap();
+    let data = Mnist::load_dir(Dataset::Mnist, cache.path()).unwrap();
     assert_eq!((data.train.len(), data.test.len()), (60_000, 10_000));
 }
 
@@ -81,7 +83,7 @@ fn a_corrupt_or_missing_download_leaves_nothing() {
     let base = serve(files, 2);
     let cache = tempfile::tempdir().unwrap();
     let dead = "http://127.0.0.1:9/mnist".to_string();
-    let err = download_missing_from(cache.path(), &[base, dead])
+    let err = download_files_from(Dataset::Mnist, cache.path(), &[base, dead])
         .unwrap_err()
         .to_string();
     assert!(err.contains("train-labels-idx1-ubyte.gz"), "{err}");
@@ -95,5 +97,36 @@ fn a_corrupt_or_missing_download_leaves_nothing() {
         left,
         vec!["train-images-idx3-ubyte.gz".to_string()],
         "only the verified file"
+    );
+}
+
+#[test]
+fn verifies_downloads_by_checksum() {
+    let file = common::mnist::TEST_LABELS;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&vec![0u8; file.bytes as usize]).unwrap();
+    let fake = e.finish().unwrap();
+    let err = results::data::verify(&fake, &file).unwrap_err();
+    assert!(err.contains("checksum"), "{err}");
+    let err = results::data::verify(b"not gzip", &file).unwrap_err();
+    assert!(err.contains("gzip"), "{err}");
+}
+
+/// A folder named by the user that is missing, or is a file, is said to be so.
+#[test]
+fn a_data_folder_that_is_not_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = results::data::load(Dataset::Mnist, Some(&dir.path().join("nowhere")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = results::data::load(Dataset::Mnist, Some(&file))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("the data folder given by --data-dir is a file, not a folder"),
+        "{err}"
     );
 }

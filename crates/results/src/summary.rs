@@ -6,13 +6,11 @@
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use crate::harness::InitKind;
-use crate::mnist::Dataset;
-use crate::report::RunReport;
-use crate::spec::ModelKind;
+use common::harness::InitKind;
+use common::{Dataset, ModelKind};
 
-/// The framework whose median epoch time the others are divided by, when it is in the table.
-pub const BASELINE: &str = "pytorch";
+use crate::catalogue::Catalogue;
+use crate::report::RunReport;
 
 /// The test accuracy whose first crossing the table times.
 pub const TARGET_ACCURACY: f64 = 0.99;
@@ -60,19 +58,38 @@ fn stat(values: &[f64], show: impl Fn(f64) -> String) -> String {
 
 /// Sorts reports for display: by dataset, model, device, then framework (the baseline first), then
 /// seed.
-pub fn sort(reports: &mut [RunReport]) {
-    reports.sort_by(|a, b| key(a).cmp(&key(b)).then(a.spec.seed.cmp(&b.spec.seed)));
+pub fn sort(reports: &mut [RunReport], catalogue: &Catalogue) {
+    let baseline = catalogue.baseline();
+    reports.sort_by(|a, b| {
+        sort_key(a, baseline)
+            .cmp(&sort_key(b, baseline))
+            .then(a.spec.seed.cmp(&b.spec.seed))
+    });
 }
 
-type Key = (Dataset, ModelKind, String, InitKind, bool, String);
+type Key = (Dataset, ModelKind, String, InitKind, String);
 
+/// What makes runs repeats of one configuration.
 fn key(r: &RunReport) -> Key {
     (
         r.spec.dataset,
         r.spec.model,
         r.device(),
         r.spec.init,
-        r.spec.framework != BASELINE,
+        r.spec.framework.clone(),
+    )
+}
+
+fn sort_key(
+    r: &RunReport,
+    baseline: Option<&str>,
+) -> (Dataset, ModelKind, String, InitKind, bool, String) {
+    (
+        r.spec.dataset,
+        r.spec.model,
+        r.device(),
+        r.spec.init,
+        Some(r.spec.framework.as_str()) != baseline,
         r.spec.framework.clone(),
     )
 }
@@ -121,8 +138,10 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// The comparison as a Markdown table, one row per configuration.
-pub fn table(reports: &[RunReport]) -> String {
+/// The comparison as a Markdown table, one row per configuration; the catalogue's baseline is the
+/// "vs PyTorch" column's divisor.
+pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
+    let baseline_name = catalogue.baseline();
     let groups = groups(reports);
     let datasets: std::collections::BTreeSet<Dataset> =
         reports.iter().map(|r| r.spec.dataset).collect();
@@ -157,7 +176,7 @@ pub fn table(reports: &[RunReport]) -> String {
             .iter()
             .find(|b| {
                 let f = b.first();
-                f.spec.framework == BASELINE
+                Some(f.spec.framework.as_str()) == baseline_name
                     && f.spec.init == r.spec.init
                     && f.spec.dataset == r.spec.dataset
                     && f.spec.model == r.spec.model
@@ -247,4 +266,71 @@ pub fn table(reports: &[RunReport]) -> String {
     let mut t = builder.build();
     t.with(Style::markdown());
     t.to_string()
+}
+
+/// A model's layers with output shapes and parameters, in the spirit of Keras's `model.summary()`.
+pub fn model_summary(spec: &common::ModelSpec) -> String {
+    #[derive(tabled::Tabled)]
+    struct Row {
+        #[tabled(rename = "layer")]
+        layer: String,
+        #[tabled(rename = "output shape")]
+        output: String,
+        #[tabled(rename = "parameters")]
+        params: String,
+        #[tabled(rename = "count")]
+        count: usize,
+    }
+    let rows = match spec.summary() {
+        Ok(rows) => rows,
+        Err(e) => return format!("invalid model: {e}"),
+    };
+    let table_rows: Vec<Row> = rows
+        .iter()
+        .map(|r| Row {
+            layer: r.layer.clone(),
+            output: format!(
+                "[batch, {}]",
+                r.output
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            params: r
+                .params
+                .iter()
+                .map(|p| format!("{} {:?}", p.name, p.shape))
+                .collect::<Vec<_>>()
+                .join(", "),
+            count: r.params.iter().map(common::spec::ParamSpec::numel).sum(),
+        })
+        .collect();
+    let mut table = tabled::Table::new(table_rows);
+    table.with(Style::psql());
+    format!(
+        "{} (input [batch, 1, 28, 28])\n{table}\ntotal parameters: {} in {} tensors\n",
+        spec.kind,
+        spec.num_params(),
+        spec.params().len()
+    )
+}
+
+/// Each framework's defaults (one row per framework, configurations of one framework sharing it)
+/// as Markdown.
+pub fn defaults_table(catalogue: &Catalogue) -> String {
+    let mut text = String::from(
+        "| framework | conv weight | conv bias | linear weight | linear bias | Adam | weight decay | seeded |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    let mut seen: Vec<&str> = Vec::new();
+    for f in &catalogue.frameworks {
+        let d = &f.defaults;
+        if seen.contains(&d.framework.as_str()) {
+            continue;
+        }
+        seen.push(&d.framework);
+        text.push_str(&format!("| {} |\n", d.cells().join(" | ")));
+    }
+    text
 }

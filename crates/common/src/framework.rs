@@ -1,0 +1,194 @@
+//! What a framework crate tells the registry about itself. Each framework crate implements
+//! [`Framework`] once (candle twice, one value per pooling) and the `lenet` binary keeps one slice of
+//! them; every question about a framework (can it use CUDA here, which colour is its line, which
+//! build carries its CUDA code, what does it do by default) is a method here, not a `match` on its
+//! name elsewhere. [`FrameworkInfo`] is the same, as plain data: what `lenet frameworks --json`
+//! prints, so that tools that only run the binary (xtask, the GPU bundle) keep no list of their own.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bare::BareLoop;
+use crate::error::TrainError;
+use crate::harness::{RunSpec, Trainer};
+use crate::mnist::Mnist;
+use crate::spec::{ModelKind, ModelSpec};
+use crate::weights::Weights;
+
+/// One framework (or one configuration of a framework) that the `lenet` binary can train with.
+pub trait Framework: Sync {
+    /// The name users pass to `--framework`, reports record and tables show.
+    fn name(&self) -> &'static str;
+
+    /// A trainer for `spec` (its device, batch size, learning rate, threads) over `data`, starting
+    /// from `init`. Asking for CUDA where this framework cannot use it is an error that says so.
+    fn trainer(
+        &self,
+        spec: &RunSpec,
+        data: &Mnist,
+        init: &Weights,
+    ) -> Result<Box<dyn Trainer>, TrainError>;
+
+    /// The weights this framework's own layers draw with their default initialisers, seeded with
+    /// `seed` where the framework allows it (see [`Framework::defaults`]).
+    fn native_weights(&self, model: &ModelSpec, seed: u64) -> Result<Weights, TrainError>;
+
+    /// Logits `[n, 10]` of the forward pass on the CPU, for checks.
+    fn logits(
+        &self,
+        model: &ModelSpec,
+        weights: &Weights,
+        images: &[f32],
+    ) -> Result<Vec<f32>, TrainError>;
+
+    /// Whether this build of the framework can use a CUDA device on this machine.
+    fn cuda_available(&self) -> bool;
+
+    /// What the framework does when nothing is aligned (a row of `lenet defaults`).
+    fn defaults(&self) -> FrameworkDefaults;
+
+    /// The colour of its lines in the charts.
+    fn colour(&self) -> Colour;
+
+    /// How its CUDA code gets into a binary.
+    fn cuda_build(&self) -> CudaBuild;
+
+    /// Whether `cargo xtask compare` runs it when `--frameworks` is not given.
+    fn compared_by_default(&self) -> bool {
+        true
+    }
+
+    /// The bare training loop on the CPU for measurements (`examples/breakdown.rs`,
+    /// `benches/harness.rs`), from the shared weights of seed 0 with the recipe's Adam.
+    fn bare(&self, model: ModelKind, data: &Mnist) -> Result<Box<dyn BareLoop>, TrainError>;
+
+    /// How far its loss after `step` (1-based) Adam steps of batch 32 may be from the parity
+    /// framework's (tch's) on the same batches from the same weights, relative to the loss (absolute
+    /// below 1); `None` when only its logits are held to parity (see the README for why).
+    fn step_tolerance(&self, _model: ModelKind, _step: usize) -> Option<f64> {
+        Some(1e-3)
+    }
+}
+
+/// An RGB colour.
+pub type Colour = [u8; 3];
+
+/// How a framework's CUDA code is built into a `lenet` binary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CudaBuild {
+    /// Cargo features (`package/feature`) that compile its CUDA code; none when a library it links
+    /// brings CUDA (tch, through libtorch).
+    pub features: Vec<String>,
+    /// Whether it needs a `lenet` binary of its own, apart from the main CUDA build (burn's CUDA
+    /// backend loads the CUDA libraries at run time and candle's links them; cudarc allows one way
+    /// per binary).
+    pub own_binary: bool,
+    /// Whether building it needs LLVM (burn's kernel compiler; see `xtask/src/llvm.rs`).
+    pub llvm: bool,
+}
+
+impl CudaBuild {
+    /// No CUDA code of its own to compile.
+    pub fn library() -> Self {
+        Self {
+            features: Vec::new(),
+            own_binary: false,
+            llvm: false,
+        }
+    }
+}
+
+/// What a framework does when nothing is aligned: its default initialisers and optimiser settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameworkDefaults {
+    /// The framework the row describes (configurations of one framework share its row).
+    pub framework: String,
+    pub conv_weight: String,
+    pub conv_bias: String,
+    pub linear_weight: String,
+    pub linear_bias: String,
+    /// The Adam the framework offers, and its epsilon.
+    pub adam: String,
+    pub weight_decay: String,
+    /// Whether the initialisers can be seeded.
+    pub seeded: String,
+}
+
+impl FrameworkDefaults {
+    /// A row from its cells, in the table's order.
+    pub fn row(cells: [&str; 8]) -> Self {
+        let [framework, conv_weight, conv_bias, linear_weight, linear_bias, adam, weight_decay, seeded] =
+            cells.map(str::to_string);
+        Self {
+            framework,
+            conv_weight,
+            conv_bias,
+            linear_weight,
+            linear_bias,
+            adam,
+            weight_decay,
+            seeded,
+        }
+    }
+
+    pub fn cells(&self) -> [&str; 8] {
+        [
+            &self.framework,
+            &self.conv_weight,
+            &self.conv_bias,
+            &self.linear_weight,
+            &self.linear_bias,
+            &self.adam,
+            &self.weight_decay,
+            &self.seeded,
+        ]
+    }
+}
+
+/// Where a framework's runs happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runner {
+    /// In a `lenet train` process.
+    Lenet,
+    /// In a Python script that reads the run's plan file (`lenet plan`): a reference, not a Rust
+    /// framework.
+    Python,
+}
+
+/// A framework as plain data: what `lenet frameworks --json` prints, one object per framework.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameworkInfo {
+    pub name: String,
+    pub runner: Runner,
+    /// For a Python reference: its script, relative to the repository (or the bundle).
+    #[serde(default)]
+    pub script: Option<String>,
+    /// The row every other row's time is divided by ("vs PyTorch").
+    #[serde(default)]
+    pub baseline: bool,
+    pub compared_by_default: bool,
+    /// Whether this build can use CUDA here (for a Python reference: not known to the binary).
+    pub cuda_available: bool,
+    /// How its CUDA code is built; `None` for a Python reference.
+    #[serde(default)]
+    pub cuda_build: Option<CudaBuild>,
+    pub colour: Colour,
+    pub defaults: FrameworkDefaults,
+}
+
+impl FrameworkInfo {
+    /// The description of a framework in this build.
+    pub fn of(f: &dyn Framework) -> Self {
+        Self {
+            name: f.name().to_string(),
+            runner: Runner::Lenet,
+            script: None,
+            baseline: false,
+            compared_by_default: f.compared_by_default(),
+            cuda_available: f.cuda_available(),
+            cuda_build: Some(f.cuda_build()),
+            colour: f.colour(),
+            defaults: f.defaults(),
+        }
+    }
+}

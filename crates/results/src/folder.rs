@@ -1,0 +1,329 @@
+//! A results folder as one value: its run reports, read once, and everything made from them (the
+//! summary with its table, the charts, a line of the results index). `cargo xtask compare` and
+//! `cargo xtask report` load each folder once and hand the value around.
+
+use std::path::{Path, PathBuf};
+
+use common::fsio::write_atomic;
+use common::harness::InitKind;
+use common::{Dataset, Error};
+
+use crate::catalogue::Catalogue;
+use crate::plots::{self, Picture};
+use crate::report::RunReport;
+use crate::summary;
+
+type Result<T> = std::result::Result<T, Error>;
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+/// Writes a picture into `dir`.
+pub fn write_picture(dir: &Path, picture: &Picture) -> Result<()> {
+    write_file(&dir.join(&picture.file), picture.svg.as_bytes())
+}
+
+/// One folder of run reports.
+#[derive(Debug, Clone)]
+pub struct ResultsFolder {
+    pub dir: PathBuf,
+    /// How the summary names it: the machine, and the tag if there is one.
+    pub title: String,
+    /// Sorted for display.
+    pub reports: Vec<RunReport>,
+}
+
+impl ResultsFolder {
+    /// Reads every run report (`*.json`) in `dir`.
+    pub fn load(dir: &Path, title: &str, catalogue: &Catalogue) -> Result<Self> {
+        let mut reports = Vec::new();
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
+                .path();
+            if path.extension().is_some_and(|e| e == "json") {
+                reports.push(RunReport::read(&path)?);
+            }
+        }
+        summary::sort(&mut reports, catalogue);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            title: title.to_string(),
+            reports,
+        })
+    }
+
+    /// The comparison table.
+    pub fn table(&self, catalogue: &Catalogue) -> String {
+        summary::table(&self.reports, catalogue)
+    }
+
+    /// Rewrites `summary.md` and the charts from the reports; returns the table.
+    pub fn write_summary(&self, catalogue: &Catalogue) -> Result<String> {
+        let table = self.table(catalogue);
+        let charts =
+            plots::charts(&self.reports, catalogue).map_err(|e| Error::Invalid(e.to_string()))?;
+        for picture in &charts {
+            write_picture(&self.dir, picture)?;
+        }
+        let mut text = summary_markdown(&self.title, &self.reports, &table, catalogue);
+        text.push_str(&pictures_markdown(&self.dir, &charts));
+        write_file(&self.dir.join("summary.md"), text.as_bytes())?;
+        Ok(table)
+    }
+
+    /// The folder's line in the results index, `None` when it holds no report.
+    fn index_line(&self, out: &Path) -> Option<String> {
+        let reports = &self.reports;
+        let first = reports.first()?;
+        let rel = self.dir.strip_prefix(out).unwrap_or(&self.dir);
+        let link = rel.to_string_lossy().replace('\\', "/");
+        let machine = match &first.environment.gpu {
+            Some(gpu) if reports.iter().any(|r| r.device() == "cuda") => gpu.clone(),
+            _ => format!(
+                "{} ({} logical CPUs)",
+                first.environment.cpu_model, first.environment.logical_cpus
+            ),
+        };
+        let unique = |f: &dyn Fn(&RunReport) -> String| {
+            let mut v: Vec<String> = reports.iter().map(f).collect();
+            v.sort();
+            v.dedup();
+            v.join(", ")
+        };
+        let mut frameworks: Vec<String> = Vec::new();
+        for r in reports {
+            if !frameworks.contains(&r.spec.framework) {
+                frameworks.push(r.spec.framework.clone());
+            }
+        }
+        Some(format!(
+            "| [{link}]({link}/summary.md) | {machine} | {} | {} | {} | {} | {} |\n",
+            unique(&|r| r.spec.dataset.to_string()),
+            frameworks.join(", "),
+            unique(&|r| r.spec.model.to_string()),
+            unique(&|r| r.spec.epochs.to_string()),
+            reports.len()
+        ))
+    }
+
+    /// Rewrites, in place, each report whose recorded command names a path of the machine that ran
+    /// it (see `env::portable_command`); returns how many it rewrote.
+    pub fn scrub_commands(&mut self) -> Result<usize> {
+        let mut rewritten = 0;
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| Error::io(format!("cannot read {}", self.dir.display()), e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| Error::io(format!("cannot read {}", self.dir.display()), e))?
+                .path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let mut report = RunReport::read(&path)?;
+            let command =
+                crate::env::portable_command(report.environment.command.iter().cloned(), None);
+            if command != report.environment.command {
+                report.environment.command = command;
+                report.write(&path)?;
+                rewritten += 1;
+            }
+        }
+        for r in &mut self.reports {
+            r.environment.command =
+                crate::env::portable_command(r.environment.command.iter().cloned(), None);
+        }
+        Ok(rewritten)
+    }
+}
+
+/// Every folder under `out` that holds run reports, at any depth.
+pub fn result_dirs(out: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut has_reports = false;
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
+                .path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                has_reports = true;
+            }
+        }
+        if has_reports {
+            found.push(dir);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Every results folder under `out`, loaded, titled by its path under `out`.
+pub fn load_all(out: &Path, catalogue: &Catalogue) -> Result<Vec<ResultsFolder>> {
+    result_dirs(out)?
+        .into_iter()
+        .map(|dir| {
+            let title = dir
+                .strip_prefix(out)
+                .unwrap_or(&dir)
+                .to_string_lossy()
+                .replace('\\', "/");
+            ResultsFolder::load(&dir, &title, catalogue)
+        })
+        .collect()
+}
+
+/// `OUT/README.md`: each results folder with what it holds.
+pub fn write_index(out: &Path, folders: &[ResultsFolder]) -> Result<()> {
+    let mut text = String::from(
+        "# Results\n\nEach folder holds one comparison on one machine: the raw JSON report of every \
+         run, `summary.md` (the table, the machine, the versions) and the pictures. `cargo xtask \
+         report` rebuilds the summaries, pictures and this list from the JSON.\n\n\
+         | folder | machine | dataset | frameworks | models | epochs | runs |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    let mut folders: Vec<&ResultsFolder> = folders.iter().collect();
+    folders.sort_by(|a, b| a.dir.cmp(&b.dir));
+    for folder in folders {
+        if let Some(line) = folder.index_line(out) {
+            text.push_str(&line);
+        }
+    }
+    write_file(&out.join("README.md"), text.as_bytes())
+}
+
+/// The pictures in a results folder (the charts just drawn, and any sample grids), as Markdown.
+fn pictures_markdown(dir: &Path, charts: &[Picture]) -> String {
+    let mut text = String::new();
+    let samples: Vec<String> = Dataset::ALL
+        .iter()
+        .map(|d| format!("{d}-samples.svg"))
+        .filter(|f| dir.join(f).is_file())
+        .collect();
+    if charts.is_empty() && samples.is_empty() {
+        return text;
+    }
+    text.push_str("\n## Pictures\n\n");
+    for file in samples {
+        text.push_str(&format!("![sample images]({file})\n\n"));
+    }
+    for picture in charts {
+        text.push_str(&format!("![{}]({})\n\n", picture.title, picture.file));
+    }
+    text
+}
+
+fn summary_markdown(
+    machine: &str,
+    reports: &[RunReport],
+    table: &str,
+    catalogue: &Catalogue,
+) -> String {
+    let mut text = format!("# Results: {machine}\n\n{table}\n\n");
+    let failed: Vec<&RunReport> = reports.iter().filter(|r| !r.succeeded()).collect();
+    if !failed.is_empty() {
+        text.push_str("Failed runs (`--resume` reruns them and keeps the others):\n\n");
+        for r in failed {
+            text.push_str(&format!(
+                "- {} {}, seed {}: {}\n",
+                r.spec.framework,
+                r.spec.model,
+                r.spec.seed,
+                r.failure
+                    .as_deref()
+                    .and_then(|f| f.lines().next())
+                    .unwrap_or("no result")
+            ));
+        }
+        text.push('\n');
+    }
+    if let Some(r) = reports.first() {
+        let e = &r.environment;
+        text.push_str(&format!(
+            "- CPU: {} ({} logical CPUs), {} {}\n",
+            e.cpu_model, e.logical_cpus, e.os, e.arch
+        ));
+        if let Some(gpu) = &e.gpu {
+            text.push_str(&format!(
+                "- GPU: {gpu}, driver {}\n",
+                e.gpu_driver.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for r in reports {
+        if let Some(b) = &r.backend {
+            lines.push(format!(
+                "- {} {}: {} on {}, {} thread{}{}{}\n",
+                r.spec.framework,
+                r.spec.model,
+                b.framework_version,
+                b.device_name,
+                b.threads,
+                if b.threads == 1 { "" } else { "s" },
+                if b.features.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", b.features.join(", "))
+                },
+                if b.notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", b.notes.join("; "))
+                }
+            ));
+        }
+    }
+    // Repeats of a configuration print the same line.
+    lines.dedup();
+    text.push_str(&lines.concat());
+    if let Some(r) = reports.first() {
+        let mut seeds: Vec<u64> = reports.iter().map(|r| r.spec.seed).collect();
+        seeds.sort();
+        seeds.dedup();
+        let seeds = match seeds.as_slice() {
+            [one] => format!("seed {one}"),
+            many => format!(
+                "seeds {} (repeats: mean ± sample standard deviation)",
+                many.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let mut datasets: Vec<&str> = reports.iter().map(|r| r.spec.dataset.title()).collect();
+        datasets.dedup();
+        text.push_str(&format!(
+            "\nDataset: {}. Recipe: Adam lr {}, betas (0.9, 0.999), eps 1e-8, batch {}, {} epochs, {seeds}{}. \
+             Epoch times are training only (first step to a device synchronisation after the last); \
+             \"vs PyTorch\" divides the median epoch time by PyTorch's on the same device; images/s \
+             is the training set over the median epoch; peak host memory is the run process's \
+             resident peak, data included. Raw reports: the JSON files beside this one.\n",
+            datasets.join(", "),
+            r.spec.learning_rate,
+            r.spec.batch_size,
+            r.spec.epochs,
+            r.spec
+                .limit
+                .map(|n| format!(", first {n} images of each split"))
+                .unwrap_or_default()
+        ));
+        if reports.iter().any(|r| r.spec.init == InitKind::Native) {
+            text.push_str(&format!(
+                "\nInitial weights: each framework's own default initialisers (`--init native`), \
+                 not the shared ones; the optimiser stays the recipe's. What each framework does \
+                 by default:\n\n{}",
+                summary::defaults_table(catalogue)
+            ));
+        }
+    }
+    text
+}

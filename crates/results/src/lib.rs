@@ -1,0 +1,18 @@
+//! What only the binaries need, kept out of the framework crates: the JSON run report and the probe
+//! of the machine it records, the datasets' downloads, and the presentation of results (the
+//! comparison table, the charts, the results folders and their index). It depends on `common` and on
+//! no deep-learning framework; what it knows of the frameworks (names, colours, the baseline, their
+//! defaults) comes as a [`Catalogue`], the registry's own description of them.
+
+pub mod catalogue;
+pub mod data;
+pub mod env;
+pub mod folder;
+pub mod plots;
+pub mod report;
+pub mod summary;
+
+pub use catalogue::Catalogue;
+pub use env::Environment;
+pub use folder::ResultsFolder;
+pub use report::{RunReport, SCHEMA};

@@ -1,0 +1,144 @@
+//! The JSON run report: the boundary between a run process and everything that reads results.
+//! One report per run, written atomically (a temporary file in the same folder, then a rename) as
+//! soon as the run ends, whether it succeeded or failed.
+
+use std::path::Path;
+
+use common::fsio::write_atomic;
+use common::harness::{BackendInfo, EpochRecord, EvalRecord, RunSpec};
+use common::Error;
+use serde::{Deserialize, Serialize};
+
+use crate::env::Environment;
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// Version of the report format.
+pub const SCHEMA: u32 = 1;
+
+/// Everything about one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub schema: u32,
+    pub spec: RunSpec,
+    /// What the framework reported about itself; absent when it failed before it could.
+    pub backend: Option<BackendInfo>,
+    pub environment: Environment,
+    pub parameters: usize,
+    pub train_examples: usize,
+    pub test_examples: usize,
+    /// Building the model and uploading the data.
+    pub setup_seconds: f64,
+    pub epochs: Vec<EpochRecord>,
+    pub final_train: Option<EvalRecord>,
+    pub final_test: Option<EvalRecord>,
+    /// The run process's peak resident memory (Linux `VmHWM`; Python's `ru_maxrss`), data included.
+    #[serde(default)]
+    pub peak_host_bytes: Option<u64>,
+    /// The most device memory the framework had allocated at once, where it can tell.
+    #[serde(default)]
+    pub peak_device_bytes: Option<u64>,
+    /// Why the run failed; `None` for a run that finished.
+    pub failure: Option<String>,
+}
+
+impl RunReport {
+    /// A report that holds only a failure (the run never got as far as training).
+    pub fn failed(spec: RunSpec, environment: Environment, reason: String) -> Self {
+        Self {
+            schema: SCHEMA,
+            parameters: spec.model.spec().num_params(),
+            spec,
+            backend: None,
+            environment,
+            train_examples: 0,
+            test_examples: 0,
+            setup_seconds: 0.0,
+            epochs: Vec::new(),
+            final_train: None,
+            final_test: None,
+            peak_host_bytes: None,
+            peak_device_bytes: None,
+            failure: Some(reason),
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none() && self.final_test.is_some()
+    }
+
+    /// The device the run used, or "-" when it never got one.
+    pub fn device(&self) -> String {
+        self.backend
+            .as_ref()
+            .map(|b| b.device.to_string())
+            .unwrap_or_else(|| self.spec.device.to_string())
+    }
+
+    /// Epoch 1's training time.
+    pub fn first_epoch_seconds(&self) -> Option<f64> {
+        self.epochs.first().map(|e| e.train_seconds)
+    }
+
+    /// Median training time of epochs 2..N (epoch 1 alone when there is only one).
+    pub fn median_epoch_seconds(&self) -> Option<f64> {
+        let mut t: Vec<f64> = self
+            .epochs
+            .iter()
+            .skip(usize::from(self.epochs.len() > 1))
+            .map(|e| e.train_seconds)
+            .collect();
+        if t.is_empty() {
+            return None;
+        }
+        t.sort_by(f64::total_cmp);
+        let n = t.len();
+        Some(if n % 2 == 1 {
+            t[n / 2]
+        } else {
+            (t[n / 2 - 1] + t[n / 2]) / 2.0
+        })
+    }
+
+    /// Training images per second in the median epoch.
+    pub fn images_per_second(&self) -> Option<f64> {
+        self.median_epoch_seconds()
+            .filter(|&s| s > 0.0 && self.train_examples > 0)
+            .map(|s| self.train_examples as f64 / s)
+    }
+
+    /// Training plus per-epoch evaluation time, all epochs.
+    pub fn total_seconds(&self) -> f64 {
+        self.epochs
+            .iter()
+            .map(|e| e.train_seconds + e.eval_seconds)
+            .sum()
+    }
+
+    /// Training time until the test accuracy after an epoch first reached `threshold`.
+    pub fn seconds_to_accuracy(&self, threshold: f64) -> Option<f64> {
+        let mut t = 0.0;
+        for e in &self.epochs {
+            t += e.train_seconds;
+            if e.test_accuracy >= threshold {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Invalid(format!("{}: not a run report: {e}", path.display())))
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Invalid(format!("cannot encode the report: {e}")))?;
+        text.push('\n');
+        write_atomic(path, text.as_bytes())
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+    }
+}

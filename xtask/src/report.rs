@@ -1,0 +1,71 @@
+//! `cargo xtask report`: rebuilds every results folder's `summary.md` and charts from its raw
+//! reports, redraws the sample grids where the dataset is at hand, rewrites the index
+//! `OUT/README.md`, and rewrites any report whose recorded command names a local path. Each folder
+//! is read once.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use common::Dataset;
+use results::folder::{self, write_picture};
+use results::plots::Picture;
+
+use crate::{compare, setup};
+
+pub fn run(out: &Path) -> Result<bool> {
+    // The colours, the baseline and the defaults come from the registry of the binary.
+    let lenet = setup::run()?
+        .build_release(&["lenet-compare"])?
+        .join("lenet");
+    let catalogue = compare::catalogue(&lenet)?;
+    let mut folders = folder::load_all(out, &catalogue)?;
+    // Each dataset is read and its sample grid drawn once, whatever the number of folders.
+    let mut samples: BTreeMap<Dataset, Option<Picture>> = BTreeMap::new();
+    for folder in &mut folders {
+        let scrubbed = folder.scrub_commands()?;
+        if scrubbed > 0 {
+            println!(
+                "removed local paths from the commands of {scrubbed} report{} in {}",
+                if scrubbed == 1 { "" } else { "s" },
+                folder.dir.display()
+            );
+        }
+        let mut datasets: Vec<Dataset> = folder.reports.iter().map(|r| r.spec.dataset).collect();
+        datasets.sort();
+        datasets.dedup();
+        for dataset in datasets {
+            if let Entry::Vacant(slot) = samples.entry(dataset) {
+                let picture = match common::mnist::resolve_dataset_dir(dataset, None)
+                    .ok()
+                    .filter(|(d, _)| d.is_dir())
+                    .and_then(|(d, _)| common::Mnist::load_dir(dataset, &d).ok())
+                {
+                    Some(data) => Some(results::plots::samples(dataset, &data.test, 8)?),
+                    None => None,
+                };
+                slot.insert(picture);
+            }
+            let file = folder.dir.join(format!("{dataset}-samples.svg"));
+            match &samples[&dataset] {
+                Some(picture) => write_picture(&folder.dir, picture)?,
+                None if file.is_file() => eprintln!(
+                    "{} not found here: kept {}",
+                    dataset.title(),
+                    file.display()
+                ),
+                None => eprintln!(
+                    "{} not found here: no sample images in {}",
+                    dataset.title(),
+                    folder.dir.display()
+                ),
+            }
+        }
+        folder.write_summary(&catalogue)?;
+        println!("rewrote {}", folder.dir.join("summary.md").display());
+    }
+    folder::write_index(out, &folders)?;
+    println!("rewrote {}", out.join("README.md").display());
+    Ok(true)
+}
