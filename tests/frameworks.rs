@@ -26,9 +26,8 @@ fn relative_error(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-fn logits_match_reference(framework: &dyn Framework) {
-    let framework = framework.name();
-    let f = lenet_compare::framework(framework).unwrap();
+fn logits_match_reference(f: &dyn Framework) {
+    let framework = f.name();
     let data = mnist();
     let n = 16;
     let images = &data.test.normalized_images()[..n * 784];

@@ -166,7 +166,7 @@ pub fn run(args: Args) -> Result<()> {
         env.root.join(&args.out)
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let lenet = env.build_release(&["lenet-compare"])?.join("lenet");
+    let lenet = env.build_lenet()?;
     let builds = cuda_builds(&compare::catalogue(&lenet)?);
     for build in &builds {
         let features = build.features.join(",");

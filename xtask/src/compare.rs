@@ -94,6 +94,8 @@ struct Tools {
     python: Option<PathBuf>,
     /// What the binary says it holds.
     catalogue: Catalogue,
+    /// The frameworks to compare, from the catalogue.
+    frameworks: Vec<FrameworkInfo>,
 }
 
 impl Tools {
@@ -137,14 +139,11 @@ pub fn catalogue(lenet: &Path) -> Result<Catalogue> {
 fn tools(args: &Args) -> Result<Tools> {
     let lenet = match &args.lenet {
         Some(l) => l.clone(),
-        None => setup::run()?
-            .build_release(&["lenet-compare"])?
-            .join("lenet"),
+        None => setup::run()?.build_lenet()?,
     };
     let catalogue = catalogue(&lenet)?;
-    let needs_python = selected(args, &catalogue)?
-        .iter()
-        .any(|f| f.runner == Runner::Python);
+    let frameworks = selected(args, &catalogue)?;
+    let needs_python = frameworks.iter().any(|f| f.runner == Runner::Python);
     let python = match (&args.python, needs_python) {
         (Some(p), _) => Some(p.clone()),
         (None, true) => Some(setup::run()?.python),
@@ -166,6 +165,7 @@ fn tools(args: &Args) -> Result<Tools> {
         lenet_for: args.lenet_for.clone(),
         python,
         catalogue,
+        frameworks,
     })
 }
 
@@ -270,10 +270,6 @@ pub fn run(args: Args) -> Result<bool> {
         ..args
     };
     let tools = tools(&args)?;
-    let frameworks: Vec<String> = selected(&args, &tools.catalogue)?
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
     // What the plan file's batch orders must cover: the training examples a run will have.
     let examples = data.train.len();
     let env = Environment::capture();
@@ -296,7 +292,8 @@ pub fn run(args: Args) -> Result<bool> {
     }
     let mut failed = Vec::new();
     'runs: for model in &args.models {
-        for framework in &frameworks {
+        for info in &tools.frameworks {
+            let framework = &info.name;
             for repeat in 1..=args.repeats {
                 if INTERRUPTED.load(Ordering::SeqCst) {
                     break 'runs;
@@ -311,7 +308,7 @@ pub fn run(args: Args) -> Result<bool> {
                     );
                     continue;
                 }
-                match run_one(&tools, &args, &spec, examples, &path)? {
+                match run_one(&tools, &args, info, &spec, examples, &path)? {
                     Some(report) if !report.succeeded() => failed.push(path),
                     Some(_) => {}
                     None => break 'runs,
@@ -409,6 +406,7 @@ fn spec(args: &Args, framework: &str, model: ModelKind, seed: u64) -> RunSpec {
 fn run_one(
     tools: &Tools,
     args: &Args,
+    info: &FrameworkInfo,
     spec: &RunSpec,
     examples: usize,
     report_path: &Path,
@@ -424,10 +422,6 @@ fn run_one(
         Ok(Some(r))
     };
     eprintln!("== {framework} {model}");
-    let info = tools
-        .catalogue
-        .get(framework)
-        .with_context(|| format!("unknown framework '{framework}'"))?;
     let mut cmd = match (info.runner, &tools.python) {
         (Runner::Python, Some(python)) => {
             let mut planner = Command::new(&tools.lenet);

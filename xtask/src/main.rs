@@ -89,7 +89,7 @@ fn setup_command(cuda: bool) -> Result<bool> {
     println!("llvm:     {}", llvm.prefix.display());
     // The CUDA builds the registry asks for (candle's and burn's CUDA code go into separate
     // binaries, see the root Cargo.toml).
-    let lenet = env.build_release(&["lenet-compare"])?.join("lenet");
+    let lenet = env.build_lenet()?;
     for build in bundle::cuda_builds(&compare::catalogue(&lenet)?) {
         let mut cmd = env.cargo();
         cmd.args([

@@ -16,9 +16,7 @@ use crate::{compare, setup};
 
 pub fn run(out: &Path) -> Result<bool> {
     // The colours, the baseline and the defaults come from the registry of the binary.
-    let lenet = setup::run()?
-        .build_release(&["lenet-compare"])?
-        .join("lenet");
+    let lenet = setup::run()?.build_lenet()?;
     let catalogue = compare::catalogue(&lenet)?;
     let mut folders = folder::load_all(out, &catalogue)?;
     // Each dataset is read and its sample grid drawn once, whatever the number of folders.

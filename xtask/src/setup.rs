@@ -34,6 +34,20 @@ impl Env {
         Ok(self.root.join("target").join("release"))
     }
 
+    /// Builds the `lenet` binary the way `cargo xtask test` builds it (`cargo test --release
+    /// --workspace --no-run`: the same features, so the same artifacts), and returns its path. A plain
+    /// `cargo build -p lenet-compare` resolves the dependencies' features without the test targets'
+    /// and would build most of the frameworks a second time.
+    pub fn build_lenet(&self) -> Result<PathBuf> {
+        eprintln!("building lenet (release, as the tests build it)");
+        let mut cmd = self.cargo();
+        cmd.args(["test", "--release", "--workspace", "--no-run", "--quiet"]);
+        if !status(&mut cmd)? {
+            bail!("cargo test --release --workspace --no-run failed");
+        }
+        Ok(self.root.join("target").join("release").join("lenet"))
+    }
+
     /// `cargo`, run from the repository root.
     pub fn cargo(&self) -> Command {
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));

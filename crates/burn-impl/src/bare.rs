@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use common::bare::{BareLoop, OpTime};
+use common::harness::LEARNING_RATE;
 use common::{Mnist, ModelKind, TrainError, Weights};
 
 use super::{backend_error, placeholder, DeviceSplit, Net};
@@ -25,7 +26,7 @@ impl Bare {
         let device = Device::flex().autodiff();
         let init = Weights::init(&model.spec(), 0);
         let net = Net::new(&model.spec(), &init, &device)?;
-        let opt = AdamConfig::new().with_epsilon(1e-8).init();
+        let opt = super::adam();
         let train = DeviceSplit::upload(&data.train, &device);
         Ok(Self {
             net,
@@ -53,7 +54,7 @@ impl Bare {
 
     fn update(&mut self, grads: GradientsParams) {
         let net = std::mem::replace(&mut self.net, placeholder());
-        self.net = self.opt.step(1e-3, net, grads);
+        self.net = self.opt.step(LEARNING_RATE, net, grads);
     }
 
     fn sync(&self) -> Result<(), TrainError> {

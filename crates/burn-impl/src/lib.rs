@@ -380,6 +380,15 @@ fn pick_device(request: DeviceRequest) -> Result<(Device, bool), TrainError> {
     }
 }
 
+/// The recipe's Adam: betas 0.9/0.999 and eps 1e-8 (burn's default eps is 1e-5).
+fn adam() -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .init()
+}
+
 impl BurnTrainer {
     /// Builds the model on the device that `spec` asks for, imports `init`, uploads both splits.
     pub fn new(spec: &RunSpec, data: &Mnist, init: &Weights) -> Result<Self, TrainError> {
@@ -390,11 +399,7 @@ impl BurnTrainer {
         let train_device = device.clone().autodiff();
         let model = spec.model.spec();
         let net = Net::new(&model, init, &train_device)?;
-        let opt = AdamConfig::new()
-            .with_beta_1(0.9)
-            .with_beta_2(0.999)
-            .with_epsilon(1e-8)
-            .init();
+        let opt = adam();
         Ok(Self {
             spec: model,
             net,

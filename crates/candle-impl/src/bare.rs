@@ -4,11 +4,12 @@
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor, Var};
-use candle_nn::{Module, Optimizer, ParamsAdamW};
+use candle_nn::{Module, Optimizer};
 use common::bare::{BareLoop, OpTime};
+use common::harness::LEARNING_RATE;
 use common::{Mnist, ModelKind, TrainError, Weights};
 
-use super::{backend_error, build, DeviceSplit, Op, Pool};
+use super::{adam, backend_error, build, DeviceSplit, Op, Pool};
 
 /// A model, its optimiser and the training split on the CPU, as a bare loop would hold them.
 pub struct Bare {
@@ -23,14 +24,7 @@ impl Bare {
         let device = Device::Cpu;
         let init = Weights::init(&model.spec(), 0);
         let (varmap, net) = build(&model.spec(), &init, &device, pool)?;
-        let params = ParamsAdamW {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        };
-        let opt = candle_nn::AdamW::new(varmap.all_vars(), params).map_err(backend_error)?;
+        let opt = adam(&varmap, LEARNING_RATE)?;
         let train = DeviceSplit::upload(&data.train, &device).map_err(backend_error)?;
         Ok(Self {
             model,

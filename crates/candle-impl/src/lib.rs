@@ -275,6 +275,19 @@ fn correct(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
         .sum_all()
 }
 
+/// The recipe's Adam over the variables of `varmap`: candle offers AdamW only, so weight decay 0
+/// makes it Adam (betas 0.9/0.999, eps 1e-8).
+fn adam(varmap: &VarMap, learning_rate: f64) -> Result<candle_nn::AdamW, TrainError> {
+    let params = ParamsAdamW {
+        lr: learning_rate,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    candle_nn::AdamW::new(varmap.all_vars(), params).map_err(backend_error)
+}
+
 impl CandleTrainer {
     /// Builds the model on the device that `spec` asks for, imports `init`, uploads both splits.
     pub fn new(
@@ -287,17 +300,7 @@ impl CandleTrainer {
         // binary sets when it starts, before any thread exists.
         let device = pick_device(spec.device)?;
         let (varmap, net) = build(&spec.model.spec(), init, &device, pool)?;
-        let opt = candle_nn::AdamW::new(
-            varmap.all_vars(),
-            ParamsAdamW {
-                lr: spec.learning_rate,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.0,
-            },
-        )
-        .map_err(backend_error)?;
+        let opt = adam(&varmap, spec.learning_rate)?;
         let upload = |s| DeviceSplit::upload(s, &device).map_err(backend_error);
         Ok(Self {
             pool,

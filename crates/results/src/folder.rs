@@ -32,12 +32,14 @@ pub struct ResultsFolder {
     pub title: String,
     /// Sorted for display.
     pub reports: Vec<RunReport>,
+    /// The file of each report, in the same order.
+    pub files: Vec<PathBuf>,
 }
 
 impl ResultsFolder {
     /// Reads every run report (`*.json`) in `dir`.
     pub fn load(dir: &Path, title: &str, catalogue: &Catalogue) -> Result<Self> {
-        let mut reports = Vec::new();
+        let mut found = Vec::new();
         let entries = std::fs::read_dir(dir)
             .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
         for entry in entries {
@@ -45,14 +47,18 @@ impl ResultsFolder {
                 .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
                 .path();
             if path.extension().is_some_and(|e| e == "json") {
-                reports.push(RunReport::read(&path)?);
+                let report = RunReport::read(&path)?;
+                found.push((path, report));
             }
         }
-        summary::sort(&mut reports, catalogue);
+        let baseline = catalogue.baseline();
+        found.sort_by(|a, b| summary::display_order(&a.1, &b.1, baseline));
+        let (files, reports) = found.into_iter().unzip();
         Ok(Self {
             dir: dir.to_path_buf(),
             title: title.to_string(),
             reports,
+            files,
         })
     }
 
@@ -111,33 +117,59 @@ impl ResultsFolder {
     }
 
     /// Rewrites, in place, each report whose recorded command names a path of the machine that ran
-    /// it (see `env::portable_command`); returns how many it rewrote.
+    /// it (see `env::portable_command`); returns how many it rewrote. Only the command's strings
+    /// change in the file: the rest of its text, numbers included, stays byte for byte as the run
+    /// wrote it (a report read and written again would not: the writer's float formatting and the
+    /// fields added since differ).
     pub fn scrub_commands(&mut self) -> Result<usize> {
         let mut rewritten = 0;
-        let entries = std::fs::read_dir(&self.dir)
-            .map_err(|e| Error::io(format!("cannot read {}", self.dir.display()), e))?;
-        for entry in entries {
-            let path = entry
-                .map_err(|e| Error::io(format!("cannot read {}", self.dir.display()), e))?
-                .path();
-            if path.extension().is_none_or(|e| e != "json") {
+        for (report, file) in self.reports.iter_mut().zip(&self.files) {
+            let old = &report.environment.command;
+            let new = crate::env::portable_command(old.iter().cloned(), None);
+            if new == *old {
                 continue;
             }
-            let mut report = RunReport::read(&path)?;
-            let command =
-                crate::env::portable_command(report.environment.command.iter().cloned(), None);
-            if command != report.environment.command {
-                report.environment.command = command;
-                report.write(&path)?;
-                rewritten += 1;
-            }
-        }
-        for r in &mut self.reports {
-            r.environment.command =
-                crate::env::portable_command(r.environment.command.iter().cloned(), None);
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+            let scrubbed = replace_command(&text, old, &new)
+                .filter(|t| {
+                    let mut expected = report.clone();
+                    expected.environment.command = new.clone();
+                    serde_json::from_str::<RunReport>(t).is_ok_and(|r| r == expected)
+                })
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{}: cannot find its command in the file's text to rewrite it",
+                        file.display()
+                    ))
+                })?;
+            write_file(file, scrubbed.as_bytes())?;
+            report.environment.command = new;
+            rewritten += 1;
         }
         Ok(rewritten)
     }
+}
+
+/// `text` (a report's JSON) with the strings of its `"command"` array replaced, one by one, from
+/// `old` to `new`; `None` when the array is not found as expected.
+fn replace_command(text: &str, old: &[String], new: &[String]) -> Option<String> {
+    let start = text.find("\"command\": [")? + "\"command\": [".len();
+    let mut out = text[..start].to_string();
+    let mut rest = &text[start..];
+    for (o, n) in old.iter().zip(new) {
+        let quoted = serde_json::to_string(o).ok()?;
+        let at = rest.find(&quoted)?;
+        // Only white space and a comma may stand between two strings of the array.
+        if !rest[..at].chars().all(|c| c.is_whitespace() || c == ',') {
+            return None;
+        }
+        out.push_str(&rest[..at]);
+        out.push_str(&serde_json::to_string(n).ok()?);
+        rest = &rest[at + quoted.len()..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// Every folder under `out` that holds run reports, at any depth.
@@ -326,4 +358,24 @@ fn summary_markdown(
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    /// Only the command's strings change; the numbers keep the text the run wrote.
+    #[test]
+    fn a_command_is_replaced_and_nothing_else() {
+        let text = "{\n  \"environment\": {\n    \"command\": [\n      \"/work/x/lenet\",\n      \"--out\",\n      \"/tmp/r.json\"\n    ],\n    \"started_unix\": 1\n  },\n  \"accuracy\": 0.9917166666666667\n}\n";
+        let old = ["/work/x/lenet", "--out", "/tmp/r.json"].map(String::from);
+        let new = ["lenet", "--out", "r.json"].map(String::from);
+        let got = super::replace_command(text, &old, &new).unwrap();
+        assert_eq!(
+            got,
+            text.replace("/work/x/lenet", "lenet")
+                .replace("/tmp/r.json", "r.json")
+        );
+        // A command that is not in the text as expected is not rewritten.
+        let other = ["/elsewhere/lenet".to_string()];
+        assert_eq!(super::replace_command(text, &other, &new[..1]), None);
+    }
 }

@@ -60,11 +60,14 @@ fn stat(values: &[f64], show: impl Fn(f64) -> String) -> String {
 /// seed.
 pub fn sort(reports: &mut [RunReport], catalogue: &Catalogue) {
     let baseline = catalogue.baseline();
-    reports.sort_by(|a, b| {
-        sort_key(a, baseline)
-            .cmp(&sort_key(b, baseline))
-            .then(a.spec.seed.cmp(&b.spec.seed))
-    });
+    reports.sort_by(|a, b| display_order(a, b, baseline));
+}
+
+/// The display order of two reports, `baseline` being the catalogue's.
+pub fn display_order(a: &RunReport, b: &RunReport, baseline: Option<&str>) -> std::cmp::Ordering {
+    sort_key(a, baseline)
+        .cmp(&sort_key(b, baseline))
+        .then(a.spec.seed.cmp(&b.spec.seed))
 }
 
 type Key = (Dataset, ModelKind, String, InitKind, String);

@@ -3,14 +3,15 @@
 use std::time::{Duration, Instant};
 
 use common::bare::BareLoop;
+use common::harness::LEARNING_RATE;
 use common::mnist::Mnist;
 use common::spec::ModelKind;
 use common::weights::Weights;
 use common::TrainError;
-use tch::nn::{self, Module, OptimizerConfig};
+use tch::nn::{self, Module};
 use tch::{Device, Tensor};
 
-use super::{backend_error, load_weights, DeviceSplit, Net};
+use super::{adam, load_weights, DeviceSplit, Net};
 
 /// A model, its Adam and the training split, as a plain loop holds them.
 pub struct Bare {
@@ -26,15 +27,7 @@ impl Bare {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let net = Net::new(&vs.root(), &spec);
         load_weights(&mut vs, &Weights::init(&spec, 0))?;
-        let opt = nn::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            wd: 0.0,
-            eps: 1e-8,
-            amsgrad: false,
-        }
-        .build(&vs, 1e-3)
-        .map_err(backend_error)?;
+        let opt = adam(&vs, LEARNING_RATE)?;
         Ok(Self {
             net,
             opt,

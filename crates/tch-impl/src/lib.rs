@@ -180,15 +180,7 @@ impl TchTrainer {
         let mut vs = nn::VarStore::new(device);
         let net = Net::new(&vs.root(), &model);
         load_weights(&mut vs, init)?;
-        let opt = nn::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            wd: 0.0,
-            eps: 1e-8,
-            amsgrad: false,
-        }
-        .build(&vs, spec.learning_rate)
-        .map_err(backend_error)?;
+        let opt = adam(&vs, spec.learning_rate)?;
         Ok(Self {
             net,
             opt,
@@ -206,6 +198,19 @@ impl TchTrainer {
             SplitKind::Test => &self.test,
         }
     }
+}
+
+/// The recipe's Adam (betas 0.9/0.999, eps 1e-8, no weight decay) over the variables of `vs`.
+fn adam(vs: &nn::VarStore, learning_rate: f64) -> Result<nn::Optimizer, TrainError> {
+    nn::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        wd: 0.0,
+        eps: 1e-8,
+        amsgrad: false,
+    }
+    .build(vs, learning_rate)
+    .map_err(backend_error)
 }
 
 fn load_weights(vs: &mut nn::VarStore, weights: &Weights) -> Result<(), TrainError> {
