@@ -379,7 +379,11 @@ fn the_registry_is_consistent() {
         e,
         format!(
             "unknown framework 'dfdx': this build has {}",
-            names[1..].join(", ")
+            lenet_compare::FRAMEWORKS
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     );
 }

@@ -137,16 +137,21 @@ pub fn catalogue(lenet: &Path) -> Result<Catalogue> {
 }
 
 fn tools(args: &Args) -> Result<Tools> {
+    // The project's set-up, checked once, when a binary or Python is not given.
+    let mut env: Option<setup::Env> = None;
     let lenet = match &args.lenet {
         Some(l) => l.clone(),
-        None => setup::run()?.build_lenet()?,
+        None => env.insert(setup::run()?).build_lenet()?,
     };
     let catalogue = catalogue(&lenet)?;
     let frameworks = selected(args, &catalogue)?;
     let needs_python = frameworks.iter().any(|f| f.runner == Runner::Python);
     let python = match (&args.python, needs_python) {
         (Some(p), _) => Some(p.clone()),
-        (None, true) => Some(setup::run()?.python),
+        (None, true) => Some(match env {
+            Some(env) => env.python,
+            None => setup::run()?.python,
+        }),
         (None, false) => None,
     };
     for (framework, _) in &args.lenet_for {
@@ -217,7 +222,8 @@ fn check(args: &Args) -> Result<()> {
             );
         }
     }
-    spec(args, "tch", ModelKind::LeNet2, args.seed).validate()?;
+    // The settings every run shares; which framework does not matter to them.
+    spec(args, "", ModelKind::LeNet2, args.seed).validate()?;
     Ok(())
 }
 

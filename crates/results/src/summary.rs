@@ -83,18 +83,14 @@ fn key(r: &RunReport) -> Key {
     )
 }
 
+/// A configuration's key with the baseline's rows first among a (dataset, model, device, init).
 fn sort_key(
     r: &RunReport,
     baseline: Option<&str>,
 ) -> (Dataset, ModelKind, String, InitKind, bool, String) {
-    (
-        r.spec.dataset,
-        r.spec.model,
-        r.device(),
-        r.spec.init,
-        Some(r.spec.framework.as_str()) != baseline,
-        r.spec.framework.clone(),
-    )
+    let (dataset, model, device, init, framework) = key(r);
+    let not_baseline = Some(framework.as_str()) != baseline;
+    (dataset, model, device, init, not_baseline, framework)
 }
 
 /// The repeats of one configuration.
