@@ -57,6 +57,7 @@ def read_safetensors(path):
     return out
 
 
+# listing: lenet2
 class LeNet2(nn.Module):
     def __init__(self):
         super().__init__()
@@ -73,8 +74,10 @@ class LeNet2(nn.Module):
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
         return self.fc3(x)
+# end listing
 
 
+# listing: lenet3
 class LeNet3(nn.Module):
     def __init__(self):
         super().__init__()
@@ -91,6 +94,7 @@ class LeNet3(nn.Module):
         x = torch.flatten(x, 1)  # [batch, 1024]
         x = F.relu(self.fc1(x))
         return self.fc2(x)
+# end listing
 
 
 def portable_command(argv, cwd):

@@ -55,6 +55,7 @@ pub fn references() -> Vec<FrameworkInfo> {
             "0",
             "yes (torch.manual_seed)",
         ]),
+        model_source: Some("python/reference.py".into()),
     }]
 }
 
@@ -165,7 +166,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     let model = spec.model.spec();
     let init = match spec.init {
         InitKind::Shared => Weights::init(&model, spec.seed),
-        InitKind::Native => match framework.native_weights(&model, spec.seed) {
+        InitKind::Native => match framework.native_weights(spec.model, spec.seed) {
             Ok(w) => w,
             Err(e) => {
                 return Ok(RunOutput {

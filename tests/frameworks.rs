@@ -33,7 +33,7 @@ fn logits_match_reference(f: &dyn Framework) {
     let images = &data.test.normalized_images()[..n * 784];
     for model in ModelKind::ALL {
         let weights = Weights::init(&model.spec(), 11);
-        let got = f.logits(&model.spec(), &weights, images).unwrap();
+        let got = f.logits(model, &weights, images).unwrap();
         let want = common::reference::forward(&model.spec(), &weights, images).unwrap();
         let err = relative_error(&got, &want);
         assert!(err < 1e-4, "{framework} {model}: relative error {err}");
@@ -149,8 +149,8 @@ fn logits_parity_with_tch(f: &dyn Framework) {
     let images = &data.test.normalized_images()[..64 * 784];
     for model in ModelKind::ALL {
         let weights = Weights::init(&model.spec(), 5);
-        let got = f.logits(&model.spec(), &weights, images).unwrap();
-        let want = tch().logits(&model.spec(), &weights, images).unwrap();
+        let got = f.logits(model, &weights, images).unwrap();
+        let want = tch().logits(model, &weights, images).unwrap();
         let err = relative_error(&got, &want);
         assert!(
             err < 1e-4,
@@ -290,7 +290,7 @@ fn native_init_follows_the_defaults_table(f: &dyn Framework) {
     let framework = f.name();
     let spec = ModelKind::LeNet3.spec();
     let shared = Weights::init(&spec, 5);
-    let w = f.native_weights(&spec, 5).unwrap();
+    let w = f.native_weights(ModelKind::LeNet3, 5).unwrap();
     w.check(&spec).unwrap();
     assert_ne!(w, shared, "{framework}");
     let d = f.defaults();
@@ -311,7 +311,7 @@ fn native_init_follows_the_defaults_table(f: &dyn Framework) {
             Draw::Normal(s) => assert!(near(sd, s), "{what}"),
         }
     }
-    let again = f.native_weights(&spec, 5).unwrap();
+    let again = f.native_weights(ModelKind::LeNet3, 5).unwrap();
     let seeded = d.seeded.starts_with("yes");
     assert_eq!(again == w, seeded, "{framework}: seeded is '{}'", d.seeded);
 }
@@ -335,6 +335,53 @@ fn native_init_trains(f: &dyn Framework) {
         r.epochs[1].train_loss < r.epochs[0].train_loss,
         "{framework}"
     );
+}
+
+/// The framework's own model (its LeNet2 and LeNet3 structs, built by their constructors with
+/// the framework's initialisers) against the shared spec: every parameter's name and shape in
+/// PyTorch's layout, nothing more, and the parameter counts of the tutorial's models.
+fn the_model_matches_the_spec(f: &dyn Framework) {
+    let framework = f.name();
+    for (model, total) in [(ModelKind::LeNet2, 61_706), (ModelKind::LeNet3, 121_994)] {
+        let w = f.native_weights(model, 3).unwrap();
+        let got: Vec<(String, Vec<usize>)> = w
+            .tensors
+            .iter()
+            .map(|(name, t)| (name.clone(), t.shape.clone()))
+            .collect();
+        let mut want: Vec<(String, Vec<usize>)> = model
+            .spec()
+            .params()
+            .into_iter()
+            .map(|p| (p.name, p.shape))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{framework} {model}");
+        for (name, t) in &w.tensors {
+            assert_eq!(
+                t.data.len(),
+                t.shape.iter().product::<usize>(),
+                "{framework} {model} {name}"
+            );
+        }
+        assert_eq!(w.num_params(), total, "{framework} {model}");
+        assert_eq!(model.spec().num_params(), total, "the spec of {model}");
+    }
+}
+
+/// The README shows each model as its source writes it: the marked regions of every model source
+/// the registry names, as `cargo xtask report` lays them out.
+fn the_readme_shows_the_models_as_the_sources_write_them() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalogue = lenet_compare::catalogue();
+    let (current, wanted) = results::listings::readme(&catalogue, root).unwrap();
+    assert!(
+        current == wanted,
+        "README.md's model listings differ from the sources: run `cargo xtask report`"
+    );
+    for f in &catalogue.frameworks {
+        assert!(f.model_source.is_some(), "{} names no model source", f.name);
+    }
 }
 
 /// The registry itself: unique names, a colour of its own for each, every CUDA build that needs a
@@ -398,6 +445,7 @@ fn main() {
         ("learns_on_2000_images", learns_on_2000_images),
         ("a_nan_loss_stops_the_run", a_nan_loss_stops_the_run),
         ("cuda_is_used_or_refused", cuda_is_used_or_refused),
+        ("the_model_matches_the_spec", the_model_matches_the_spec),
     ];
     checks.sort_by_key(|(name, _)| *name);
     let mut trials = Vec::new();
@@ -452,6 +500,13 @@ fn main() {
         "saved_models_reload_in_every_framework",
         || {
             saved_models_reload_in_every_framework();
+            Ok(())
+        },
+    ));
+    trials.push(Trial::test(
+        "the_readme_shows_the_models_as_the_sources_write_them",
+        || {
+            the_readme_shows_the_models_as_the_sources_write_them();
             Ok(())
         },
     ));

@@ -294,6 +294,7 @@ mod tests {
             cuda_build: build,
             colour: [0, 0, 0],
             defaults: FrameworkDefaults::row([name; 8]),
+            model_source: None,
         }
     }
 

@@ -37,7 +37,8 @@ enum Command {
     /// Run every (framework, model) in its own process and tabulate accuracy and time per epoch
     Compare(Box<compare::Args>),
     /// Rebuild every results folder's summary.md, charts and the index from the raw JSON reports in
-    /// it (and remove local paths from the commands they record)
+    /// it (and remove local paths from the commands they record), and the README's model listings
+    /// from the models' sources
     Report {
         #[arg(long, default_value = "results")]
         out: std::path::PathBuf,

@@ -1,7 +1,7 @@
 //! `cargo xtask report`: rebuilds every results folder's `summary.md` and charts from its raw
 //! reports, redraws the sample grids where the dataset is at hand, rewrites the index
-//! `OUT/README.md`, and rewrites any report whose recorded command names a local path. Each folder
-//! is read once.
+//! `OUT/README.md`, rewrites any report whose recorded command names a local path, and copies the
+//! models' marked source regions into the README's listings. Each folder is read once.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -65,5 +65,9 @@ pub fn run(out: &Path) -> Result<bool> {
     }
     folder::write_index(out, &folders)?;
     println!("rewrote {}", out.join("README.md").display());
+    // The README's side-by-side model listings, from the model sources the registry names.
+    if results::listings::update_readme(&catalogue, &setup::root())? {
+        println!("rewrote the model listings in README.md");
+    }
     Ok(true)
 }

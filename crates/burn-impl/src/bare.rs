@@ -10,11 +10,12 @@ use common::bare::{BareLoop, OpTime};
 use common::harness::LEARNING_RATE;
 use common::{Mnist, ModelKind, TrainError, Weights};
 
-use super::{backend_error, placeholder, DeviceSplit, Net};
+use super::{backend_error, lost, net_with, DeviceSplit, Net};
 
 /// A model, its optimiser and the training split on the CPU, as a bare loop would hold them.
 pub struct Bare {
-    net: Net,
+    /// Taken by the optimiser for the moment of its step.
+    net: Option<Net>,
     opt: ModuleOptimizer,
     loss: CrossEntropyLoss,
     device: Device,
@@ -25,11 +26,11 @@ impl Bare {
     pub fn new(model: ModelKind, data: &Mnist) -> Result<Self, TrainError> {
         let device = Device::flex().autodiff();
         let init = Weights::init(&model.spec(), 0);
-        let net = Net::new(&model.spec(), &init, &device)?;
+        let net = net_with(model, &init, &device)?;
         let opt = super::adam();
         let train = DeviceSplit::upload(&data.train, &device);
         Ok(Self {
-            net,
+            net: Some(net),
             opt,
             // Built once, as the trainer does.
             loss: CrossEntropyLossConfig::new().init(&device),
@@ -48,13 +49,22 @@ impl Bare {
         )
     }
 
-    fn loss(&self, xs: Tensor<4>, ys: Tensor<1, Int>) -> Tensor<1> {
-        self.loss.forward(self.net.forward(xs), ys)
+    fn net(&self) -> Result<&Net, TrainError> {
+        self.net.as_ref().ok_or_else(lost)
     }
 
-    fn update(&mut self, grads: GradientsParams) {
-        let net = std::mem::replace(&mut self.net, placeholder());
-        self.net = self.opt.step(LEARNING_RATE, net, grads);
+    fn loss(&self, xs: Tensor<4>, ys: Tensor<1, Int>) -> Result<Tensor<1>, TrainError> {
+        Ok(self.loss.forward(self.net()?.forward(xs), ys))
+    }
+
+    fn grads(&self, loss: Tensor<1>) -> Result<GradientsParams, TrainError> {
+        Ok(GradientsParams::from_grads(loss.backward(), self.net()?))
+    }
+
+    fn update(&mut self, grads: GradientsParams) -> Result<(), TrainError> {
+        let net = self.net.take().ok_or_else(lost)?;
+        self.net = Some(self.opt.step(LEARNING_RATE, net, grads));
+        Ok(())
     }
 
     fn sync(&self) -> Result<(), TrainError> {
@@ -63,24 +73,24 @@ impl Bare {
             .map_err(|e| backend_error(format!("{e:?}")))
     }
 
-    fn step_inner(&mut self, idx: &[u32]) {
+    fn step_inner(&mut self, idx: &[u32]) -> Result<(), TrainError> {
         let (xs, ys) = self.batch(idx);
-        let loss = self.loss(xs, ys);
-        let grads = GradientsParams::from_grads(loss.backward(), &self.net);
-        self.update(grads);
+        let loss = self.loss(xs, ys)?;
+        let grads = self.grads(loss)?;
+        self.update(grads)
     }
 
     fn timed_step_inner(&mut self, idx: &[u32]) -> Result<[Duration; 3], TrainError> {
         let (xs, ys) = self.batch(idx);
         self.sync()?;
         let a = Instant::now();
-        let loss = self.loss(xs, ys);
+        let loss = self.loss(xs, ys)?;
         self.sync()?;
         let b = Instant::now();
-        let grads = GradientsParams::from_grads(loss.backward(), &self.net);
+        let grads = self.grads(loss)?;
         self.sync()?;
         let c = Instant::now();
-        self.update(grads);
+        self.update(grads)?;
         self.sync()?;
         let d = Instant::now();
         Ok([b - a, c - b, d - c])
@@ -96,33 +106,16 @@ impl Bare {
         let (xs, ys) = self.batch(idx);
         let mut out = Vec::new();
         let mut x = xs.detach();
-        let mut first = true;
-        for layer in &self.net.features {
-            let (time, y) = self.layer_time(&x, first, reps, |x| match layer {
-                super::Feature::Conv(conv) => conv.forward(x),
-                super::Feature::Relu(relu) => relu.forward(x),
-                super::Feature::Pool(pool) => pool.forward(x),
-            })?;
-            let name = match layer {
-                super::Feature::Conv(_) => "Conv2d",
-                super::Feature::Relu(_) => "ReLU",
-                super::Feature::Pool(_) => "MaxPool2d",
-            };
+        let stages = self.net()?.stages();
+        for (i, (name, f)) in stages.features.iter().enumerate() {
+            let (time, y) = self.layer_time(&x, i == 0, reps, f)?;
             out.push(time.named(name, x.dims().as_slice(), y.dims().as_slice()));
             x = y;
-            first = false;
         }
         let (time, mut h) = self.layer_time(&x, false, reps, |x| x.flatten::<2>(1, 3))?;
-        out.push(time.named("Flatten", x.dims().as_slice(), h.dims().as_slice()));
-        for layer in &self.net.classifier {
-            let (time, y) = self.layer_time(&h, false, reps, |x| match layer {
-                super::Dense::Linear(linear) => linear.forward(x),
-                super::Dense::Relu(relu) => relu.forward(x),
-            })?;
-            let name = match layer {
-                super::Dense::Linear(_) => "Linear",
-                super::Dense::Relu(_) => "ReLU",
-            };
+        out.push(time.named("flatten", x.dims().as_slice(), h.dims().as_slice()));
+        for (name, f) in &stages.classifier {
+            let (time, y) = self.layer_time(&h, false, reps, f)?;
             out.push(time.named(name, h.dims().as_slice(), y.dims().as_slice()));
             h = y;
         }
@@ -203,8 +196,7 @@ impl LayerTime {
 
 impl BareLoop for Bare {
     fn step(&mut self, idx: &[u32]) -> Result<(), TrainError> {
-        self.step_inner(idx);
-        Ok(())
+        self.step_inner(idx)
     }
 
     fn timed_step(&mut self, idx: &[u32]) -> Result<[Duration; 3], TrainError> {

@@ -1,28 +1,28 @@
 //! LeNet2 and LeNet3 on burn 0.23 (burn-nn layers, burn's autodiff and its Adam), on the CPU with
 //! the Flex backend and, with the `cuda` feature, on burn's CUDA backend.
 //!
-//! The network is built from the shared [`ModelSpec`]: a list of 4-d layers (convolutions, ReLU,
-//! max-pooling) up to the flatten, then a list of 2-d layers (linear, ReLU). The shared initial
-//! weights are copied in, with each linear weight transposed to burn's `[in, out]` layout (and back
-//! on export). Both splits are uploaded once; a step gathers its batch on the device with `select`
+//! The networks are `#[derive(Module)]` structs built from their configs (`model.rs`); the shared
+//! initial weights go in, and the trained ones come out, by field name through burn-store's
+//! safetensors store with its PyTorch adapter (each linear weight in burn's `[in, out]` layout). Both splits are uploaded once; a step gathers its batch on the device with `select`
 //! on that epoch's order, and the loss and correct counts are summed on the device and read once per
 //! epoch. The optimiser is burn's Adam with epsilon 1e-8 (burn's default is 1e-5).
 
-use burn::module::{Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 mod bare;
+pub mod model;
+
+use model::Net;
 
 use common::bare::BareLoop;
 use common::framework::{Colour, CudaBuild, Framework, FrameworkDefaults};
 use common::harness::{BackendInfo, DeviceKind, DeviceRequest, RunSpec, Totals, Trainer};
 use common::mnist::{Mnist, Split, SplitKind, IMAGE_SIDE};
-use common::spec::{Layer, ModelKind, ModelSpec};
-use common::weights::{ParamTensor, Weights};
+use common::spec::ModelKind;
+use common::weights::{ModelFile, Weights};
 use common::TrainError;
 
 const FRAMEWORK: &str = "burn";
@@ -89,221 +89,48 @@ mod cuda {
     }
 }
 
-/// A layer on 4-d activations `[batch, channels, height, width]`.
-#[derive(Module, Debug)]
-enum Feature {
-    Conv(Conv2d),
-    Relu(Relu),
-    Pool(MaxPool2d),
-}
-
-/// A layer on 2-d activations `[batch, features]`.
-#[derive(Module, Debug)]
-enum Dense {
-    Linear(Linear),
-    Relu(Relu),
-}
-
-/// The network: the layers before the spec's flatten, then those after it.
-#[derive(Module, Debug)]
-struct Net {
-    features: Vec<Feature>,
-    classifier: Vec<Dense>,
-}
-
-impl Net {
-    /// The layers of `spec` with the values of `weights`, on `device`.
-    fn new(spec: &ModelSpec, weights: &Weights, device: &Device) -> Result<Self, TrainError> {
-        weights.check(spec)?;
-        Self::build(spec, Some(weights), device)
+/// The shared weights put into `net` by name, as a PyTorch safetensors file is loaded into a burn
+/// model: burn-store's PyTorch adapter transposes each linear weight to burn's `[in, out]`.
+fn load_weights(net: &mut Net, weights: &Weights) -> Result<(), TrainError> {
+    let bytes = weights
+        .to_safetensors(&Vec::new(), None)
+        .map_err(|e| TrainError::Weights(format!("burn: {e}")))?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .skip_enum_variants(true);
+    let result = net
+        .load_from(&mut store)
+        .map_err(|e| TrainError::Weights(format!("burn: loading the weights: {e}")))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
+        return Err(TrainError::Weights(format!(
+            "burn: the weights do not fit the model: {result}"
+        )));
     }
-
-    /// The layers of `spec` with the values of `weights`, or with burn-nn's default initialisers
-    /// (from `device`'s generator) when there are none.
-    fn build(
-        spec: &ModelSpec,
-        weights: Option<&Weights>,
-        device: &Device,
-    ) -> Result<Self, TrainError> {
-        let mut features = Vec::new();
-        let mut classifier = Vec::new();
-        let mut flattened = false;
-        for layer in &spec.layers {
-            match (*layer, flattened) {
-                (
-                    Layer::Conv2d {
-                        name,
-                        in_channels,
-                        out_channels,
-                        kernel,
-                        padding,
-                    },
-                    false,
-                ) => {
-                    let p = padding;
-                    let config = Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
-                        .with_padding(PaddingConfig2d::Explicit(p, p, p, p));
-                    let Some(weights) = weights else {
-                        features.push(Feature::Conv(config.init(device)));
-                        continue;
-                    };
-                    let mut conv = config.with_initializer(Initializer::Zeros).init(device);
-                    let [o, i, k] = [out_channels, in_channels, kernel];
-                    conv.weight = param(weights, &format!("{name}.weight"), [o, i, k, k], device)?;
-                    conv.bias = Some(param(weights, &format!("{name}.bias"), [o], device)?);
-                    features.push(Feature::Conv(conv));
-                }
-                (Layer::Relu, false) => features.push(Feature::Relu(Relu::new())),
-                (Layer::MaxPool2, false) => {
-                    features.push(Feature::Pool(MaxPool2dConfig::new([2, 2]).init()))
-                }
-                (Layer::Flatten, false) => flattened = true,
-                (
-                    Layer::Linear {
-                        name,
-                        inputs,
-                        outputs,
-                    },
-                    true,
-                ) => {
-                    let config = LinearConfig::new(inputs, outputs);
-                    let Some(weights) = weights else {
-                        classifier.push(Dense::Linear(config.init(device)));
-                        continue;
-                    };
-                    let mut linear = config.with_initializer(Initializer::Zeros).init(device);
-                    // PyTorch's [out, in] becomes burn's [in, out].
-                    let w = weights.get(&format!("{name}.weight"), &[outputs, inputs])?;
-                    linear.weight = Param::from_data(
-                        TensorData::new(transpose(&w.data, outputs, inputs), [inputs, outputs]),
-                        device,
-                    );
-                    linear.bias = Some(param(weights, &format!("{name}.bias"), [outputs], device)?);
-                    classifier.push(Dense::Linear(linear));
-                }
-                (Layer::Relu, true) => classifier.push(Dense::Relu(Relu::new())),
-                (layer, _) => {
-                    return Err(TrainError::Weights(format!(
-                        "burn: the model {} cannot have {} {} the flatten",
-                        spec.kind,
-                        layer.describe(),
-                        if flattened { "after" } else { "before" }
-                    )))
-                }
-            }
-        }
-        Ok(Self {
-            features,
-            classifier,
-        })
-    }
-
-    // [batch, 1, 28, 28] -> [batch, 10]
-    fn forward(&self, xs: Tensor<4>) -> Tensor<2> {
-        let xs = self.features.iter().fold(xs, |xs, layer| match layer {
-            Feature::Conv(conv) => conv.forward(xs),
-            Feature::Relu(relu) => relu.forward(xs),
-            Feature::Pool(pool) => pool.forward(xs),
-        });
-        let xs = xs.flatten(1, 3);
-        self.classifier.iter().fold(xs, |xs, layer| match layer {
-            Dense::Linear(linear) => linear.forward(xs),
-            Dense::Relu(relu) => relu.forward(xs),
-        })
-    }
-
-    /// The parameters in PyTorch's names and layouts, named after `spec`'s layers.
-    fn weights(&self, spec: &ModelSpec) -> Result<Weights, TrainError> {
-        let mut out = Weights::default();
-        let mut convs = self.features.iter().filter_map(|l| match l {
-            Feature::Conv(c) => Some(c),
-            _ => None,
-        });
-        let mut linears = self.classifier.iter().filter_map(|l| match l {
-            Dense::Linear(l) => Some(l),
-            _ => None,
-        });
-        let read = |t: Tensor<1>| {
-            t.try_into_data()
-                .map_err(|e| read_error("reading the weights", e))?
-                .try_to_vec::<f32>()
-                .map_err(|e| read_error("reading the weights", e))
-        };
-        for layer in &spec.layers {
-            let (name, weight, bias) = match *layer {
-                Layer::Conv2d { name, .. } => {
-                    let conv = convs.next().ok_or_else(|| missing(name))?;
-                    let w = conv.weight.val();
-                    let shape = w.dims().to_vec();
-                    let bias = conv.bias.as_ref().ok_or_else(|| missing(name))?.val();
-                    (
-                        name,
-                        ParamTensor {
-                            data: read(w.flatten(0, 3))?,
-                            shape,
-                        },
-                        bias,
-                    )
-                }
-                Layer::Linear {
-                    name,
-                    inputs,
-                    outputs,
-                } => {
-                    let linear = linears.next().ok_or_else(|| missing(name))?;
-                    let data = read(linear.weight.val().flatten(0, 1))?;
-                    let bias = linear.bias.as_ref().ok_or_else(|| missing(name))?.val();
-                    let weight = ParamTensor {
-                        data: transpose(&data, inputs, outputs),
-                        shape: vec![outputs, inputs],
-                    };
-                    (name, weight, bias)
-                }
-                _ => continue,
-            };
-            let shape = bias.dims().to_vec();
-            out.tensors.insert(format!("{name}.weight"), weight);
-            out.tensors.insert(
-                format!("{name}.bias"),
-                ParamTensor {
-                    data: read(bias)?,
-                    shape,
-                },
-            );
-        }
-        Ok(out)
-    }
+    Ok(())
 }
 
-/// The shared tensor `name` as a burn parameter of `shape`.
-fn param<const D: usize>(
-    weights: &Weights,
-    name: &str,
-    shape: [usize; D],
-    device: &Device,
-) -> Result<Param<Tensor<D>>, TrainError> {
-    let t = weights.get(name, &shape)?;
-    Ok(Param::from_data(
-        TensorData::new(t.data.clone(), shape),
-        device,
-    ))
+/// `model` built by its config and given the shared weights, on `device`.
+fn net_with(model: ModelKind, weights: &Weights, device: &Device) -> Result<Net, TrainError> {
+    weights.check(&model.spec())?;
+    let mut net = Net::init(model, device);
+    load_weights(&mut net, weights)?;
+    Ok(net)
 }
 
-fn missing(name: &str) -> TrainError {
-    TrainError::Weights(format!(
-        "burn: the network has no parameters for layer {name}"
-    ))
-}
-
-/// A row-major `[rows, cols]` matrix as `[cols, rows]`.
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
+/// The parameters of `net` in PyTorch's names and layouts, saved as burn saves a model for
+/// PyTorch (burn-store's safetensors store with its PyTorch adapter).
+fn export(net: &Net) -> Result<Weights, TrainError> {
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .skip_enum_variants(true);
+    net.save_into(&mut store)
+        .map_err(|e| read_error("reading the weights", e))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| read_error("reading the weights", e))?;
+    ModelFile::from_bytes(&bytes)
+        .map(|file| file.weights)
+        .map_err(|e| TrainError::Weights(format!("burn: the saved weights: {e}")))
 }
 
 /// One split on a device: images `[n, 1, 28, 28]` f32, labels `[n]` int.
@@ -339,8 +166,8 @@ fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
 
 /// A burn training run.
 pub struct BurnTrainer {
-    spec: ModelSpec,
-    net: Net,
+    /// Taken for each epoch: burn's optimiser takes the model by value and returns the updated one.
+    net: Option<Net>,
     opt: ModuleOptimizer,
     loss: CrossEntropyLoss,
     learning_rate: f64,
@@ -355,10 +182,15 @@ pub struct BurnTrainer {
 
 /// The initial weights burn-nn's own layers draw (`Conv2dConfig` and `LinearConfig` with their
 /// default initialisers), on the Flex device seeded with `seed`.
-fn native_weights(spec: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
+fn native_weights(model: ModelKind, seed: u64) -> Result<Weights, TrainError> {
     let device = Device::flex();
     device.seed(seed);
-    Net::build(spec, None, &device)?.weights(spec)
+    export(&Net::init(model, &device))
+}
+
+/// The error for a trainer whose model went with an epoch that did not finish.
+fn lost() -> TrainError {
+    backend_error("the model was lost in an epoch that did not finish")
 }
 
 fn pick_device(request: DeviceRequest) -> Result<(Device, bool), TrainError> {
@@ -397,12 +229,10 @@ impl BurnTrainer {
         // starts, before any thread exists.
         let (device, cuda) = pick_device(spec.device)?;
         let train_device = device.clone().autodiff();
-        let model = spec.model.spec();
-        let net = Net::new(&model, init, &train_device)?;
+        let net = net_with(spec.model, init, &train_device)?;
         let opt = adam();
         Ok(Self {
-            spec: model,
-            net,
+            net: Some(net),
             opt,
             loss: CrossEntropyLossConfig::new().init(&train_device),
             learning_rate: spec.learning_rate,
@@ -427,6 +257,7 @@ impl BurnTrainer {
         let mut hits = Tensor::<1>::zeros([1], &self.device);
         // Each step's loss stays on the device; read back only if the epoch's sum is not finite.
         let mut losses = Vec::with_capacity(n.div_ceil(self.batch_size));
+        let mut net = self.net.take().ok_or_else(lost)?;
         let mut start = 0;
         let mut step = 0;
         while start < n {
@@ -434,11 +265,10 @@ impl BurnTrainer {
             let idx = order.clone().narrow(0, start, len);
             let xs = self.train.images.clone().select(0, idx.clone()); // [batch, 1, 28, 28]
             let ys = self.train.labels.clone().select(0, idx); // [batch]
-            let logits = self.net.forward(xs); // [batch, 10]
+            let logits = net.forward(xs); // [batch, 10]
             let loss = self.loss.forward(logits.clone(), ys.clone());
-            let grads = GradientsParams::from_grads(loss.backward(), &self.net);
-            let net = std::mem::replace(&mut self.net, placeholder());
-            self.net = self.opt.step(self.learning_rate, net, grads);
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = self.opt.step(self.learning_rate, net, grads);
             let loss = loss.inner();
             losses.push(loss.clone());
             loss_sum = loss_sum + loss.mul_scalar(len as f64);
@@ -447,6 +277,7 @@ impl BurnTrainer {
             step += 1;
             progress(step);
         }
+        self.net = Some(net);
         let loss_sum = f64::from(scalar(loss_sum, "reading the epoch's loss")?);
         let first_nonfinite = if loss_sum.is_finite() {
             None
@@ -467,8 +298,12 @@ impl BurnTrainer {
         })
     }
 
+    fn net(&self) -> Result<&Net, TrainError> {
+        self.net.as_ref().ok_or_else(lost)
+    }
+
     fn eval(&self, split: SplitKind) -> Result<Totals, TrainError> {
-        let net = self.net.valid();
+        let net = self.net()?.valid();
         let (images, labels) = match split {
             SplitKind::Train => (
                 self.train.images.clone().inner(),
@@ -503,14 +338,6 @@ impl BurnTrainer {
     }
 }
 
-/// An empty network, held for the moment the optimiser owns the real one.
-fn placeholder() -> Net {
-    Net {
-        features: Vec::new(),
-        classifier: Vec::new(),
-    }
-}
-
 impl Trainer for BurnTrainer {
     fn train_epoch(
         &mut self,
@@ -525,7 +352,7 @@ impl Trainer for BurnTrainer {
     }
 
     fn weights(&self) -> Result<Weights, TrainError> {
-        self.net.valid().weights(&self.spec)
+        export(&self.net()?.valid())
     }
 
     fn synchronize(&self) -> Result<(), TrainError> {
@@ -575,9 +402,9 @@ impl Trainer for BurnTrainer {
 }
 
 /// A forward pass without training on the CPU: logits `[n, 10]` as row-major f32, for checks.
-fn logits(model: &ModelSpec, weights: &Weights, images: &[f32]) -> Result<Vec<f32>, TrainError> {
+fn logits(model: ModelKind, weights: &Weights, images: &[f32]) -> Result<Vec<f32>, TrainError> {
     let device = Device::flex();
-    let net = Net::new(model, weights, &device)?;
+    let net = net_with(model, weights, &device)?;
     let n = images.len() / (IMAGE_SIDE * IMAGE_SIDE);
     let xs = Tensor::<4>::from_data(
         TensorData::new(images.to_vec(), [n, 1, IMAGE_SIDE, IMAGE_SIDE]),
@@ -611,13 +438,13 @@ impl Framework for Burn {
         Ok(Box::new(BurnTrainer::new(spec, data, init)?))
     }
 
-    fn native_weights(&self, model: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
+    fn native_weights(&self, model: ModelKind, seed: u64) -> Result<Weights, TrainError> {
         native_weights(model, seed)
     }
 
     fn logits(
         &self,
-        model: &ModelSpec,
+        model: ModelKind,
         weights: &Weights,
         images: &[f32],
     ) -> Result<Vec<f32>, TrainError> {
@@ -639,6 +466,10 @@ impl Framework for Burn {
             "none",
             "yes (Device::seed)",
         ])
+    }
+
+    fn model_source(&self) -> &'static str {
+        "crates/burn-impl/src/model.rs"
     }
 
     fn colour(&self) -> Colour {

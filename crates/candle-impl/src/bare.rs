@@ -9,12 +9,12 @@ use common::bare::{BareLoop, OpTime};
 use common::harness::LEARNING_RATE;
 use common::{Mnist, ModelKind, TrainError, Weights};
 
-use super::{adam, backend_error, build, DeviceSplit, Op, Pool};
+use super::model::{Net, Stage};
+use super::{adam, backend_error, build, DeviceSplit, Pool};
 
 /// A model, its optimiser and the training split on the CPU, as a bare loop would hold them.
 pub struct Bare {
-    model: ModelKind,
-    net: super::Net,
+    net: Net,
     opt: candle_nn::AdamW,
     train: DeviceSplit,
 }
@@ -23,15 +23,10 @@ impl Bare {
     pub fn new(model: ModelKind, pool: Pool, data: &Mnist) -> Result<Self, TrainError> {
         let device = Device::Cpu;
         let init = Weights::init(&model.spec(), 0);
-        let (varmap, net) = build(&model.spec(), &init, &device, pool)?;
+        let (varmap, net) = build(model, &init, &device, pool)?;
         let opt = adam(&varmap, LEARNING_RATE)?;
         let train = DeviceSplit::upload(&data.train, &device).map_err(backend_error)?;
-        Ok(Self {
-            model,
-            net,
-            opt,
-            train,
-        })
+        Ok(Self { net, opt, train })
     }
 
     fn batch(&self, idx: &[u32]) -> candle_core::Result<(Tensor, Tensor)> {
@@ -81,10 +76,9 @@ impl Bare {
             mean(&mut || loss.backward().map(drop))
         };
         let (xs, ys) = self.batch(idx)?;
-        let layers = self.model.spec().layers;
         let mut out = Vec::new();
         let mut x = xs;
-        for (i, (op, layer)) in self.net.ops.iter().zip(layers).enumerate() {
+        for (i, op) in self.net.stages().iter().enumerate() {
             // The images need no gradient; every later activation does.
             let input = if i == 0 {
                 x.clone()
@@ -98,7 +92,7 @@ impl Bare {
             let with_probe = mean(&mut || loss.backward().map(drop))?;
             let backward = with_probe.saturating_sub(probe_backward(&y, &g)?);
             let mut parts = Vec::new();
-            if let Op::Conv(conv) = op {
+            if let Stage::Conv(_, conv) = op {
                 let g = g.reshape(y.shape())?;
                 let kernel = conv.weight();
                 let padding = conv.config().padding;
@@ -127,7 +121,7 @@ impl Bare {
                 ));
             }
             out.push(OpTime {
-                name: format!("{} {:?} -> {:?}", layer.describe(), x.dims(), y.dims()),
+                name: format!("{} {:?} -> {:?}", op.name(), x.dims(), y.dims()),
                 forward,
                 backward,
                 parts,

@@ -1,22 +1,26 @@
 //! LeNet2 and LeNet3 on candle 0.11 (candle-core and candle-nn), on the CPU and, with the `cuda`
 //! feature, on CUDA.
 //!
-//! The implementation is idiomatic candle, as a user would write it: candle-nn's `Conv2d` and
-//! `Linear` built through a `VarBuilder` over a `VarMap` (so the variable names are the shared
-//! PyTorch names), candle's own autograd, and candle-nn's `AdamW` with weight decay 0 — plain Adam,
+//! The implementation is idiomatic candle, as a user would write it: the networks are structs of
+//! candle-nn's `Conv2d` and `Linear` built through a `VarBuilder` over a `VarMap` (`model.rs`; the
+//! variable names are the shared PyTorch names), candle's own autograd, and candle-nn's `AdamW` with weight decay 0 — plain Adam,
 //! as the recipe says (candle's default decay is 0.01). Both splits are uploaded once; a step gathers
 //! its batch with `index_select` on the device, and the loss and correct counts are summed there and
 //! read once per epoch.
 
 use candle_core::{DType, Device, Tensor, D};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 mod bare;
+pub mod model;
+
+use model::Net;
+pub use model::{first_max_pool, Pool};
 
 use common::bare::BareLoop;
 use common::framework::{Colour, CudaBuild, Framework, FrameworkDefaults};
 use common::harness::{BackendInfo, DeviceKind, DeviceRequest, RunSpec, Totals, Trainer};
 use common::mnist::{Mnist, Split, SplitKind, IMAGE_SIDE};
-use common::spec::{Layer, ModelKind, ModelSpec};
+use common::spec::ModelKind;
 use common::weights::{ParamTensor, Weights};
 use common::TrainError;
 
@@ -35,17 +39,6 @@ pub fn cuda_available() -> bool {
     candle_core::utils::cuda_is_available() && Device::new_cuda(0).is_ok()
 }
 
-/// How 2×2 max-pooling is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pool {
-    /// candle's `max_pool2d`, as a user writes it. Its backward pass (candle 0.11.1) scales the
-    /// gradient of a window's single maximum by 1/4 and gives every tied maximum k/4 of it.
-    MaxPool2d,
-    /// The window's first maximum picked with `argmax` and taken with `gather`, whose backward pass
-    /// routes the whole gradient to that one element, as PyTorch does.
-    FirstMax,
-}
-
 impl Pool {
     /// The name the comparison gives a candle run with this pooling.
     pub fn framework(self) -> &'static str {
@@ -53,91 +46,6 @@ impl Pool {
             Pool::MaxPool2d => FRAMEWORK,
             Pool::FirstMax => "candle-firstmax",
         }
-    }
-}
-
-enum Op {
-    Conv(Conv2d),
-    Linear(Linear),
-    Relu,
-    MaxPool2(Pool),
-    Flatten,
-}
-
-/// 2×2 max-pooling with stride 2 whose gradient goes to the first maximum of each window.
-pub fn first_max_pool(xs: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, c, h, w) = xs.dims4()?;
-    let (oh, ow) = (h / 2, w / 2);
-    let windows = xs
-        .narrow(2, 0, 2 * oh)?
-        .narrow(3, 0, 2 * ow)?
-        .reshape((b, c, oh, 2, ow, 2))?
-        .permute((0, 1, 2, 4, 3, 5))? // [b, c, oh, ow, 2, 2]
-        .reshape((b, c, oh, ow, 4))?;
-    let first = windows.argmax_keepdim(D::Minus1)?; // [b, c, oh, ow, 1]
-    windows.gather(&first, D::Minus1)?.squeeze(D::Minus1)
-}
-
-/// The network as a list of operations, in the order of the spec's layer table.
-struct Net {
-    ops: Vec<Op>,
-}
-
-impl Net {
-    fn new(vb: &VarBuilder, spec: &ModelSpec, pool: Pool) -> candle_core::Result<Self> {
-        let ops = spec
-            .layers
-            .iter()
-            .map(|layer| {
-                Ok(match *layer {
-                    Layer::Conv2d {
-                        name,
-                        in_channels,
-                        out_channels,
-                        kernel,
-                        padding,
-                    } => Op::Conv(candle_nn::conv2d(
-                        in_channels,
-                        out_channels,
-                        kernel,
-                        Conv2dConfig {
-                            padding,
-                            ..Default::default()
-                        },
-                        vb.pp(name),
-                    )?),
-                    Layer::Linear {
-                        name,
-                        inputs,
-                        outputs,
-                    } => Op::Linear(candle_nn::linear(inputs, outputs, vb.pp(name))?),
-                    Layer::Relu => Op::Relu,
-                    Layer::MaxPool2 => Op::MaxPool2(pool),
-                    Layer::Flatten => Op::Flatten,
-                })
-            })
-            .collect::<candle_core::Result<_>>()?;
-        Ok(Self { ops })
-    }
-}
-
-impl Module for Op {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Op::Conv(conv) => xs.apply(conv),
-            Op::Linear(linear) => xs.apply(linear),
-            Op::Relu => xs.relu(),
-            Op::MaxPool2(Pool::MaxPool2d) => xs.max_pool2d(2),
-            Op::MaxPool2(Pool::FirstMax) => first_max_pool(xs),
-            Op::Flatten => xs.flatten_from(1),
-        }
-    }
-}
-
-impl Module for Net {
-    // [batch, 1, 28, 28] -> [batch, 10]
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        self.ops.iter().try_fold(xs.clone(), |xs, op| xs.apply(op))
     }
 }
 
@@ -198,15 +106,15 @@ fn pick_device(request: DeviceRequest) -> Result<Device, TrainError> {
 }
 
 fn build(
-    model: &ModelSpec,
+    model: ModelKind,
     weights: &Weights,
     device: &Device,
     pool: Pool,
 ) -> Result<(VarMap, Net), TrainError> {
-    weights.check(model)?;
+    weights.check(&model.spec())?;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-    let net = Net::new(&vb, model, pool).map_err(backend_error)?;
+    let net = Net::new(model, vb, pool).map_err(backend_error)?;
     load_weights(&varmap, weights, device)?;
     Ok((varmap, net))
 }
@@ -238,10 +146,10 @@ fn export(varmap: &VarMap) -> Result<Weights, TrainError> {
 /// The initial weights candle-nn's own layers draw (`conv2d` and `linear` through a `VarBuilder`
 /// over a `VarMap`). candle's CPU generator cannot be seeded (`Device::set_seed` refuses), so these
 /// differ from call to call.
-fn native_weights(spec: &ModelSpec) -> Result<Weights, TrainError> {
+fn native_weights(model: ModelKind) -> Result<Weights, TrainError> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    Net::new(&vb, spec, Pool::MaxPool2d).map_err(backend_error)?;
+    Net::new(model, vb, Pool::MaxPool2d).map_err(backend_error)?;
     export(&varmap)
 }
 
@@ -299,7 +207,7 @@ impl CandleTrainer {
         // `spec.threads` reaches candle's CPU kernels through RAYON_NUM_THREADS, which the `lenet`
         // binary sets when it starts, before any thread exists.
         let device = pick_device(spec.device)?;
-        let (varmap, net) = build(&spec.model.spec(), init, &device, pool)?;
+        let (varmap, net) = build(spec.model, init, &device, pool)?;
         let opt = adam(&varmap, spec.learning_rate)?;
         let upload = |s| DeviceSplit::upload(s, &device).map_err(backend_error);
         Ok(Self {
@@ -446,7 +354,7 @@ impl Trainer for CandleTrainer {
 
 /// A forward pass without training on the CPU: logits `[n, 10]` as row-major f32, for checks.
 fn logits(
-    model: &ModelSpec,
+    model: ModelKind,
     weights: &Weights,
     images: &[f32],
     pool: Pool,
@@ -492,13 +400,13 @@ impl Framework for Candle {
     }
 
     /// candle's CPU generator cannot be seeded, so `seed` is not used.
-    fn native_weights(&self, model: &ModelSpec, _seed: u64) -> Result<Weights, TrainError> {
+    fn native_weights(&self, model: ModelKind, _seed: u64) -> Result<Weights, TrainError> {
         native_weights(model)
     }
 
     fn logits(
         &self,
-        model: &ModelSpec,
+        model: ModelKind,
         weights: &Weights,
         images: &[f32],
     ) -> Result<Vec<f32>, TrainError> {
@@ -520,6 +428,10 @@ impl Framework for Candle {
             "0.01 (decoupled)",
             "no (the CPU generator refuses a seed)",
         ])
+    }
+
+    fn model_source(&self) -> &'static str {
+        "crates/candle-impl/src/model.rs"
     }
 
     fn colour(&self) -> Colour {

@@ -11,7 +11,7 @@ use crate::bare::BareLoop;
 use crate::error::TrainError;
 use crate::harness::{RunSpec, Trainer};
 use crate::mnist::Mnist;
-use crate::spec::{ModelKind, ModelSpec};
+use crate::spec::ModelKind;
 use crate::weights::Weights;
 
 /// One framework (or one configuration of a framework) that the `lenet` binary can train with.
@@ -30,12 +30,12 @@ pub trait Framework: Sync {
 
     /// The weights this framework's own layers draw with their default initialisers, seeded with
     /// `seed` where the framework allows it (see [`Framework::defaults`]).
-    fn native_weights(&self, model: &ModelSpec, seed: u64) -> Result<Weights, TrainError>;
+    fn native_weights(&self, model: ModelKind, seed: u64) -> Result<Weights, TrainError>;
 
     /// Logits `[n, 10]` of the forward pass on the CPU, for checks.
     fn logits(
         &self,
-        model: &ModelSpec,
+        model: ModelKind,
         weights: &Weights,
         images: &[f32],
     ) -> Result<Vec<f32>, TrainError>;
@@ -48,6 +48,11 @@ pub trait Framework: Sync {
 
     /// The colour of its lines in the charts.
     fn colour(&self) -> Colour;
+
+    /// The source file that defines LeNet2 and LeNet3 as this framework's users write them,
+    /// relative to the repository; the README shows its marked regions side by side with the
+    /// other frameworks' (`results::listings`).
+    fn model_source(&self) -> &'static str;
 
     /// How its CUDA code gets into a binary.
     fn cuda_build(&self) -> CudaBuild;
@@ -174,6 +179,10 @@ pub struct FrameworkInfo {
     pub cuda_build: Option<CudaBuild>,
     pub colour: Colour,
     pub defaults: FrameworkDefaults,
+    /// The source file that defines its models, relative to the repository, with the regions the
+    /// README shows marked `listing: lenet2` ... `end listing` (see `results::listings`).
+    #[serde(default)]
+    pub model_source: Option<String>,
 }
 
 impl FrameworkInfo {
@@ -189,6 +198,7 @@ impl FrameworkInfo {
             cuda_build: Some(f.cuda_build()),
             colour: f.colour(),
             defaults: f.defaults(),
+            model_source: Some(f.model_source().to_string()),
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The two models as data: a layer table from which every framework builds the same network, and the
-//! parameter names and shapes in PyTorch's layout (`conv1.weight` is `[out, in, kh, kw]`,
-//! `fc1.weight` is `[out, in]`).
+//! The two models as data: their layer tables, and the parameter names and shapes in PyTorch's
+//! layout (`conv1.weight` is `[out, in, kh, kw]`, `fc1.weight` is `[out, in]`). Each framework
+//! writes the models in its own way; this description is what they are all tested against (names,
+//! shapes, parameter counts), and what the reference forward pass, the shared initial weights and
+//! the model summaries read.
 
 use serde::{Deserialize, Serialize};
 

@@ -17,6 +17,7 @@ fn catalogue() -> Catalogue {
         cuda_build: None,
         colour,
         defaults: FrameworkDefaults::row([name, "a", "b", "c", "d", "e", "f", "g"]),
+        model_source: None,
     };
     Catalogue::new(vec![
         info("pytorch", true, [214, 39, 40]),

@@ -11,11 +11,11 @@ use common::TrainError;
 use tch::nn::{self, Module};
 use tch::{Device, Tensor};
 
-use super::{adam, load_weights, DeviceSplit, Net};
+use super::{adam, load_weights, model, DeviceSplit};
 
 /// A model, its Adam and the training split, as a plain loop holds them.
 pub struct Bare {
-    net: Net,
+    net: Box<dyn Module>,
     opt: nn::Optimizer,
     train: DeviceSplit,
     _vs: nn::VarStore,
@@ -23,10 +23,9 @@ pub struct Bare {
 
 impl Bare {
     pub fn new(model: ModelKind, data: &Mnist) -> Result<Self, TrainError> {
-        let spec = model.spec();
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let net = Net::new(&vs.root(), &spec);
-        load_weights(&mut vs, &Weights::init(&spec, 0))?;
+        let net = model::net(model, &vs.root());
+        load_weights(&mut vs, &Weights::init(&model.spec(), 0))?;
         let opt = adam(&vs, LEARNING_RATE)?;
         Ok(Self {
             net,

@@ -1,19 +1,18 @@
 //! LeNet2 and LeNet3 on tch 0.24 (libtorch 2.11), on the CPU and on CUDA.
 //!
-//! The network is built layer by layer from the shared [`ModelSpec`], so that tch's variable names
-//! are the shared PyTorch names (`conv1.weight`, ...) and the shared initial weights are copied in
-//! by name. Both splits are uploaded once, already normalised; a step gathers its batch on the device
+//! The networks are tch structs (`model.rs`) whose variables are created under the shared PyTorch
+//! names (`conv1.weight`, ...), so the shared initial weights are copied in by name. Both splits are uploaded once, already normalised; a step gathers its batch on the device
 //! with `index_select` on that epoch's order, and the loss and correct counts are summed on the
 //! device and read once per epoch, so nothing in the step loop waits for the device.
 
 mod bare;
+pub mod model;
 
 use common::bare::BareLoop;
 use common::framework::{Colour, CudaBuild, Framework, FrameworkDefaults};
 use common::harness::{BackendInfo, DeviceKind, DeviceRequest, RunSpec, Totals, Trainer};
 use common::mnist::{Mnist, Split, SplitKind, IMAGE_SIDE};
 use common::spec::ModelKind;
-use common::spec::{Layer, ModelSpec};
 use common::weights::{ParamTensor, Weights};
 use common::TrainError;
 use tch::nn::{self, Module, OptimizerConfig};
@@ -43,75 +42,6 @@ pub fn cuda_available() -> bool {
     tch::Cuda::is_available()
 }
 
-#[derive(Debug)]
-enum Op {
-    Conv(nn::Conv2D),
-    Linear(nn::Linear),
-    Relu,
-    MaxPool2,
-    Flatten,
-}
-
-/// The network as a list of operations, in the order of the spec's layer table.
-#[derive(Debug)]
-struct Net {
-    ops: Vec<Op>,
-}
-
-impl Net {
-    fn new(root: &nn::Path, spec: &ModelSpec) -> Self {
-        let ops = spec
-            .layers
-            .iter()
-            .map(|layer| match *layer {
-                Layer::Conv2d {
-                    name,
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    padding,
-                } => Op::Conv(nn::conv2d(
-                    root / name,
-                    in_channels as i64,
-                    out_channels as i64,
-                    kernel as i64,
-                    nn::ConvConfig {
-                        padding: padding as i64,
-                        ..Default::default()
-                    },
-                )),
-                Layer::Linear {
-                    name,
-                    inputs,
-                    outputs,
-                } => Op::Linear(nn::linear(
-                    root / name,
-                    inputs as i64,
-                    outputs as i64,
-                    Default::default(),
-                )),
-                Layer::Relu => Op::Relu,
-                Layer::MaxPool2 => Op::MaxPool2,
-                Layer::Flatten => Op::Flatten,
-            })
-            .collect();
-        Self { ops }
-    }
-}
-
-impl Module for Net {
-    // [batch, 1, 28, 28] -> [batch, 10]
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        self.ops.iter().fold(xs.shallow_clone(), |xs, op| match op {
-            Op::Conv(conv) => xs.apply(conv),
-            Op::Linear(linear) => xs.apply(linear),
-            Op::Relu => xs.relu(),
-            Op::MaxPool2 => xs.max_pool2d_default(2),
-            Op::Flatten => xs.flatten(1, -1),
-        })
-    }
-}
-
 /// One split on the device: images `[n, 1, 28, 28]` f32, labels `[n]` i64.
 struct DeviceSplit {
     images: Tensor,
@@ -138,7 +68,7 @@ impl DeviceSplit {
 /// A tch training run.
 pub struct TchTrainer {
     vs: nn::VarStore,
-    net: Net,
+    net: Box<dyn Module>,
     opt: nn::Optimizer,
     device: Device,
     batch_size: i64,
@@ -175,10 +105,9 @@ impl TchTrainer {
             tch::set_num_threads(threads as i32);
         }
         let device = pick_device(spec.device)?;
-        let model = spec.model.spec();
-        init.check(&model)?;
+        init.check(&spec.model.spec())?;
         let mut vs = nn::VarStore::new(device);
-        let net = Net::new(&vs.root(), &model);
+        let net = model::net(spec.model, &vs.root());
         load_weights(&mut vs, init)?;
         let opt = adam(&vs, spec.learning_rate)?;
         Ok(Self {
@@ -245,10 +174,10 @@ fn export(vs: &nn::VarStore) -> Result<Weights, TrainError> {
 
 /// The initial weights tch's own layers draw (`nn::conv2d` and `nn::linear` with their default
 /// configurations), from libtorch's generator seeded with `seed`.
-fn native_weights(spec: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
+fn native_weights(model: ModelKind, seed: u64) -> Result<Weights, TrainError> {
     tch::manual_seed(seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
-    let _net = Net::new(&vs.root(), spec);
+    let _net = model::net(model, &vs.root());
     export(&vs)
 }
 
@@ -376,10 +305,10 @@ impl Trainer for TchTrainer {
 }
 
 /// A forward pass without training: logits `[n, 10]` as row-major f32, for checks.
-fn logits(model: &ModelSpec, weights: &Weights, images: &[f32]) -> Result<Vec<f32>, TrainError> {
-    weights.check(model)?;
+fn logits(model: ModelKind, weights: &Weights, images: &[f32]) -> Result<Vec<f32>, TrainError> {
+    weights.check(&model.spec())?;
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let net = Net::new(&vs.root(), model);
+    let net = model::net(model, &vs.root());
     load_weights(&mut vs, weights)?;
     let n = (images.len() / (IMAGE_SIDE * IMAGE_SIDE)) as i64;
     let side = IMAGE_SIDE as i64;
@@ -408,13 +337,13 @@ impl Framework for Tch {
         Ok(Box::new(TchTrainer::new(spec, data, init)?))
     }
 
-    fn native_weights(&self, model: &ModelSpec, seed: u64) -> Result<Weights, TrainError> {
+    fn native_weights(&self, model: ModelKind, seed: u64) -> Result<Weights, TrainError> {
         native_weights(model, seed)
     }
 
     fn logits(
         &self,
-        model: &ModelSpec,
+        model: ModelKind,
         weights: &Weights,
         images: &[f32],
     ) -> Result<Vec<f32>, TrainError> {
@@ -436,6 +365,10 @@ impl Framework for Tch {
             "0",
             "yes (tch::manual_seed)",
         ])
+    }
+
+    fn model_source(&self) -> &'static str {
+        "crates/tch-impl/src/model.rs"
     }
 
     fn colour(&self) -> Colour {
