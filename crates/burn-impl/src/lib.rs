@@ -3,9 +3,10 @@
 //!
 //! The networks are `#[derive(Module)]` structs built from their configs (`model.rs`); the shared
 //! initial weights go in, and the trained ones come out, by field name through burn-store's
-//! safetensors store with its PyTorch adapter (each linear weight in burn's `[in, out]` layout). Both splits are uploaded once; a step gathers its batch on the device with `select`
-//! on that epoch's order, and the loss and correct counts are summed on the device and read once per
-//! epoch. The optimiser is burn's Adam with epsilon 1e-8 (burn's default is 1e-5).
+//! safetensors store with its PyTorch adapter (each linear weight in burn's `[in, out]` layout).
+//! Both splits are uploaded once; a step gathers its batch on the device with `select` on that
+//! epoch's order, and the loss and correct counts are summed on the device and read once per epoch.
+//! The optimiser is burn's Adam with epsilon 1e-8 (burn's default is 1e-5).
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};

@@ -3,10 +3,10 @@
 //!
 //! The implementation is idiomatic candle, as a user would write it: the networks are structs of
 //! candle-nn's `Conv2d` and `Linear` built through a `VarBuilder` over a `VarMap` (`model.rs`; the
-//! variable names are the shared PyTorch names), candle's own autograd, and candle-nn's `AdamW` with weight decay 0 — plain Adam,
-//! as the recipe says (candle's default decay is 0.01). Both splits are uploaded once; a step gathers
-//! its batch with `index_select` on the device, and the loss and correct counts are summed there and
-//! read once per epoch.
+//! variable names are the shared PyTorch names), candle's own autograd, and candle-nn's `AdamW`
+//! with weight decay 0 — plain Adam, as the recipe says (candle's default decay is 0.01). Both
+//! splits are uploaded once; a step gathers its batch with `index_select` on the device, and the
+//! loss and correct counts are summed there and read once per epoch.
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};

@@ -1,9 +1,10 @@
 //! LeNet2 and LeNet3 on tch 0.24 (libtorch 2.11), on the CPU and on CUDA.
 //!
 //! The networks are tch structs (`model.rs`) whose variables are created under the shared PyTorch
-//! names (`conv1.weight`, ...), so the shared initial weights are copied in by name. Both splits are uploaded once, already normalised; a step gathers its batch on the device
-//! with `index_select` on that epoch's order, and the loss and correct counts are summed on the
-//! device and read once per epoch, so nothing in the step loop waits for the device.
+//! names (`conv1.weight`, ...), so the shared initial weights are copied in by name. Both splits
+//! are uploaded once, already normalised; a step gathers its batch on the device with
+//! `index_select` on that epoch's order, and the loss and correct counts are summed on the device
+//! and read once per epoch, so nothing in the step loop waits for the device.
 
 mod bare;
 pub mod model;
