@@ -6,6 +6,7 @@ Only the standard library, numpy and torch are used, so it runs wherever a torch
 """
 
 import argparse
+import ctypes
 import gzip
 import json
 import os
@@ -14,6 +15,7 @@ import resource
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -151,6 +153,85 @@ def environment(command):
     }
 
 
+class Nvml:
+    """The GPU's own counters through its driver's NVML (libnvidia-ml.so.1, through ctypes), as the
+    Rust runs read them (`results::gpu`): the GPU memory this process holds, sampled every 20 ms
+    from a thread, and the GPU's energy counter. `open` gives None where there is no NVML."""
+
+    NOT_AVAILABLE = 0xFFFFFFFFFFFFFFFF
+    INSUFFICIENT_SIZE = 7
+
+    class ProcessInfo(ctypes.Structure):
+        # nvmlProcessInfo_t (v2/v3): pid, usedGpuMemory, gpuInstanceId, computeInstanceId.
+        _fields_ = [("pid", ctypes.c_uint), ("used", ctypes.c_ulonglong),
+                    ("gpu_instance", ctypes.c_uint), ("compute_instance", ctypes.c_uint)]
+
+    @classmethod
+    def open(cls, index=0):
+        try:
+            lib = ctypes.CDLL("libnvidia-ml.so.1")
+            if lib.nvmlInit_v2() != 0:
+                return None
+            handle = ctypes.c_void_p()
+            if lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)) != 0:
+                return None
+        except (OSError, AttributeError):
+            return None
+        nvml = cls()
+        nvml.lib, nvml.handle = lib, handle
+        nvml.peak, nvml.seen, nvml.stop = 0, False, threading.Event()
+        return nvml
+
+    def energy_mj(self):
+        value = ctypes.c_ulonglong()
+        if self.lib.nvmlDeviceGetTotalEnergyConsumption(self.handle, ctypes.byref(value)) != 0:
+            return None
+        return value.value
+
+    def process_memory(self, pid):
+        count = ctypes.c_uint(0)
+        rc = self.lib.nvmlDeviceGetComputeRunningProcesses_v3(self.handle, ctypes.byref(count), None)
+        if rc not in (0, self.INSUFFICIENT_SIZE):
+            return None
+        size = count.value + 8
+        infos = (self.ProcessInfo * size)()
+        count = ctypes.c_uint(size)
+        if self.lib.nvmlDeviceGetComputeRunningProcesses_v3(self.handle, ctypes.byref(count), infos) != 0:
+            return None
+        used = [infos[i].used for i in range(count.value)
+                if infos[i].pid == pid and infos[i].used != self.NOT_AVAILABLE]
+        return max(used) if used else None
+
+    def _sample(self):
+        pid = os.getpid()
+        while True:
+            used = self.process_memory(pid)
+            if used is not None:
+                self.peak, self.seen = max(self.peak, used), True
+            if self.stop.wait(0.02):
+                return
+
+    def start_sampling(self):
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def finish_sampling(self):
+        """The largest memory reading, or None when none succeeded."""
+        self.stop.set()
+        self.thread.join()
+        used = self.process_memory(os.getpid())
+        if used is not None:
+            self.peak, self.seen = max(self.peak, used), True
+        return self.peak if self.seen else None
+
+
+def joules_between(start_mj, end_mj):
+    """The counter difference in joules; None when a reading failed or the counter went back."""
+    if start_mj is None or end_mj is None or end_mj < start_mj:
+        return None
+    return (end_mj - start_mj) / 1000.0
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -225,59 +306,72 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
     sync(device)
     setup_seconds = time.perf_counter() - setup
+    nvml = Nvml.open(0) if use_cuda else None
+    if nvml:
+        nvml.start_sampling()
 
     n = train_y.shape[0]
     epochs, failure = [], None
-    for epoch in range(1, args.epochs + 1):
-        order = torch.from_numpy(plan[f"order.{epoch}"].copy())
-        if order.shape[0] != n:
-            sys.exit(f"error: {args.plan}: order.{epoch} covers {order.shape[0]} examples, the data has {n}")
-        sync(device)
-        start = time.perf_counter()
-        order = order.to(device)
-        loss_sum = torch.zeros((), device=device)
-        hits = torch.zeros((), dtype=torch.int64, device=device)
-        # Each step's loss stays on the device; read back only if the epoch's sum is not finite (as
-        # the Rust frameworks do, so that every run pays the same for it).
-        losses = []
-        for s in range(0, n, args.batch_size):
-            idx = order[s:s + args.batch_size]
-            xs, ys = train_x.index_select(0, idx), train_y.index_select(0, idx)
-            logits = model(xs)
-            loss = F.cross_entropy(logits, ys)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                loss_sum += loss.detach() * ys.shape[0]
-                hits += (logits.argmax(-1) == ys).sum()
-            losses.append(loss.detach())
-        train_loss, train_hits = loss_sum.item(), hits.item()
-        sync(device)
-        train_seconds = time.perf_counter() - start
-        if not np.isfinite(train_loss):
-            steps = torch.stack(losses).float().cpu().numpy()
-            bad = np.flatnonzero(~np.isfinite(steps))
-            at = ""
-            if len(bad):
-                value = steps[bad[0]]
-                value = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
-                at = f", first at step {bad[0] + 1} of {len(steps)} (loss {value})"
-            failure = (f"the training loss became NaN or infinite in epoch {epoch}{at}; "
-                       "the run stopped at the end of that epoch")
-            break
-        test = evaluate(model, test_x, test_y, device)
-        epochs.append({"epoch": epoch, "train_loss": train_loss / n, "train_accuracy": train_hits / n,
-                       "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-                       "train_seconds": train_seconds, "eval_seconds": test["seconds"]})
-        print(f"pytorch {args.model} epoch {epoch}/{args.epochs}: loss {train_loss / n:.4f}, "
-              f"train acc {100 * train_hits / n:.2f}%, test acc {100 * test['accuracy']:.2f}%, "
-              f"{train_seconds:.2f} s", file=sys.stderr, flush=True)
+    try:
+        for epoch in range(1, args.epochs + 1):
+            order = torch.from_numpy(plan[f"order.{epoch}"].copy())
+            if order.shape[0] != n:
+                sys.exit(f"error: {args.plan}: order.{epoch} covers {order.shape[0]} examples, the data has {n}")
+            energy_start = nvml.energy_mj() if nvml else None
+            sync(device)
+            start = time.perf_counter()
+            order = order.to(device)
+            loss_sum = torch.zeros((), device=device)
+            hits = torch.zeros((), dtype=torch.int64, device=device)
+            # Each step's loss stays on the device; read back only if the epoch's sum is not finite (as
+            # the Rust frameworks do, so that every run pays the same for it).
+            losses = []
+            for s in range(0, n, args.batch_size):
+                idx = order[s:s + args.batch_size]
+                xs, ys = train_x.index_select(0, idx), train_y.index_select(0, idx)
+                logits = model(xs)
+                loss = F.cross_entropy(logits, ys)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    loss_sum += loss.detach() * ys.shape[0]
+                    hits += (logits.argmax(-1) == ys).sum()
+                losses.append(loss.detach())
+            # When the host had queued the last step (the Rust harness records the same).
+            queued_seconds = time.perf_counter() - start
+            train_loss, train_hits = loss_sum.item(), hits.item()
+            sync(device)
+            train_seconds = time.perf_counter() - start
+            energy = joules_between(energy_start, nvml.energy_mj()) if nvml else None
+            if not np.isfinite(train_loss):
+                steps = torch.stack(losses).float().cpu().numpy()
+                bad = np.flatnonzero(~np.isfinite(steps))
+                at = ""
+                if len(bad):
+                    value = steps[bad[0]]
+                    value = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+                    at = f", first at step {bad[0] + 1} of {len(steps)} (loss {value})"
+                failure = (f"the training loss became NaN or infinite in epoch {epoch}{at}; "
+                           "the run stopped at the end of that epoch")
+                break
+            test = evaluate(model, test_x, test_y, device)
+            epochs.append({"epoch": epoch, "train_loss": train_loss / n, "train_accuracy": train_hits / n,
+                           "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                           "train_seconds": train_seconds, "eval_seconds": test["seconds"],
+                           "queued_seconds": queued_seconds, "energy_joules": energy})
+            print(f"pytorch {args.model} epoch {epoch}/{args.epochs}: loss {train_loss / n:.4f}, "
+                  f"train acc {100 * train_hits / n:.2f}%, test acc {100 * test['accuracy']:.2f}%, "
+                  f"{train_seconds:.2f} s", file=sys.stderr, flush=True)
+    except torch.cuda.OutOfMemoryError as e:
+        # A batch too large for the GPU is a failed point of a sweep, named as the Rust runs name it.
+        failure = f"out of device memory: pytorch: {str(e).splitlines()[0] if str(e) else 'CUDA out of memory'}"
 
     final_train = final_test = None
     if failure is None:
         final_test = evaluate(model, test_x, test_y, device)
         final_train = evaluate(model, train_x, train_y, device)
+    gpu_process_bytes = nvml.finish_sampling() if nvml else None
     notes = [f"cudnn: {'available' if torch.backends.cudnn.is_available() else 'not available'}"]
     if use_cuda:
         notes.append(f"cudnn.benchmark: {str(torch.backends.cudnn.benchmark).lower()} (torch default)")
@@ -292,6 +386,7 @@ def main():
         # ru_maxrss is in KiB on Linux.
         "peak_host_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "peak_device_bytes": torch.cuda.max_memory_allocated(device) if use_cuda else None,
+        "gpu_process_bytes": gpu_process_bytes,
         "failure": failure,
     }
     tmp = f"{args.out}.{os.getpid()}.tmp"

@@ -14,9 +14,11 @@ compile_error!(
 pub mod cli;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use common::error::failure_text;
 use common::framework::{Framework, FrameworkDefaults, FrameworkInfo, Runner};
 use common::harness::{self, InitKind, Observer, RunSpec};
 use common::weights::ModelFile;
@@ -24,7 +26,7 @@ use common::{
     DeviceKind, DeviceRequest, EpochRecord, Mnist, ModelKind, SplitKind, Totals, TrainError,
     Weights,
 };
-use results::{Catalogue, Environment, RunReport, SCHEMA};
+use results::{gpu, Catalogue, Environment, RunReport, SCHEMA};
 
 /// The frameworks compiled into this binary, in the order tables list them.
 pub static FRAMEWORKS: &[&dyn Framework] = &[
@@ -182,10 +184,15 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     let mut trainer = match guarded(|| framework.trainer(spec, &data, &init)) {
         Ok(t) => t,
         Err(e) => {
+            let on_device = spec.device != DeviceRequest::Cpu;
             return Ok(RunOutput {
-                report: RunReport::failed(spec.clone(), environment, e.to_string()),
+                report: RunReport::failed(
+                    spec.clone(),
+                    environment,
+                    failure_text(e.to_string(), on_device),
+                ),
                 weights: None,
-            })
+            });
         }
     };
     let setup_seconds = setup.elapsed().as_secs_f64();
@@ -195,25 +202,44 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         label: format!("{} {}", spec.framework, spec.model),
     };
     let mut silent = harness::Silent;
-    let observer: &mut dyn Observer = if options.progress {
+    let display: &mut dyn Observer = if options.progress {
         &mut bars
     } else {
         &mut silent
     };
+    // On a GPU, its driver's own counters, the same for every framework: the process's memory,
+    // sampled in the background, and the energy of each epoch's training.
+    let counters: Option<Arc<dyn gpu::Counters>> = match trainer.backend().device {
+        DeviceKind::Cuda => gpu::Nvml::open(0).map(|n| Arc::new(n) as Arc<dyn gpu::Counters>),
+        DeviceKind::Cpu => None,
+    };
+    let sampler = counters
+        .clone()
+        .map(|c| gpu::PeakSampler::start(c, std::process::id(), gpu::SAMPLE_PERIOD));
+    let mut observer = Metered {
+        display,
+        energy: counters.map(gpu::EnergyMeter::new),
+    };
     // A framework that panics (an assertion deep in its kernels, say) ends this run, not the
     // process: the report says what happened.
-    let outcome = guarded(|| {
+    let mut outcome = guarded(|| {
         Ok(harness::train(
             trainer.as_mut(),
             spec,
             data.train.len(),
-            observer,
+            &mut observer,
         ))
     })
     .unwrap_or_else(|e| harness::Outcome {
         failure: Some(e.to_string()),
         ..Default::default()
     });
+    if let Some(meter) = observer.energy.take() {
+        for (record, joules) in outcome.epochs.iter_mut().zip(meter.epochs) {
+            record.energy_joules = joules;
+        }
+    }
+    let gpu_process_bytes = sampler.and_then(gpu::PeakSampler::finish);
     let mut failure = outcome.failure;
     let weights = match (options.keep_weights, &failure) {
         (true, None) => match trainer.weights() {
@@ -225,10 +251,12 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         },
         _ => None,
     };
+    let backend = trainer.backend();
+    let failure = failure.map(|f| failure_text(f, backend.device == DeviceKind::Cuda));
     let report = RunReport {
         schema: SCHEMA,
         spec: spec.clone(),
-        backend: Some(trainer.backend()),
+        backend: Some(backend),
         environment,
         parameters: model.num_params(),
         train_examples: data.train.len(),
@@ -239,9 +267,45 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         final_test: outcome.final_test,
         peak_host_bytes: results::env::peak_rss_bytes(),
         peak_device_bytes: trainer.peak_device_bytes(),
+        gpu_process_bytes,
         failure,
     };
     Ok(RunOutput { report, weights })
+}
+
+/// Forwards to the progress display, and reads the GPU's energy counter when each epoch starts
+/// and when its training has finished on the device.
+struct Metered<'a> {
+    display: &'a mut dyn Observer,
+    energy: Option<gpu::EnergyMeter>,
+}
+
+impl Observer for Metered<'_> {
+    fn epoch_started(&mut self, epoch: u32, steps: usize) {
+        if let Some(meter) = &mut self.energy {
+            meter.epoch_started();
+        }
+        self.display.epoch_started(epoch, steps);
+    }
+
+    fn step(&mut self, steps_done: usize) {
+        self.display.step(steps_done);
+    }
+
+    fn epoch_trained(&mut self, epoch: u32) {
+        if let Some(meter) = &mut self.energy {
+            meter.epoch_trained();
+        }
+        self.display.epoch_trained(epoch);
+    }
+
+    fn epoch_finished(&mut self, record: &EpochRecord) {
+        self.display.epoch_finished(record);
+    }
+
+    fn evaluating(&mut self, what: &str) {
+        self.display.evaluating(what);
+    }
 }
 
 /// Runs `f`, turning a panic inside it into an error that carries the panic's message.

@@ -43,16 +43,27 @@ pub struct Args {
     /// auto (CUDA when available), cpu or cuda
     #[arg(long, default_value = "auto")]
     pub device: DeviceRequest,
-    #[arg(long, default_value_t = EPOCHS)]
-    pub epochs: u32,
+    /// Epochs per run (default: 10, the recipe's; 2 with --sweep)
+    #[arg(long)]
+    pub epochs: Option<u32>,
+    /// Comma-separated batch sizes: every (framework, model) runs at each (default: 32, the
+    /// recipe's; with --sweep, 32,128,512 on the CPU and 32,128,512,2048,8192 on CUDA)
+    #[arg(long = "batch-size", value_delimiter = ',', value_name = "N,...")]
+    pub batch_sizes: Option<Vec<usize>>,
     /// Train on the first N training images and test on the first N test images
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// CPU threads for every framework (default: each framework's own default)
+    /// Comma-separated CPU thread counts: every run at each (default: each framework's own; with
+    /// --sweep on the CPU, 1,2,4,... up to this machine's cores, at batch 32)
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub threads: Option<Vec<usize>>,
+    /// A throughput sweep: images per second against batch size (each framework's own threads),
+    /// then on the CPU against threads (batch 32), 2 epochs a run, into the folder `sweep` (see
+    /// --batch-size, --threads, --epochs and --tag to change any of these)
     #[arg(long)]
-    pub threads: Option<usize>,
+    pub sweep: bool,
     /// Folder with the four data files (default: $MNIST_DIR or $FASHION_MNIST_DIR, else a system
     /// folder, else the cache, else a download)
     #[arg(long, value_name = "DIR")]
@@ -222,9 +233,113 @@ fn check(args: &Args) -> Result<()> {
             );
         }
     }
-    // The settings every run shares; which framework does not matter to them.
-    spec(args, "", ModelKind::LeNet2, args.seed).validate()?;
+    for (what, list) in [
+        ("--batch-size", &args.batch_sizes),
+        ("--threads", &args.threads),
+    ] {
+        if list.as_ref().is_some_and(Vec::is_empty) {
+            bail!("{what} needs at least one number");
+        }
+    }
+    // The settings every run shares, at every batch size and thread count asked for (a sweep's
+    // own are valid); which framework does not matter to them.
+    for point in points(args, false, 1) {
+        spec(args, "", ModelKind::LeNet2, args.seed, point).validate()?;
+    }
     Ok(())
+}
+
+/// The batch sizes of a sweep on the CPU: past 512 an epoch has too few steps for a steady state
+/// at these models' speeds, and the CPU frameworks gain little (README, "Sweeps").
+pub const SWEEP_BATCH_SIZES_CPU: [usize; 3] = [32, 128, 512];
+/// The batch sizes of a sweep on CUDA: from the recipe's, where every framework is bound by its
+/// kernel launches, to where the device is busy.
+pub const SWEEP_BATCH_SIZES_CUDA: [usize; 5] = [32, 128, 512, 2048, 8192];
+/// Epochs per sweep run: the first compiles and warms up, the second is the steady state measured.
+pub const SWEEP_EPOCHS: u32 = 2;
+
+/// One setting of what a comparison can vary besides framework and model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Point {
+    pub batch_size: usize,
+    /// `None`: the framework's own default.
+    pub threads: Option<usize>,
+}
+
+/// 1, 2, 4, ... below `cores`, then `cores`.
+pub fn thread_series(cores: usize) -> Vec<usize> {
+    let mut out: Vec<usize> = std::iter::successors(Some(1usize), |n| n.checked_mul(2))
+        .take_while(|&n| n < cores)
+        .collect();
+    out.push(cores.max(1));
+    out
+}
+
+/// What each (framework, model) runs at. Without `--sweep`: every batch size with every thread
+/// count given (the recipe's batch size and each framework's threads when none are). With
+/// `--sweep`: the batch series at each framework's own threads, then, on the CPU, the thread
+/// series at the recipe's batch size; `cuda` says whether the runs will be on CUDA, `cores` how
+/// many the machine has.
+pub fn points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
+    let threads: Vec<Option<usize>> = match &args.threads {
+        Some(list) => list.iter().map(|&n| Some(n)).collect(),
+        None => vec![None],
+    };
+    if !args.sweep {
+        let batches = args.batch_sizes.clone().unwrap_or(vec![BATCH_SIZE]);
+        return batches
+            .iter()
+            .flat_map(|&batch_size| {
+                threads.iter().map(move |&threads| Point {
+                    batch_size,
+                    threads,
+                })
+            })
+            .collect();
+    }
+    let batches = args.batch_sizes.clone().unwrap_or_else(|| {
+        if cuda {
+            SWEEP_BATCH_SIZES_CUDA.to_vec()
+        } else {
+            SWEEP_BATCH_SIZES_CPU.to_vec()
+        }
+    });
+    let mut out: Vec<Point> = batches
+        .into_iter()
+        .map(|batch_size| Point {
+            batch_size,
+            threads: None,
+        })
+        .collect();
+    if !cuda {
+        let series = match &args.threads {
+            Some(list) => list.clone(),
+            None => thread_series(cores),
+        };
+        for n in series {
+            let p = Point {
+                batch_size: BATCH_SIZE,
+                threads: Some(n),
+            };
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The epochs of each run: the ones asked for, else the recipe's (a sweep's own without it).
+fn epochs(args: &Args) -> u32 {
+    args.epochs
+        .unwrap_or(if args.sweep { SWEEP_EPOCHS } else { EPOCHS })
+}
+
+/// The results subfolder: the one asked for, `sweep` for a sweep, else none.
+fn tag(args: &Args) -> Option<String> {
+    args.tag
+        .clone()
+        .or_else(|| args.sweep.then(|| "sweep".to_string()))
 }
 
 /// Finds MNIST (downloading it into the cache if that is where it goes) and checks every file once,
@@ -282,8 +397,18 @@ pub fn run(args: Args) -> Result<bool> {
     let machine = args.machine.clone().unwrap_or_else(|| {
         env.machine_slug(args.device != DeviceRequest::Cpu && env.gpu.is_some())
     });
+    let cuda = args.device != DeviceRequest::Cpu && env.gpu.is_some();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let points = points(&args, cuda, cores);
+    let name_threads = points
+        .iter()
+        .map(|p| p.threads)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    let tag = tag(&args);
     let mut dir = args.out.join(&machine);
-    if let Some(tag) = &args.tag {
+    if let Some(tag) = &tag {
         dir = dir.join(tag);
     }
     std::fs::create_dir_all(&dir)
@@ -300,29 +425,40 @@ pub fn run(args: Args) -> Result<bool> {
     'runs: for model in &args.models {
         for info in &tools.frameworks {
             let framework = &info.name;
-            for repeat in 1..=args.repeats {
-                if INTERRUPTED.load(Ordering::SeqCst) {
-                    break 'runs;
-                }
-                let path = dir.join(report_name(framework, *model, args.dataset, repeat));
-                let seed = args.seed + u64::from(repeat - 1);
-                let spec = spec(&args, framework, *model, seed);
-                if args.resume && finished_earlier(&path, &spec) {
-                    eprintln!(
-                        "== {framework} {model}: kept {} (finished earlier with the same settings)",
-                        path.display()
+            for point in &points {
+                for repeat in 1..=args.repeats {
+                    if INTERRUPTED.load(Ordering::SeqCst) {
+                        break 'runs;
+                    }
+                    let name = report_name(
+                        framework,
+                        *model,
+                        args.dataset,
+                        *point,
+                        name_threads,
+                        repeat,
                     );
-                    continue;
-                }
-                match run_one(&tools, &args, info, &spec, examples, &path)? {
-                    Some(report) if !report.succeeded() => failed.push(path),
-                    Some(_) => {}
-                    None => break 'runs,
+                    let path = dir.join(name);
+                    let seed = args.seed + u64::from(repeat - 1);
+                    let spec = spec(&args, framework, *model, seed, *point);
+                    if args.resume && finished_earlier(&path, &spec) {
+                        eprintln!(
+                            "== {}: kept {} (finished earlier with the same settings)",
+                            describe(&spec),
+                            path.display()
+                        );
+                        continue;
+                    }
+                    match run_one(&tools, &args, info, &spec, examples, &path)? {
+                        Some(report) if !report.succeeded() => failed.push(path),
+                        Some(_) => {}
+                        None => break 'runs,
+                    }
                 }
             }
         }
     }
-    let title = match &args.tag {
+    let title = match &tag {
         Some(tag) => format!("{machine}/{tag}"),
         None => machine.clone(),
     };
@@ -377,11 +513,26 @@ fn finished_earlier(path: &Path, spec: &RunSpec) -> bool {
     }
 }
 
-/// `FRAMEWORK-MODEL[-DATASET][-rK].json`: MNIST and the first repeat keep the short name.
-fn report_name(framework: &str, model: ModelKind, dataset: Dataset, repeat: u32) -> String {
+/// `FRAMEWORK-MODEL[-DATASET][-bBATCH][-tTHREADS][-rK].json`: MNIST, the recipe's batch size and
+/// the first repeat keep the short name; the threads are in it when the comparison runs several
+/// thread counts (`name_threads`), so that a plain `--threads 1` keeps the plain names.
+fn report_name(
+    framework: &str,
+    model: ModelKind,
+    dataset: Dataset,
+    point: Point,
+    name_threads: bool,
+    repeat: u32,
+) -> String {
     let mut name = format!("{framework}-{model}");
     if dataset != Dataset::Mnist {
         name.push_str(&format!("-{dataset}"));
+    }
+    if point.batch_size != BATCH_SIZE {
+        name.push_str(&format!("-b{}", point.batch_size));
+    }
+    if let (true, Some(threads)) = (name_threads, point.threads) {
+        name.push_str(&format!("-t{threads}"));
     }
     if repeat > 1 {
         name.push_str(&format!("-r{repeat}"));
@@ -389,20 +540,35 @@ fn report_name(framework: &str, model: ModelKind, dataset: Dataset, repeat: u32)
     name + ".json"
 }
 
-fn spec(args: &Args, framework: &str, model: ModelKind, seed: u64) -> RunSpec {
+fn spec(args: &Args, framework: &str, model: ModelKind, seed: u64, point: Point) -> RunSpec {
     RunSpec {
         framework: framework.to_string(),
         model,
         dataset: args.dataset,
         init: args.init,
         device: args.device,
-        epochs: args.epochs,
-        batch_size: BATCH_SIZE,
+        epochs: epochs(args),
+        batch_size: point.batch_size,
         learning_rate: LEARNING_RATE,
         seed,
         limit: args.limit,
-        threads: args.threads,
+        threads: point.threads,
     }
+}
+
+/// `FRAMEWORK MODEL`, with the batch size and threads when they are not the defaults.
+fn describe(spec: &RunSpec) -> String {
+    let mut text = format!("{} {}", spec.framework, spec.model);
+    if spec.batch_size != BATCH_SIZE {
+        text.push_str(&format!(", batch {}", spec.batch_size));
+    }
+    if let Some(threads) = spec.threads {
+        text.push_str(&format!(
+            ", {threads} thread{}",
+            if threads == 1 { "" } else { "s" }
+        ));
+    }
+    text
 }
 
 /// Runs one (framework, model, seed) in its own process and returns its report: the one the process
@@ -427,7 +593,7 @@ fn run_one(
         r.write(report_path)?;
         Ok(Some(r))
     };
-    eprintln!("== {framework} {model}");
+    eprintln!("== {}", describe(spec));
     let mut cmd = match (info.runner, &tools.python) {
         (Runner::Python, Some(python)) => {
             let mut planner = Command::new(&tools.lenet);
@@ -536,5 +702,164 @@ fn ended(status: ExitStatus) -> String {
         (None, Some(11)) => "crashed (SIGSEGV)".into(),
         (None, Some(n)) => format!("was killed by signal {n}"),
         (None, None) => format!("ended ({status})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(line: &[&str]) -> Args {
+        Cli::try_parse_from(std::iter::once("compare").chain(line.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    fn at(batch_size: usize, threads: Option<usize>) -> Point {
+        Point {
+            batch_size,
+            threads,
+        }
+    }
+
+    #[test]
+    fn thread_series_double_up_to_the_cores() {
+        assert_eq!(thread_series(1), [1]);
+        assert_eq!(thread_series(2), [1, 2]);
+        assert_eq!(thread_series(6), [1, 2, 4, 6]);
+        assert_eq!(thread_series(16), [1, 2, 4, 8, 16]);
+    }
+
+    #[test]
+    fn a_comparison_runs_every_batch_size_with_every_thread_count() {
+        assert_eq!(points(&args(&[]), false, 2), [at(32, None)]);
+        assert_eq!(
+            points(
+                &args(&["--batch-size", "64,256", "--threads", "1,3"]),
+                true,
+                2
+            ),
+            [
+                at(64, Some(1)),
+                at(64, Some(3)),
+                at(256, Some(1)),
+                at(256, Some(3))
+            ]
+        );
+        let a = args(&[]);
+        assert_eq!((epochs(&a), tag(&a)), (EPOCHS, None));
+    }
+
+    #[test]
+    fn a_sweep_runs_the_batch_series_then_the_thread_series() {
+        let sweep = args(&["--sweep"]);
+        assert_eq!(
+            points(&sweep, false, 4),
+            [
+                at(32, None),
+                at(128, None),
+                at(512, None),
+                at(32, Some(1)),
+                at(32, Some(2)),
+                at(32, Some(4))
+            ]
+        );
+        // On CUDA the threads are not swept, and the batch sizes go further.
+        let cuda: Vec<usize> = points(&sweep, true, 4)
+            .iter()
+            .map(|p| p.batch_size)
+            .collect();
+        assert_eq!(cuda, SWEEP_BATCH_SIZES_CUDA);
+        assert_eq!(
+            (epochs(&sweep), tag(&sweep)),
+            (SWEEP_EPOCHS, Some("sweep".into()))
+        );
+        // Each list given replaces its series; --epochs and --tag win.
+        let custom = args(&[
+            "--sweep",
+            "--batch-size",
+            "16,32",
+            "--threads",
+            "2",
+            "--epochs",
+            "1",
+            "--tag",
+            "s",
+        ]);
+        assert_eq!(
+            points(&custom, false, 8),
+            [at(16, None), at(32, None), at(32, Some(2))]
+        );
+        assert_eq!((epochs(&custom), tag(&custom)), (1, Some("s".into())));
+    }
+
+    #[test]
+    fn bad_lists_are_refused() {
+        for line in [&["--batch-size", ""][..], &["--threads", ""]] {
+            // Refused by clap (not a number) or by the check (an empty list): never run.
+            let parsed =
+                Cli::try_parse_from(std::iter::once("compare").chain(line.iter().copied()));
+            if let Ok(cli) = parsed {
+                assert!(check(&cli.args).is_err(), "{line:?}");
+            }
+        }
+        assert!(Cli::try_parse_from(["compare", "--batch-size", "32,x"]).is_err());
+        // Each batch size and thread count goes through the shared validation, before any run.
+        for line in [
+            &["--batch-size", "32,0"][..],
+            &["--sweep", "--threads", "2,0"],
+        ] {
+            let e = check(&args(line)).unwrap_err().to_string();
+            assert!(e.contains("must be 1 to"), "{line:?}: {e}");
+        }
+        assert!(check(&args(&["--sweep"])).is_ok());
+    }
+
+    #[test]
+    fn report_names_show_what_differs_from_the_recipe() {
+        let name = |point, repeat| {
+            report_name(
+                "tch",
+                ModelKind::LeNet3,
+                Dataset::Mnist,
+                point,
+                true,
+                repeat,
+            )
+        };
+        assert_eq!(name(at(32, None), 1), "tch-lenet3.json");
+        assert_eq!(name(at(128, None), 1), "tch-lenet3-b128.json");
+        assert_eq!(name(at(32, Some(2)), 3), "tch-lenet3-t2-r3.json");
+        let fashion = at(512, Some(1));
+        assert_eq!(
+            report_name(
+                "pytorch",
+                ModelKind::LeNet2,
+                Dataset::FashionMnist,
+                fashion,
+                true,
+                1
+            ),
+            "pytorch-lenet2-fashion-mnist-b512-t1.json"
+        );
+        // One thread count for the whole comparison: the names stay as they were.
+        assert_eq!(
+            report_name(
+                "tch",
+                ModelKind::LeNet2,
+                Dataset::Mnist,
+                at(32, Some(1)),
+                false,
+                2
+            ),
+            "tch-lenet2-r2.json"
+        );
     }
 }

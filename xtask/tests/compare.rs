@@ -212,7 +212,11 @@ fn a_killed_run_is_a_failed_row_and_resume_finishes_the_comparison() {
         2,
         "{text}"
     );
-    assert_eq!(text.matches("== tch lenet2\n").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("== tch lenet2, 1 thread\n").count(),
+        1,
+        "{text}"
+    );
     for (name, bytes) in ["tch-lenet2.json", "tch-lenet2-r3.json"].iter().zip(&kept) {
         assert_eq!(&std::fs::read(dir.join(name)).unwrap(), bytes, "{name}");
     }
@@ -232,6 +236,62 @@ fn a_killed_run_is_a_failed_row_and_resume_finishes_the_comparison() {
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{text}");
     assert!(!text.contains("finished earlier"), "{text}");
+}
+
+/// A sweep point that fails (here its process is killed) is a failed point: the sweep goes on to
+/// the next, and the summary's sweep table shows it.
+#[test]
+fn a_failed_point_does_not_stop_a_sweep() {
+    let data = data(320);
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("log.txt");
+    let mut cmd = xtask(&["--sweep", "--batch-size", "16,32,64", "--threads", "1"]);
+    cmd.args(["--device", "cpu"])
+        .args(EPOCHS)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--out")
+        .arg(out.path());
+    let mut child = spawn(cmd, &log);
+    let dir = out.path().join("test").join("sweep");
+    let second = dir.join("tch-lenet2.json");
+    let victim = wait_for_run(second.to_str().unwrap(), &mut child, &log);
+    signal(victim, "KILL");
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("1 run failed"), "{text}");
+    assert!(text.contains("== tch lenet2, batch 64\n"), "{text}");
+    for name in [
+        "tch-lenet2-b16.json",
+        "tch-lenet2-b64.json",
+        "tch-lenet2-t1.json",
+    ] {
+        let r = report(&dir, name);
+        assert!(r.succeeded(), "{name}");
+        assert_eq!(r.spec.epochs, 40);
+    }
+    assert_eq!(report(&dir, "tch-lenet2-b64.json").spec.batch_size, 64);
+    assert_eq!(report(&dir, "tch-lenet2-t1.json").spec.threads, Some(1));
+    assert!(!report(&dir, "tch-lenet2.json").succeeded());
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("## Sweeps"), "{summary}");
+    assert!(
+        summary.contains("images per second by batch size"),
+        "{summary}"
+    );
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("| tch |"))
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert_eq!(row.matches("FAILED").count(), 1, "{row}");
+    assert!(
+        summary.contains("- tch at batch size 32: the run process was killed (SIGKILL"),
+        "{summary}"
+    );
+    assert!(dir
+        .join("mnist-lenet2-cpu-images-per-second-by-batch-size.svg")
+        .is_file());
 }
 
 #[test]
@@ -315,6 +375,15 @@ fn bad_options_stop_compare_before_any_run() {
         "epochs must be 1 to 10000, not 0",
     );
     check(&with(&["--limit", "0"]), "image limit must be at least 1");
+    check(
+        &with(&["--batch-size", "32,0"]),
+        "batch size must be 1 to 65536, not 0",
+    );
+    check(&with(&["--threads", "1,0"]), "threads must be 1 to 4096");
+    check(
+        &with(&["--batch-size", "32,big"]),
+        "invalid value 'big' for '--batch-size",
+    );
     check(&with(&["--limit", "21"]), "image limit 21 must be 1 to 20");
     check(
         &with(&["--tag", "My Tag"]),

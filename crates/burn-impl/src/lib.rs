@@ -48,6 +48,10 @@ fn read_error(what: &str, e: impl std::fmt::Debug) -> TrainError {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("no details");
+    // "An out-of-memory error happened ... Caused by: <the driver's words>": keep what it was.
+    if common::error::is_out_of_memory(&text) && !common::error::is_out_of_memory(root) {
+        return backend_error(format!("{what} failed: out of memory: {root}"));
+    }
     backend_error(format!("{what} failed: {root}"))
 }
 
@@ -516,6 +520,27 @@ mod tests {
                  Backtrace:\nNo backtrace available)",
             )
         }
+    }
+
+    struct OutOfMemory;
+
+    impl std::fmt::Debug for OutOfMemory {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(
+                "Execution(An out-of-memory error happened during launch\nCaused by:\n  \
+                 cuMemAlloc_v2: 2147483648 bytes\nBacktrace\nNo backtrace available)",
+            )
+        }
+    }
+
+    #[test]
+    fn running_out_of_memory_stays_visible_in_the_root_cause() {
+        let e = super::read_error("reading the epoch's loss", OutOfMemory).to_string();
+        assert_eq!(
+            e,
+            "burn: reading the epoch's loss failed: out of memory: cuMemAlloc_v2: 2147483648 bytes"
+        );
+        assert!(common::error::is_out_of_memory(&e));
     }
 
     #[test]

@@ -72,6 +72,34 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How a report's failure starts when the device ran out of memory (a sweep's batch size too large
+/// for the GPU, say), whatever words the framework used.
+pub const OUT_OF_DEVICE_MEMORY: &str = "out of device memory";
+
+/// Whether `message` says that memory ran out, in any of the frameworks' words ("CUDA out of
+/// memory", `CUDA_ERROR_OUT_OF_MEMORY`, "An out-of-memory error", `OutOfMemory`, "out of device
+/// memory").
+pub fn is_out_of_memory(message: &str) -> bool {
+    let words: String = message
+        .to_lowercase()
+        .chars()
+        .map(|c| if c == '-' || c == '_' { ' ' } else { c })
+        .collect();
+    words.contains("out of memory")
+        || words.contains("outofmemory")
+        || words.contains("out of device memory")
+}
+
+/// A run's failure as its report gives it: marked [`OUT_OF_DEVICE_MEMORY`] when memory ran out on
+/// a device (`on_device`; on the CPU the kernel ends the process instead).
+pub fn failure_text(message: String, on_device: bool) -> String {
+    if on_device && is_out_of_memory(&message) && !message.starts_with(OUT_OF_DEVICE_MEMORY) {
+        format!("{OUT_OF_DEVICE_MEMORY}: {message}")
+    } else {
+        message
+    }
+}
+
 /// A value given for an option that is not one of those it takes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} '{value}': expected {expected}")]

@@ -213,6 +213,14 @@ pub struct EpochRecord {
     /// From the first step to a device synchronisation after the last.
     pub train_seconds: f64,
     pub eval_seconds: f64,
+    /// From the first step until the host had queued the last one (the trainer's last progress
+    /// call); the rest of `train_seconds` is the device finishing what was queued, and the reading
+    /// of the epoch's totals. `None` in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_seconds: Option<f64>,
+    /// The GPU's energy over this epoch's training, from its driver's counter; `None` without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_joules: Option<f64>,
 }
 
 /// A pass over a whole split without training.
@@ -316,6 +324,8 @@ pub trait Trainer {
 pub trait Observer {
     fn epoch_started(&mut self, _epoch: u32, _steps: usize) {}
     fn step(&mut self, _steps_done: usize) {}
+    /// The epoch's training has finished on the device (its evaluation comes next).
+    fn epoch_trained(&mut self, _epoch: u32) {}
     fn epoch_finished(&mut self, _record: &EpochRecord) {}
     fn evaluating(&mut self, _what: &str) {}
 }
@@ -369,9 +379,14 @@ fn train_into(
         observer.epoch_started(epoch, steps);
         trainer.synchronize()?;
         let start = Instant::now();
-        let totals = trainer.train_epoch(&order, &mut |done| observer.step(done))?;
+        let mut queued = None;
+        let totals = trainer.train_epoch(&order, &mut |done| {
+            queued = Some(start.elapsed().as_secs_f64());
+            observer.step(done);
+        })?;
         trainer.synchronize()?;
         let train_seconds = start.elapsed().as_secs_f64();
+        observer.epoch_trained(epoch);
         if !totals.loss_sum.is_finite() {
             let at = match totals.first_nonfinite {
                 Some((step, loss)) => format!(", first at step {step} of {steps} (loss {loss})"),
@@ -391,6 +406,8 @@ fn train_into(
             test_accuracy: test.accuracy,
             train_seconds,
             eval_seconds: test.seconds,
+            queued_seconds: queued,
+            energy_joules: None,
         };
         observer.epoch_finished(&record);
         outcome.epochs.push(record);
@@ -401,4 +418,94 @@ fn train_into(
     observer.evaluating("train");
     outcome.final_train = Some(timed_eval(trainer, SplitKind::Train)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A trainer whose steps the host queues in `queue` each, and whose device needs `drain` after
+    /// the last one: what a GPU framework looks like from the harness.
+    struct Queued {
+        queue: Duration,
+        drain: Duration,
+        pending: std::cell::Cell<bool>,
+    }
+
+    impl Trainer for Queued {
+        fn train_epoch(
+            &mut self,
+            order: &[u32],
+            progress: &mut dyn FnMut(usize),
+        ) -> Result<Totals, TrainError> {
+            for step in 1..=order.len().div_ceil(BATCH_SIZE) {
+                std::thread::sleep(self.queue);
+                progress(step);
+            }
+            self.pending.set(true);
+            Ok(Totals {
+                loss_sum: 0.0,
+                correct: 0,
+                examples: order.len() as u64,
+                first_nonfinite: None,
+            })
+        }
+
+        fn evaluate(&mut self, _split: SplitKind) -> Result<Totals, TrainError> {
+            Ok(Totals {
+                loss_sum: 0.0,
+                correct: 1,
+                examples: 1,
+                first_nonfinite: None,
+            })
+        }
+
+        fn weights(&self) -> Result<Weights, TrainError> {
+            Ok(Weights::default())
+        }
+
+        fn synchronize(&self) -> Result<(), TrainError> {
+            if self.pending.replace(false) {
+                std::thread::sleep(self.drain);
+            }
+            Ok(())
+        }
+
+        fn backend(&self) -> BackendInfo {
+            BackendInfo {
+                framework: "queued".into(),
+                framework_version: String::new(),
+                device: DeviceKind::Cuda,
+                device_name: "fake".into(),
+                threads: 1,
+                features: Vec::new(),
+                notes: Vec::new(),
+            }
+        }
+    }
+
+    /// The harness records when the last step was queued: 4 steps of 20 ms, then 120 ms for the
+    /// device, so the host is done at about 80 of 200 ms.
+    #[test]
+    fn the_queueing_time_of_an_epoch_is_recorded() {
+        let mut trainer = Queued {
+            queue: Duration::from_millis(20),
+            drain: Duration::from_millis(120),
+            pending: std::cell::Cell::new(false),
+        };
+        let spec = RunSpec {
+            epochs: 2,
+            ..RunSpec::recipe("queued", crate::spec::ModelKind::LeNet2)
+        };
+        let outcome = train(&mut trainer, &spec, 4 * BATCH_SIZE, &mut Silent);
+        assert_eq!(outcome.failure, None);
+        assert_eq!(outcome.epochs.len(), 2);
+        for e in &outcome.epochs {
+            let queued = e.queued_seconds.expect("recorded");
+            assert!((0.08..0.15).contains(&queued), "queued {queued}");
+            assert!(e.train_seconds >= queued + 0.12, "{e:?}");
+            assert!(queued / e.train_seconds < 0.6, "{e:?}");
+        }
+    }
 }

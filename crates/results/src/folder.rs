@@ -12,6 +12,7 @@ use crate::catalogue::Catalogue;
 use crate::plots::{self, Picture};
 use crate::report::RunReport;
 use crate::summary;
+use crate::sweep;
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -76,6 +77,14 @@ impl ResultsFolder {
             write_picture(&self.dir, picture)?;
         }
         let mut text = summary_markdown(&self.title, &self.reports, &table, catalogue);
+        let sweeps = sweep::tables(&self.reports, catalogue);
+        if !sweeps.is_empty() {
+            text.push_str(&format!(
+                "## Sweeps
+
+{sweeps}"
+            ));
+        }
         text.push_str(&pictures_markdown(&self.dir, &charts));
         write_file(&self.dir.join("summary.md"), text.as_bytes())?;
         Ok(table)
@@ -264,8 +273,23 @@ fn summary_markdown(
     if !failed.is_empty() {
         text.push_str("Failed runs (`--resume` reruns them and keeps the others):\n\n");
         for r in failed {
+            // The point, where the folder has several.
+            let mut point = String::new();
+            if reports
+                .iter()
+                .any(|o| o.spec.batch_size != r.spec.batch_size)
+            {
+                point.push_str(&format!(", batch {}", r.spec.batch_size));
+            }
+            if reports.iter().any(|o| o.spec.threads != r.spec.threads) {
+                match r.spec.threads {
+                    Some(1) => point.push_str(", 1 thread"),
+                    Some(n) => point.push_str(&format!(", {n} threads")),
+                    None => point.push_str(", its own threads"),
+                }
+            }
             text.push_str(&format!(
-                "- {} {}, seed {}: {}\n",
+                "- {} {}{point}, seed {}: {}\n",
                 r.spec.framework,
                 r.spec.model,
                 r.spec.seed,

@@ -9,10 +9,12 @@ pub mod catalogue;
 pub mod data;
 pub mod env;
 pub mod folder;
+pub mod gpu;
 pub mod listings;
 pub mod plots;
 pub mod report;
 pub mod summary;
+pub mod sweep;
 
 pub use catalogue::Catalogue;
 pub use env::Environment;

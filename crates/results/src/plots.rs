@@ -1,6 +1,7 @@
 //! The pictures beside `summary.md`, as SVG (text stays text, no font files needed): accuracy per
-//! epoch for every framework on one chart per model, median time per epoch as bars, and a grid of
-//! sample images with their labels. Charts are drawn from run reports alone, so `cargo xtask report`
+//! epoch for every framework on one chart per model, median time per epoch as bars, images per
+//! second against batch size or threads for a sweep (log-log), and a grid of sample images with
+//! their labels. Charts are drawn from run reports alone, so `cargo xtask report`
 //! can redraw them from committed JSON.
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use common::ModelKind;
 use crate::catalogue::Catalogue;
 use crate::report::RunReport;
 use crate::summary;
+use crate::sweep;
 
 /// One picture: its file name and its SVG text.
 pub struct Picture {
@@ -48,6 +50,15 @@ pub fn charts(reports: &[RunReport], catalogue: &Catalogue) -> Result<Vec<Pictur
     }
     let mut out = Vec::new();
     for ((dataset, model, device), runs) in by_config {
+        // Runs at several batch sizes or thread counts are a sweep: their curves would mix points,
+        // so a sweep gets its throughput charts instead.
+        let points: std::collections::BTreeSet<_> = runs
+            .iter()
+            .map(|r| (r.spec.batch_size, r.spec.threads))
+            .collect();
+        if points.len() > 1 {
+            continue;
+        }
         let stem = format!("{dataset}-{model}-{device}");
         let what = format!("{} on {} ({device})", model_title(model), dataset.title());
         out.push(Picture {
@@ -61,7 +72,103 @@ pub fn charts(reports: &[RunReport], catalogue: &Catalogue) -> Result<Vec<Pictur
             svg: time_chart(&what, &runs, catalogue)?,
         });
     }
+    for series in sweep::series(reports, catalogue) {
+        out.push(Picture {
+            file: format!(
+                "{}-{}-{}-images-per-second-by-{}.svg",
+                series.dataset,
+                series.model,
+                series.device,
+                series.axis.slug()
+            ),
+            title: series.title(),
+            svg: throughput_chart(&series, catalogue)?,
+        });
+    }
     Ok(out)
+}
+
+/// Images per second against the series' axis, both logarithmic, a line per framework (with a dot
+/// at each point that has a successful run).
+fn throughput_chart(series: &sweep::Series, catalogue: &Catalogue) -> Result<String, DrawError> {
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = series
+        .frameworks
+        .iter()
+        .map(|(framework, _)| {
+            let points = series
+                .points
+                .iter()
+                .filter_map(|&p| {
+                    series
+                        .images_per_second(framework, p)
+                        .map(|v| (p as f64, v))
+                })
+                .collect();
+            (framework.as_str(), points)
+        })
+        .collect();
+    let values = || lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
+    let low = values().fold(f64::INFINITY, f64::min);
+    let high = values().fold(0.0f64, f64::max);
+    let (low, high) = if low.is_finite() && high > 0.0 {
+        (low / 1.5, high * 1.5)
+    } else {
+        (1.0, 10.0)
+    };
+    let first = series.points.first().copied().unwrap_or(1) as f64;
+    let last = series.points.last().copied().unwrap_or(2) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (820, 500)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(series.title(), ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(
+                (first / 1.25..last * 1.25).log_scale(),
+                (low..high).log_scale(),
+            )
+            .map_err(err)?;
+        let ticks = series.points.clone();
+        chart
+            .configure_mesh()
+            .x_desc(series.axis.name())
+            .y_desc("images per second (log)")
+            .x_label_formatter(&|x| {
+                ticks
+                    .iter()
+                    .find(|&&t| ((t as f64) / x - 1.0).abs() < 0.02)
+                    .map(usize::to_string)
+                    .unwrap_or_default()
+            })
+            .y_label_formatter(&|y| summary::thousands(y.round() as usize))
+            .draw()
+            .map_err(err)?;
+        for (framework, points) in &lines {
+            let c = colour(catalogue, framework);
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(*framework)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
 }
 
 fn model_title(model: ModelKind) -> &'static str {

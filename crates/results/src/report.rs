@@ -38,9 +38,31 @@ pub struct RunReport {
     /// The most device memory the framework had allocated at once, where it can tell.
     #[serde(default)]
     pub peak_device_bytes: Option<u64>,
+    /// The most GPU memory the driver had given the run's process (NVML, sampled every 20 ms: the
+    /// CUDA context, the allocator's pools and the tensors), the same measure for every framework.
+    #[serde(default)]
+    pub gpu_process_bytes: Option<u64>,
     /// Why the run failed; `None` for a run that finished.
     pub failure: Option<String>,
 }
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    })
+}
+
+/// A run whose host finished queueing its last step at this share of the epoch or later is
+/// host-bound: the device waited for the host, not the other way round.
+pub const HOST_BOUND: f64 = 0.9;
 
 impl RunReport {
     /// A report that holds only a failure (the run never got as far as training).
@@ -59,6 +81,7 @@ impl RunReport {
             final_test: None,
             peak_host_bytes: None,
             peak_device_bytes: None,
+            gpu_process_bytes: None,
             failure: Some(reason),
         }
     }
@@ -82,22 +105,47 @@ impl RunReport {
 
     /// Median training time of epochs 2..N (epoch 1 alone when there is only one).
     pub fn median_epoch_seconds(&self) -> Option<f64> {
-        let mut t: Vec<f64> = self
-            .epochs
-            .iter()
-            .skip(usize::from(self.epochs.len() > 1))
-            .map(|e| e.train_seconds)
-            .collect();
-        if t.is_empty() {
-            return None;
-        }
-        t.sort_by(f64::total_cmp);
-        let n = t.len();
-        Some(if n % 2 == 1 {
-            t[n / 2]
-        } else {
-            (t[n / 2 - 1] + t[n / 2]) / 2.0
-        })
+        median(self.steady_epochs().map(|e| e.train_seconds).collect())
+    }
+
+    /// Epochs 2..N, or epoch 1 when it is the only one.
+    fn steady_epochs(&self) -> impl Iterator<Item = &EpochRecord> {
+        self.epochs.iter().skip(usize::from(self.epochs.len() > 1))
+    }
+
+    /// The share of the epoch the host took to queue every step, median over epochs 2..N (epoch 1
+    /// alone when there is only one); `None` for reports that did not record it. Near 1, the host
+    /// was the bottleneck: the time measures the framework's dispatch, not the device.
+    pub fn host_share(&self) -> Option<f64> {
+        let shares = self
+            .steady_epochs()
+            .map(|e| {
+                e.queued_seconds
+                    .filter(|_| e.train_seconds > 0.0)
+                    .map(|q| (q / e.train_seconds).min(1.0))
+            })
+            .collect::<Option<_>>()?;
+        median(shares)
+    }
+
+    /// Whether the host finished queueing within the last 10% of the epoch (see [`HOST_BOUND`]).
+    pub fn host_bound(&self) -> Option<bool> {
+        self.host_share().map(|s| s >= HOST_BOUND)
+    }
+
+    /// The GPU's energy per training epoch, median over epochs 2..N (epoch 1 alone when there is
+    /// only one); `None` without a reading for each of those epochs.
+    pub fn joules_per_epoch(&self) -> Option<f64> {
+        let joules = self
+            .steady_epochs()
+            .map(|e| e.energy_joules)
+            .collect::<Option<_>>()?;
+        median(joules)
+    }
+
+    /// [`RunReport::joules_per_epoch`] per 1,000 training images.
+    pub fn joules_per_thousand_images(&self) -> Option<f64> {
+        crate::gpu::joules_per_thousand_images(self.joules_per_epoch()?, self.train_examples as u64)
     }
 
     /// Training images per second in the median epoch.

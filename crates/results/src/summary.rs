@@ -6,11 +6,11 @@
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use common::harness::InitKind;
+use common::harness::{DeviceKind, InitKind};
 use common::{Dataset, ModelKind};
 
 use crate::catalogue::Catalogue;
-use crate::report::RunReport;
+use crate::report::{RunReport, HOST_BOUND};
 
 /// The test accuracy whose first crossing the table times.
 pub const TARGET_ACCURACY: f64 = 0.99;
@@ -70,27 +70,32 @@ pub fn display_order(a: &RunReport, b: &RunReport, baseline: Option<&str>) -> st
         .then(a.spec.seed.cmp(&b.spec.seed))
 }
 
-type Key = (Dataset, ModelKind, String, InitKind, String);
+/// The settings that make a comparison's point: where runs with the same point differ only in
+/// framework (and seed), they are compared with each other.
+type Point = (Dataset, ModelKind, String, InitKind, usize, Option<usize>);
 
-/// What makes runs repeats of one configuration.
-fn key(r: &RunReport) -> Key {
+/// The point of a run: dataset, model, device, init, batch size, threads asked for.
+fn point(r: &RunReport) -> Point {
     (
         r.spec.dataset,
         r.spec.model,
         r.device(),
         r.spec.init,
-        r.spec.framework.clone(),
+        r.spec.batch_size,
+        r.spec.threads,
     )
 }
 
-/// A configuration's key with the baseline's rows first among a (dataset, model, device, init).
-fn sort_key(
-    r: &RunReport,
-    baseline: Option<&str>,
-) -> (Dataset, ModelKind, String, InitKind, bool, String) {
-    let (dataset, model, device, init, framework) = key(r);
+/// What makes runs repeats of one configuration: the point and the framework.
+fn key(r: &RunReport) -> (Point, String) {
+    (point(r), r.spec.framework.clone())
+}
+
+/// A configuration's key with the baseline's rows first among a point's.
+fn sort_key(r: &RunReport, baseline: Option<&str>) -> (Point, bool, String) {
+    let (point, framework) = key(r);
     let not_baseline = Some(framework.as_str()) != baseline;
-    (dataset, model, device, init, not_baseline, framework)
+    (point, not_baseline, framework)
 }
 
 /// The repeats of one configuration.
@@ -133,6 +138,34 @@ pub fn groups(reports: &[RunReport]) -> Vec<Group<'_>> {
     out
 }
 
+/// The share of the epoch the host spent queueing (see [`RunReport::host_share`]), marked
+/// host-bound from [`HOST_BOUND`] up; "-" on the CPU, where the host is the device and every step
+/// ends before the next is queued.
+fn host_share(g: &Group) -> String {
+    if g.first().device() != DeviceKind::Cuda.to_string() {
+        return "-".into();
+    }
+    let shares = g.values(RunReport::host_share);
+    match mean_sd(&shares) {
+        None => "-".into(),
+        Some((m, _)) if m >= HOST_BOUND => format!("{} host-bound", stat(&shares, share)),
+        Some(_) => stat(&shares, share),
+    }
+}
+
+/// The threads a run used: those asked for, else what the framework reported, marked as its own.
+fn threads(r: &RunReport) -> String {
+    match (r.spec.threads, &r.backend) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(b)) => format!("{} (own)", b.threads),
+        (None, None) => "own".into(),
+    }
+}
+
+fn share(s: f64) -> String {
+    format!("{:.0}%", s * 100.0)
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -145,12 +178,28 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
     let datasets: std::collections::BTreeSet<Dataset> =
         reports.iter().map(|r| r.spec.dataset).collect();
     let show_dataset = datasets.len() > 1;
+    let varies = |f: fn(&RunReport) -> String| {
+        reports
+            .iter()
+            .map(f)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1
+    };
+    let show_batch = varies(|r| r.spec.batch_size.to_string());
+    let show_threads = varies(|r| format!("{:?}", r.spec.threads));
     let repeats = groups.iter().any(|g| g.runs.len() > 1);
     let mut header = vec!["framework", "model"];
     if show_dataset {
         header.push("dataset");
     }
     header.extend(["device", "parameters"]);
+    if show_batch {
+        header.push("batch");
+    }
+    if show_threads {
+        header.push("threads");
+    }
     if repeats {
         header.push("runs");
     }
@@ -159,6 +208,7 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
         "median epoch 2..N (s)",
         "vs PyTorch",
         "images/s",
+        "host share",
         "total (s)",
         "to 99% test (s)",
         "train acc",
@@ -166,6 +216,13 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
         "peak host (MiB)",
         "peak device (MiB)",
     ]);
+    // The driver's counters, for tables with GPU runs.
+    let gpu = reports
+        .iter()
+        .any(|r| r.device() == DeviceKind::Cuda.to_string());
+    if gpu {
+        header.extend(["GPU memory (MiB)", "energy (J/epoch)", "J per 1k images"]);
+    }
     let mut builder = Builder::default();
     builder.push_record(header);
     for g in &groups {
@@ -175,11 +232,7 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
             .iter()
             .find(|b| {
                 let f = b.first();
-                Some(f.spec.framework.as_str()) == baseline_name
-                    && f.spec.init == r.spec.init
-                    && f.spec.dataset == r.spec.dataset
-                    && f.spec.model == r.spec.model
-                    && f.device() == r.device()
+                Some(f.spec.framework.as_str()) == baseline_name && point(f) == point(r)
             })
             .and_then(Group::mean_median_epoch);
         let ratio = match (g.mean_median_epoch(), baseline) {
@@ -225,6 +278,12 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
             row.push(r.spec.dataset.to_string());
         }
         row.extend([r.device(), thousands(r.parameters)]);
+        if show_batch {
+            row.push(r.spec.batch_size.to_string());
+        }
+        if show_threads {
+            row.push(threads(r));
+        }
         if repeats {
             row.push(if failures.is_empty() {
                 g.runs.len().to_string()
@@ -243,6 +302,7 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
             stat(&g.values(RunReport::images_per_second), |s| {
                 format!("{s:.0}")
             }),
+            host_share(g),
             stat(
                 &g.values(|r| Some(r.total_seconds()).filter(|_| !r.epochs.is_empty())),
                 |s| format!("{s:.1}"),
@@ -260,6 +320,19 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
                 format!("{m:.0}")
             }),
         ]);
+        if gpu {
+            row.extend([
+                stat(&g.values(|r| r.gpu_process_bytes.map(mib)), |m| {
+                    format!("{m:.0}")
+                }),
+                stat(&g.values(RunReport::joules_per_epoch), |j| {
+                    format!("{j:.0}")
+                }),
+                stat(&g.values(RunReport::joules_per_thousand_images), |j| {
+                    format!("{j:.1}")
+                }),
+            ]);
+        }
         builder.push_record(row);
     }
     let mut t = builder.build();

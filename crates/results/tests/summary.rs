@@ -25,6 +25,30 @@ fn catalogue() -> Catalogue {
     ])
 }
 
+/// The cells of a Markdown table line, trimmed.
+fn cells(line: &str) -> Vec<String> {
+    line.trim()
+        .trim_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// The cell of `column` in the first row of `table` whose cells satisfy `row`.
+fn cell(table: &str, row: impl Fn(&[String]) -> bool, column: &str) -> String {
+    let mut lines = table.lines();
+    let header = cells(lines.next().unwrap_or(""));
+    let at = header
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column '{column}' in\n{table}"));
+    lines
+        .map(cells)
+        .find(|c| row(c))
+        .unwrap_or_else(|| panic!("no such row in\n{table}"))[at]
+        .clone()
+}
+
 fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
     let epochs = seconds
         .iter()
@@ -38,6 +62,8 @@ fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
             test_accuracy: a,
             train_seconds: s,
             eval_seconds: 0.5,
+            queued_seconds: Some(s * 0.5),
+            energy_joules: None,
         })
         .collect();
     let eval = EvalRecord {
@@ -60,6 +86,7 @@ fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
         final_test: Some(eval),
         peak_host_bytes: Some(300 << 20),
         peak_device_bytes: None,
+        gpu_process_bytes: None,
         failure: None,
     }
 }
@@ -74,6 +101,92 @@ fn median_skips_the_first_epoch() {
     assert_eq!(r.seconds_to_accuracy(0.99), Some(15.0));
     assert_eq!(r.seconds_to_accuracy(0.995), None);
     assert_eq!(r.total_seconds(), 16.5);
+}
+
+/// The host's share of an epoch: the median over epochs 2..N of queued / train seconds; in the
+/// table for CUDA rows only, marked host-bound from 90% up.
+#[test]
+fn the_host_share_marks_host_bound_rows() {
+    let mut r = report("tch", &[9.0, 2.0, 4.0, 3.0], &[0.9, 0.98, 0.991, 0.992]);
+    for (e, q) in r.epochs.iter_mut().zip([9.0, 1.0, 3.8, 3.0]) {
+        e.queued_seconds = Some(q);
+    }
+    assert_eq!(r.host_share(), Some(0.95));
+    assert_eq!(r.host_bound(), Some(true));
+    let mut device_bound = r.clone();
+    device_bound.spec.framework = "pytorch".into();
+    for e in &mut device_bound.epochs {
+        e.queued_seconds = Some(e.train_seconds * 0.25);
+    }
+    assert_eq!(device_bound.host_share(), Some(0.25));
+    assert_eq!(device_bound.host_bound(), Some(false));
+    let mut old = r.clone();
+    old.epochs[2].queued_seconds = None;
+    assert_eq!(old.host_share(), None, "a report that did not record it");
+
+    let backend = |device| common::harness::BackendInfo {
+        framework: String::new(),
+        framework_version: String::new(),
+        device,
+        device_name: String::new(),
+        threads: 1,
+        features: Vec::new(),
+        notes: Vec::new(),
+    };
+    let cpu = |mut r: RunReport| {
+        r.backend = Some(backend(common::DeviceKind::Cpu));
+        r
+    };
+    let cuda = |mut r: RunReport| {
+        r.backend = Some(backend(common::DeviceKind::Cuda));
+        r
+    };
+    let table = summary::table(&[cuda(device_bound.clone()), cuda(r.clone())], &catalogue());
+    let share = |name: &str| cell(&table, |c| c[0] == name, "host share");
+    assert_eq!(share("pytorch"), "25%");
+    assert_eq!(share("tch"), "95% host-bound");
+    let table = summary::table(&[cpu(r)], &catalogue());
+    assert_eq!(cell(&table, |c| c[0] == "tch", "host share"), "-");
+}
+
+/// GPU rows show the driver's memory and energy readings, "-" where there were none; a table of
+/// CPU runs has no such columns.
+#[test]
+fn gpu_rows_show_the_drivers_memory_and_energy() {
+    let backend = |device| common::harness::BackendInfo {
+        framework: String::new(),
+        framework_version: String::new(),
+        device,
+        device_name: String::new(),
+        threads: 1,
+        features: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut measured = report("tch", &[9.0, 2.0, 4.0], &[0.9, 0.98, 0.99]);
+    measured.backend = Some(backend(common::DeviceKind::Cuda));
+    measured.gpu_process_bytes = Some(600 << 20);
+    for (e, j) in measured.epochs.iter_mut().zip([900.0, 100.0, 140.0]) {
+        e.energy_joules = Some(j);
+    }
+    assert_eq!(measured.joules_per_epoch(), Some(120.0));
+    assert_eq!(measured.joules_per_thousand_images(), Some(2.0));
+    let mut unmeasured = report("pytorch", &[9.0, 2.0, 4.0], &[0.9, 0.98, 0.99]);
+    unmeasured.backend = Some(backend(common::DeviceKind::Cuda));
+    assert_eq!(unmeasured.joules_per_epoch(), None);
+    let table = summary::table(&[unmeasured, measured.clone()], &catalogue());
+    assert!(
+        table.contains("| GPU memory (MiB) | energy (J/epoch) | J per 1k images |"),
+        "{table}"
+    );
+    let gpu = |name: &str| {
+        ["GPU memory (MiB)", "energy (J/epoch)", "J per 1k images"]
+            .map(|column| cell(&table, |c| c[0] == name, column))
+    };
+    assert_eq!(gpu("tch"), ["600", "120", "2.0"]);
+    assert_eq!(gpu("pytorch"), ["-", "-", "-"]);
+    measured.backend = Some(backend(common::DeviceKind::Cpu));
+    let cpu = summary::table(&[measured], &catalogue());
+    assert!(!cpu.contains("GPU memory"), "{cpu}");
 }
 
 #[test]

@@ -1,0 +1,219 @@
+//! Sweeps: the series found in a folder's reports, their tables and charts, and the comparison
+//! table's rows per point.
+
+use common::framework::{FrameworkDefaults, FrameworkInfo, Runner};
+use common::harness::{EpochRecord, EvalRecord, RunSpec};
+use common::ModelKind;
+use results::sweep::{self, Axis};
+use results::{plots, summary, Catalogue, Environment, RunReport, SCHEMA};
+
+/// The cells of a Markdown table line, trimmed.
+fn cells(line: &str) -> Vec<String> {
+    line.trim()
+        .trim_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// The cell of `column` in the first row of `table` whose cells satisfy `row`.
+fn cell(table: &str, row: impl Fn(&[String]) -> bool, column: &str) -> String {
+    let mut lines = table.lines();
+    let header = cells(lines.next().unwrap_or(""));
+    let at = header
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column '{column}' in\n{table}"));
+    lines
+        .map(cells)
+        .find(|c| row(c))
+        .unwrap_or_else(|| panic!("no such row in\n{table}"))[at]
+        .clone()
+}
+
+fn catalogue() -> Catalogue {
+    let info = |name: &str, baseline: bool, colour| FrameworkInfo {
+        name: name.to_string(),
+        runner: Runner::Lenet,
+        script: None,
+        baseline,
+        compared_by_default: true,
+        cuda_available: false,
+        cuda_build: None,
+        colour,
+        defaults: FrameworkDefaults::row([name, "a", "b", "c", "d", "e", "f", "g"]),
+        model_source: None,
+    };
+    Catalogue::new(vec![
+        info("pytorch", true, [214, 39, 40]),
+        info("tch", false, [255, 127, 14]),
+    ])
+}
+
+/// A two-epoch run of 60,000 images whose second epoch takes `seconds`.
+fn run(framework: &str, batch_size: usize, threads: Option<usize>, seconds: f64) -> RunReport {
+    let epoch = |epoch, train_seconds| EpochRecord {
+        epoch,
+        train_loss: 0.1,
+        train_accuracy: 0.98,
+        test_loss: 0.1,
+        test_accuracy: 0.98,
+        train_seconds,
+        eval_seconds: 0.5,
+        queued_seconds: None,
+        energy_joules: None,
+    };
+    let eval = EvalRecord {
+        loss: 0.1,
+        accuracy: 0.98,
+        examples: 10_000,
+        seconds: 0.5,
+    };
+    RunReport {
+        schema: SCHEMA,
+        spec: RunSpec {
+            batch_size,
+            threads,
+            epochs: 2,
+            ..RunSpec::recipe(framework, ModelKind::LeNet2)
+        },
+        backend: Some(common::harness::BackendInfo {
+            framework: framework.into(),
+            framework_version: String::new(),
+            device: common::DeviceKind::Cpu,
+            device_name: "cpu".into(),
+            threads: 2,
+            features: Vec::new(),
+            notes: Vec::new(),
+        }),
+        environment: Environment::default(),
+        parameters: 61_706,
+        train_examples: 60_000,
+        test_examples: 10_000,
+        setup_seconds: 0.0,
+        epochs: vec![epoch(1, 99.0), epoch(2, seconds)],
+        final_train: Some(eval.clone()),
+        final_test: Some(eval),
+        peak_host_bytes: None,
+        peak_device_bytes: None,
+        gpu_process_bytes: None,
+        failure: None,
+    }
+}
+
+fn failed(framework: &str, batch_size: usize, reason: &str) -> RunReport {
+    let mut r = run(framework, batch_size, None, 1.0);
+    r.epochs.clear();
+    r.final_test = None;
+    r.final_train = None;
+    r.failure = Some(reason.into());
+    r
+}
+
+/// A sweep on the CPU: batch sizes 32, 128, 512 at each framework's threads, then 1 and 2 threads
+/// at batch 32.
+fn reports() -> Vec<RunReport> {
+    vec![
+        run("tch", 32, None, 6.0),
+        run("tch", 128, None, 3.0),
+        failed("tch", 512, "out of memory\nmore"),
+        run("pytorch", 32, None, 12.0),
+        run("pytorch", 128, None, 4.0),
+        run("pytorch", 512, None, 2.0),
+        run("pytorch", 32, Some(1), 20.0),
+        run("pytorch", 32, Some(2), 12.0),
+        run("tch", 32, Some(1), 10.0),
+        run("tch", 32, Some(2), 6.0),
+    ]
+}
+
+#[test]
+fn a_sweep_has_a_batch_series_and_a_thread_series() {
+    let reports = reports();
+    let series = sweep::series(&reports, &catalogue());
+    assert_eq!(series.len(), 2);
+    let batch = &series[0];
+    assert_eq!(batch.axis, Axis::BatchSize);
+    assert_eq!(batch.points, [32, 128, 512]);
+    let names: Vec<&str> = batch.frameworks.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(names, ["pytorch", "tch"], "the baseline first");
+    assert_eq!(batch.images_per_second("tch", 32), Some(10_000.0));
+    assert_eq!(batch.images_per_second("tch", 512), None, "failed");
+    let threads = &series[1];
+    assert_eq!(threads.axis, Axis::Threads);
+    assert_eq!(threads.points, [1, 2]);
+    assert_eq!(threads.images_per_second("pytorch", 1), Some(3_000.0));
+    // One point per framework is not a sweep.
+    assert!(sweep::series(&reports[..1], &catalogue()).is_empty());
+}
+
+#[test]
+fn the_sweep_tables_give_rates_and_ratios_at_each_point() {
+    let text = sweep::tables(&reports(), &catalogue());
+    assert!(
+        text.contains("### LeNet2 on MNIST (cpu): images per second by batch size"),
+        "{text}"
+    );
+    assert!(text.contains("| framework | 32 | 128 | 512 |"), "{text}");
+    assert!(
+        text.contains("| pytorch | 5,000 | 15,000 | 30,000 |"),
+        "{text}"
+    );
+    // tch: twice PyTorch's rate at 32 (0.50x its time), 0.75x at 128, failed at 512.
+    assert!(
+        text.contains("| tch | 10,000 (0.50x) | 20,000 (0.75x) | FAILED |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- tch at batch size 512: out of memory\n"),
+        "{text}"
+    );
+    assert!(text.contains("images per second by threads"), "{text}");
+    assert!(
+        text.contains("| tch | 6,000 (0.50x) | 10,000 (0.50x) |"),
+        "{text}"
+    );
+    assert!(sweep::tables(&reports()[..1], &catalogue()).is_empty());
+}
+
+#[test]
+fn the_comparison_table_keeps_points_apart() {
+    let mut reports = reports();
+    summary::sort(&mut reports, &catalogue());
+    let table = summary::table(&reports, &catalogue());
+    // Each (framework, point) is a row of its own, divided by PyTorch at the same point.
+    assert_eq!(table.lines().count(), 2 + reports.len(), "{table}");
+    let at = |framework: &str, batch: &str, threads: &str, column: &str| {
+        cell(
+            &table,
+            |c| c[0] == framework && c[4] == batch && c[5] == threads,
+            column,
+        )
+    };
+    assert_eq!(at("tch", "128", "2 (own)", "vs PyTorch"), "0.75x");
+    assert_eq!(at("tch", "32", "2 (own)", "vs PyTorch"), "0.50x");
+    assert_eq!(at("tch", "32", "1", "vs PyTorch"), "0.50x");
+    assert_eq!(at("pytorch", "32", "2", "vs PyTorch"), "1.00x");
+    assert!(at("tch", "512", "2 (own)", "test acc").starts_with("FAILED: out of memory"));
+}
+
+#[test]
+fn a_sweep_is_drawn_as_throughput_charts() {
+    let charts = plots::charts(&reports(), &catalogue()).unwrap();
+    let files: Vec<&str> = charts.iter().map(|c| c.file.as_str()).collect();
+    assert_eq!(
+        files,
+        [
+            "mnist-lenet2-cpu-images-per-second-by-batch-size.svg",
+            "mnist-lenet2-cpu-images-per-second-by-threads.svg"
+        ],
+        "no accuracy or epoch-time chart mixes the points"
+    );
+    for c in &charts {
+        assert!(
+            c.svg.contains("pytorch") && c.svg.contains("tch"),
+            "{}",
+            c.file
+        );
+    }
+}
