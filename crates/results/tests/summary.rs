@@ -1,53 +1,11 @@
 //! Figures derived from reports: medians, time to an accuracy, the ratio to PyTorch.
 
-use common::framework::{FrameworkDefaults, FrameworkInfo, Runner};
 use common::harness::{EpochRecord, EvalRecord, RunSpec};
 use common::ModelKind;
-use results::{summary, Catalogue, Environment, RunReport, SCHEMA};
+use results::{summary, Environment, RunReport, SCHEMA};
 
-/// PyTorch as the baseline, and tch.
-fn catalogue() -> Catalogue {
-    let info = |name: &str, baseline: bool, colour| FrameworkInfo {
-        name: name.to_string(),
-        runner: Runner::Lenet,
-        script: None,
-        baseline,
-        compared_by_default: true,
-        cuda_available: false,
-        cuda_build: None,
-        colour,
-        defaults: FrameworkDefaults::row([name, "a", "b", "c", "d", "e", "f", "g"]),
-        model_source: None,
-    };
-    Catalogue::new(vec![
-        info("pytorch", true, [214, 39, 40]),
-        info("tch", false, [255, 127, 14]),
-    ])
-}
-
-/// The cells of a Markdown table line, trimmed.
-fn cells(line: &str) -> Vec<String> {
-    line.trim()
-        .trim_matches('|')
-        .split('|')
-        .map(|c| c.trim().to_string())
-        .collect()
-}
-
-/// The cell of `column` in the first row of `table` whose cells satisfy `row`.
-fn cell(table: &str, row: impl Fn(&[String]) -> bool, column: &str) -> String {
-    let mut lines = table.lines();
-    let header = cells(lines.next().unwrap_or(""));
-    let at = header
-        .iter()
-        .position(|h| h == column)
-        .unwrap_or_else(|| panic!("no column '{column}' in\n{table}"));
-    lines
-        .map(cells)
-        .find(|c| row(c))
-        .unwrap_or_else(|| panic!("no such row in\n{table}"))[at]
-        .clone()
-}
+mod support;
+use support::{backend, catalogue, cell};
 
 fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
     let epochs = seconds
@@ -124,15 +82,6 @@ fn the_host_share_marks_host_bound_rows() {
     old.epochs[2].queued_seconds = None;
     assert_eq!(old.host_share(), None, "a report that did not record it");
 
-    let backend = |device| common::harness::BackendInfo {
-        framework: String::new(),
-        framework_version: String::new(),
-        device,
-        device_name: String::new(),
-        threads: 1,
-        features: Vec::new(),
-        notes: Vec::new(),
-    };
     let cpu = |mut r: RunReport| {
         r.backend = Some(backend(common::DeviceKind::Cpu));
         r
@@ -153,15 +102,6 @@ fn the_host_share_marks_host_bound_rows() {
 /// CPU runs has no such columns.
 #[test]
 fn gpu_rows_show_the_drivers_memory_and_energy() {
-    let backend = |device| common::harness::BackendInfo {
-        framework: String::new(),
-        framework_version: String::new(),
-        device,
-        device_name: String::new(),
-        threads: 1,
-        features: Vec::new(),
-        notes: Vec::new(),
-    };
     let mut measured = report("tch", &[9.0, 2.0, 4.0], &[0.9, 0.98, 0.99]);
     measured.backend = Some(backend(common::DeviceKind::Cuda));
     measured.gpu_process_bytes = Some(600 << 20);

@@ -1,54 +1,13 @@
 //! Sweeps: the series found in a folder's reports, their tables and charts, and the comparison
 //! table's rows per point.
 
-use common::framework::{FrameworkDefaults, FrameworkInfo, Runner};
 use common::harness::{EpochRecord, EvalRecord, RunSpec};
 use common::ModelKind;
 use results::sweep::{self, Axis};
-use results::{plots, summary, Catalogue, Environment, RunReport, SCHEMA};
+use results::{plots, summary, Environment, RunReport, SCHEMA};
 
-/// The cells of a Markdown table line, trimmed.
-fn cells(line: &str) -> Vec<String> {
-    line.trim()
-        .trim_matches('|')
-        .split('|')
-        .map(|c| c.trim().to_string())
-        .collect()
-}
-
-/// The cell of `column` in the first row of `table` whose cells satisfy `row`.
-fn cell(table: &str, row: impl Fn(&[String]) -> bool, column: &str) -> String {
-    let mut lines = table.lines();
-    let header = cells(lines.next().unwrap_or(""));
-    let at = header
-        .iter()
-        .position(|h| h == column)
-        .unwrap_or_else(|| panic!("no column '{column}' in\n{table}"));
-    lines
-        .map(cells)
-        .find(|c| row(c))
-        .unwrap_or_else(|| panic!("no such row in\n{table}"))[at]
-        .clone()
-}
-
-fn catalogue() -> Catalogue {
-    let info = |name: &str, baseline: bool, colour| FrameworkInfo {
-        name: name.to_string(),
-        runner: Runner::Lenet,
-        script: None,
-        baseline,
-        compared_by_default: true,
-        cuda_available: false,
-        cuda_build: None,
-        colour,
-        defaults: FrameworkDefaults::row([name, "a", "b", "c", "d", "e", "f", "g"]),
-        model_source: None,
-    };
-    Catalogue::new(vec![
-        info("pytorch", true, [214, 39, 40]),
-        info("tch", false, [255, 127, 14]),
-    ])
-}
+mod support;
+use support::{backend, catalogue, cell};
 
 /// A two-epoch run of 60,000 images whose second epoch takes `seconds`.
 fn run(framework: &str, batch_size: usize, threads: Option<usize>, seconds: f64) -> RunReport {
@@ -77,15 +36,7 @@ fn run(framework: &str, batch_size: usize, threads: Option<usize>, seconds: f64)
             epochs: 2,
             ..RunSpec::recipe(framework, ModelKind::LeNet2)
         },
-        backend: Some(common::harness::BackendInfo {
-            framework: framework.into(),
-            framework_version: String::new(),
-            device: common::DeviceKind::Cpu,
-            device_name: "cpu".into(),
-            threads: 2,
-            features: Vec::new(),
-            notes: Vec::new(),
-        }),
+        backend: Some(backend(common::DeviceKind::Cpu)),
         environment: Environment::default(),
         parameters: 61_706,
         train_examples: 60_000,
