@@ -399,7 +399,8 @@ pub fn run(args: Args) -> Result<bool> {
     });
     let cuda = args.device != DeviceRequest::Cpu && env.gpu.is_some();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let points = points(&args, cuda, cores);
+    // Points for CUDA where CUDA is asked for, found or not (its runs then fail as such).
+    let points = points(&args, cuda || args.device == DeviceRequest::Cuda, cores);
     let name_threads = points
         .iter()
         .map(|p| p.threads)
