@@ -10,8 +10,13 @@ use common::{Dataset, Mnist, ModelKind, SplitKind, Trainer, Weights};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn data() -> Mnist {
-    let mut data =
-        results::data::load(Dataset::Mnist, None).expect("the benches need MNIST (set MNIST_DIR)");
+    let mut data = match results::data::load(Dataset::Mnist, None) {
+        Ok(data) => data,
+        Err(e) => {
+            eprintln!("error: the benches need MNIST (set MNIST_DIR): {e}");
+            std::process::exit(2);
+        }
+    };
     data.limit(EVAL_BATCH_SIZE);
     data
 }

@@ -6,6 +6,7 @@ Only the standard library, numpy and torch are used, so it runs wherever a torch
 """
 
 import argparse
+import contextlib
 import ctypes
 import gzip
 import json
@@ -255,6 +256,98 @@ def evaluate(model, images, labels, device, batch=1000):
     return record
 
 
+def tuning_entry(setting, value, applied, note):
+    """One setting of the tuned profile, as the Rust runs record it (common::harness::Tuning)."""
+    print(f"pytorch tuned: {setting}: {value} ({'applied' if applied else 'fell back'}: {note})", file=sys.stderr)
+    return {"setting": setting, "value": value, "applied": applied, "note": note}
+
+
+# Eager steps before the capture, as PyTorch's CUDA-graph documentation does: they warm up cuDNN,
+# cuBLAS, the allocator and the optimiser's state on a side stream, and they are real training
+# steps (the first of the run), so the run's math is the idiomatic run's step for step.
+WARMUP_STEPS = 3
+
+
+class GraphedStep:
+    """The whole training step of a batch of `batch` as one CUDA graph: the batch's indices are
+    copied into a fixed buffer, then one replay gathers the batch, runs forward, loss, backward and
+    the fused, capturable Adam, adds the loss and correct count to fixed sums and keeps the step's
+    loss in a fixed slot. The first WARMUP_STEPS full batches run eagerly (then the capture); a
+    batch of another size (the last, short one) also runs eagerly."""
+
+    def __init__(self, model, opt, train_x, train_y, batch, device):
+        self.model, self.opt, self.x, self.y, self.batch = model, opt, train_x, train_y, batch
+        self.device = device
+        self.idx = torch.zeros(batch, dtype=torch.int64, device=device)
+        self.loss_sum = torch.zeros((), device=device)
+        self.hits = torch.zeros((), dtype=torch.int64, device=device)
+        self.losses = torch.zeros(max(1, train_y.shape[0] // batch + 1), device=device)
+        self.slot = torch.zeros((), dtype=torch.int64, device=device)
+        self.graph = None
+        self.side = torch.cuda.Stream(self.device)
+        self.eager_steps = 0
+        self.order = []  # per step of the epoch: True for a replay, False for an eager step
+
+    def start_epoch(self):
+        self.loss_sum.zero_()
+        self.hits.zero_()
+        self.slot.zero_()
+        self.order = []
+
+    def _body(self):
+        xs, ys = self.x.index_select(0, self.idx), self.y.index_select(0, self.idx)
+        logits = self.model(xs)
+        loss = F.cross_entropy(logits, ys)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            self.loss_sum.add_(loss.detach() * self.batch)
+            self.hits.add_((logits.argmax(-1) == ys).sum())
+            self.losses.index_copy_(0, self.slot.view(1), loss.detach().view(1))
+            self.slot.add_(1)
+
+    def step(self, idx):
+        """Runs the step of `idx` through the graph (True), or leaves it to the eager loop."""
+        if idx.shape[0] != self.batch or (self.graph is None and self.eager_steps < WARMUP_STEPS):
+            return False
+        if self.graph is None:
+            self._capture()
+        self.idx.copy_(idx)
+        self.graph.replay()
+        self.order.append(True)
+        return True
+
+    @contextlib.contextmanager
+    def eager(self, idx):
+        """An eager step: the warm-up ones on the side stream the capture will use, as PyTorch's
+        CUDA-graph documentation asks."""
+        warmup = self.graph is None and idx.shape[0] == self.batch
+        if warmup:
+            self.side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self.side):
+                yield
+            torch.cuda.current_stream(self.device).wait_stream(self.side)
+            self.eager_steps += 1
+        else:
+            yield
+        self.order.append(False)
+
+    def _capture(self):
+        torch.cuda.synchronize(self.device)
+        # Gradients the graph owns: set to None here, allocated by the captured backward, and
+        # overwritten (not accumulated) by each replay.
+        self.opt.zero_grad(set_to_none=True)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self._body()
+
+    def step_losses(self, eager_losses):
+        """Every step's loss in step order, the replays' from their slots."""
+        replayed = iter(self.losses[:self.slot.item()].unbind(0)) if self.graph is not None else iter(())
+        eager = iter(eager_losses)
+        return [next(replayed) if r else next(eager) for r in self.order]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--plan", required=True, help="safetensors file written by `lenet plan`")
@@ -273,12 +366,14 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int)
+    p.add_argument("--profile", choices=["idiomatic", "tuned"], default="idiomatic",
+                   help="tuned: fused Adam; on CUDA also cudnn.benchmark and the whole step captured as a CUDA graph")
     p.add_argument("--out", required=True)
     args = p.parse_args()
 
     spec = {"framework": "pytorch", "model": args.model, "dataset": args.dataset, "init": args.init, "device": args.device, "epochs": args.epochs,
             "batch_size": args.batch_size, "learning_rate": args.learning_rate, "seed": args.seed, "limit": args.limit,
-            "threads": args.threads}
+            "threads": args.threads, "profile": args.profile}
     env = environment(sys.argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -303,7 +398,29 @@ def main():
     model = (LeNet2() if args.model == "lenet2" else LeNet3()).to(device)
     if args.init == "shared":
         model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in plan.items() if not k.startswith("order.")})
-    opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
+    tuned = args.profile == "tuned"
+    tuning = []
+    if tuned and use_cuda:
+        torch.backends.cudnn.benchmark = True
+        tuning.append(tuning_entry("cudnn.benchmark", "true", True, "cuDNN times its algorithms once per shape"))
+    if tuned:
+        # One kernel over every parameter instead of a dozen per tensor; on CUDA also capturable
+        # (its step counts live on the device), which the CUDA graph below needs.
+        opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8,
+                               weight_decay=0, fused=True, capturable=use_cuda)
+        tuning.append(tuning_entry("fused Adam", "fused=True" + (", capturable=True" if use_cuda else ""), True,
+                                   "torch.optim.Adam's fused kernel, the same update"))
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
+    graphed = None
+    if tuned:
+        if use_cuda:
+            graphed = GraphedStep(model, opt, train_x, train_y, args.batch_size, device)
+            tuning.append(tuning_entry("CUDA graph", "whole step", True,
+                                       f"gather, forward, loss, backward, Adam and the sums of a batch of {args.batch_size} "
+                                       f"captured once after {WARMUP_STEPS} eager steps and replayed; a shorter last batch runs eagerly"))
+        else:
+            tuning.append(tuning_entry("CUDA graph", "whole step", False, "the run is on the CPU: no CUDA graphs there"))
     sync(device)
     setup_seconds = time.perf_counter() - setup
     nvml = Nvml.open(0) if use_cuda else None
@@ -326,18 +443,27 @@ def main():
             # Each step's loss stays on the device; read back only if the epoch's sum is not finite (as
             # the Rust frameworks do, so that every run pays the same for it).
             losses = []
+            if graphed:
+                graphed.start_epoch()
             for s in range(0, n, args.batch_size):
                 idx = order[s:s + args.batch_size]
-                xs, ys = train_x.index_select(0, idx), train_y.index_select(0, idx)
-                logits = model(xs)
-                loss = F.cross_entropy(logits, ys)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                with torch.no_grad():
-                    loss_sum += loss.detach() * ys.shape[0]
-                    hits += (logits.argmax(-1) == ys).sum()
-                losses.append(loss.detach())
+                if graphed and graphed.step(idx):
+                    continue
+                with graphed.eager(idx) if graphed else contextlib.nullcontext():
+                    xs, ys = train_x.index_select(0, idx), train_y.index_select(0, idx)
+                    logits = model(xs)
+                    loss = F.cross_entropy(logits, ys)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    with torch.no_grad():
+                        loss_sum += loss.detach() * ys.shape[0]
+                        hits += (logits.argmax(-1) == ys).sum()
+                    losses.append(loss.detach())
+            if graphed:
+                # The replays' sums beside the eager steps'.
+                loss_sum += graphed.loss_sum
+                hits += graphed.hits
             # When the host had queued the last step (the Rust harness records the same).
             queued_seconds = time.perf_counter() - start
             train_loss, train_hits = loss_sum.item(), hits.item()
@@ -345,6 +471,8 @@ def main():
             train_seconds = time.perf_counter() - start
             energy = joules_between(energy_start, nvml.energy_mj()) if nvml else None
             if not np.isfinite(train_loss):
+                if graphed:
+                    losses = graphed.step_losses(losses)
                 steps = torch.stack(losses).float().cpu().numpy()
                 bad = np.flatnonzero(~np.isfinite(steps))
                 at = ""
@@ -379,7 +507,7 @@ def main():
         "schema": SCHEMA, "spec": spec,
         "backend": {"framework": "pytorch", "framework_version": f"torch {torch.__version__}, python {platform.python_version()}",
                     "device": "cuda" if use_cuda else "cpu", "device_name": str(device),
-                    "threads": torch.get_num_threads(), "features": [], "notes": notes},
+                    "threads": torch.get_num_threads(), "features": [], "notes": notes, "tuning": tuning},
         "environment": env, "parameters": sum(p.numel() for p in model.parameters()),
         "train_examples": n, "test_examples": int(test_y.shape[0]), "setup_seconds": setup_seconds,
         "epochs": epochs, "final_train": final_train, "final_test": final_test,

@@ -1,30 +1,34 @@
 #!/usr/bin/env bash
-# The GPU sweep of the README's "Sweeps", for a GPU machine without Rust, in steps that fit short
+# The GPU measurements of the README, for a GPU machine without Rust, in steps that fit short
 # sessions: run from the repository root with the bundle (`cargo xtask bundle --cuda`, in .bundle/)
 # and an MNIST folder beside it. Every step has its own time limit and writes into one results
-# folder; a step cut short leaves its finished points, and running the script again (with --resume,
+# folder; a step cut short leaves its finished runs, and running the script again (with --resume,
 # which it passes) runs only what is missing. At the end everything is packed into one file.
 #
-#   scripts/gpu-sweep.sh OUT MNIST_DIR [STEP...]
+#   scripts/gpu.sh OUT MNIST_DIR [STEP...]
 #
-# OUT: where the results folder and results.tar.gz go. STEP: any of lenet2, lenet3, threads
-# (default: all three, in that order: the most useful first).
-#   lenet2, lenet3: that model on CUDA, every compared framework (PyTorch, tch, candle, burn), batch
-#                   sizes 32, 256, 2048 and 8192, 2 epochs each (burn compiles and autotunes once per
-#                   batch size; its caches persist between points).
+# OUT: where the results folder and results.tar.gz go. STEP (default: sweep-lenet2 sweep-lenet3
+# threads, the sweep of the README's "Sweeps", the most useful first):
+#   sweep-lenet2, sweep-lenet3: that model on CUDA, every compared framework (PyTorch, tch, candle,
+#                   burn), batch sizes 32, 256, 2048 and 8192, 2 epochs each (burn compiles and
+#                   autotunes once per batch size; its caches persist between points).
 #   threads:        the CPU thread series on this machine's cores, batch 32, LeNet2: PyTorch and tch
 #                   (burn-rayon and candle need builds of their own; see the README).
+#   tuned-lenet2, tuned-lenet3: that model on CUDA, every compared framework in the idiomatic and
+#                   the tuned profile, 3 epochs, batch 32 (README, "Each framework at its fastest").
+#   bench:          the criterion benches on CUDA (the bundle's bench.sh), into OUT/bench.
 set -uo pipefail
-out="${1:?usage: scripts/gpu-sweep.sh OUT MNIST_DIR [lenet2|lenet3|threads ...]}"
-data="${2:?usage: scripts/gpu-sweep.sh OUT MNIST_DIR [lenet2|lenet3|threads ...]}"
+usage="usage: scripts/gpu.sh OUT MNIST_DIR [sweep-lenet2|sweep-lenet3|threads|tuned-lenet2|tuned-lenet3|bench ...]"
+out="${1:?$usage}"
+data="${2:?$usage}"
 shift 2
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(lenet2 lenet3 threads)
+[ ${#steps[@]} -eq 0 ] && steps=(sweep-lenet2 sweep-lenet3 threads)
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bundle="${BUNDLE:-$here/.bundle}"
 [ -x "$bundle/run.sh" ] || { echo "error: no bundle at $bundle (cargo xtask bundle --cuda)" >&2; exit 1; }
 mkdir -p "$out"
-log="$out/sweep-log.txt"
+log="$out/gpu-log.txt"
 # Seconds per step: a 10-minute session fits one model's CUDA sweep.
 limit="${STEP_SECONDS:-540}"
 
@@ -39,13 +43,25 @@ step() { # NAME ARGS...: one compare, under its time limit, logged
 
 for s in "${steps[@]}"; do
   case "$s" in
-    lenet2 | lenet3)
-      step "$s on CUDA" --sweep --device cuda --models "$s" --batch-size 32,256,2048,8192 ;;
+    sweep-lenet2 | sweep-lenet3)
+      step "$s on CUDA" --sweep --device cuda --models "${s#sweep-}" --batch-size 32,256,2048,8192 ;;
     threads)
       step "threads on the CPU" --sweep --device cpu --models lenet2 --frameworks pytorch,tch \
         --batch-size 32 ;;
-    *) echo "error: unknown step '$s' (lenet2, lenet3, threads)" >&2; exit 2 ;;
+    tuned-lenet2 | tuned-lenet3)
+      step "$s on CUDA" --device cuda --models "${s#tuned-}" --profile idiomatic,tuned --epochs 3 \
+        --tag tuned ;;
+    bench)
+      echo "== bench ($(date -u +%H:%M:%S), at most ${limit} s)" | tee -a "$log"
+      timeout --signal=INT --kill-after=20 "$limit" "$bundle/bench.sh" "$out/bench" "$data" \
+        >>"$log" 2>&1
+      echo "== bench ended with status $?" | tee -a "$log" ;;
+    *) echo "error: unknown step '$s'; $usage" >&2; exit 2 ;;
   esac
 done
-tar -czf "$out/results.tar.gz" -C "$out" results sweep-log.txt
+parts=(gpu-log.txt)
+for d in results bench; do
+  [ -d "$out/$d" ] && parts+=("$d")
+done
+tar -czf "$out/results.tar.gz" -C "$out" "${parts[@]}"
 echo "packed $out/results.tar.gz"

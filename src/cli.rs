@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use common::harness::{DeviceRequest, InitKind, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
+use common::harness::{
+    DeviceRequest, InitKind, Profile, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE,
+};
 use common::{Dataset, ModelKind};
 
 /// The options of `lenet train`: every field of a [`RunSpec`], and where its outputs go.
@@ -42,6 +44,10 @@ pub struct TrainArgs {
     /// CPU threads for the framework (default: the framework's own default)
     #[arg(long)]
     pub threads: Option<usize>,
+    /// idiomatic (the framework as its users write it) or tuned (its fastest configuration, the
+    /// same math; the report and stderr list each setting, applied or fallen back)
+    #[arg(long, default_value = "idiomatic")]
+    pub profile: Profile,
     /// Folder with the four data files (default: $MNIST_DIR or $FASHION_MNIST_DIR, else a system
     /// folder, else the cache, else a download)
     #[arg(long, value_name = "DIR")]
@@ -72,6 +78,7 @@ impl TrainArgs {
             seed: self.seed,
             limit: self.limit,
             threads: self.threads,
+            profile: self.profile,
         }
     }
 }

@@ -196,6 +196,12 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         }
     };
     let setup_seconds = setup.elapsed().as_secs_f64();
+    if !spec.profile.is_idiomatic() {
+        // Never silently: what the tuned profile changed, and what it could not, here.
+        for t in trainer.backend().tuning {
+            eprintln!("{} {} tuned: {t}", spec.framework, spec.model);
+        }
+    }
     let mut bars = Bars {
         epochs: spec.epochs,
         bar: None,

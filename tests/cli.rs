@@ -394,7 +394,7 @@ fn a_report_names_no_local_path() {
 #[test]
 fn run_specs_round_trip_through_the_command_line() {
     use clap::Parser;
-    use common::harness::{DeviceRequest, InitKind, RunSpec};
+    use common::harness::{DeviceRequest, InitKind, Profile, RunSpec};
     use common::{Dataset, ModelKind};
     let every_field = RunSpec {
         framework: "burn".into(),
@@ -408,6 +408,7 @@ fn run_specs_round_trip_through_the_command_line() {
         seed: 12_345_678_901,
         limit: Some(500),
         threads: Some(3),
+        profile: Profile::Tuned,
     };
     let specs = [
         RunSpec::recipe("tch", ModelKind::LeNet2),

@@ -5,7 +5,7 @@
 //! the registry at run time; it takes `cargo test`'s filters and options.
 
 use common::framework::Framework;
-use common::harness::{self, DeviceRequest, RunSpec, Silent};
+use common::harness::{self, DeviceRequest, Profile, RunSpec, Silent, Tuning};
 use common::{Dataset, Mnist, ModelKind, Weights};
 use libtest_mimic::{Arguments, Trial};
 
@@ -129,17 +129,52 @@ fn a_nan_loss_stops_the_run(f: &dyn Framework) {
 /// Per-step losses of `steps` Adam steps of batch 32 on the first `32 * steps` training images, in
 /// the seed's order: each call of `train_epoch` with one batch is exactly one step.
 fn step_losses(f: &dyn Framework, model: ModelKind, steps: usize) -> Vec<f64> {
+    step_losses_in(f, model, steps, Profile::Idiomatic).0
+}
+
+/// [`step_losses`] in `profile`, with the trainer's tuned settings.
+fn step_losses_in(
+    f: &dyn Framework,
+    model: ModelKind,
+    steps: usize,
+    profile: Profile,
+) -> (Vec<f64>, Vec<Tuning>) {
     let mut data = mnist();
     let n = 32 * steps;
     data.limit(n);
-    let s = spec(f.name(), model, 1, n);
+    let s = RunSpec {
+        profile,
+        ..spec(f.name(), model, 1, n)
+    };
     let init = Weights::init(&model.spec(), s.seed);
     let mut trainer = f.trainer(&s, &data, &init).unwrap();
     let order = common::order::epoch_order(s.seed, 1, n);
-    order
+    let losses = order
         .chunks(32)
         .map(|batch| trainer.train_epoch(batch, &mut |_| {}).unwrap().mean_loss())
-        .collect()
+        .collect();
+    (losses, trainer.backend().tuning)
+}
+
+/// The tuned profile on the CPU follows the idiomatic run step for step (20 Adam steps within
+/// 1e-4 of the loss, the same math), and says what it set, applied or fallen back; the idiomatic
+/// run sets nothing.
+fn the_tuned_profile_follows_the_idiomatic(f: &dyn Framework) {
+    let framework = f.name();
+    for model in ModelKind::ALL {
+        let (want, none) = step_losses_in(f, model, 20, Profile::Idiomatic);
+        let (got, tuning) = step_losses_in(f, model, 20, Profile::Tuned);
+        assert!(none.is_empty(), "{framework} idiomatic: {none:?}");
+        assert!(!tuning.is_empty(), "{framework} tuned names no setting");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "{framework} {model} tuned step {}: loss {g} against {w} idiomatic ({tuning:?})",
+                i + 1
+            );
+        }
+        assert!(want[19] < want[0], "{model}: the steps learn ({want:?})");
+    }
 }
 
 /// The same weights give the same logits as tch on a batch of real images.
@@ -446,6 +481,10 @@ fn main() {
         ("a_nan_loss_stops_the_run", a_nan_loss_stops_the_run),
         ("cuda_is_used_or_refused", cuda_is_used_or_refused),
         ("the_model_matches_the_spec", the_model_matches_the_spec),
+        (
+            "the_tuned_profile_follows_the_idiomatic",
+            the_tuned_profile_follows_the_idiomatic,
+        ),
     ];
     checks.sort_by_key(|(name, _)| *name);
     let mut trials = Vec::new();

@@ -4,7 +4,10 @@
 //! burn's kernel compiler: candle's and burn's CUDA code cannot share one; xz-compressed, since
 //! candle's kernels and LLVM make them large), this xtask binary (which drives `compare`), the
 //! PyTorch reference script and `run.sh`, which unpacks the binaries and points the dynamic loader
-//! at that machine's own torch and NVIDIA libraries.
+//! at that machine's own torch and NVIDIA libraries. Beside them, the criterion bench
+//! (`benches/train_step.rs`) built with the same CUDA features, one per `lenet` binary, and
+//! `bench.sh`, which runs each on the CUDA benchmarks of its own frameworks: `cargo bench` where there
+//! is no toolchain.
 
 use std::path::{Path, PathBuf};
 
@@ -73,14 +76,9 @@ pub struct Args {
 /// The most a bundle may weigh, so that it can be copied around easily.
 const MAX_BYTES: u64 = 64 * 1024 * 1024;
 
-const RUN_SH: &str = r#"#!/usr/bin/env bash
-# Runs the lenet-compare comparison with the binaries beside this script, against this machine's own
-# torch 2.11 and NVIDIA libraries. Usage: ./run.sh RESULTS_DIR [compare options...]
-set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-out="${1:?usage: run.sh RESULTS_DIR [compare options]}"
-shift
-python="${PYTHON:-python3}"
+/// What `run.sh` and `bench.sh` share: this machine's torch and NVIDIA libraries on the loader's
+/// path, a `CUDA_PATH` with libdevice for burn, and the binaries unpacked once.
+const PRELUDE: &str = r#"python="${PYTHON:-python3}"
 site="$("$python" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))')"
 version="$("$python" -c 'import torch; print(torch.__version__)')"
 case "$version" in
@@ -127,8 +125,55 @@ export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 for packed in "$here"/*.xz; do
   unxz "$packed"
 done
+"#;
+
+const RUN_SH: &str = r#"#!/usr/bin/env bash
+# Runs the lenet-compare comparison with the binaries beside this script, against this machine's own
+# torch 2.11 and NVIDIA libraries. Usage: ./run.sh RESULTS_DIR [compare options...]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+out="${1:?usage: run.sh RESULTS_DIR [compare options]}"
+shift
+PRELUDE
 exec "$here/xtask" compare --lenet "$here/lenet"LENET_FOR \
   --python "$python" --reference "$here/reference.py" --out "$out" "$@"
+"#;
+
+const BENCH_SH: &str = r#"#!/usr/bin/env bash
+# Runs the criterion benches (benches/train_step.rs: one training step at batch 32 and 256, inference
+# on 1,000 images) built with the CUDA features, beside this script, against this machine's own torch
+# 2.11 and NVIDIA libraries: `cargo bench` where there is no Rust toolchain.
+#
+#   ./bench.sh RESULTS_DIR MNIST_DIR [GROUP]
+#
+# GROUP: a regular expression on the group names (train_step_b32/lenet2, inference_b1000/lenet3, ...;
+# all by default). BENCH_DEVICE=cpu measures the CPU instead of CUDA. Criterion's reports go to
+# RESULTS_DIR/criterion, its console output to RESULTS_DIR/bench.txt as well.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+usage="usage: bench.sh RESULTS_DIR MNIST_DIR [GROUP]"
+out="${1:?$usage}"
+data="${2:?$usage}"
+group="${3:-}"
+[ -d "$data" ] || { echo "error: no MNIST folder at $data" >&2; exit 2; }
+set -e
+PRELUDE
+set +e
+mkdir -p "$out"
+export MNIST_DIR="$(cd "$data" && pwd)" CRITERION_HOME="$out/criterion"
+failed=0
+bench() { # BINARY FILTER: one bench binary, its benchmarks that match FILTER
+  echo "== $(basename "$1") --bench '$2'" | tee -a "$out/bench.txt"
+  "$1" --bench "$2" 2>&1 | tee -a "$out/bench.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+}
+case "${BENCH_DEVICE:-cuda}" in
+  cuda)
+BENCH_CUDA ;;
+  cpu) bench "$here/train_step" "${group}.*/cpu\$" ;;
+  *) echo "error: BENCH_DEVICE is cuda or cpu, not '$BENCH_DEVICE'" >&2; exit 2 ;;
+esac
+exit "$failed"
 "#;
 
 /// `run.sh` for these binaries: each framework with a binary of its own is run with it.
@@ -144,7 +189,37 @@ fn run_sh(builds: &[CudaBinary]) -> String {
             })
         })
         .collect();
-    RUN_SH.replace("LENET_FOR", &lenet_for)
+    RUN_SH
+        .replace("PRELUDE\n", PRELUDE)
+        .replace("LENET_FOR", &lenet_for)
+}
+
+/// `bench.sh` for these binaries: each bench binary measures CUDA for the frameworks whose CUDA
+/// code it holds (the main one every framework without a binary of its own, which are the only
+/// ones that can use CUDA in it).
+fn bench_sh(builds: &[CudaBinary]) -> String {
+    let runs: Vec<String> = builds
+        .iter()
+        .map(|b| {
+            let filter = if b.own.is_empty() {
+                "${group}.*/cuda\\$".to_string()
+            } else {
+                format!("${{group}}.*/({})/cuda\\$", b.own.join("|"))
+            };
+            format!(
+                "    bench \"$here/{}\" \"{filter}\"",
+                bench_binary(b).trim_end_matches(".xz")
+            )
+        })
+        .collect();
+    BENCH_SH
+        .replace("PRELUDE\n", PRELUDE)
+        .replace("BENCH_CUDA", &runs.join("\n"))
+}
+
+/// The criterion bench binary built with the same features as `build`, in the bundle.
+fn bench_binary(build: &CudaBinary) -> String {
+    build.binary.replacen("lenet", "train_step", 1)
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -188,6 +263,9 @@ pub fn run(args: Args) -> Result<()> {
             &out.join(&build.binary),
             true,
         )?;
+        let bench = build_bench(&env, &toolkit, &llvm, build)?;
+        let _ = std::fs::remove_file(out.join(bench_binary(build).trim_end_matches(".xz")));
+        strip_copy(&bench, &out.join(bench_binary(build)), true)?;
     }
     let release = env.build_release(&["xtask"])?;
     strip_copy(&release.join("xtask"), &out.join("xtask"), false)?;
@@ -205,6 +283,10 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::write(&script, run_sh(&builds))
         .with_context(|| format!("cannot write {}", script.display()))?;
     set_executable(&script)?;
+    let script = out.join("bench.sh");
+    std::fs::write(&script, bench_sh(&builds))
+        .with_context(|| format!("cannot write {}", script.display()))?;
+    set_executable(&script)?;
     let size = dir_size(&out)?;
     if size > MAX_BYTES {
         bail!(
@@ -215,12 +297,56 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     println!(
-        "bundle: {} ({:.1} MiB); run it there as {}/run.sh RESULTS_DIR [compare options]",
+        "bundle: {} ({:.1} MiB); run it there as {}/run.sh RESULTS_DIR [compare options], \
+         and the benches as {}/bench.sh RESULTS_DIR MNIST_DIR",
         out.display(),
         size as f64 / (1 << 20) as f64,
+        out.display(),
         out.display()
     );
     Ok(())
+}
+
+/// Builds the criterion bench `train_step` with `build`'s CUDA features (`cargo bench --no-run`)
+/// and returns the executable cargo reports for it.
+fn build_bench(
+    env: &setup::Env,
+    toolkit: &cuda::Toolkit,
+    llvm: &llvm::Llvm,
+    build: &CudaBinary,
+) -> Result<PathBuf> {
+    let features = build.features.join(",");
+    eprintln!("building the train_step bench with --features {features} ({CUDA_TARGET_DIR})");
+    let mut cmd = env.cargo();
+    cmd.args(["bench", "--no-run", "--quiet", "--features", &features])
+        .args(["--package", "lenet-compare", "--bench", "train_step"])
+        .args(["--target-dir", CUDA_TARGET_DIR])
+        .args(["--message-format", "json-render-diagnostics"])
+        .stdout(std::process::Stdio::piped());
+    toolkit.apply(&mut cmd);
+    if build.llvm {
+        llvm.apply(&mut cmd);
+    }
+    let output = cmd.output().context("cannot run cargo bench")?;
+    if !output.status.success() {
+        bail!("cargo bench --no-run --features {features} failed");
+    }
+    bench_executable(&String::from_utf8_lossy(&output.stdout), "train_step")
+        .with_context(|| format!("cargo bench --no-run --features {features} named no executable"))
+}
+
+/// The executable of bench `name` in cargo's JSON messages.
+fn bench_executable(messages: &str, name: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .filter(|m| {
+            m["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bench"))
+        })
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 
 /// Copies a binary without its debug line tables (a missing `strip` only costs size), compressed
@@ -333,5 +459,41 @@ mod tests {
             script.contains(r#"--lenet "$here/lenet" --lenet-for "burn=$here/lenet-burn" \"#),
             "{script}"
         );
+        assert!(script.contains("unxz \"$packed\""), "{script}");
+        assert!(!script.contains("PRELUDE"), "{script}");
+        // Each bench binary measures CUDA only for the frameworks whose CUDA code it holds.
+        let bench = super::bench_sh(&builds);
+        assert!(
+            bench.contains(r#"bench "$here/train_step" "${group}.*/cuda\$""#),
+            "{bench}"
+        );
+        assert!(
+            bench.contains(r#"bench "$here/train_step-burn" "${group}.*/(burn)/cuda\$""#),
+            "{bench}"
+        );
+        assert!(bench.contains("unxz \"$packed\""), "{bench}");
+        assert!(
+            !bench.contains("PRELUDE") && !bench.contains("BENCH_CUDA"),
+            "{bench}"
+        );
+        assert_eq!(super::bench_binary(&builds[1]), "train_step-burn.xz");
+    }
+
+    /// The bench's executable is read from cargo's messages, not guessed from its hashed name.
+    #[test]
+    fn the_bench_executable_comes_from_cargo() {
+        let messages = [
+            r#"{"reason":"compiler-artifact","target":{"name":"lenet","kind":["bin"]},"executable":"/t/release/lenet"}"#,
+            r#"{"reason":"compiler-artifact","target":{"name":"train_step","kind":["lib"]},"executable":null}"#,
+            "not json",
+            r#"{"reason":"compiler-artifact","target":{"name":"train_step","kind":["bench"]},"executable":"/t/release/deps/train_step-0a1b"}"#,
+            r#"{"reason":"build-finished","success":true}"#,
+        ]
+        .join("\n");
+        assert_eq!(
+            super::bench_executable(&messages, "train_step"),
+            Some("/t/release/deps/train_step-0a1b".into())
+        );
+        assert_eq!(super::bench_executable(&messages, "harness"), None);
     }
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use common::framework::{FrameworkInfo, Runner};
-use common::harness::{DeviceRequest, InitKind, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
+use common::harness::{
+    DeviceRequest, InitKind, Profile, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE,
+};
 use common::{Dataset, ModelKind};
 use results::folder::{self, write_picture};
 use results::{Catalogue, Environment, RunReport};
@@ -59,6 +61,15 @@ pub struct Args {
     /// --sweep on the CPU, 1,2,4,... up to this machine's cores, at batch 32)
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     pub threads: Option<Vec<usize>>,
+    /// Comma-separated profiles: idiomatic (each framework as its users write it), tuned (its
+    /// fastest configuration, the same math); with both, each run twice, side by side
+    #[arg(
+        long = "profile",
+        value_delimiter = ',',
+        default_value = "idiomatic",
+        value_name = "P,..."
+    )]
+    pub profiles: Vec<Profile>,
     /// A throughput sweep: images per second against batch size (each framework's own threads),
     /// then on the CPU against threads (batch 32), 2 epochs a run, into the folder `sweep` (see
     /// --batch-size, --threads, --epochs and --tag to change any of these)
@@ -241,6 +252,14 @@ fn check(args: &Args) -> Result<()> {
             bail!("{what} needs at least one number");
         }
     }
+    if args.profiles.is_empty() {
+        bail!("--profile needs at least one of idiomatic, tuned");
+    }
+    for (i, p) in args.profiles.iter().enumerate() {
+        if args.profiles[..i].contains(p) {
+            bail!("--profile names {p} twice");
+        }
+    }
     // The settings every run shares, at every batch size and thread count asked for (a sweep's
     // own are valid); which framework does not matter to them.
     for point in points(args, false, 1) {
@@ -264,6 +283,7 @@ pub struct Point {
     pub batch_size: usize,
     /// `None`: the framework's own default.
     pub threads: Option<usize>,
+    pub profile: Profile,
 }
 
 /// 1, 2, 4, ... below `cores`, then `cores`.
@@ -281,6 +301,19 @@ pub fn thread_series(cores: usize) -> Vec<usize> {
 /// series at the recipe's batch size; `cuda` says whether the runs will be on CUDA, `cores` how
 /// many the machine has.
 pub fn points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
+    // Each point in every profile asked for, one after the other, so that they sit side by side.
+    base_points(args, cuda, cores)
+        .into_iter()
+        .flat_map(|p| {
+            args.profiles
+                .iter()
+                .map(move |&profile| Point { profile, ..p })
+        })
+        .collect()
+}
+
+/// The points of [`points`] in the idiomatic profile.
+fn base_points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
     let threads: Vec<Option<usize>> = match &args.threads {
         Some(list) => list.iter().map(|&n| Some(n)).collect(),
         None => vec![None],
@@ -293,6 +326,7 @@ pub fn points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
                 threads.iter().map(move |&threads| Point {
                     batch_size,
                     threads,
+                    profile: Profile::Idiomatic,
                 })
             })
             .collect();
@@ -309,6 +343,7 @@ pub fn points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
         .map(|batch_size| Point {
             batch_size,
             threads: None,
+            profile: Profile::Idiomatic,
         })
         .collect();
     if !cuda {
@@ -320,6 +355,7 @@ pub fn points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
             let p = Point {
                 batch_size: BATCH_SIZE,
                 threads: Some(n),
+                profile: Profile::Idiomatic,
             };
             if !out.contains(&p) {
                 out.push(p);
@@ -514,8 +550,8 @@ fn finished_earlier(path: &Path, spec: &RunSpec) -> bool {
     }
 }
 
-/// `FRAMEWORK-MODEL[-DATASET][-bBATCH][-tTHREADS][-rK].json`: MNIST, the recipe's batch size and
-/// the first repeat keep the short name; the threads are in it when the comparison runs several
+/// `FRAMEWORK-MODEL[-DATASET][-bBATCH][-tTHREADS][-tuned][-rK].json`: MNIST, the recipe's batch
+/// size, the idiomatic profile and the first repeat keep the short name; the threads are in it when the comparison runs several
 /// thread counts (`name_threads`), so that a plain `--threads 1` keeps the plain names.
 fn report_name(
     framework: &str,
@@ -534,6 +570,9 @@ fn report_name(
     }
     if let (true, Some(threads)) = (name_threads, point.threads) {
         name.push_str(&format!("-t{threads}"));
+    }
+    if !point.profile.is_idiomatic() {
+        name.push_str(&format!("-{}", point.profile));
     }
     if repeat > 1 {
         name.push_str(&format!("-r{repeat}"));
@@ -554,10 +593,11 @@ fn spec(args: &Args, framework: &str, model: ModelKind, seed: u64, point: Point)
         seed,
         limit: args.limit,
         threads: point.threads,
+        profile: point.profile,
     }
 }
 
-/// `FRAMEWORK MODEL`, with the batch size and threads when they are not the defaults.
+/// `FRAMEWORK MODEL`, with the batch size, threads and profile when they are not the defaults.
 fn describe(spec: &RunSpec) -> String {
     let mut text = format!("{} {}", spec.framework, spec.model);
     if spec.batch_size != BATCH_SIZE {
@@ -568,6 +608,9 @@ fn describe(spec: &RunSpec) -> String {
             ", {threads} thread{}",
             if threads == 1 { "" } else { "s" }
         ));
+    }
+    if !spec.profile.is_idiomatic() {
+        text.push_str(&format!(", {}", spec.profile));
     }
     text
 }
@@ -727,7 +770,57 @@ mod tests {
         Point {
             batch_size,
             threads,
+            profile: Profile::Idiomatic,
         }
+    }
+
+    fn tuned(p: Point) -> Point {
+        Point {
+            profile: Profile::Tuned,
+            ..p
+        }
+    }
+
+    #[test]
+    fn both_profiles_run_side_by_side() {
+        assert_eq!(
+            points(&args(&["--profile", "idiomatic,tuned"]), false, 2),
+            [at(32, None), tuned(at(32, None))]
+        );
+        assert_eq!(
+            points(
+                &args(&["--profile", "tuned", "--batch-size", "32,64"]),
+                false,
+                2
+            ),
+            [tuned(at(32, None)), tuned(at(64, None))]
+        );
+        let spec = spec(
+            &args(&["--profile", "tuned"]),
+            "tch",
+            ModelKind::LeNet2,
+            0,
+            tuned(at(32, None)),
+        );
+        assert_eq!(spec.profile, Profile::Tuned);
+        assert_eq!(describe(&spec), "tch lenet2, tuned");
+        let name = report_name(
+            "tch",
+            ModelKind::LeNet2,
+            Dataset::Mnist,
+            tuned(at(128, None)),
+            false,
+            2,
+        );
+        assert_eq!(name, "tch-lenet2-b128-tuned-r2.json");
+        for line in [&["--profile", "tuned,tuned"][..], &["--profile", ""]] {
+            let parsed =
+                Cli::try_parse_from(std::iter::once("compare").chain(line.iter().copied()));
+            if let Ok(cli) = parsed {
+                assert!(check(&cli.args).is_err(), "{line:?}");
+            }
+        }
+        assert!(Cli::try_parse_from(["compare", "--profile", "fast"]).is_err());
     }
 
     #[test]

@@ -116,6 +116,8 @@ fn test(args: &[String]) -> Result<bool> {
     let env = setup::run()?;
     let mut cmd = env.cargo();
     cmd.args(["test", "--release", "--workspace"]).args(args);
+    // The Python with torch that the reference's tests run (tests/reference.rs).
+    cmd.env("LENET_PYTHON", &env.python);
     // Test binaries run in their own package's folder: a relative MNIST_DIR must not depend on that.
     if let Some(dir) = std::env::var_os("MNIST_DIR").filter(|d| !d.is_empty()) {
         let dir = std::path::PathBuf::from(dir);

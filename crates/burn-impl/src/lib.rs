@@ -20,7 +20,9 @@ use model::Net;
 
 use common::bare::BareLoop;
 use common::framework::{Colour, CudaBuild, Framework, FrameworkDefaults};
-use common::harness::{BackendInfo, DeviceKind, DeviceRequest, RunSpec, Totals, Trainer};
+use common::harness::{
+    BackendInfo, DeviceKind, DeviceRequest, Profile, RunSpec, Totals, Trainer, Tuning,
+};
 use common::mnist::{Mnist, Split, SplitKind, IMAGE_SIDE};
 use common::spec::ModelKind;
 use common::weights::{ModelFile, Weights};
@@ -183,6 +185,34 @@ pub struct BurnTrainer {
     batch_size: usize,
     train: DeviceSplit,
     test: DeviceSplit,
+    /// The tuned profile's settings, as applied.
+    tuning: Vec<Tuning>,
+}
+
+/// The tuned profile's settings on the CPU or CUDA, and whether this build has them: burn's
+/// settings are cargo features, chosen when the binary is built.
+fn tune(cuda: bool) -> Vec<Tuning> {
+    const RAYON: &str = "Flex rayon kernels";
+    if cuda {
+        return vec![Tuning::fell_back(
+            RAYON,
+            "on",
+            "the run is on CUDA: rayon is Flex's (CPU) parallelism",
+        )];
+    }
+    if cfg!(feature = "rayon") {
+        vec![Tuning::applied(
+            RAYON,
+            "on",
+            "Flex's convolutions, matrix products and large element-wise loops run on rayon's pool",
+        )]
+    } else {
+        vec![Tuning::fell_back(
+            RAYON,
+            "on",
+            "this binary is built without it (cargo build --release --features burn-rayon)",
+        )]
+    }
 }
 
 /// The initial weights burn-nn's own layers draw (`Conv2dConfig` and `LinearConfig` with their
@@ -233,6 +263,10 @@ impl BurnTrainer {
         // `spec.threads` sizes through RAYON_NUM_THREADS: the `lenet` binary sets it when it
         // starts, before any thread exists.
         let (device, cuda) = pick_device(spec.device)?;
+        let tuning = match spec.profile {
+            Profile::Idiomatic => Vec::new(),
+            Profile::Tuned => tune(cuda),
+        };
         let train_device = device.clone().autodiff();
         let net = net_with(spec.model, init, &train_device)?;
         let opt = adam();
@@ -247,6 +281,7 @@ impl BurnTrainer {
             device,
             cuda,
             batch_size: spec.batch_size,
+            tuning,
         })
     }
 
@@ -402,6 +437,7 @@ impl Trainer for BurnTrainer {
                     "backend: burn Flex (CPU)".into()
                 },
             ],
+            tuning: self.tuning.clone(),
         }
     }
 }

@@ -82,6 +82,96 @@ impl std::fmt::Display for InitKind {
     }
 }
 
+/// How a framework is configured: as its users write it, or at its fastest.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// The obvious code with the framework's defaults: the tables' rows.
+    #[default]
+    Idiomatic,
+    /// The fastest configuration the framework's public API allows, with the same math; each
+    /// setting is recorded in the report ([`Tuning`]), applied or not.
+    Tuned,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 2] = [Profile::Idiomatic, Profile::Tuned];
+
+    pub fn is_idiomatic(&self) -> bool {
+        *self == Profile::Idiomatic
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "idiomatic" => Ok(Self::Idiomatic),
+            "tuned" => Ok(Self::Tuned),
+            _ => Err(UnknownValue::new("profile", s, "idiomatic or tuned")),
+        }
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Idiomatic => "idiomatic",
+            Self::Tuned => "tuned",
+        })
+    }
+}
+
+/// One setting of the tuned profile, as a trainer applied it or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// What is set, for example "fused Adam" or "glibc malloc mmap threshold".
+    pub setting: String,
+    /// Its value, for example "on" or "64 MiB".
+    pub value: String,
+    /// Whether it is in effect in this run; when not, `note` says why (the run went on without it).
+    pub applied: bool,
+    /// What it changes, or why it could not be applied here.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+impl Tuning {
+    /// A setting in effect.
+    pub fn applied(setting: &str, value: &str, note: &str) -> Self {
+        Self {
+            setting: setting.into(),
+            value: value.into(),
+            applied: true,
+            note: note.into(),
+        }
+    }
+
+    /// A setting this run had to go without, and why.
+    pub fn fell_back(setting: &str, value: &str, why: &str) -> Self {
+        Self {
+            setting: setting.into(),
+            value: value.into(),
+            applied: false,
+            note: why.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Tuning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.applied { "applied" } else { "fell back" };
+        write!(f, "{}: {} ({state}", self.setting, self.value)?;
+        if !self.note.is_empty() {
+            write!(f, ": {}", self.note)?;
+        }
+        f.write_str(")")
+    }
+}
+
 /// The device a run actually used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,6 +209,9 @@ pub struct RunSpec {
     pub limit: Option<usize>,
     /// CPU threads for the framework's kernels; `None` leaves the framework's default.
     pub threads: Option<usize>,
+    /// Idiomatic unless said otherwise (reports from before the field existed are idiomatic runs).
+    #[serde(default)]
+    pub profile: Profile,
 }
 
 /// The recipe's values.
@@ -142,6 +235,7 @@ impl RunSpec {
             seed: 0,
             limit: None,
             threads: None,
+            profile: Profile::Idiomatic,
         }
     }
 
@@ -196,6 +290,9 @@ impl RunSpec {
         }
         if let Some(t) = self.threads {
             args.extend(["--threads".to_string(), t.to_string()]);
+        }
+        if !self.profile.is_idiomatic() {
+            args.extend(["--profile".to_string(), self.profile.to_string()]);
         }
         args
     }
@@ -289,6 +386,9 @@ pub struct BackendInfo {
     pub features: Vec<String>,
     /// Anything else a reader of the numbers should know (library versions, settings).
     pub notes: Vec<String>,
+    /// The tuned profile's settings, each applied or fallen back; empty for an idiomatic run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tuning: Vec<Tuning>,
 }
 
 /// A framework's side of a run. Implementations keep the data and the model on their device, gather
@@ -481,8 +581,39 @@ mod tests {
                 threads: 1,
                 features: Vec::new(),
                 notes: Vec::new(),
+                tuning: Vec::new(),
             }
         }
+    }
+
+    /// The profile is part of a run's settings: parsed, printed, passed to a child only when it is
+    /// not the default, and absent from older reports, which were idiomatic runs.
+    #[test]
+    fn the_profile_is_recorded_and_passed_on() {
+        assert_eq!("Tuned".parse::<Profile>().unwrap(), Profile::Tuned);
+        let e = "fast".parse::<Profile>().unwrap_err().to_string();
+        assert!(e.contains("idiomatic or tuned"), "{e}");
+        let recipe = RunSpec::recipe("tch", crate::spec::ModelKind::LeNet2);
+        assert!(!recipe.to_args().contains(&"--profile".to_string()));
+        let tuned = RunSpec {
+            profile: Profile::Tuned,
+            ..recipe.clone()
+        };
+        let args = tuned.to_args();
+        assert!(args.ends_with(&["--profile".to_string(), "tuned".to_string()]));
+        let mut json = serde_json::to_value(&recipe).unwrap();
+        json.as_object_mut().unwrap().remove("profile");
+        let old: RunSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(old.profile, Profile::Idiomatic);
+        let t = Tuning::fell_back("cudnn.benchmark", "true", "the run is on the CPU");
+        assert_eq!(
+            t.to_string(),
+            "cudnn.benchmark: true (fell back: the run is on the CPU)"
+        );
+        assert_eq!(
+            Tuning::applied("fused Adam", "on", "").to_string(),
+            "fused Adam: on (applied)"
+        );
     }
 
     /// The harness records when the last step was queued: 4 steps of 20 ms, then 120 ms for the

@@ -28,8 +28,8 @@ pub mod weights;
 pub use error::{DataError, Error, TrainError, UnknownValue};
 pub use framework::{Framework, FrameworkDefaults, FrameworkInfo};
 pub use harness::{
-    BackendInfo, DeviceKind, DeviceRequest, EpochRecord, EvalRecord, Observer, RunSpec, Totals,
-    Trainer,
+    BackendInfo, DeviceKind, DeviceRequest, EpochRecord, EvalRecord, Observer, Profile, RunSpec,
+    Totals, Trainer, Tuning,
 };
 pub use mnist::{Dataset, Mnist, Split, SplitKind};
 pub use spec::{Layer, ModelKind, ModelSpec};

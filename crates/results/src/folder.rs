@@ -290,7 +290,7 @@ fn summary_markdown(
             }
             text.push_str(&format!(
                 "- {} {}{point}, seed {}: {}\n",
-                r.spec.framework,
+                r.label(),
                 r.spec.model,
                 r.spec.seed,
                 r.failure
@@ -318,8 +318,8 @@ fn summary_markdown(
     for r in reports {
         if let Some(b) = &r.backend {
             lines.push(format!(
-                "- {} {}: {} on {}, {} thread{}{}{}\n",
-                r.spec.framework,
+                "- {} {}: {} on {}, {} thread{}{}{}{}\n",
+                r.label(),
                 r.spec.model,
                 b.framework_version,
                 b.device_name,
@@ -334,6 +334,12 @@ fn summary_markdown(
                     String::new()
                 } else {
                     format!(" ({})", b.notes.join("; "))
+                },
+                if b.tuning.is_empty() {
+                    String::new()
+                } else {
+                    let settings: Vec<String> = b.tuning.iter().map(ToString::to_string).collect();
+                    format!("; tuned: {}", settings.join("; "))
                 }
             ));
         }

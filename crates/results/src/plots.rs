@@ -32,9 +32,11 @@ fn err(e: impl std::fmt::Display) -> DrawError {
     DrawError(e.to_string())
 }
 
-/// A framework's colour, the same in every chart (the registry's, grey for a name it lacks).
+/// A framework's colour, the same in every chart (the registry's, grey for a name it lacks), in
+/// every profile (`tch (tuned)` is tch's colour).
 fn colour(catalogue: &Catalogue, framework: &str) -> RGBColor {
-    let [r, g, b] = catalogue.colour(framework);
+    let name = framework.split(" (").next().unwrap_or(framework);
+    let [r, g, b] = catalogue.colour(name);
     RGBColor(r, g, b)
 }
 
@@ -182,7 +184,7 @@ fn model_title(model: ModelKind) -> &'static str {
 fn accuracy_curves(runs: &[&RunReport]) -> BTreeMap<String, Vec<(u32, f64, f64)>> {
     let mut sums: BTreeMap<String, BTreeMap<u32, (f64, f64, u32)>> = BTreeMap::new();
     for r in runs {
-        let per_epoch = sums.entry(r.spec.framework.clone()).or_default();
+        let per_epoch = sums.entry(r.label()).or_default();
         for e in &r.epochs {
             let s = per_epoch.entry(e.epoch).or_insert((0.0, 0.0, 0));
             s.0 += e.train_accuracy * 100.0;
@@ -289,7 +291,7 @@ fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<
                 .iter()
                 .filter_map(|r| r.median_epoch_seconds())
                 .collect();
-            summary::mean_sd(&times).map(|(m, sd)| (g.first().spec.framework.clone(), m, sd))
+            summary::mean_sd(&times).map(|(m, sd)| (g.first().label(), m, sd))
         })
         .collect();
     let top = bars
@@ -299,10 +301,7 @@ fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<
         .max(1e-3)
         * 1.15;
     let n = bars.len().max(1);
-    let repeats = runs
-        .iter()
-        .filter(|r| r.spec.framework == runs[0].spec.framework)
-        .count();
+    let repeats = runs.iter().filter(|r| r.label() == runs[0].label()).count();
     let caption = if repeats > 1 {
         format!("{what}: median epoch 2..N, mean ± sd of {repeats} runs")
     } else {

@@ -90,6 +90,16 @@ impl RunReport {
         self.failure.is_none() && self.final_test.is_some()
     }
 
+    /// The row's name: the framework, with its profile when that is not the idiomatic one
+    /// (`tch (tuned)`).
+    pub fn label(&self) -> String {
+        if self.spec.profile.is_idiomatic() {
+            self.spec.framework.clone()
+        } else {
+            format!("{} ({})", self.spec.framework, self.spec.profile)
+        }
+    }
+
     /// The device the run used, or "-" when it never got one.
     pub fn device(&self) -> String {
         self.backend

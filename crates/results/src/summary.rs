@@ -6,7 +6,7 @@
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use common::harness::{DeviceKind, InitKind};
+use common::harness::{DeviceKind, InitKind, Profile};
 use common::{Dataset, ModelKind};
 
 use crate::catalogue::Catalogue;
@@ -72,9 +72,18 @@ pub fn display_order(a: &RunReport, b: &RunReport, baseline: Option<&str>) -> st
 
 /// The settings that make a comparison's point: where runs with the same point differ only in
 /// framework (and seed), they are compared with each other.
-type Point = (Dataset, ModelKind, String, InitKind, usize, Option<usize>);
+type Point = (
+    Dataset,
+    ModelKind,
+    String,
+    InitKind,
+    usize,
+    Option<usize>,
+    Profile,
+);
 
-/// The point of a run: dataset, model, device, init, batch size, threads asked for.
+/// The point of a run: dataset, model, device, init, batch size, threads asked for, profile (so a
+/// tuned row is compared with the tuned baseline: each framework at its best).
 fn point(r: &RunReport) -> Point {
     (
         r.spec.dataset,
@@ -83,7 +92,15 @@ fn point(r: &RunReport) -> Point {
         r.spec.init,
         r.spec.batch_size,
         r.spec.threads,
+        r.spec.profile,
     )
+}
+
+/// The same point in the idiomatic profile.
+fn idiomatic(p: &Point) -> Point {
+    let mut p = p.clone();
+    p.6 = Profile::Idiomatic;
+    p
 }
 
 /// What makes runs repeats of one configuration: the point and the framework.
@@ -188,6 +205,7 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
     };
     let show_batch = varies(|r| r.spec.batch_size.to_string());
     let show_threads = varies(|r| format!("{:?}", r.spec.threads));
+    let show_profile = varies(|r| r.spec.profile.to_string());
     let repeats = groups.iter().any(|g| g.runs.len() > 1);
     let mut header = vec!["framework", "model"];
     if show_dataset {
@@ -200,13 +218,17 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
     if show_threads {
         header.push("threads");
     }
+    if show_profile {
+        header.push("profile");
+    }
     if repeats {
         header.push("runs");
     }
+    header.extend(["epoch 1 (s)", "median epoch 2..N (s)", "vs PyTorch"]);
+    if show_profile {
+        header.push("tuned speed-up");
+    }
     header.extend([
-        "epoch 1 (s)",
-        "median epoch 2..N (s)",
-        "vs PyTorch",
         "images/s",
         "host share",
         "total (s)",
@@ -238,6 +260,23 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
         let ratio = match (g.mean_median_epoch(), baseline) {
             (Some(m), Some(b)) if b > 0.0 => format!("{:.2}x", m / b),
             _ => "-".into(),
+        };
+        // A tuned row's idiomatic time over its own: how much faster the tuning made it.
+        let speed_up = match r.spec.profile {
+            Profile::Idiomatic => "-".into(),
+            Profile::Tuned => {
+                let idiomatic_time = groups
+                    .iter()
+                    .find(|o| {
+                        let f = o.first();
+                        f.spec.framework == r.spec.framework && point(f) == idiomatic(&point(r))
+                    })
+                    .and_then(Group::mean_median_epoch);
+                match (idiomatic_time, g.mean_median_epoch()) {
+                    (Some(i), Some(t)) if t > 0.0 => format!("{:.2}x", i / t),
+                    _ => "-".into(),
+                }
+            }
         };
         let failures: Vec<&str> = g
             .runs
@@ -284,6 +323,9 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
         if show_threads {
             row.push(threads(r));
         }
+        if show_profile {
+            row.push(r.spec.profile.to_string());
+        }
         if repeats {
             row.push(if failures.is_empty() {
                 g.runs.len().to_string()
@@ -299,6 +341,11 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
                 format!("{s:.2}")
             }),
             ratio,
+        ]);
+        if show_profile {
+            row.push(speed_up);
+        }
+        row.extend([
             stat(&g.values(RunReport::images_per_second), |s| {
                 format!("{s:.0}")
             }),

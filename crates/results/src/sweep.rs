@@ -105,10 +105,12 @@ pub fn series<'a>(reports: &'a [RunReport], catalogue: &Catalogue) -> Vec<Series
             };
             let key = (r.spec.dataset, r.spec.model, r.device(), r.spec.init);
             let frameworks = groups.entry(key).or_default();
-            let at = match frameworks.iter().position(|(f, _)| *f == r.spec.framework) {
+            // A framework in each profile is a line of its own (`tch (tuned)`).
+            let label = r.label();
+            let at = match frameworks.iter().position(|(f, _)| *f == label) {
                 Some(i) => i,
                 None => {
-                    frameworks.push((r.spec.framework.clone(), BTreeMap::new()));
+                    frameworks.push((label, BTreeMap::new()));
                     frameworks.len() - 1
                 }
             };

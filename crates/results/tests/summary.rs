@@ -157,6 +157,43 @@ fn table_divides_by_pytorch() {
     assert!(lines[4].contains("FAILED: killed by signal 9"), "{table}");
 }
 
+/// Both profiles in one table: a profile column, each tuned row compared with the tuned baseline
+/// ("vs PyTorch") and with its own idiomatic row ("tuned speed-up").
+#[test]
+fn tuned_rows_sit_beside_the_idiomatic_ones() {
+    use common::harness::Profile;
+    let tuned = |mut r: RunReport| {
+        r.spec.profile = Profile::Tuned;
+        r
+    };
+    let mut reports = vec![
+        report("tch", &[5.0, 4.0, 4.0], &[0.9, 0.95, 0.97]),
+        tuned(report("tch", &[5.0, 1.0, 1.0], &[0.9, 0.95, 0.97])),
+        report("pytorch", &[5.0, 2.0, 2.0], &[0.9, 0.95, 0.97]),
+        tuned(report("pytorch", &[5.0, 0.5, 0.5], &[0.9, 0.95, 0.97])),
+    ];
+    summary::sort(&mut reports, &catalogue());
+    let table = summary::table(&reports, &catalogue());
+    let row = |framework: &'static str, profile: &'static str| {
+        move |c: &[String]| c[0] == framework && c.contains(&profile.to_string())
+    };
+    assert_eq!(cell(&table, row("tch", "idiomatic"), "vs PyTorch"), "2.00x");
+    assert_eq!(cell(&table, row("tch", "tuned"), "vs PyTorch"), "2.00x");
+    assert_eq!(cell(&table, row("tch", "tuned"), "tuned speed-up"), "4.00x");
+    assert_eq!(
+        cell(&table, row("pytorch", "tuned"), "tuned speed-up"),
+        "4.00x"
+    );
+    assert_eq!(cell(&table, row("tch", "idiomatic"), "tuned speed-up"), "-");
+    assert_eq!(reports[2].label(), "pytorch (tuned)");
+    // One profile: no profile columns.
+    let plain = summary::table(&reports[..1], &catalogue());
+    assert!(
+        !plain.contains("profile") && !plain.contains("speed-up"),
+        "{plain}"
+    );
+}
+
 #[test]
 fn repeats_make_one_row_with_mean_and_sd() {
     let mut reports = Vec::new();

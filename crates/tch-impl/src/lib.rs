@@ -8,10 +8,13 @@
 
 mod bare;
 pub mod model;
+pub mod tuned;
 
 use common::bare::BareLoop;
 use common::framework::{Colour, CudaBuild, Framework, FrameworkDefaults};
-use common::harness::{BackendInfo, DeviceKind, DeviceRequest, RunSpec, Totals, Trainer};
+use common::harness::{
+    BackendInfo, DeviceKind, DeviceRequest, Profile, RunSpec, Totals, Trainer, Tuning,
+};
 use common::mnist::{Mnist, Split, SplitKind, IMAGE_SIDE};
 use common::spec::ModelKind;
 use common::weights::{ParamTensor, Weights};
@@ -66,15 +69,44 @@ impl DeviceSplit {
     }
 }
 
+/// The optimiser of a run: tch's own (`nn::Adam`, libtorch's C++ Adam), or in the tuned profile
+/// libtorch's fused Adam through the shim.
+enum Optim {
+    Idiomatic(nn::Optimizer),
+    Fused(tuned::FusedAdam),
+}
+
+impl Optim {
+    /// Zeroes the gradients, runs backward from `loss`, and steps.
+    fn backward_step(&mut self, loss: &Tensor) -> Result<(), TrainError> {
+        match self {
+            Optim::Idiomatic(opt) => {
+                opt.backward_step(loss);
+                Ok(())
+            }
+            Optim::Fused(opt) => {
+                opt.zero_grad();
+                loss.backward();
+                opt.step()
+            }
+        }
+    }
+}
+
 /// A tch training run.
 pub struct TchTrainer {
     vs: nn::VarStore,
     net: Box<dyn Module>,
-    opt: nn::Optimizer,
+    opt: Optim,
+    /// The tuned profile's CUDA graph of a full step.
+    #[cfg(lenet_tch_graphs)]
+    graphed: Option<tuned::Graphed>,
     device: Device,
     batch_size: i64,
     train: DeviceSplit,
     test: DeviceSplit,
+    /// The tuned profile's settings, as applied.
+    tuning: Vec<Tuning>,
 }
 
 fn pick_device(request: DeviceRequest) -> Result<Device, TrainError> {
@@ -106,19 +138,40 @@ impl TchTrainer {
             tch::set_num_threads(threads as i32);
         }
         let device = pick_device(spec.device)?;
+        let tuned = spec.profile == Profile::Tuned;
+        let tuning = if tuned { tune(device) } else { Vec::new() };
+        let applied = |setting: &str| tuning.iter().any(|t| t.setting == setting && t.applied);
         init.check(&spec.model.spec())?;
         let mut vs = nn::VarStore::new(device);
         let net = model::net(spec.model, &vs.root());
         load_weights(&mut vs, init)?;
-        let opt = adam(&vs, spec.learning_rate)?;
+        let opt = if applied(FUSED_ADAM) {
+            Optim::Fused(tuned::FusedAdam::new(&vs, spec.learning_rate))
+        } else {
+            Optim::Idiomatic(adam(&vs, spec.learning_rate)?)
+        };
+        let train = DeviceSplit::upload(&data.train, device);
+        #[cfg(lenet_tch_graphs)]
+        let graphed = if applied(CUDA_GRAPH) {
+            Some(tuned::Graphed::new(
+                spec.batch_size as i64,
+                train.len(),
+                device,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
             net,
             opt,
+            #[cfg(lenet_tch_graphs)]
+            graphed,
             device,
             batch_size: spec.batch_size as i64,
-            train: DeviceSplit::upload(&data.train, device),
+            train,
             test: DeviceSplit::upload(&data.test, device),
             vs,
+            tuning,
         })
     }
 
@@ -128,6 +181,66 @@ impl TchTrainer {
             SplitKind::Test => &self.test,
         }
     }
+}
+
+const FUSED_ADAM: &str = "fused Adam";
+const CUDNN_BENCHMARK: &str = "cudnn.benchmark";
+const CUDA_GRAPH: &str = "CUDA graph";
+
+/// Applies the tuned profile's settings for `device` and says what they were.
+fn tune(device: Device) -> Vec<Tuning> {
+    let mut out = Vec::new();
+    out.push(if tuned::fused_adam_built() {
+        Tuning::applied(
+            FUSED_ADAM,
+            "at::_fused_adam_",
+            "libtorch's fused kernel (PyTorch's Adam(fused=True)) through this crate's C++ shim, \
+             step counts on the device, gradients zeroed in place",
+        )
+    } else {
+        Tuning::fell_back(
+            FUSED_ADAM,
+            "at::_fused_adam_",
+            "this build has no C++ shim (libtorch's headers were missing when it was built)",
+        )
+    });
+    if !device.is_cuda() {
+        out.push(Tuning::fell_back(
+            CUDNN_BENCHMARK,
+            "true",
+            "the run is on the CPU: cuDNN is CUDA's",
+        ));
+        out.push(Tuning::fell_back(
+            CUDA_GRAPH,
+            "whole step",
+            "the run is on the CPU: no CUDA graphs there",
+        ));
+        return out;
+    }
+    tch::Cuda::cudnn_set_benchmark(true);
+    out.push(Tuning::applied(
+        CUDNN_BENCHMARK,
+        "true",
+        "cuDNN times its convolution algorithms once per shape and keeps the fastest",
+    ));
+    out.push(if !tuned::graphs_built() {
+        Tuning::fell_back(
+            CUDA_GRAPH,
+            "whole step",
+            "this build has no CUDA graph shim (no CUDA libtorch or CUDA headers when it was built)",
+        )
+    } else if !tuned::fused_adam_built() {
+        Tuning::fell_back(CUDA_GRAPH, "whole step", "it needs the fused Adam")
+    } else {
+        Tuning::applied(
+            CUDA_GRAPH,
+            "whole step",
+            "gather, forward, loss, backward, fused Adam and the sums of a full batch captured \
+             once (after 3 eager steps on the capture's side stream) through libtorch's \
+             at::cuda::CUDAGraph and replayed; a shorter last batch runs eagerly",
+        )
+    });
+    out
 }
 
 /// The recipe's Adam (betas 0.9/0.999, eps 1e-8, no weight decay) over the variables of `vs`.
@@ -200,6 +313,126 @@ fn read_totals(loss_sum: &Tensor, correct: &Tensor, examples: i64) -> Result<Tot
     })
 }
 
+/// One eager step of `idx` (`len` examples): the idiomatic loop's body.
+#[allow(clippy::too_many_arguments)]
+fn eager_step(
+    net: &dyn Module,
+    opt: &mut Optim,
+    train: &DeviceSplit,
+    idx: &Tensor,
+    len: i64,
+    loss_sum: &mut Tensor,
+    hits: &mut Tensor,
+    losses: &mut Vec<Tensor>,
+) -> Result<(), TrainError> {
+    let xs = train.images.index_select(0, idx); // [batch, 1, 28, 28]
+    let ys = train.labels.index_select(0, idx); // [batch]
+    let logits = net.forward(&xs); // [batch, 10]
+    let loss = logits.cross_entropy_for_logits(&ys);
+    opt.backward_step(&loss)?;
+    tch::no_grad(|| {
+        *loss_sum += loss.detach() * len as f64;
+        *hits += correct(&logits, &ys);
+    });
+    losses.push(loss.detach());
+    Ok(())
+}
+
+impl TchTrainer {
+    /// The step of `idx` through the CUDA graph, capturing it first if this is the first replay;
+    /// `false` when the step is not for the graph (no graph, a warm-up step, a short batch).
+    #[cfg(lenet_tch_graphs)]
+    fn replay_step(&mut self, idx: &Tensor, len: i64) -> Result<bool, TrainError> {
+        let device = self.device;
+        let Self {
+            graphed,
+            net,
+            opt,
+            train,
+            ..
+        } = self;
+        let Some(g) = graphed else {
+            return Ok(false);
+        };
+        if !g.replays(len) {
+            return Ok(false);
+        }
+        if !g.captured {
+            if let Device::Cuda(i) = device {
+                tch::Cuda::synchronize(i as i64);
+            }
+            let tuned::Graphed {
+                capture,
+                idx: static_idx,
+                loss_sum,
+                hits,
+                losses,
+                slot,
+                batch,
+                ..
+            } = g;
+            let batch = *batch;
+            capture.capture(|| {
+                let xs = train.images.index_select(0, static_idx);
+                let ys = train.labels.index_select(0, static_idx);
+                let logits = net.forward(&xs);
+                let loss = logits.cross_entropy_for_logits(&ys);
+                opt.backward_step(&loss)?;
+                tch::no_grad(|| -> Result<(), tch::TchError> {
+                    let _ = loss_sum.f_add_(&(loss.detach() * batch as f64))?;
+                    let _ = hits.f_add_(&correct(&logits, &ys))?;
+                    let _ = losses.f_index_copy_(0, &slot.view([1]), &loss.detach().view([1]))?;
+                    let _ = slot.f_add_scalar_(1)?;
+                    Ok(())
+                })
+                .map_err(backend_error)
+            })?;
+            g.captured = true;
+        }
+        g.idx.f_copy_(idx).map_err(backend_error)?;
+        g.capture.replay()?;
+        g.replayed.push(true);
+        Ok(true)
+    }
+
+    #[cfg(not(lenet_tch_graphs))]
+    fn replay_step(&mut self, _idx: &Tensor, _len: i64) -> Result<bool, TrainError> {
+        Ok(false)
+    }
+
+    /// An eager step, on the graph's side stream while it warms up.
+    fn eager(
+        &mut self,
+        idx: &Tensor,
+        len: i64,
+        loss_sum: &mut Tensor,
+        hits: &mut Tensor,
+        losses: &mut Vec<Tensor>,
+    ) -> Result<(), TrainError> {
+        #[cfg(lenet_tch_graphs)]
+        if let Some(g) = &mut self.graphed {
+            g.replayed.push(false);
+            if g.warms_up(len) {
+                g.warmed += 1;
+                let (net, opt, train) = (self.net.as_ref(), &mut self.opt, &self.train);
+                return g.capture.on_side_stream(|| {
+                    eager_step(net, opt, train, idx, len, loss_sum, hits, losses)
+                });
+            }
+        }
+        eager_step(
+            self.net.as_ref(),
+            &mut self.opt,
+            &self.train,
+            idx,
+            len,
+            loss_sum,
+            hits,
+            losses,
+        )
+    }
+}
+
 impl Trainer for TchTrainer {
     fn train_epoch(
         &mut self,
@@ -213,27 +446,34 @@ impl Trainer for TchTrainer {
         let mut hits = Tensor::zeros([], (Kind::Int64, self.device));
         // Each step's loss stays on the device; read back only if the epoch's sum is not finite.
         let mut losses = Vec::with_capacity((n as usize).div_ceil(self.batch_size as usize));
+        #[cfg(lenet_tch_graphs)]
+        if let Some(g) = &mut self.graphed {
+            g.start_epoch();
+        }
         let mut start = 0;
         let mut step = 0;
         while start < n {
             let len = self.batch_size.min(n - start);
             let idx = order.narrow(0, start, len);
-            let xs = self.train.images.index_select(0, &idx); // [batch, 1, 28, 28]
-            let ys = self.train.labels.index_select(0, &idx); // [batch]
-            let logits = self.net.forward(&xs); // [batch, 10]
-            let loss = logits.cross_entropy_for_logits(&ys);
-            self.opt.backward_step(&loss);
-            tch::no_grad(|| {
-                loss_sum += loss.detach() * len as f64;
-                hits += correct(&logits, &ys);
-            });
-            losses.push(loss.detach());
+            if !self.replay_step(&idx, len)? {
+                self.eager(&idx, len, &mut loss_sum, &mut hits, &mut losses)?;
+            }
             start += len;
             step += 1;
             progress(step);
         }
+        #[cfg(lenet_tch_graphs)]
+        if let Some(g) = &self.graphed {
+            // The replays' sums beside the eager steps'.
+            loss_sum += &g.loss_sum;
+            hits += &g.hits;
+        }
         let mut totals = read_totals(&loss_sum, &hits, n)?;
         if !totals.loss_sum.is_finite() {
+            #[cfg(lenet_tch_graphs)]
+            if let Some(g) = &self.graphed {
+                losses = g.step_losses(losses)?;
+            }
             let all = Vec::<f32>::try_from(Tensor::stack(&losses, 0).to_kind(Kind::Float))
                 .map_err(backend_error)?;
             totals.first_nonfinite = common::harness::first_nonfinite(&all);
@@ -286,7 +526,7 @@ impl Trainer for TchTrainer {
                 "not available"
             }
         )];
-        if device == DeviceKind::Cuda {
+        if device == DeviceKind::Cuda && self.tuning.is_empty() {
             notes.push("cudnn.benchmark: false (libtorch default)".into());
         }
         BackendInfo {
@@ -301,6 +541,7 @@ impl Trainer for TchTrainer {
                 vec!["libtorch CPU only".into()]
             },
             notes,
+            tuning: self.tuning.clone(),
         }
     }
 }

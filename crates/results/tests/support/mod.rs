@@ -60,5 +60,6 @@ pub fn backend(device: DeviceKind) -> BackendInfo {
         threads: 2,
         features: Vec::new(),
         notes: Vec::new(),
+        tuning: Vec::new(),
     }
 }
