@@ -1,11 +1,12 @@
 //! One training step (batch 32 and batch 256) and inference on a batch of 1,000, per framework and
 //! model, on the CPU and, where a framework can use one, on CUDA. Groups are named after what is
 //! measured (`train_step_b32/lenet2`) and each (framework, device) is one `BenchmarkId`
-//! (`tch/cpu`), so criterion's report sets the frameworks side by side. A step's totals are read
-//! back inside the timed region, which waits for the device.
+//! (`tch/cpu`), so criterion's report sets the frameworks side by side; the training steps are
+//! measured in the tuned profile too (`tch-tuned/cpu`), which measures each framework's tuning
+//! alone. A step's totals are read back inside the timed region, which waits for the device.
 
 use common::framework::Framework;
-use common::harness::{DeviceRequest, RunSpec, EVAL_BATCH_SIZE};
+use common::harness::{DeviceRequest, Profile, RunSpec, EVAL_BATCH_SIZE};
 use common::{Dataset, Mnist, ModelKind, SplitKind, Trainer, Weights};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
@@ -30,17 +31,20 @@ fn devices(framework: &dyn Framework) -> Vec<DeviceRequest> {
     d
 }
 
-/// A trainer with the recipe's settings (but `batch_size`) and the shared weights of seed 0.
+/// A trainer with the recipe's settings (but `batch_size` and `profile`) and the shared weights of
+/// seed 0.
 fn trainer(
     framework: &dyn Framework,
     model: ModelKind,
     device: DeviceRequest,
     batch_size: usize,
+    profile: Profile,
     data: &Mnist,
 ) -> Box<dyn Trainer> {
     let spec = RunSpec {
         device,
         batch_size,
+        profile,
         ..RunSpec::recipe(framework.name(), model)
     };
     let init = Weights::init(&model.spec(), 0);
@@ -58,10 +62,22 @@ fn benches(c: &mut Criterion) {
             let order: Vec<u32> = (0..batch as u32).collect();
             for &framework in lenet_compare::FRAMEWORKS {
                 for device in devices(framework) {
-                    let mut trainer = trainer(framework, model, device, batch, &data);
-                    group.bench_function(BenchmarkId::new(framework.name(), device), |b| {
-                        b.iter(|| trainer.train_epoch(&order, &mut |_| {}).unwrap())
-                    });
+                    for profile in Profile::ALL {
+                        let name = match profile {
+                            Profile::Idiomatic => framework.name().to_string(),
+                            Profile::Tuned => format!("{}-tuned", framework.name()),
+                        };
+                        // Built only when criterion's filter selects the id: a tuned setting
+                        // can be process-wide (candle's allocator), so a filtered run measures
+                        // one profile alone.
+                        let mut built = None;
+                        group.bench_function(BenchmarkId::new(name, device), |b| {
+                            let trainer = built.get_or_insert_with(|| {
+                                trainer(framework, model, device, batch, profile, &data)
+                            });
+                            b.iter(|| trainer.train_epoch(&order, &mut |_| {}).unwrap())
+                        });
+                    }
                 }
             }
             group.finish();
@@ -70,8 +86,11 @@ fn benches(c: &mut Criterion) {
         for &framework in lenet_compare::FRAMEWORKS {
             for device in devices(framework) {
                 // The test split holds exactly one evaluation batch.
-                let mut trainer = trainer(framework, model, device, 32, &data);
+                let mut built = None;
                 group.bench_function(BenchmarkId::new(framework.name(), device), |b| {
+                    let trainer = built.get_or_insert_with(|| {
+                        trainer(framework, model, device, 32, Profile::Idiomatic, &data)
+                    });
                     b.iter(|| trainer.evaluate(SplitKind::Test).unwrap())
                 });
             }

@@ -204,7 +204,7 @@ fn bench_sh(builds: &[CudaBinary]) -> String {
             let filter = if b.own.is_empty() {
                 "${group}.*/cuda\\$".to_string()
             } else {
-                format!("${{group}}.*/({})/cuda\\$", b.own.join("|"))
+                format!("${{group}}.*/({})(-tuned)?/cuda\\$", b.own.join("|"))
             };
             format!(
                 "    bench \"$here/{}\" \"{filter}\"",
@@ -468,7 +468,7 @@ mod tests {
             "{bench}"
         );
         assert!(
-            bench.contains(r#"bench "$here/train_step-burn" "${group}.*/(burn)/cuda\$""#),
+            bench.contains(r#"bench "$here/train_step-burn" "${group}.*/(burn)(-tuned)?/cuda\$""#),
             "{bench}"
         );
         assert!(bench.contains("unxz \"$packed\""), "{bench}");
