@@ -16,7 +16,8 @@
 #                   (burn-rayon and candle need builds of their own; see the README).
 #   tuned-lenet2, tuned-lenet3: that model on CUDA, every compared framework in the idiomatic and
 #                   the tuned profile, 3 epochs, batch 32 (README, "Each framework at its fastest").
-#   bench:          the criterion benches on CUDA (the bundle's bench.sh), into OUT/bench.
+#   bench:          the criterion benches on CUDA (`cargo xtask bundle --cuda --bench`, in
+#                   .bundle-bench/ or $BENCH_BUNDLE: its bench.sh), into OUT/bench.
 set -uo pipefail
 usage="usage: scripts/gpu.sh OUT MNIST_DIR [sweep-lenet2|sweep-lenet3|threads|tuned-lenet2|tuned-lenet3|bench ...]"
 out="${1:?$usage}"
@@ -26,7 +27,16 @@ steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(sweep-lenet2 sweep-lenet3 threads)
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bundle="${BUNDLE:-$here/.bundle}"
-[ -x "$bundle/run.sh" ] || { echo "error: no bundle at $bundle (cargo xtask bundle --cuda)" >&2; exit 1; }
+bench_bundle="${BENCH_BUNDLE:-$here/.bundle-bench}"
+for s in "${steps[@]}"; do
+  if [ "$s" = bench ]; then
+    [ -x "$bench_bundle/bench.sh" ] ||
+      { echo "error: no bench bundle at $bench_bundle (cargo xtask bundle --cuda --bench)" >&2; exit 1; }
+  elif [ ! -x "$bundle/run.sh" ]; then
+    echo "error: no bundle at $bundle (cargo xtask bundle --cuda)" >&2
+    exit 1
+  fi
+done
 mkdir -p "$out"
 log="$out/gpu-log.txt"
 # Seconds per step: a 10-minute session fits one model's CUDA sweep.
@@ -53,7 +63,7 @@ for s in "${steps[@]}"; do
         --tag tuned ;;
     bench)
       echo "== bench ($(date -u +%H:%M:%S), at most ${limit} s)" | tee -a "$log"
-      timeout --signal=INT --kill-after=20 "$limit" "$bundle/bench.sh" "$out/bench" "$data" \
+      timeout --signal=INT --kill-after=20 "$limit" "$bench_bundle/bench.sh" "$out/bench" "$data" \
         >>"$log" 2>&1
       echo "== bench ended with status $?" | tee -a "$log" ;;
     *) echo "error: unknown step '$s'; $usage" >&2; exit 2 ;;

@@ -4,10 +4,10 @@
 //! burn's kernel compiler: candle's and burn's CUDA code cannot share one; xz-compressed, since
 //! candle's kernels and LLVM make them large), this xtask binary (which drives `compare`), the
 //! PyTorch reference script and `run.sh`, which unpacks the binaries and points the dynamic loader
-//! at that machine's own torch and NVIDIA libraries. Beside them, the criterion bench
-//! (`benches/train_step.rs`) built with the same CUDA features, one per `lenet` binary, and
-//! `bench.sh`, which runs each on the CUDA benchmarks of its own frameworks: `cargo bench` where there
-//! is no toolchain.
+//! at that machine's own torch and NVIDIA libraries. `--bench` builds, as a bundle of its own (the
+//! two together pass the size limit), the criterion bench (`benches/train_step.rs`) with the same
+//! CUDA features, one per `lenet` binary, and `bench.sh`, which runs each on the CUDA benchmarks of
+//! its own frameworks: `cargo bench` where there is no toolchain.
 
 use std::path::{Path, PathBuf};
 
@@ -68,9 +68,13 @@ pub struct Args {
     /// Build the CUDA-enabled binaries (the only kind of bundle there is so far)
     #[arg(long)]
     pub cuda: bool,
-    /// Where to put the bundle
-    #[arg(long, default_value = ".bundle")]
-    pub out: PathBuf,
+    /// Build the criterion bench (`benches/train_step.rs`) with the CUDA features and `bench.sh`
+    /// instead of the comparison: a bundle of its own, since both together pass the size limit
+    #[arg(long)]
+    pub bench: bool,
+    /// Where to put the bundle (default: .bundle, or .bundle-bench with --bench)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// The most a bundle may weigh, so that it can be copied around easily.
@@ -235,14 +239,40 @@ pub fn run(args: Args) -> Result<()> {
     }
     let toolkit = cuda::setup()?;
     let llvm = llvm::setup()?;
-    let out = if args.out.is_absolute() {
-        args.out.clone()
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if args.bench {
+            ".bundle-bench"
+        } else {
+            ".bundle"
+        })
+    });
+    let out = if out.is_absolute() {
+        out
     } else {
-        env.root.join(&args.out)
+        env.root.join(out)
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let lenet = env.build_lenet()?;
     let builds = cuda_builds(&compare::catalogue(&lenet)?);
+    if args.bench {
+        for build in &builds {
+            let bench = build_bench(&env, &toolkit, &llvm, build)?;
+            let _ = std::fs::remove_file(out.join(bench_binary(build).trim_end_matches(".xz")));
+            strip_copy(&bench, &out.join(bench_binary(build)), true)?;
+        }
+        let script = out.join("bench.sh");
+        std::fs::write(&script, bench_sh(&builds))
+            .with_context(|| format!("cannot write {}", script.display()))?;
+        set_executable(&script)?;
+        let size = check_size(&out)?;
+        println!(
+            "bench bundle: {} ({:.1} MiB); run it there as {}/bench.sh RESULTS_DIR MNIST_DIR",
+            out.display(),
+            size as f64 / (1 << 20) as f64,
+            out.display()
+        );
+        return Ok(());
+    }
     for build in &builds {
         let features = build.features.join(",");
         eprintln!("building lenet with --features {features} (release, {CUDA_TARGET_DIR})");
@@ -263,9 +293,6 @@ pub fn run(args: Args) -> Result<()> {
             &out.join(&build.binary),
             true,
         )?;
-        let bench = build_bench(&env, &toolkit, &llvm, build)?;
-        let _ = std::fs::remove_file(out.join(bench_binary(build).trim_end_matches(".xz")));
-        strip_copy(&bench, &out.join(bench_binary(build)), true)?;
     }
     let release = env.build_release(&["xtask"])?;
     strip_copy(&release.join("xtask"), &out.join("xtask"), false)?;
@@ -283,11 +310,19 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::write(&script, run_sh(&builds))
         .with_context(|| format!("cannot write {}", script.display()))?;
     set_executable(&script)?;
-    let script = out.join("bench.sh");
-    std::fs::write(&script, bench_sh(&builds))
-        .with_context(|| format!("cannot write {}", script.display()))?;
-    set_executable(&script)?;
-    let size = dir_size(&out)?;
+    let size = check_size(&out)?;
+    println!(
+        "bundle: {} ({:.1} MiB); run it there as {}/run.sh RESULTS_DIR [compare options]",
+        out.display(),
+        size as f64 / (1 << 20) as f64,
+        out.display()
+    );
+    Ok(())
+}
+
+/// The size of the bundle in `out`, or an error when it is over the limit.
+fn check_size(out: &Path) -> Result<u64> {
+    let size = dir_size(out)?;
     if size > MAX_BYTES {
         bail!(
             "the bundle in {} weighs {} MiB, over the {} MiB limit",
@@ -296,15 +331,7 @@ pub fn run(args: Args) -> Result<()> {
             MAX_BYTES >> 20
         );
     }
-    println!(
-        "bundle: {} ({:.1} MiB); run it there as {}/run.sh RESULTS_DIR [compare options], \
-         and the benches as {}/bench.sh RESULTS_DIR MNIST_DIR",
-        out.display(),
-        size as f64 / (1 << 20) as f64,
-        out.display(),
-        out.display()
-    );
-    Ok(())
+    Ok(size)
 }
 
 /// Builds the criterion bench `train_step` with `build`'s CUDA features (`cargo bench --no-run`)
