@@ -313,6 +313,23 @@ fn read_totals(loss_sum: &Tensor, correct: &Tensor, examples: i64) -> Result<Tot
     })
 }
 
+/// The training step of `idx`, eager or captured: gather, forward, loss, backward and the
+/// optimiser; returns the (detached) mean loss and the correct count, on the device.
+fn train_step(
+    net: &dyn Module,
+    opt: &mut Optim,
+    train: &DeviceSplit,
+    idx: &Tensor,
+) -> Result<(Tensor, Tensor), TrainError> {
+    let xs = train.images.index_select(0, idx); // [batch, 1, 28, 28]
+    let ys = train.labels.index_select(0, idx); // [batch]
+    let logits = net.forward(&xs); // [batch, 10]
+    let loss = logits.cross_entropy_for_logits(&ys);
+    opt.backward_step(&loss)?;
+    let hits = tch::no_grad(|| correct(&logits, &ys));
+    Ok((loss.detach(), hits))
+}
+
 /// One eager step of `idx` (`len` examples): the idiomatic loop's body.
 #[allow(clippy::too_many_arguments)]
 fn eager_step(
@@ -325,16 +342,12 @@ fn eager_step(
     hits: &mut Tensor,
     losses: &mut Vec<Tensor>,
 ) -> Result<(), TrainError> {
-    let xs = train.images.index_select(0, idx); // [batch, 1, 28, 28]
-    let ys = train.labels.index_select(0, idx); // [batch]
-    let logits = net.forward(&xs); // [batch, 10]
-    let loss = logits.cross_entropy_for_logits(&ys);
-    opt.backward_step(&loss)?;
+    let (loss, correct) = train_step(net, opt, train, idx)?;
     tch::no_grad(|| {
-        *loss_sum += loss.detach() * len as f64;
-        *hits += correct(&logits, &ys);
+        *loss_sum += &loss * len as f64;
+        *hits += correct;
     });
-    losses.push(loss.detach());
+    losses.push(loss);
     Ok(())
 }
 
@@ -373,15 +386,11 @@ impl TchTrainer {
             } = g;
             let batch = *batch;
             capture.capture(|| {
-                let xs = train.images.index_select(0, static_idx);
-                let ys = train.labels.index_select(0, static_idx);
-                let logits = net.forward(&xs);
-                let loss = logits.cross_entropy_for_logits(&ys);
-                opt.backward_step(&loss)?;
+                let (loss, correct) = train_step(net.as_ref(), opt, train, static_idx)?;
                 tch::no_grad(|| -> Result<(), tch::TchError> {
-                    let _ = loss_sum.f_add_(&(loss.detach() * batch as f64))?;
-                    let _ = hits.f_add_(&correct(&logits, &ys))?;
-                    let _ = losses.f_index_copy_(0, &slot.view([1]), &loss.detach().view([1]))?;
+                    let _ = loss_sum.f_add_(&(&loss * batch as f64))?;
+                    let _ = hits.f_add_(&correct)?;
+                    let _ = losses.f_index_copy_(0, &slot.view([1]), &loss.view([1]))?;
                     let _ = slot.f_add_scalar_(1)?;
                     Ok(())
                 })
