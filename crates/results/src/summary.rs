@@ -245,8 +245,7 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
     if gpu {
         header.extend(["GPU memory (MiB)", "energy (J/epoch)", "J per 1k images"]);
     }
-    let mut builder = Builder::default();
-    builder.push_record(header);
+    let mut rows: Vec<Vec<String>> = Vec::new();
     for g in &groups {
         let r = g.first();
         let ok = g.succeeded();
@@ -380,12 +379,41 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
                 }),
             ]);
         }
-        builder.push_record(row);
+        rows.push(row);
+    }
+    // A measurement no report of the table has (reports from before it existed, a framework that
+    // cannot tell) is left out rather than shown as a column of dashes.
+    let keep: Vec<bool> = header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| !OPTIONAL_COLUMNS.contains(name) || rows.iter().any(|row| row[i] != "-"))
+        .collect();
+    let mut builder = Builder::default();
+    let pick = |cells: Vec<String>| -> Vec<String> {
+        cells
+            .into_iter()
+            .zip(&keep)
+            .filter_map(|(c, k)| k.then_some(c))
+            .collect()
+    };
+    builder.push_record(pick(header.iter().map(|h| h.to_string()).collect()));
+    for row in rows {
+        builder.push_record(pick(row));
     }
     let mut t = builder.build();
     t.with(Style::markdown());
     t.to_string()
 }
+
+/// The columns a table shows only where a report has their measurement.
+const OPTIONAL_COLUMNS: [&str; 6] = [
+    "host share",
+    "peak host (MiB)",
+    "peak device (MiB)",
+    "GPU memory (MiB)",
+    "energy (J/epoch)",
+    "J per 1k images",
+];
 
 /// A model's layers with output shapes and parameters, in the spirit of Keras's `model.summary()`.
 pub fn model_summary(spec: &common::ModelSpec) -> String {
