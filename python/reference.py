@@ -2,21 +2,13 @@
 from the same initial weights and in the same batch order as the Rust runs (read from a plan file that
 `lenet plan` writes), timed the same way, and reported in the same JSON format.
 
-Only the standard library, numpy and torch are used, so it runs wherever a torch is installed.
+Only the standard library, numpy, torch and `lenet_common.py` beside it are used, so it runs wherever a
+torch is installed.
 """
 
-import argparse
 import contextlib
-import ctypes
-import gzip
-import json
-import os
 import platform
-import resource
-import socket
-import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -24,41 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-SCHEMA = 1
-FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-
-
-def read_idx(folder, name):
-    for path, opener in ((os.path.join(folder, name), open), (os.path.join(folder, name + ".gz"), gzip.open)):
-        if os.path.isfile(path):
-            with opener(path, "rb") as f:
-                raw = f.read()
-            ndims = raw[3]
-            dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndims)]
-            return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndims).reshape(dims)
-    sys.exit(f"error: {os.path.join(folder, name)}.gz: missing")
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
-    base = 8 + n
-    dtypes = {"F32": np.float32, "I64": np.int64}
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        out[name] = np.frombuffer(raw[base + start: base + end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-    return out
-
+import lenet_common as common
 
 # listing: lenet2
 class LeNet2(nn.Module):
@@ -100,139 +58,6 @@ class LeNet3(nn.Module):
 # end listing
 
 
-def portable_command(argv, cwd):
-    """The command line as it can be published (as the Rust side records it): the program by its
-    file name, each absolute path relative to `cwd` when under it, else by its file name."""
-    def path(arg):
-        if not os.path.isabs(arg):
-            return arg
-        rel = os.path.relpath(arg, cwd) if cwd else ".."
-        return rel if not rel.startswith("..") else os.path.basename(arg.rstrip("/")) or arg
-
-    out = []
-    for i, arg in enumerate(argv):
-        if i == 0:
-            out.append(os.path.basename(arg) or arg)
-        elif arg.startswith("--") and "=" in arg:
-            option, value = arg.split("=", 1)
-            out.append(f"{option}={path(value)}")
-        else:
-            out.append(path(arg))
-    return out
-
-
-def environment(command):
-    cpu = "unknown-cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    gpu = driver = None
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader", "--id=0"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        gpu, driver = [s.strip() for s in out.split(",", 1)]
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        pass
-    now = int(time.time())
-    return {
-        "lenet_version": "python-reference",
-        "os": platform.system().lower(),
-        "arch": platform.machine(),
-        "cpu_model": cpu,
-        "logical_cpus": os.cpu_count() or 1,
-        "hostname": socket.gethostname(),
-        "gpu": gpu,
-        "gpu_driver": driver,
-        "command": portable_command(command, os.getcwd()),
-        "started_unix": now,
-        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-    }
-
-
-class Nvml:
-    """The GPU's own counters through its driver's NVML (libnvidia-ml.so.1, through ctypes), as the
-    Rust runs read them (`results::gpu`): the GPU memory this process holds, sampled every 20 ms
-    from a thread, and the GPU's energy counter. `open` gives None where there is no NVML."""
-
-    NOT_AVAILABLE = 0xFFFFFFFFFFFFFFFF
-    INSUFFICIENT_SIZE = 7
-
-    class ProcessInfo(ctypes.Structure):
-        # nvmlProcessInfo_t (v2/v3): pid, usedGpuMemory, gpuInstanceId, computeInstanceId.
-        _fields_ = [("pid", ctypes.c_uint), ("used", ctypes.c_ulonglong),
-                    ("gpu_instance", ctypes.c_uint), ("compute_instance", ctypes.c_uint)]
-
-    @classmethod
-    def open(cls, index=0):
-        try:
-            lib = ctypes.CDLL("libnvidia-ml.so.1")
-            if lib.nvmlInit_v2() != 0:
-                return None
-            handle = ctypes.c_void_p()
-            if lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)) != 0:
-                return None
-        except (OSError, AttributeError):
-            return None
-        nvml = cls()
-        nvml.lib, nvml.handle = lib, handle
-        nvml.peak, nvml.seen, nvml.stop = 0, False, threading.Event()
-        return nvml
-
-    def energy_mj(self):
-        value = ctypes.c_ulonglong()
-        if self.lib.nvmlDeviceGetTotalEnergyConsumption(self.handle, ctypes.byref(value)) != 0:
-            return None
-        return value.value
-
-    def process_memory(self, pid):
-        count = ctypes.c_uint(0)
-        rc = self.lib.nvmlDeviceGetComputeRunningProcesses_v3(self.handle, ctypes.byref(count), None)
-        if rc not in (0, self.INSUFFICIENT_SIZE):
-            return None
-        size = count.value + 8
-        infos = (self.ProcessInfo * size)()
-        count = ctypes.c_uint(size)
-        if self.lib.nvmlDeviceGetComputeRunningProcesses_v3(self.handle, ctypes.byref(count), infos) != 0:
-            return None
-        used = [infos[i].used for i in range(count.value)
-                if infos[i].pid == pid and infos[i].used != self.NOT_AVAILABLE]
-        return max(used) if used else None
-
-    def _sample(self):
-        pid = os.getpid()
-        while True:
-            used = self.process_memory(pid)
-            if used is not None:
-                self.peak, self.seen = max(self.peak, used), True
-            if self.stop.wait(0.02):
-                return
-
-    def start_sampling(self):
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-
-    def finish_sampling(self):
-        """The largest memory reading, or None when none succeeded."""
-        self.stop.set()
-        self.thread.join()
-        used = self.process_memory(os.getpid())
-        if used is not None:
-            self.peak, self.seen = max(self.peak, used), True
-        return self.peak if self.seen else None
-
-
-def joules_between(start_mj, end_mj):
-    """The counter difference in joules; None when a reading failed or the counter went back."""
-    if start_mj is None or end_mj is None or end_mj < start_mj:
-        return None
-    return (end_mj - start_mj) / 1000.0
-
-
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -257,9 +82,7 @@ def evaluate(model, images, labels, device, batch=1000):
 
 
 def tuning_entry(setting, value, applied, note):
-    """One setting of the tuned profile, as the Rust runs record it (common::harness::Tuning)."""
-    print(f"pytorch tuned: {setting}: {value} ({'applied' if applied else 'fell back'}: {note})", file=sys.stderr)
-    return {"setting": setting, "value": value, "applied": applied, "note": note}
+    return common.tuning_entry("pytorch", setting, value, applied, note)
 
 
 # Eager steps before the capture, as PyTorch's CUDA-graph documentation does: they warm up cuDNN,
@@ -349,32 +172,12 @@ class GraphedStep:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--plan", required=True, help="safetensors file written by `lenet plan`")
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--framework", choices=["pytorch"], default="pytorch",
-                   help="always pytorch (taken so that a run's options are the same as lenet train's)")
-    p.add_argument("--model", choices=["lenet2", "lenet3"], required=True)
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
-                   help="recorded in the report (the files are read from --data-dir)")
-    p.add_argument("--init", choices=["shared", "native"], default="shared",
-                   help="shared: the plan's weights; native: torch's own initialisers, seeded with --seed")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's (the recipe's is 0.001)")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--profile", choices=["idiomatic", "tuned"], default="idiomatic",
-                   help="tuned: fused Adam; on CUDA also cudnn.benchmark and the whole step captured as a CUDA graph")
-    p.add_argument("--out", required=True)
+    p = common.arguments("pytorch", __doc__.split("\n\n")[0],
+                         "tuned: fused Adam; on CUDA also cudnn.benchmark and the whole step captured as a CUDA graph")
     args = p.parse_args()
 
-    spec = {"framework": "pytorch", "model": args.model, "dataset": args.dataset, "init": args.init, "device": args.device, "epochs": args.epochs,
-            "batch_size": args.batch_size, "learning_rate": args.learning_rate, "seed": args.seed, "limit": args.limit,
-            "threads": args.threads, "profile": args.profile}
-    env = environment(sys.argv)
+    spec = common.spec_of(args)
+    env = common.environment(sys.argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -383,15 +186,11 @@ def main():
     device = torch.device("cuda:0" if use_cuda else "cpu")
 
     def split(images, labels):
-        x, y = read_idx(args.data_dir, FILES[images]), read_idx(args.data_dir, FILES[labels])
-        if args.limit:
-            x, y = x[:args.limit], y[:args.limit]
-        x = (x.astype(np.float32) / np.float32(255.0) - np.float32(0.5)) / np.float32(0.5)
-        return (torch.from_numpy(x).reshape(-1, 1, 28, 28).to(device),
-                torch.from_numpy(y.astype(np.int64)).to(device))
+        x, y = common.load_split(args, images, labels)
+        return torch.from_numpy(x).reshape(-1, 1, 28, 28).to(device), torch.from_numpy(y).to(device)
 
     setup = time.perf_counter()
-    plan = read_safetensors(args.plan)
+    plan = common.read_safetensors(args.plan)
     train_x, train_y = split("train_images", "train_labels")
     test_x, test_y = split("test_images", "test_labels")
     torch.manual_seed(args.seed)
@@ -423,7 +222,7 @@ def main():
             tuning.append(tuning_entry("CUDA graph", "whole step", False, "the run is on the CPU: no CUDA graphs there"))
     sync(device)
     setup_seconds = time.perf_counter() - setup
-    nvml = Nvml.open(0) if use_cuda else None
+    nvml = common.Nvml.open(0) if use_cuda else None
     if nvml:
         nvml.start_sampling()
 
@@ -431,9 +230,7 @@ def main():
     epochs, failure = [], None
     try:
         for epoch in range(1, args.epochs + 1):
-            order = torch.from_numpy(plan[f"order.{epoch}"].copy())
-            if order.shape[0] != n:
-                sys.exit(f"error: {args.plan}: order.{epoch} covers {order.shape[0]} examples, the data has {n}")
+            order = torch.from_numpy(common.epoch_order(plan, args, epoch, n).copy())
             energy_start = nvml.energy_mj() if nvml else None
             sync(device)
             start = time.perf_counter()
@@ -469,19 +266,11 @@ def main():
             train_loss, train_hits = loss_sum.item(), hits.item()
             sync(device)
             train_seconds = time.perf_counter() - start
-            energy = joules_between(energy_start, nvml.energy_mj()) if nvml else None
+            energy = common.joules_between(energy_start, nvml.energy_mj()) if nvml else None
             if not np.isfinite(train_loss):
                 if graphed:
                     losses = graphed.step_losses(losses)
-                steps = torch.stack(losses).float().cpu().numpy()
-                bad = np.flatnonzero(~np.isfinite(steps))
-                at = ""
-                if len(bad):
-                    value = steps[bad[0]]
-                    value = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
-                    at = f", first at step {bad[0] + 1} of {len(steps)} (loss {value})"
-                failure = (f"the training loss became NaN or infinite in epoch {epoch}{at}; "
-                           "the run stopped at the end of that epoch")
+                failure = common.nan_failure(epoch, torch.stack(losses).float().cpu().numpy())
                 break
             test = evaluate(model, test_x, test_y, device)
             epochs.append({"epoch": epoch, "train_loss": train_loss / n, "train_accuracy": train_hits / n,
@@ -504,24 +293,19 @@ def main():
     if use_cuda:
         notes.append(f"cudnn.benchmark: {str(torch.backends.cudnn.benchmark).lower()} (torch default)")
     report = {
-        "schema": SCHEMA, "spec": spec,
+        "schema": common.SCHEMA, "spec": spec,
         "backend": {"framework": "pytorch", "framework_version": f"torch {torch.__version__}, python {platform.python_version()}",
                     "device": "cuda" if use_cuda else "cpu", "device_name": str(device),
                     "threads": torch.get_num_threads(), "features": [], "notes": notes, "tuning": tuning},
         "environment": env, "parameters": sum(p.numel() for p in model.parameters()),
         "train_examples": n, "test_examples": int(test_y.shape[0]), "setup_seconds": setup_seconds,
         "epochs": epochs, "final_train": final_train, "final_test": final_test,
-        # ru_maxrss is in KiB on Linux.
-        "peak_host_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_host_bytes": common.peak_host_bytes(),
         "peak_device_bytes": torch.cuda.max_memory_allocated(device) if use_cuda else None,
         "gpu_process_bytes": gpu_process_bytes,
         "failure": failure,
     }
-    tmp = f"{args.out}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, args.out)
+    common.write_report(args.out, report)
     if failure:
         sys.exit(f"error: pytorch {args.model} failed: {failure}")
 

@@ -36,9 +36,14 @@ pub static FRAMEWORKS: &[&dyn Framework] = &[
     &burn_impl::BURN,
 ];
 
-/// The references run out of process from a run's plan file: PyTorch, the baseline of every table.
+/// The Python rows, run out of process from a run's plan file: PyTorch, the baseline of every
+/// table, and Keras (the tutorial's other half, on JAX unless `KERAS_BACKEND` says otherwise).
 pub fn references() -> Vec<FrameworkInfo> {
-    vec![FrameworkInfo {
+    vec![pytorch(), keras()]
+}
+
+fn pytorch() -> FrameworkInfo {
+    FrameworkInfo {
         name: "pytorch".into(),
         runner: Runner::Python,
         script: Some("python/reference.py".into()),
@@ -58,7 +63,31 @@ pub fn references() -> Vec<FrameworkInfo> {
             "yes (torch.manual_seed)",
         ]),
         model_source: Some("python/reference.py".into()),
-    }]
+    }
+}
+
+fn keras() -> FrameworkInfo {
+    FrameworkInfo {
+        name: "keras".into(),
+        runner: Runner::Python,
+        script: Some("python/keras_reference.py".into()),
+        baseline: false,
+        compared_by_default: true,
+        cuda_available: false,
+        cuda_build: None,
+        colour: [148, 103, 189],
+        defaults: FrameworkDefaults::row([
+            "keras",
+            "uniform ±√6/√(fan_in+fan_out) (glorot_uniform)",
+            "zeros",
+            "uniform ±√6/√(fan_in+fan_out) (glorot_uniform)",
+            "zeros",
+            "Adam, eps 1e-7 (added to √v before the bias correction)",
+            "0",
+            "yes (keras.utils.set_random_seed)",
+        ]),
+        model_source: Some("python/keras_reference.py".into()),
+    }
 }
 
 /// Every framework this binary knows, the references first: what `lenet frameworks --json` prints.
@@ -157,6 +186,17 @@ impl Observer for Bars {
 /// not start). Errors in the user's input (bad data, bad options) are returned as errors instead.
 pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     spec.validate()?;
+    if let Some(script) = references()
+        .into_iter()
+        .find(|r| r.name == spec.framework)
+        .and_then(|r| r.script)
+    {
+        bail!(
+            "{} runs in Python ({script}), from a plan file: `cargo xtask compare --frameworks {}` runs it",
+            spec.framework,
+            spec.framework
+        );
+    }
     let framework = framework(&spec.framework)?;
     let environment = Environment::capture();
     let mut data = results::data::load(spec.dataset, options.data_dir.as_deref())

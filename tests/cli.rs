@@ -156,7 +156,12 @@ fn bad_data_gets_a_clear_error() {
 #[test]
 fn bad_options_get_a_clear_error() {
     let keep = |_: &Path| {};
-    check(&["--framework", "keras"], keep, "unknown framework 'keras'");
+    check(&["--framework", "flax"], keep, "unknown framework 'flax'");
+    check(
+        &["--framework", "keras"],
+        keep,
+        "keras runs in Python (python/keras_reference.py), from a plan file",
+    );
     check(&["--model", "lenet9"], keep, "unknown model 'lenet9'");
     check(&["--dataset", "cifar"], keep, "unknown dataset 'cifar'");
     check(&["--device", "tpu"], keep, "unknown device 'tpu'");

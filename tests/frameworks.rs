@@ -9,6 +9,8 @@ use common::harness::{self, DeviceRequest, Profile, RunSpec, Silent, Tuning};
 use common::{Dataset, Mnist, ModelKind, Weights};
 use libtest_mimic::{Arguments, Trial};
 
+mod support;
+
 fn mnist() -> Mnist {
     results::data::load(Dataset::Mnist, None)
         .unwrap_or_else(|e| panic!("these tests need MNIST (set MNIST_DIR): {e}"))
@@ -264,63 +266,8 @@ fn saved_models_reload_in_every_framework() {
     }
 }
 
-/// What a cell of the defaults table says a tensor is drawn from, read from its text.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Draw {
-    Zeros,
-    /// Uniform in ±bound.
-    Uniform(f32),
-    /// Normal with this standard deviation.
-    Normal(f32),
-}
-
-/// Reads a cell such as "uniform ±√6/√fan_in (...)", "normal, sd √2/√inputs (...)" or "zeros", for
-/// a tensor with this fan-in (inputs x kernel area), number of inputs and input channels.
-fn draw(cell: &str, fan_in: f32, in_channels: f32) -> Draw {
-    if cell.starts_with("zeros") {
-        return Draw::Zeros;
-    }
-    let (kind, rest) = if let Some(rest) = cell.strip_prefix("uniform ±") {
-        ("uniform", rest)
-    } else if let Some(rest) = cell.strip_prefix("normal, sd ") {
-        ("normal", rest)
-    } else {
-        panic!("cannot read the defaults cell '{cell}'");
-    };
-    let formula = rest.split_whitespace().next().unwrap_or("");
-    let (numerator, denominator) = formula
-        .split_once('/')
-        .unwrap_or_else(|| panic!("cannot read the defaults cell '{cell}'"));
-    let numerator = match numerator {
-        "1" => 1.0,
-        "√2" => 2f32.sqrt(),
-        "√6" => 6f32.sqrt(),
-        other => panic!("cannot read '{other}' in the defaults cell '{cell}'"),
-    };
-    let over = match denominator {
-        "√fan_in" | "√inputs" => fan_in,
-        "√in_channels" => in_channels,
-        other => panic!("cannot read '{other}' in the defaults cell '{cell}'"),
-    };
-    let scale = numerator / over.sqrt();
-    if kind == "uniform" {
-        Draw::Uniform(scale)
-    } else {
-        Draw::Normal(scale)
-    }
-}
-
-/// Largest magnitude and standard deviation of a tensor's values.
-fn spread(values: &[f32]) -> (f32, f32) {
-    let n = values.len() as f32;
-    let mean = values.iter().sum::<f32>() / n;
-    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
-    (values.iter().fold(0f32, |m, v| m.max(v.abs())), sd)
-}
-
-/// `--init native` draws what the framework's row of the defaults table says: checked on LeNet3's
-/// conv2 (fan_in 32 x 3 x 3 = 288, 32 input channels) and fc1 (1,024 inputs), and whether a seed
-/// makes the draw repeat.
+/// `--init native` draws what the framework's row of the defaults table says (on LeNet3's conv2 and
+/// fc1, `support::follows_the_defaults`), and whether a seed makes the draw repeat.
 fn native_init_follows_the_defaults_table(f: &dyn Framework) {
     let framework = f.name();
     let spec = ModelKind::LeNet3.spec();
@@ -329,23 +276,7 @@ fn native_init_follows_the_defaults_table(f: &dyn Framework) {
     w.check(&spec).unwrap();
     assert_ne!(w, shared, "{framework}");
     let d = f.defaults();
-    let near = |got: f32, want: f32| (got / want - 1.0).abs() < 0.1;
-    for (tensor, cell, fan_in, in_channels, is_bias) in [
-        ("conv2.weight", &d.conv_weight, 288.0, 32.0, false),
-        ("conv2.bias", &d.conv_bias, 288.0, 32.0, true),
-        ("fc1.weight", &d.linear_weight, 1024.0, 1024.0, false),
-        ("fc1.bias", &d.linear_bias, 1024.0, 1024.0, true),
-    ] {
-        let (max, sd) = spread(&w.tensors[tensor].data);
-        let what = format!("{framework} {tensor}: max {max}, sd {sd}, table '{cell}'");
-        match draw(cell, fan_in, in_channels) {
-            Draw::Zeros => assert_eq!(max, 0.0, "{what}"),
-            // 64 bias values reach past half their bound but not always within 10% of it.
-            Draw::Uniform(b) if is_bias => assert!(max <= b * 1.0001 && max > b / 2.0, "{what}"),
-            Draw::Uniform(b) => assert!(max <= b * 1.0001 && near(max, b), "{what}"),
-            Draw::Normal(s) => assert!(near(sd, s), "{what}"),
-        }
-    }
+    support::follows_the_defaults(framework, &d, &w);
     let again = f.native_weights(ModelKind::LeNet3, 5).unwrap();
     let seeded = d.seeded.starts_with("yes");
     assert_eq!(again == w, seeded, "{framework}: seeded is '{}'", d.seeded);

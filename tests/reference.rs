@@ -2,33 +2,18 @@
 //! file that `lenet plan` writes, on the CPU. Its Python comes from `LENET_PYTHON` (set by `cargo
 //! xtask test`), else the virtual environment that holds the libtorch in `LIBTORCH`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
+use support::{mnist_dir, python, repo};
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("LENET_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    // LIBTORCH is VENV/lib/pythonX.Y/site-packages/torch (`cargo xtask setup`).
-    let torch = std::env::var_os("LIBTORCH")
-        .map(PathBuf::from)
-        .and_then(|t| t.canonicalize().ok())
-        .expect("set LENET_PYTHON to a python3 with torch (cargo xtask test does)");
-    let venv = torch.ancestors().nth(4).expect("LIBTORCH inside a venv");
-    venv.join("bin").join("python")
-}
-
-fn mnist_dir() -> PathBuf {
-    let dir = std::env::var_os("MNIST_DIR").expect("these tests need MNIST_DIR");
-    std::path::absolute(PathBuf::from(dir)).unwrap()
-}
+mod support;
 
 /// Runs the reference on the first `limit` images for `epochs` epochs in `profile`; its report.
 fn reference(dir: &Path, plan: &Path, limit: usize, epochs: u32, profile: &str) -> Value {
     let out = dir.join(format!("{profile}.json"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/reference.py");
+    let script = repo("python/reference.py");
     let run = Command::new(python())
         .arg(script)
         .args(["--plan", plan.to_str().unwrap()])
@@ -59,22 +44,7 @@ fn the_tuned_reference_follows_the_idiomatic_one() {
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.safetensors");
     let (limit, epochs) = (640, 2);
-    let made = Command::new(env!("CARGO_BIN_EXE_lenet"))
-        .args(["plan", "--model", "lenet2", "--seed", "0"])
-        .args([
-            "--epochs",
-            &epochs.to_string(),
-            "--examples",
-            &limit.to_string(),
-        ])
-        .args(["--out", plan.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    support::plan(&plan, "lenet2", 0, epochs, limit);
     let idiomatic = reference(dir.path(), &plan, limit, epochs, "idiomatic");
     let tuned = reference(dir.path(), &plan, limit, epochs, "tuned");
     assert_eq!(idiomatic["spec"]["profile"], "idiomatic");

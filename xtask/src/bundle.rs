@@ -3,8 +3,9 @@
 //! binaries (tch and candle in `lenet`, burn in `lenet-burn`, with LLVM linked in statically for
 //! burn's kernel compiler: candle's and burn's CUDA code cannot share one; xz-compressed, since
 //! candle's kernels and LLVM make them large), this xtask binary (which drives `compare`), the
-//! PyTorch reference script and `run.sh`, which unpacks the binaries and points the dynamic loader
-//! at that machine's own torch and NVIDIA libraries. `--bench` builds, as a bundle of its own (the
+//! Python rows' scripts, the wheels of the keras row that such a machine lacks (it has jax), and
+//! `run.sh`, which unpacks the binaries, points the dynamic loader at that machine's own torch and
+//! NVIDIA libraries and puts keras on the Python path. `--bench` builds, as a bundle of its own (the
 //! two together pass the size limit), the criterion bench (`benches/train_step.rs`) with the same
 //! CUDA features, one per `lenet` binary, and `bench.sh`, which runs each on the CUDA benchmarks of
 //! its own frameworks: `cargo bench` where there is no toolchain.
@@ -139,8 +140,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:?usage: run.sh RESULTS_DIR [compare options]}"
 shift
 PRELUDE
+KERAS
 exec "$here/xtask" compare --lenet "$here/lenet"LENET_FOR \
-  --python "$python" --reference "$here/reference.py" --out "$out" "$@"
+  --python "$python" --scripts "$here" --out "$out" "$@"
 "#;
 
 const BENCH_SH: &str = r#"#!/usr/bin/env bash
@@ -180,6 +182,51 @@ esac
 exit "$failed"
 "#;
 
+/// What `run.sh` does for the keras row: the machine's python runs it with the machine's own jax (a
+/// CUDA jax there) and, from the wheels beside the script, keras and each of its imports that the
+/// machine lacks; a machine without a jax gets one line that says so, and the keras rows fail as
+/// rows with their reason.
+const KERAS_SH: &str = r#"# The keras row: keras and what it imports that this machine's python lacks, from the wheels.
+pysite="$(mktemp -d)"
+"$python" - "$here/wheels" "$pysite" <<'PY'
+import importlib.util, pathlib, sys, zipfile
+wheels, site = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+site.mkdir(exist_ok=True)
+for wheel in sorted(wheels.glob("*.whl")):
+    with zipfile.ZipFile(wheel) as z:
+        top = sorted({n.split("/")[0] for n in z.namelist() if "/" in n and not n.split("/")[0].endswith((".dist-info", ".data"))})
+        pinned = wheel.name.split("-")[0] in PINNED
+        if pinned or any(importlib.util.find_spec(t) is None for t in top):
+            z.extractall(site)
+PY
+export PYTHONPATH="$pysite${PYTHONPATH:+:$PYTHONPATH}"
+if ! keras_versions="$(KERAS_BACKEND="${KERAS_BACKEND:-jax}" "$python" -c 'import jax, keras; print(f"keras {keras.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}")' 2>&1)"; then
+  echo "warning: the keras row cannot run here (it needs a jax; its rows will fail): $(echo "$keras_versions" | tail -1)" >&2
+else
+  echo "keras row: $keras_versions" >&2
+fi
+"#;
+
+/// The wheels of the keras row for the GPU machine's Python (`GPU_PYTHON`), which has jax but not
+/// Keras: the pinned keras, and what it imports that jax and torch do not bring (`import keras`
+/// needs absl, rich and packaging; h5py only for saving, which the row does not do). The first three
+/// are always put on the path; the others only where the machine has no copy of its own.
+const KERAS_WHEELS: [&str; 9] = [
+    "keras==3.15.1",
+    "namex==0.1.0",
+    "optree==0.20.0",
+    "absl-py==2.5.1",
+    "rich==15.0.0",
+    "markdown-it-py==4.3.0",
+    "mdurl==0.1.2",
+    "pygments==2.21.0",
+    "packaging==26.4",
+];
+/// The keras row's packages that `run.sh` always takes from the bundle (pinned).
+const PINNED_WHEELS: usize = 3;
+/// The GPU machine's Python, which the wheels are for.
+const GPU_PYTHON: &str = "3.12";
+
 /// `run.sh` for these binaries: each framework with a binary of its own is run with it.
 fn run_sh(builds: &[CudaBinary]) -> String {
     let lenet_for: String = builds
@@ -193,9 +240,17 @@ fn run_sh(builds: &[CudaBinary]) -> String {
             })
         })
         .collect();
+    let pinned: Vec<String> = KERAS_WHEELS[..PINNED_WHEELS]
+        .iter()
+        .map(|w| format!("{:?}", w.split("==").next().unwrap_or(w)))
+        .collect();
     RUN_SH
         .replace("PRELUDE\n", PRELUDE)
         .replace("LENET_FOR", &lenet_for)
+        .replace(
+            "KERAS\n",
+            &KERAS_SH.replace("PINNED", &format!("{{{}}}", pinned.join(", "))),
+        )
 }
 
 /// `bench.sh` for these binaries: each bench binary measures CUDA for the frameworks whose CUDA
@@ -301,11 +356,8 @@ pub fn run(args: Args) -> Result<()> {
     if lib.exists() {
         std::fs::remove_dir_all(&lib).with_context(|| format!("cannot clear {}", lib.display()))?;
     }
-    std::fs::copy(
-        env.root.join("python").join("reference.py"),
-        out.join("reference.py"),
-    )
-    .context("cannot copy python/reference.py")?;
+    copy_python(&env.root.join("python"), &out)?;
+    download_wheels(&env, &out.join("wheels"))?;
     let script = out.join("run.sh");
     std::fs::write(&script, run_sh(&builds))
         .with_context(|| format!("cannot write {}", script.display()))?;
@@ -317,6 +369,77 @@ pub fn run(args: Args) -> Result<()> {
         size as f64 / (1 << 20) as f64,
         out.display()
     );
+    Ok(())
+}
+
+/// The Python rows' scripts (`python/*.py`: each row's script and the module they share).
+fn copy_python(from: &Path, out: &Path) -> Result<()> {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "py") {
+            let to = out.join(path.file_name().unwrap_or_default());
+            std::fs::copy(&path, &to)
+                .with_context(|| format!("cannot copy {} to {}", path.display(), to.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The keras row's wheels for the GPU machine's Python (`KERAS_WHEELS`), downloaded once into the
+/// cache and copied into `wheels`.
+fn download_wheels(env: &setup::Env, wheels: &Path) -> Result<()> {
+    let cache = setup::cache_dir()?.join(format!("wheels-py{GPU_PYTHON}"));
+    let ok = setup::status(
+        std::process::Command::new(&env.python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args([
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                GPU_PYTHON,
+            ])
+            .args([
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--platform",
+                "manylinux2014_x86_64",
+            ])
+            .arg("--dest")
+            .arg(&cache)
+            .args(KERAS_WHEELS),
+    )?;
+    if !ok {
+        bail!(
+            "pip could not download the keras row's wheels into {}",
+            cache.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(wheels);
+    std::fs::create_dir_all(wheels)
+        .with_context(|| format!("cannot create {}", wheels.display()))?;
+    for want in KERAS_WHEELS {
+        let (name, version) = want.split_once("==").unwrap_or((want, ""));
+        // Wheel file names spell the project with underscores.
+        let prefix = format!("{}-{version}-", name.replace('-', "_"));
+        let found = std::fs::read_dir(&cache)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.to_lowercase().starts_with(&prefix) && n.ends_with(".whl"))
+            })
+            .with_context(|| format!("no wheel of {want} in {}", cache.display()))?;
+        std::fs::copy(&found, wheels.join(found.file_name().unwrap_or_default()))
+            .with_context(|| format!("cannot copy {}", found.display()))?;
+    }
     Ok(())
 }
 
@@ -488,6 +611,18 @@ mod tests {
         );
         assert!(script.contains("unxz \"$packed\""), "{script}");
         assert!(!script.contains("PRELUDE"), "{script}");
+        // The Python rows' scripts come from the bundle, keras's wheels go on the path, pinned
+        // ones always.
+        assert!(script.contains(r#"--scripts "$here""#), "{script}");
+        assert!(script.contains(r#"export PYTHONPATH="$pysite"#), "{script}");
+        assert!(
+            script.contains(r#"in {"keras", "namex", "optree"}"#),
+            "{script}"
+        );
+        assert!(
+            !script.contains("KERAS\n") && !script.contains("PINNED"),
+            "{script}"
+        );
         // Each bench binary measures CUDA only for the frameworks whose CUDA code it holds.
         let bench = super::bench_sh(&builds);
         assert!(

@@ -100,19 +100,21 @@ pub struct Args {
     /// settings (framework, model, dataset, seed, epochs, ...), and run only the others
     #[arg(long)]
     pub resume: bool,
-    /// Python with torch for the reference run (default: the one `setup` installed)
+    /// Python for the Python rows, with torch (pytorch) and keras and its backend (keras)
+    /// (default: the one `setup` installed)
     #[arg(long, value_name = "FILE")]
     pub python: Option<PathBuf>,
-    /// The reference script (default: the one `lenet frameworks` names, in the repository)
-    #[arg(long, value_name = "FILE")]
-    pub reference: Option<PathBuf>,
+    /// The folder with the Python rows' scripts (default: the repository's, as `lenet frameworks`
+    /// names them)
+    #[arg(long, value_name = "DIR")]
+    pub scripts: Option<PathBuf>,
 }
 
 struct Tools {
     lenet: PathBuf,
     /// Other binaries for some frameworks.
     lenet_for: Vec<(String, PathBuf)>,
-    /// Python with torch, when a Python reference runs.
+    /// Python, when a Python row runs.
     python: Option<PathBuf>,
     /// What the binary says it holds.
     catalogue: Catalogue,
@@ -659,17 +661,17 @@ fn run_one(
                 Ok(None) => return Ok(None),
                 Err(e) => return failed(format!("{e:#}")),
             }
-            let script = match (&args.reference, &info.script) {
-                (Some(s), _) => s.clone(),
+            let script = match (&args.scripts, &info.script) {
+                (Some(dir), Some(s)) => dir.join(Path::new(s).file_name().unwrap_or_default()),
                 (None, Some(s)) => setup::root().join(s),
-                (None, None) => return failed(format!("{framework} names no script")),
+                (_, None) => return failed(format!("{framework} names no script")),
             };
             let mut cmd = Command::new(python);
             cmd.arg(script).arg("--plan").arg(&plan);
             cmd.env("PYTHONUNBUFFERED", "1");
             cmd
         }
-        (Runner::Python, None) => return failed("no Python to run the reference with".into()),
+        (Runner::Python, None) => return failed(format!("no Python to run {framework} with")),
         (Runner::Lenet, _) => {
             let mut cmd = Command::new(tools.lenet(framework));
             cmd.arg("train");

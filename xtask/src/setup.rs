@@ -1,6 +1,7 @@
 //! Finding or installing libtorch. A user's `LIBTORCH` or `LIBTORCH_USE_PYTORCH` wins; otherwise
 //! PyPI `torch==2.11.0` is installed into a virtual environment in the user's cache folder (shared by
-//! every checkout, so it downloads once), and `.libtorch` in the repository links to it. The
+//! every checkout, so it downloads once), with the Keras row's pinned keras and jax beside it
+//! ([`KERAS_PACKAGES`]), and `.libtorch` in the repository links to it. The
 //! workspace's `.cargo/config.toml` points `LIBTORCH` at that link, which is why a plain `cargo test`
 //! or `cargo bench` works once this has run.
 
@@ -10,6 +11,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 pub const TORCH_VERSION: &str = "2.11.0";
+/// The Keras row's packages (`python/keras_reference.py`), beside torch in the same environment:
+/// Keras 3 and the JAX it runs on by default (the newest jax for the Python 3.11 of the CI machine).
+pub const KERAS_PACKAGES: [&str; 3] = ["keras==3.15.1", "jax==0.10.2", "jaxlib==0.10.2"];
 
 /// What the builds and the reference runs use.
 pub struct Env {
@@ -176,7 +180,41 @@ pub fn venv() -> Result<PathBuf> {
         std::fs::write(&marker, TORCH_VERSION)
             .with_context(|| format!("cannot write {}", marker.display()))?;
     }
+    // Keras came later than torch: an environment from before it gets it on its next use.
+    let keras = venv.join(".lenet-keras");
+    let pins = KERAS_PACKAGES.join(" ");
+    if std::fs::read_to_string(&keras).ok().as_deref() != Some(pins.as_str()) {
+        eprintln!(
+            "installing {pins} from PyPI into {} (the keras row)",
+            venv.display()
+        );
+        pip_install(&venv, &KERAS_PACKAGES)?;
+        std::fs::write(&keras, &pins)
+            .with_context(|| format!("cannot write {}", keras.display()))?;
+    }
     Ok(venv)
+}
+
+fn pip_install(venv: &Path, packages: &[&str]) -> Result<()> {
+    let pip = venv.join("bin").join("pip");
+    let ok = status(
+        Command::new(&pip)
+            .args([
+                "install",
+                "--disable-pip-version-check",
+                "--progress-bar",
+                "on",
+            ])
+            .args(packages),
+    )?;
+    if !ok {
+        bail!(
+            "pip could not install {} into {}",
+            packages.join(" "),
+            venv.display()
+        );
+    }
+    Ok(())
 }
 
 fn install(venv: &Path) -> Result<()> {
@@ -204,23 +242,5 @@ fn install(venv: &Path) -> Result<()> {
             venv.display()
         );
     }
-    let pip = venv.join("bin").join("pip");
-    let ok = status(
-        Command::new(&pip)
-            .args([
-                "install",
-                "--disable-pip-version-check",
-                "--progress-bar",
-                "on",
-            ])
-            .arg(format!("torch=={TORCH_VERSION}"))
-            .arg("numpy"),
-    )?;
-    if !ok {
-        bail!(
-            "pip could not install torch=={TORCH_VERSION} into {}",
-            venv.display()
-        );
-    }
-    Ok(())
+    pip_install(venv, &[&format!("torch=={TORCH_VERSION}"), "numpy"])
 }

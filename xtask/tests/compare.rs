@@ -359,10 +359,7 @@ fn check(args: &[&str], expected: &str) {
 fn bad_options_stop_compare_before_any_run() {
     let ok = ["--data-dir", "DATA", "--out", "TMP"];
     let with = |extra: &[&'static str]| [&ok[..], extra].concat();
-    check(
-        &with(&["--frameworks", "keras"]),
-        "unknown framework 'keras'",
-    );
+    check(&with(&["--frameworks", "flax"]), "unknown framework 'flax'");
     check(&with(&["--models", "lenet9"]), "unknown model 'lenet9'");
     check(&with(&["--dataset", "cifar"]), "unknown dataset 'cifar'");
     check(&with(&["--device", "tpu"]), "unknown device 'tpu'");

@@ -1,0 +1,365 @@
+"""The Keras row of lenet-compare: the tutorial's other half, its Keras models as Keras users write them
+(`Sequential`, `Conv2D`, `MaxPooling2D`, `Flatten`, `Dense`) trained with `model.fit`, from the same
+initial weights and in the same batch order as every other row (read from a plan file that `lenet plan`
+writes), timed the same way and reported in the same JSON format.
+
+Keras 3 on the JAX backend unless KERAS_BACKEND names another one (tensorflow, where it is installed).
+Only the standard library, numpy, keras with its backend and `lenet_common.py` beside it are used.
+"""
+
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+import lenet_common as common
+
+FRAMEWORK = "keras"
+# Steps that one call of the compiled train function runs in the tuned profile (`steps_per_execution`).
+TUNED_STEPS_PER_EXECUTION = 16
+
+
+def options():
+    p = common.arguments(FRAMEWORK, __doc__.split("\n\n")[0],
+                         f"tuned: model.compile(steps_per_execution={TUNED_STEPS_PER_EXECUTION}), the "
+                         "compiled train function runs that many steps per call")
+    p.add_argument("--logits", metavar="FILE",
+                   help="check: write the logits of the first 64 test images from the initial weights "
+                        "(JSON) and stop before training")
+    p.add_argument("--initial-weights", metavar="FILE",
+                   help="check: write the initial weights in the shared layout (safetensors) and go on")
+    p.add_argument("--step-losses", metavar="FILE",
+                   help="check: write each training step's loss, per epoch (JSON)")
+    return p
+
+
+def limit_threads(args):
+    """`--threads N`: the process may run on N cores only, set before the backend starts, which sizes
+    its thread pools from them (XLA has no other switch); the CPU count of the report is what it got."""
+    if args.threads:
+        cores = sorted(os.sched_getaffinity(0))
+        if args.threads > len(cores):
+            sys.exit(f"error: keras: --threads {args.threads}, but this process may use {len(cores)} cores")
+        os.sched_setaffinity(0, cores[:args.threads])
+
+
+def choose_device(args, backend):
+    """Hides the GPU from the backend for `--device cpu`; must run before the backend is imported."""
+    if args.device != "cpu":
+        return
+    if backend == "jax":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+args = options().parse_args()
+os.environ.setdefault("KERAS_BACKEND", "jax")
+BACKEND = os.environ["KERAS_BACKEND"]
+limit_threads(args)
+choose_device(args, BACKEND)
+try:
+    import keras
+    from keras import layers
+except ImportError as e:
+    sys.exit(f"error: keras: cannot import keras with KERAS_BACKEND={BACKEND}: {e}")
+
+
+# listing: lenet2
+def lenet2():
+    return keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        layers.Conv2D(6, 5, padding="same", activation="relu", name="conv1"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(16, 5, activation="relu", name="conv2"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(120, activation="relu", name="fc1"),
+        layers.Dense(84, activation="relu", name="fc2"),
+        layers.Dense(10, name="fc3"),
+    ])
+# end listing
+
+
+# listing: lenet3
+def lenet3():
+    return keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu", name="conv2"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu", name="conv3"),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu", name="fc1"),
+        layers.Dense(10, name="fc2"),
+    ])
+# end listing
+
+
+def weighted_layers(model):
+    """(layer, the layer's input shape without the batch) for each layer with weights, in order."""
+    return [(layer, tuple(layer.input.shape[1:])) for layer in model.layers if layer.weights]
+
+
+def set_shared_weights(model, shared):
+    """The shared weights (PyTorch's names and layouts) into Keras's: convolution kernels from
+    `[out, in, kh, kw]` to `[kh, kw, in, out]`, dense kernels from `[out, in]` to `[in, out]`, and for
+    the dense layer after `Flatten` its inputs reordered from PyTorch's (channel, row, column) to
+    Keras's channels-last (row, column, channel) flattening, so that each input meets its own weight."""
+    for layer, shape in weighted_layers(model):
+        w, b = shared[f"{layer.name}.weight"], shared[f"{layer.name}.bias"]
+        if isinstance(layer, layers.Conv2D):
+            kernel = w.transpose(2, 3, 1, 0)
+        elif len(shape) == 1 and layer.input.shape[1] != w.shape[1]:
+            sys.exit(f"error: keras: {layer.name}.weight has {w.shape[1]} inputs, the layer {layer.input.shape[1]}")
+        else:
+            kernel = w.T
+        layer.set_weights([np.ascontiguousarray(kernel), b])
+    flatten_fix(model, shared, into_keras=True)
+
+
+def flatten_fix(model, tensors, into_keras):
+    """Reorders the rows of the dense kernel that follows `Flatten` between the two flattening orders
+    (in place on the Keras layer, or on `tensors` when reading Keras's weights out)."""
+    for i, layer in enumerate(model.layers):
+        if not isinstance(layer, layers.Flatten):
+            continue
+        h, w, c = layer.input.shape[1:]
+        dense = next(l for l in model.layers[i + 1:] if l.weights)
+        if into_keras:
+            torch_layout = tensors[f"{dense.name}.weight"]  # [out, c * h * w]
+            kernel = torch_layout.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(-1, h * w * c).T
+            dense.set_weights([np.ascontiguousarray(kernel), tensors[f"{dense.name}.bias"]])
+        else:
+            keras_layout = tensors[f"{dense.name}.weight"]  # [out, h * w * c] (already transposed)
+            tensors[f"{dense.name}.weight"] = np.ascontiguousarray(
+                keras_layout.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(-1, c * h * w))
+
+
+def shared_weights(model):
+    """The model's weights in the shared layout (the inverse of `set_shared_weights`)."""
+    out = {}
+    for layer, _ in weighted_layers(model):
+        kernel, bias = layer.get_weights()
+        out[f"{layer.name}.weight"] = kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T
+        out[f"{layer.name}.bias"] = bias
+    flatten_fix(model, out, into_keras=False)
+    return out
+
+
+def backend_version():
+    if BACKEND == "jax":
+        import jax
+        return f"jax {jax.__version__}"
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+        return f"tensorflow {tf.__version__}"
+    if BACKEND == "torch":
+        import torch
+        return f"torch {torch.__version__}"
+    return BACKEND
+
+
+def accelerator():
+    """The backend's accelerator name, or None when it runs on the CPU."""
+    if BACKEND == "jax":
+        import jax
+        device = jax.devices()[0]
+        return None if device.platform == "cpu" else f"{device.platform}:{device.id} ({device.device_kind})"
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+        gpus = tf.config.list_logical_devices("GPU")
+        return gpus[0].name if gpus else None
+    if BACKEND == "torch":
+        import torch
+        return f"cuda:0 ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else None
+    return None
+
+
+def wait_for_device(model):
+    """Returns when the device has finished everything queued on the model's variables."""
+    if BACKEND == "jax":
+        import jax
+        jax.block_until_ready([v.value for v in model.variables])
+    else:
+        for v in model.trainable_variables:
+            keras.ops.convert_to_numpy(keras.ops.sum(v.value))
+
+
+def peak_device_bytes():
+    if BACKEND == "jax":
+        import jax
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use")
+    return None
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Times each epoch's training from its first step to the device's end of the last one, and keeps
+    each step's running-mean loss (what `fit` logs) to name the first bad step when an epoch's loss is
+    not finite. The batch-end hook is `async_safe`: Keras reads the logs on its callback thread, off
+    the training loop, so the steps are queued as `fit` queues them without callbacks."""
+
+    async_safe = True
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self.means, self.logs = None, {}, {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        wait_for_device(self.model)
+        self.means = {}
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.means[batch] = float(logs["loss"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        wait_for_device(self.model)
+        self.seconds = time.perf_counter() - self.start
+        self.logs = dict(logs or {})
+
+    def steps(self, batch, n):
+        """(step numbers, losses): each step's loss from the running means (the mean is weighted by
+        the batches' sizes), stopping at the first that is not finite; with `steps_per_execution`
+        above 1, one value per call of the train function (the mean of its steps), numbered by its
+        last step."""
+        sizes = np.minimum(batch, n - batch * np.arange(-(-n // batch)))
+        done = np.cumsum(sizes)
+        numbers, losses, before, total = [], [], 0, 0.0
+        for step in sorted(self.means):
+            # Keras numbers a short last call as if it were full.
+            last = min(step, len(done) - 1)
+            mean, seen = self.means[step], done[last]
+            numbers.append(int(last) + 1)
+            if not np.isfinite(mean):
+                losses.append(mean)
+                break
+            losses.append((mean * seen - total) / (seen - before))
+            before, total = seen, mean * seen
+        return numbers[:len(losses)], losses
+
+
+def main():
+    env = common.environment(sys.argv)
+    gpu = accelerator()
+    if args.device == "cuda" and gpu is None:
+        sys.exit(f"error: keras: CUDA was asked for, but {backend_version()} finds no GPU")
+    use_cuda = gpu is not None
+
+    setup = time.perf_counter()
+    plan = common.read_safetensors(args.plan)
+    train_x, train_y = common.load_split(args, "train_images", "train_labels")
+    test_x, test_y = common.load_split(args, "test_images", "test_labels")
+    train_x, test_x = train_x[..., None], test_x[..., None]  # channels last: [n, 28, 28, 1]
+    keras.utils.set_random_seed(args.seed)
+    model = lenet2() if args.model == "lenet2" else lenet3()
+    if args.init == "shared":
+        set_shared_weights(model, plan)
+    if args.initial_weights:
+        common.write_safetensors(args.initial_weights, shared_weights(model))
+    if args.logits:
+        logits = model.predict(test_x[:64], batch_size=64, verbose=0)
+        common.write_report(args.logits, {"images": 64, "logits": np.asarray(logits, np.float64).ravel().tolist()})
+        return
+    tuned = args.profile == "tuned"
+    tuning = []
+    steps_per_execution = 1
+    if tuned:
+        steps_per_execution = TUNED_STEPS_PER_EXECUTION
+        tuning.append(common.tuning_entry(
+            FRAMEWORK, "steps_per_execution", str(steps_per_execution), True,
+            "model.compile's option: one call of the compiled train function runs that many steps"))
+    model.compile(
+        # Keras's default epsilon is 1e-7; the recipe's is 1e-8.
+        optimizer=keras.optimizers.Adam(learning_rate=args.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
+    wait_for_device(model)
+    setup_seconds = time.perf_counter() - setup
+    nvml = common.Nvml.open(0) if use_cuda else None
+    if nvml:
+        nvml.start_sampling()
+
+    def evaluate(x, y):
+        wait_for_device(model)
+        start = time.perf_counter()
+        out = model.evaluate(x, y, batch_size=1000, verbose=0, return_dict=True)
+        return {"loss": float(out["loss"]), "accuracy": float(out["accuracy"]), "examples": int(y.shape[0]),
+                "seconds": time.perf_counter() - start}
+
+    n = train_y.shape[0]
+    clock = EpochClock()
+    epochs, failure, step_losses = [], None, {}
+    try:
+        for epoch in range(1, args.epochs + 1):
+            order = common.epoch_order(plan, args, epoch, n)
+            xs, ys = train_x[order], train_y[order]
+            energy_start = nvml.energy_mj() if nvml else None
+            # One epoch of `fit` over the data in the plan's order, not shuffled: the batch order of
+            # every other row.
+            model.fit(xs, ys, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
+            energy = common.joules_between(energy_start, nvml.energy_mj()) if nvml else None
+            train_loss, train_accuracy = float(clock.logs["loss"]), float(clock.logs["accuracy"])
+            numbers, steps = clock.steps(args.batch_size, n)
+            step_losses[epoch] = steps
+            if not np.isfinite(train_loss):
+                failure = common.nan_failure(epoch, steps, total=-(-n // args.batch_size), numbers=numbers)
+                break
+            test = evaluate(test_x, test_y)
+            epochs.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
+                           "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                           "train_seconds": clock.seconds, "eval_seconds": test["seconds"],
+                           # `fit` queues its steps itself: when the host had queued the last one is
+                           # not seen from outside it.
+                           "queued_seconds": None, "energy_joules": energy})
+            print(f"keras {args.model} epoch {epoch}/{args.epochs}: loss {train_loss:.4f}, "
+                  f"train acc {100 * train_accuracy:.2f}%, test acc {100 * test['accuracy']:.2f}%, "
+                  f"{clock.seconds:.2f} s", file=sys.stderr, flush=True)
+    except Exception as e:  # the backends' out-of-memory errors have no common type
+        text = str(e)
+        if "RESOURCE_EXHAUSTED" not in text and "out of memory" not in text.lower():
+            raise
+        failure = f"out of device memory: keras: {text.splitlines()[0] if text else 'out of memory'}"
+
+    if args.step_losses:
+        common.write_report(args.step_losses, {str(e): v for e, v in step_losses.items()})
+    final_train = final_test = None
+    if failure is None:
+        final_test = evaluate(test_x, test_y)
+        final_train = evaluate(train_x, train_y)
+    gpu_process_bytes = nvml.finish_sampling() if nvml else None
+    notes = [
+        f"backend: {BACKEND}",
+        f"fit jit-compiled: {'yes' if model.jit_compile else 'no'} (model.jit_compile)",
+        "optimiser: keras Adam with epsilon 1e-8 (Keras's default is 1e-7), added to √v before the bias "
+        "correction, as Keras's Adam does",
+        "one fit call per epoch over that epoch's batch order, shuffle off",
+    ]
+    report = {
+        "schema": common.SCHEMA, "spec": common.spec_of(args),
+        "backend": {"framework": FRAMEWORK,
+                    "framework_version": f"keras {keras.__version__}, {backend_version()}, python {platform.python_version()}",
+                    "device": "cuda" if use_cuda else "cpu", "device_name": gpu or "cpu",
+                    "threads": len(os.sched_getaffinity(0)), "features": [f"backend={BACKEND}"],
+                    "notes": notes, "tuning": tuning},
+        "environment": env, "parameters": int(model.count_params()),
+        "train_examples": int(n), "test_examples": int(test_y.shape[0]), "setup_seconds": setup_seconds,
+        "epochs": epochs, "final_train": final_train, "final_test": final_test,
+        "peak_host_bytes": common.peak_host_bytes(),
+        "peak_device_bytes": peak_device_bytes() if use_cuda else None,
+        "gpu_process_bytes": gpu_process_bytes,
+        "failure": failure,
+    }
+    common.write_report(args.out, report)
+    if failure:
+        sys.exit(f"error: keras {args.model} failed: {failure}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""What the Python rows of lenet-compare share (python/reference.py, PyTorch, and python/keras_reference.py,
+Keras): the options of a run (the same as `lenet train`'s, `RunSpec::to_args` on the Rust side), the
+data files and the plan file that `lenet plan` writes, the machine probe, the GPU's own counters, the
+NaN check's message and the report file. Only the standard library and numpy: no framework is imported
+here, so each script imports its own framework after its options are read.
+"""
+
+import argparse
+import ctypes
+import gzip
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+SCHEMA = 1
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def read_idx(folder, name):
+    for path, opener in ((os.path.join(folder, name), open), (os.path.join(folder, name + ".gz"), gzip.open)):
+        if os.path.isfile(path):
+            with opener(path, "rb") as f:
+                raw = f.read()
+            ndims = raw[3]
+            dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndims)]
+            return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndims).reshape(dims)
+    sys.exit(f"error: {os.path.join(folder, name)}.gz: missing")
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    base = 8 + n
+    dtypes = {"F32": np.float32, "I64": np.int64}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        out[name] = np.frombuffer(raw[base + start: base + end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+    return out
+
+
+
+def arguments(framework, description, profile_help):
+    """The options of one run, as `lenet train` takes them (`--framework` is always this script's)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--plan", required=True, help="safetensors file written by `lenet plan`")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--framework", choices=[framework], default=framework,
+                   help=f"always {framework} (taken so that a run's options are the same as lenet train's)")
+    p.add_argument("--model", choices=["lenet2", "lenet3"], required=True)
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
+                   help="recorded in the report (the files are read from --data-dir)")
+    p.add_argument("--init", choices=["shared", "native"], default="shared",
+                   help=f"shared: the plan's weights; native: {framework}'s own initialisers, seeded with --seed")
+    p.add_argument("--epochs", type=positive, default=10)
+    p.add_argument("--batch-size", type=positive, default=32)
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's (the recipe's is 0.001)")
+    p.add_argument("--limit", type=positive)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=positive)
+    p.add_argument("--profile", choices=["idiomatic", "tuned"], default="idiomatic", help=profile_help)
+    p.add_argument("--out", required=True)
+    return p
+
+
+def positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def spec_of(args):
+    """The run's settings as the report records them (common::harness::RunSpec)."""
+    return {"framework": args.framework, "model": args.model, "dataset": args.dataset, "init": args.init,
+            "device": args.device, "epochs": args.epochs, "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate, "seed": args.seed, "limit": args.limit,
+            "threads": args.threads, "profile": args.profile}
+
+
+def load_split(args, images, labels):
+    """A split's images normalised as every row normalises them ((x / 255 - 0.5) / 0.5, float32,
+    [n, 28, 28]) and its labels (int64), cut to `--limit`."""
+    x, y = read_idx(args.data_dir, FILES[images]), read_idx(args.data_dir, FILES[labels])
+    if args.limit:
+        x, y = x[:args.limit], y[:args.limit]
+    x = (x.astype(np.float32) / np.float32(255.0) - np.float32(0.5)) / np.float32(0.5)
+    return x, y.astype(np.int64)
+
+
+def epoch_order(plan, args, epoch, n):
+    """The plan's batch order of `epoch`, checked against the data's size."""
+    order = plan.get(f"order.{epoch}")
+    if order is None:
+        sys.exit(f"error: {args.plan}: no order.{epoch} (the plan covers fewer epochs than --epochs {args.epochs})")
+    if order.shape[0] != n:
+        sys.exit(f"error: {args.plan}: order.{epoch} covers {order.shape[0]} examples, the data has {n}")
+    return order
+
+
+def nan_failure(epoch, steps, total=None, numbers=None):
+    """The failure of an epoch whose loss sum is not finite, naming the first bad step of `steps`
+    (each step's loss, in order; the Rust harness words it the same). `total` is the epoch's number
+    of steps where `steps` stops early, `numbers` each value's step number where it is not its
+    position (1-based)."""
+    steps = np.asarray(steps, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(steps))
+    at = ""
+    if len(bad):
+        value = steps[bad[0]]
+        value = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+        step = numbers[bad[0]] if numbers else bad[0] + 1
+        first = numbers[bad[0] - 1] + 1 if numbers and bad[0] > 0 else 1 if numbers else step
+        where = f"step {step}" if first == step else f"steps {first}..{step}"
+        at = f", first at {where} of {total or len(steps)} (loss {value})"
+    return (f"the training loss became NaN or infinite in epoch {epoch}{at}; "
+            "the run stopped at the end of that epoch")
+
+
+def peak_host_bytes():
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def write_report(path, report):
+    """Writes the report to a temporary file and renames it: never half a file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_safetensors(path, tensors):
+    """float32 tensors by name, in the safetensors format (for checks: a model's weights)."""
+    header, offset, blobs = {}, 0, []
+    for name, value in tensors.items():
+        raw = np.ascontiguousarray(value, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(value.shape), "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        blobs.append(raw)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for raw in blobs:
+            f.write(raw)
+    os.replace(tmp, path)
+
+
+def tuning_entry(framework, setting, value, applied, note):
+    """One setting of the tuned profile, as the Rust runs record it (common::harness::Tuning)."""
+    print(f"{framework} tuned: {setting}: {value} ({'applied' if applied else 'fell back'}: {note})", file=sys.stderr)
+    return {"setting": setting, "value": value, "applied": applied, "note": note}
+
+
+def portable_command(argv, cwd):
+    """The command line as it can be published (as the Rust side records it): the program by its
+    file name, each absolute path relative to `cwd` when under it, else by its file name."""
+    def path(arg):
+        if not os.path.isabs(arg):
+            return arg
+        rel = os.path.relpath(arg, cwd) if cwd else ".."
+        return rel if not rel.startswith("..") else os.path.basename(arg.rstrip("/")) or arg
+
+    out = []
+    for i, arg in enumerate(argv):
+        if i == 0:
+            out.append(os.path.basename(arg) or arg)
+        elif arg.startswith("--") and "=" in arg:
+            option, value = arg.split("=", 1)
+            out.append(f"{option}={path(value)}")
+        else:
+            out.append(path(arg))
+    return out
+
+
+def environment(command):
+    cpu = "unknown-cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    gpu = driver = None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader", "--id=0"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        gpu, driver = [s.strip() for s in out.split(",", 1)]
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        pass
+    now = int(time.time())
+    return {
+        "lenet_version": "python-reference",
+        "os": platform.system().lower(),
+        "arch": platform.machine(),
+        "cpu_model": cpu,
+        "logical_cpus": os.cpu_count() or 1,
+        "hostname": socket.gethostname(),
+        "gpu": gpu,
+        "gpu_driver": driver,
+        "command": portable_command(command, os.getcwd()),
+        "started_unix": now,
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+    }
+
+
+class Nvml:
+    """The GPU's own counters through its driver's NVML (libnvidia-ml.so.1, through ctypes), as the
+    Rust runs read them (`results::gpu`): the GPU memory this process holds, sampled every 20 ms
+    from a thread, and the GPU's energy counter. `open` gives None where there is no NVML."""
+
+    NOT_AVAILABLE = 0xFFFFFFFFFFFFFFFF
+    INSUFFICIENT_SIZE = 7
+
+    class ProcessInfo(ctypes.Structure):
+        # nvmlProcessInfo_t (v2/v3): pid, usedGpuMemory, gpuInstanceId, computeInstanceId.
+        _fields_ = [("pid", ctypes.c_uint), ("used", ctypes.c_ulonglong),
+                    ("gpu_instance", ctypes.c_uint), ("compute_instance", ctypes.c_uint)]
+
+    @classmethod
+    def open(cls, index=0):
+        try:
+            lib = ctypes.CDLL("libnvidia-ml.so.1")
+            if lib.nvmlInit_v2() != 0:
+                return None
+            handle = ctypes.c_void_p()
+            if lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)) != 0:
+                return None
+        except (OSError, AttributeError):
+            return None
+        nvml = cls()
+        nvml.lib, nvml.handle = lib, handle
+        nvml.peak, nvml.seen, nvml.stop = 0, False, threading.Event()
+        return nvml
+
+    def energy_mj(self):
+        value = ctypes.c_ulonglong()
+        if self.lib.nvmlDeviceGetTotalEnergyConsumption(self.handle, ctypes.byref(value)) != 0:
+            return None
+        return value.value
+
+    def process_memory(self, pid):
+        count = ctypes.c_uint(0)
+        rc = self.lib.nvmlDeviceGetComputeRunningProcesses_v3(self.handle, ctypes.byref(count), None)
+        if rc not in (0, self.INSUFFICIENT_SIZE):
+            return None
+        size = count.value + 8
+        infos = (self.ProcessInfo * size)()
+        count = ctypes.c_uint(size)
+        if self.lib.nvmlDeviceGetComputeRunningProcesses_v3(self.handle, ctypes.byref(count), infos) != 0:
+            return None
+        used = [infos[i].used for i in range(count.value)
+                if infos[i].pid == pid and infos[i].used != self.NOT_AVAILABLE]
+        return max(used) if used else None
+
+    def _sample(self):
+        pid = os.getpid()
+        while True:
+            used = self.process_memory(pid)
+            if used is not None:
+                self.peak, self.seen = max(self.peak, used), True
+            if self.stop.wait(0.02):
+                return
+
+    def start_sampling(self):
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def finish_sampling(self):
+        """The largest memory reading, or None when none succeeded."""
+        self.stop.set()
+        self.thread.join()
+        used = self.process_memory(os.getpid())
+        if used is not None:
+            self.peak, self.seen = max(self.peak, used), True
+        return self.peak if self.seen else None
+
+
+def joules_between(start_mj, end_mj):
+    """The counter difference in joules; None when a reading failed or the counter went back."""
+    if start_mj is None or end_mj is None or end_mj < start_mj:
+        return None
+    return (end_mj - start_mj) / 1000.0
+

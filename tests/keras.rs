@@ -1,0 +1,361 @@
+//! The keras row (`python/keras_reference.py`), run as `cargo xtask compare` runs it: from a plan
+//! file that `lenet plan` writes, on the CPU, with Keras 3 on JAX. It is held to what every row is
+//! held to: the same logits as tch from the shared weights, the same steps, the NaN check, its own
+//! initialisers as the defaults table says, and its tuned profile to its idiomatic one. Its Python
+//! comes from `LENET_PYTHON` (set by `cargo xtask test`), else the virtual environment of `LIBTORCH`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::framework::Framework;
+use common::harness::{DeviceRequest, RunSpec};
+use common::weights::ModelFile;
+use common::{Dataset, Mnist, ModelKind, Weights};
+use serde_json::Value;
+use support::{mnist_dir, python, repo};
+
+mod support;
+
+/// How far the keras row's loss after each of 20 Adam steps may be from tch's, relative to the loss
+/// (absolute below 1). Not the 1e-3 of the Rust rows: Keras's Adam adds epsilon to √v before the
+/// bias correction (PyTorch after it), an effective epsilon of 3.2e-7 at the first step, and Adam
+/// amplifies the difference for the weights whose gradients are near zero: measured up to 2.1e-3
+/// (LeNet2) and 5.5e-3 (LeNet3) in 20 steps from the weights of seed 0, and `keras_adam.py` shows
+/// that this placement of epsilon is the whole gap.
+const TCH_TOLERANCE: f64 = 1e-2;
+
+/// How far it may be from the same steps with Keras's Adam written out in PyTorch: the same
+/// arithmetic, so 1e-4 while the runs are close (measured at most 4.2e-5 in the first 10 steps);
+/// later the rounding of two libraries' convolutions grows as the Rust rows' does against tch
+/// (measured up to 1.4e-3 at step 20 of LeNet3).
+fn keras_adam_tolerance(step: usize) -> f64 {
+    if step <= 10 {
+        1e-4
+    } else {
+        2e-3
+    }
+}
+
+/// Runs the keras row on `plan` with `args` (besides the data, the device and `--out`); its process
+/// output and its report, when it wrote one.
+fn keras(dir: &Path, plan: &Path, name: &str, args: &[&str]) -> (Output, Option<Value>) {
+    let out = dir.join(format!("{name}.json"));
+    let run = Command::new(python())
+        .arg(repo("python/keras_reference.py"))
+        .arg("--plan")
+        .arg(plan)
+        .arg("--data-dir")
+        .arg(mnist_dir())
+        .args(["--device", "cpu"])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .env("KERAS_BACKEND", "jax")
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(&out)
+        .ok()
+        .map(|text| serde_json::from_str(&text).unwrap());
+    (run, report)
+}
+
+fn succeeded(run: &Output, what: &str) {
+    assert!(
+        run.status.success(),
+        "keras {what}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn tch() -> &'static dyn Framework {
+    lenet_compare::framework("tch").unwrap()
+}
+
+fn mnist() -> Mnist {
+    Mnist::load_dir(Dataset::Mnist, &mnist_dir()).unwrap()
+}
+
+/// The shared weights go into Keras's layouts and come back out unchanged, and give tch's logits
+/// (within 1e-4, relative to the largest) on 64 test images, for both models: the flattening order
+/// (Keras's channels-last against PyTorch's channels-first) included.
+#[test]
+fn keras_logits_match_tch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = mnist();
+    let images = &data.test.normalized_images()[..64 * 784];
+    for model in ModelKind::ALL {
+        let plan = dir.path().join(format!("{model}.plan.safetensors"));
+        support::plan(&plan, model.name(), 5, 1, 640);
+        let logits = dir.path().join(format!("{model}-logits.json"));
+        let weights = dir.path().join(format!("{model}-weights.safetensors"));
+        let (run, _) = keras(
+            dir.path(),
+            &plan,
+            model.name(),
+            &["--model", model.name(), "--logits"]
+                .into_iter()
+                .chain([logits.to_str().unwrap()])
+                .chain(["--initial-weights", weights.to_str().unwrap()])
+                .collect::<Vec<_>>(),
+        );
+        succeeded(&run, "--logits");
+        let shared = Weights::init(&model.spec(), 5);
+        assert_eq!(
+            ModelFile::read(&weights).unwrap().weights,
+            shared,
+            "{model} round trip"
+        );
+        let got = floats(&json(&logits)["logits"]);
+        let want = tch().logits(model, &shared, images).unwrap();
+        assert_eq!(got.len(), want.len());
+        let scale = want.iter().fold(0f64, |m, w| m.max(w.abs() as f64));
+        let err = got
+            .iter()
+            .zip(&want)
+            .fold(0f64, |m, (g, w)| m.max((g - *w as f64).abs()))
+            / scale;
+        assert!(err < 1e-4, "{model} logits: relative error {err}");
+    }
+}
+
+/// tch's losses of 20 Adam steps of batch 32 from the weights of seed 0, in the seed's order.
+fn tch_steps(model: ModelKind) -> Vec<f64> {
+    let mut data = mnist();
+    data.limit(640);
+    let spec = RunSpec {
+        device: DeviceRequest::Cpu,
+        epochs: 1,
+        limit: Some(640),
+        seed: 0,
+        ..RunSpec::recipe("tch", model)
+    };
+    let mut trainer = tch()
+        .trainer(&spec, &data, &Weights::init(&model.spec(), 0))
+        .unwrap();
+    common::order::epoch_order(0, 1, 640)
+        .chunks(32)
+        .map(|b| trainer.train_epoch(b, &mut |_| {}).unwrap().mean_loss())
+        .collect()
+}
+
+/// 20 Adam steps from the shared weights in the plan's order: each step's loss (from `fit`'s
+/// running mean) within `keras_adam_tolerance` of the same steps with Keras's Adam written out in
+/// PyTorch, and within `TCH_TOLERANCE` of tch's, the first step (before any update) within 1e-6;
+/// the epoch's loss is the mean of the steps'.
+#[test]
+fn keras_steps_follow_tch() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ModelKind::ALL {
+        let plan = dir.path().join(format!("{model}.plan.safetensors"));
+        support::plan(&plan, model.name(), 0, 1, 640);
+        let steps = dir.path().join(format!("{model}-steps.json"));
+        let (run, report) = keras(
+            dir.path(),
+            &plan,
+            model.name(),
+            &[
+                "--model",
+                model.name(),
+                "--limit",
+                "640",
+                "--epochs",
+                "1",
+                "--step-losses",
+                steps.to_str().unwrap(),
+            ],
+        );
+        succeeded(&run, "steps");
+        let got = floats(&json(&steps)["1"]);
+        assert_eq!(got.len(), 20, "{model}: {got:?}");
+        let adam = Command::new(python())
+            .arg(repo("tests/keras_adam.py"))
+            .arg(&plan)
+            .arg(mnist_dir())
+            .args([model.name(), "640"])
+            .output()
+            .unwrap();
+        succeeded(&adam, "keras_adam.py");
+        let keras_adam: Vec<f64> = serde_json::from_slice(&adam.stdout).unwrap();
+        let tch = tch_steps(model);
+        for (i, ((g, k), t)) in got.iter().zip(&keras_adam).zip(&tch).enumerate() {
+            let step = i + 1;
+            assert!(
+                (g - k).abs() <= keras_adam_tolerance(step) * k.abs().max(1.0),
+                "{model} step {step}: keras {g}, Keras's Adam in PyTorch {k}"
+            );
+            assert!(
+                (g - t).abs() <= TCH_TOLERANCE * t.abs().max(1.0),
+                "{model} step {step}: keras {g}, tch {t}"
+            );
+        }
+        assert!(
+            (got[0] - tch[0]).abs() <= 1e-6 * tch[0],
+            "{model}: {} {}",
+            got[0],
+            tch[0]
+        );
+        assert!(got[19] < got[0], "{model}: the steps learn ({got:?})");
+        let epoch = report.unwrap()["epochs"][0]["train_loss"].as_f64().unwrap();
+        let mean = got.iter().sum::<f64>() / 20.0;
+        assert!(
+            (epoch - mean).abs() < 1e-5,
+            "{model}: {epoch} against {mean}"
+        );
+    }
+}
+
+/// A learning rate of 1e30 makes the second step's loss NaN: the run stops at the end of the first
+/// epoch, names the step, keeps no epoch record, writes its report and exits with an error.
+#[test]
+fn a_nan_loss_stops_the_keras_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.safetensors");
+    support::plan(&plan, "lenet2", 0, 3, 256);
+    let (run, report) = keras(
+        dir.path(),
+        &plan,
+        "nan",
+        &[
+            "--model",
+            "lenet2",
+            "--limit",
+            "256",
+            "--epochs",
+            "3",
+            "--learning-rate",
+            "1e30",
+        ],
+    );
+    assert!(!run.status.success());
+    let report = report.expect("a failed run writes its report");
+    let failure = report["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("in epoch 1, first at step 2 of 8 (loss NaN)"),
+        "{failure}"
+    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains(failure));
+    assert_eq!(report["epochs"].as_array().unwrap().len(), 0);
+    assert!(report["final_test"].is_null());
+}
+
+/// `--init native`: Keras's own initialisers draw what the keras row of the defaults table says
+/// (glorot_uniform kernels, zero biases), seeded by `--seed`.
+#[test]
+fn keras_native_init_follows_the_defaults_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.safetensors");
+    support::plan(&plan, "lenet3", 0, 1, 640);
+    let spec = ModelKind::LeNet3.spec();
+    let native = |seed: u64, name: &str| {
+        let weights = dir.path().join(format!("{name}.safetensors"));
+        let logits = dir.path().join(format!("{name}-logits.json"));
+        let (run, _) = keras(
+            dir.path(),
+            &plan,
+            name,
+            &[
+                "--model",
+                "lenet3",
+                "--init",
+                "native",
+                "--seed",
+                &seed.to_string(),
+                "--initial-weights",
+                weights.to_str().unwrap(),
+                "--logits",
+                logits.to_str().unwrap(),
+            ],
+        );
+        succeeded(&run, "--init native");
+        let w = ModelFile::read(&weights).unwrap().weights;
+        w.check(&spec).unwrap();
+        w
+    };
+    let w = native(5, "a");
+    assert_ne!(w, Weights::init(&spec, 5));
+    let catalogue = lenet_compare::catalogue();
+    let row = &catalogue.get("keras").unwrap().defaults;
+    assert!(row.seeded.starts_with("yes"), "{row:?}");
+    support::follows_the_defaults("keras", row, &w);
+    assert_eq!(native(5, "b"), w, "the same seed draws the same");
+    assert_ne!(native(6, "c"), w, "another seed draws others");
+}
+
+/// `--profile tuned` (`steps_per_execution`) trains the same: two epochs of 20 steps give the
+/// idiomatic run's losses within 1e-4. Both reports are ones the Rust side reads, with Keras's and
+/// JAX's versions, whether `fit` was compiled, the profile and its setting.
+#[test]
+fn the_tuned_keras_run_follows_the_idiomatic_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.safetensors");
+    support::plan(&plan, "lenet2", 0, 2, 640);
+    let run = |profile: &str| {
+        let (run, report) = keras(
+            dir.path(),
+            &plan,
+            profile,
+            &[
+                "--model",
+                "lenet2",
+                "--limit",
+                "640",
+                "--epochs",
+                "2",
+                "--profile",
+                profile,
+            ],
+        );
+        succeeded(&run, profile);
+        report.unwrap()
+    };
+    let idiomatic = run("idiomatic");
+    let tuned = run("tuned");
+    for e in 0..2 {
+        let want = idiomatic["epochs"][e]["train_loss"].as_f64().unwrap();
+        let got = tuned["epochs"][e]["train_loss"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "epoch {}: tuned {got}, idiomatic {want}",
+            e + 1
+        );
+    }
+    let idiomatic: results::RunReport = serde_json::from_value(idiomatic).unwrap();
+    let tuned: results::RunReport = serde_json::from_value(tuned).unwrap();
+    assert_eq!(idiomatic.label(), "keras");
+    assert_eq!(tuned.label(), "keras (tuned)");
+    let (b, tb) = (idiomatic.backend.unwrap(), tuned.backend.unwrap());
+    assert!(b.tuning.is_empty());
+    let setting = &tb.tuning[0];
+    assert_eq!(
+        (setting.setting.as_str(), setting.applied),
+        ("steps_per_execution", true)
+    );
+    assert!(
+        b.framework_version.starts_with("keras 3.15.1, jax "),
+        "{}",
+        b.framework_version
+    );
+    assert_eq!(b.device, common::DeviceKind::Cpu);
+    assert!(b
+        .notes
+        .iter()
+        .any(|n| n == "fit jit-compiled: yes (model.jit_compile)"));
+    let epochs = &idiomatic.epochs;
+    assert!(epochs[1].train_loss < epochs[0].train_loss);
+    assert!(epochs
+        .iter()
+        .all(|e| e.train_seconds > 0.0 && e.queued_seconds.is_none()));
+    assert_eq!(idiomatic.parameters, 61_706);
+}
