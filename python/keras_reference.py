@@ -339,8 +339,12 @@ def main():
         f"fit jit-compiled: {'yes' if model.jit_compile else 'no'} (model.jit_compile)",
         "optimiser: keras Adam with epsilon 1e-8 (Keras's default is 1e-7), added to √v before the bias "
         "correction, as Keras's Adam does",
-        "one fit call per epoch over that epoch's batch order, shuffle off",
+        "one fit call per epoch over that epoch's batch order, shuffle off; fit takes NumPy arrays and "
+        "sends each batch to the device",
     ]
+    if use_cuda and BACKEND == "jax" and os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true") != "false":
+        notes.append("JAX preallocates 75% of the GPU's memory (its default): the driver's GPU memory reading "
+                     "is that pool; peak device memory is JAX's own peak_bytes_in_use")
     report = {
         "schema": common.SCHEMA, "spec": common.spec_of(args),
         "backend": {"framework": FRAMEWORK,

@@ -9,17 +9,19 @@
 #
 # OUT: where the results folder and results.tar.gz go. STEP (default: sweep-lenet2 sweep-lenet3
 # threads, the sweep of the README's "Sweeps", the most useful first):
-#   sweep-lenet2, sweep-lenet3: that model on CUDA, every compared framework (PyTorch, tch, candle,
+#   sweep-lenet2, sweep-lenet3: that model on CUDA, every compared framework (PyTorch, Keras, tch, candle,
 #                   burn), batch sizes 32, 256, 2048 and 8192, 2 epochs each (burn compiles and
 #                   autotunes once per batch size; its caches persist between points).
 #   threads:        the CPU thread series on this machine's cores, batch 32, LeNet2: PyTorch and tch
 #                   (burn-rayon and candle need builds of their own; see the README).
 #   tuned-lenet2, tuned-lenet3: that model on CUDA, every compared framework in the idiomatic and
 #                   the tuned profile, 3 epochs, batch 32 (README, "Each framework at its fastest").
+#   compare:        the comparison on CUDA, every compared framework (keras included: JAX on the GPU),
+#                   both models, 3 epochs, batch 32, into the 3-epochs folder.
 #   bench:          the criterion benches on CUDA (`cargo xtask bundle --cuda --bench`, in
 #                   .bundle-bench/ or $BENCH_BUNDLE: its bench.sh), into OUT/bench.
 set -uo pipefail
-usage="usage: scripts/gpu.sh OUT MNIST_DIR [sweep-lenet2|sweep-lenet3|threads|tuned-lenet2|tuned-lenet3|bench ...]"
+usage="usage: scripts/gpu.sh OUT MNIST_DIR [sweep-lenet2|sweep-lenet3|threads|tuned-lenet2|tuned-lenet3|compare|bench ...]"
 out="${1:?$usage}"
 data="${2:?$usage}"
 shift 2
@@ -61,6 +63,8 @@ for s in "${steps[@]}"; do
     tuned-lenet2 | tuned-lenet3)
       step "$s on CUDA" --device cuda --models "${s#tuned-}" --profile idiomatic,tuned --epochs 3 \
         --tag tuned ;;
+    compare)
+      step "the comparison on CUDA" --device cuda --epochs 3 --tag 3-epochs ;;
     bench)
       echo "== bench ($(date -u +%H:%M:%S), at most ${limit} s)" | tee -a "$log"
       timeout --signal=INT --kill-after=20 "$limit" "$bench_bundle/bench.sh" "$out/bench" "$data" \
