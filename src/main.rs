@@ -293,7 +293,7 @@ fn frameworks(json: bool) -> Result<bool> {
             (Some(_), false) => "no",
         };
         let build = match &f.cuda_build {
-            None => "its own (torch)".to_string(),
+            None => "its Python packages".to_string(),
             Some(b) if b.features.is_empty() => "from the linked library".to_string(),
             Some(b) if b.own_binary => format!("own binary: {}", b.features.join(",")),
             Some(b) => b.features.join(","),
