@@ -63,8 +63,8 @@ choose_device(args, BACKEND)
 try:
     import keras
     from keras import layers
-except ImportError as e:
-    sys.exit(f"error: keras: cannot import keras with KERAS_BACKEND={BACKEND}: {e}")
+except (ImportError, ValueError) as e:  # an unknown KERAS_BACKEND is a ValueError
+    common.fail_before_start(args, f"keras cannot be imported with KERAS_BACKEND={BACKEND}: {e}")
 
 
 # listing: lenet2

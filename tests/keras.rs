@@ -250,6 +250,37 @@ fn a_nan_loss_stops_the_keras_run() {
     assert!(report["final_test"].is_null());
 }
 
+/// A keras that cannot be imported (here: a backend that does not exist) leaves a failed report
+/// whose reason says so, which a comparison shows as a failed row.
+#[test]
+fn a_keras_that_cannot_start_leaves_a_failed_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.safetensors");
+    support::plan(&plan, "lenet2", 0, 1, 256);
+    let out = dir.path().join("report.json");
+    let run = Command::new(python())
+        .arg(repo("python/keras_reference.py"))
+        .arg("--plan")
+        .arg(&plan)
+        .arg("--data-dir")
+        .arg(mnist_dir())
+        .args(["--model", "lenet2", "--device", "cpu", "--epochs", "1"])
+        .arg("--out")
+        .arg(&out)
+        .env("KERAS_BACKEND", "no-such-backend")
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let report = results::RunReport::read(&out).unwrap();
+    let failure = report.failure.unwrap();
+    assert!(
+        failure.starts_with("keras cannot be imported with KERAS_BACKEND=no-such-backend"),
+        "{failure}"
+    );
+    assert_eq!(report.spec.framework, "keras");
+    assert!(String::from_utf8_lossy(&run.stderr).contains(&failure));
+}
+
 /// `--init native`: Keras's own initialisers draw what the keras row of the defaults table says
 /// (glorot_uniform kernels, zero biases), seeded by `--seed`.
 #[test]
