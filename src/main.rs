@@ -136,6 +136,13 @@ fn train(args: TrainArgs) -> Result<bool> {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, which turns a closed pipe (`lenet frameworks --json | head`) into a
+    // panic in `println!`; a command-line tool should end quietly instead, as Unix tools do.
+    #[cfg(unix)]
+    // SAFETY: called first, before any thread exists; it only restores the default disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if let Command::Train(TrainArgs {
         threads: Some(threads),

@@ -500,3 +500,19 @@ fn bad_model_files_get_a_clear_error() {
     let err = eval(&dir.path().join("absent.safetensors"));
     assert!(err.contains("cannot read"), "{err}");
 }
+
+/// Output into a pipe that is already closed (`lenet frameworks --json | head -0`) ends the
+/// command quietly, without a panic.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lenet"))
+        .args(["frameworks", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
