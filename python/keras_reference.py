@@ -360,9 +360,7 @@ def main():
         "gpu_process_bytes": gpu_process_bytes,
         "failure": failure,
     }
-    common.write_report(args.out, report)
-    if failure:
-        sys.exit(f"error: keras {args.model} failed: {failure}")
+    common.finish(args, report)
 
 
 if __name__ == "__main__":

@@ -152,17 +152,23 @@ def write_report(path, report):
     os.replace(tmp, path)
 
 
+def finish(args, report):
+    """Writes the run's report; a failed run then exits with its reason on stderr."""
+    write_report(args.out, report)
+    if report["failure"]:
+        sys.exit(f"error: {args.framework} {args.model} failed: {report['failure']}")
+
+
 def fail_before_start(args, reason):
     """A run that cannot start (its framework cannot be imported, say) leaves a failed report with
     the reason, as the Rust runs do, so that a comparison's table says why; then exits."""
     parameters = {"lenet2": 61706, "lenet3": 121994}[args.model]
-    write_report(args.out, {
+    finish(args, {
         "schema": SCHEMA, "spec": spec_of(args), "backend": None, "environment": environment(sys.argv),
         "parameters": parameters, "train_examples": 0, "test_examples": 0, "setup_seconds": 0.0,
         "epochs": [], "final_train": None, "final_test": None, "peak_host_bytes": None,
         "peak_device_bytes": None, "gpu_process_bytes": None, "failure": reason,
     })
-    sys.exit(f"error: {args.framework} {args.model} failed: {reason}")
 
 
 def write_safetensors(path, tensors):

@@ -305,9 +305,7 @@ def main():
         "gpu_process_bytes": gpu_process_bytes,
         "failure": failure,
     }
-    common.write_report(args.out, report)
-    if failure:
-        sys.exit(f"error: pytorch {args.model} failed: {failure}")
+    common.finish(args, report)
 
 
 if __name__ == "__main__":

