@@ -291,7 +291,8 @@ def main():
     gpu_process_bytes = nvml.finish_sampling() if nvml else None
     notes = [f"cudnn: {'available' if torch.backends.cudnn.is_available() else 'not available'}"]
     if use_cuda:
-        notes.append(f"cudnn.benchmark: {str(torch.backends.cudnn.benchmark).lower()} (torch default)")
+        benchmark = str(torch.backends.cudnn.benchmark).lower()
+        notes.append(f"cudnn.benchmark: {benchmark} ({'the tuned profile' if tuning else 'torch default'})")
     report = {
         "schema": common.SCHEMA, "spec": spec,
         "backend": {"framework": "pytorch", "framework_version": f"torch {torch.__version__}, python {platform.python_version()}",
