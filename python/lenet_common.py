@@ -171,6 +171,16 @@ def fail_before_start(args, reason):
     })
 
 
+def run_main(main, framework):
+    """Runs a row's main(); Ctrl-C (or the SIGINT of a time limit) ends it with one line, not a
+    traceback, and the status 130 of a process ended by SIGINT."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(f"{framework}: interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)
+
+
 def write_safetensors(path, tensors):
     """float32 tensors by name, in the safetensors format (for checks: a model's weights)."""
     header, offset, blobs = {}, 0, []

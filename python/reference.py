@@ -310,4 +310,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main, "pytorch")
