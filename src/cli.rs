@@ -12,9 +12,9 @@ use common::{Dataset, ModelKind};
 #[derive(clap::Parser, Debug, Clone)]
 #[command(name = "lenet train")]
 pub struct TrainArgs {
-    /// Framework to train with
-    #[arg(long, short, default_value = "tch")]
-    pub framework: String,
+    /// Framework to train with (default: tch, or the first framework this build holds)
+    #[arg(long, short)]
+    pub framework: Option<String>,
     /// lenet2 or lenet3
     #[arg(long, short, default_value = "lenet2")]
     pub model: ModelKind,
@@ -67,7 +67,10 @@ impl TrainArgs {
     /// The run these options describe.
     pub fn spec(&self) -> RunSpec {
         RunSpec {
-            framework: self.framework.clone(),
+            framework: self
+                .framework
+                .clone()
+                .unwrap_or_else(|| crate::default_framework().to_string()),
             model: self.model,
             dataset: self.dataset,
             init: self.init,

@@ -4,6 +4,12 @@
 //! sees `&dyn Framework` and `Box<dyn Trainer>`, so adding a framework is one line in
 //! [`FRAMEWORKS`] (ARCHITECTURE.md lists the other two).
 
+#[cfg(not(any(feature = "tch", feature = "candle", feature = "burn")))]
+compile_error!(
+    "lenet needs at least one framework: build with one or more of the features tch, candle, burn \
+     (the default builds all three)"
+);
+
 #[cfg(all(feature = "cuda", feature = "burn-cuda"))]
 compile_error!(
     "the features `cuda` (candle's CUDA) and `burn-cuda` cannot be combined: candle links the CUDA \
@@ -26,15 +32,41 @@ use common::{
     DeviceKind, DeviceRequest, EpochRecord, Mnist, ModelKind, SplitKind, Totals, TrainError,
     Weights,
 };
+use results::catalogue::NotBuilt;
 use results::{gpu, Catalogue, Environment, RunReport, SCHEMA};
 
 /// The frameworks compiled into this binary, in the order tables list them.
 pub static FRAMEWORKS: &[&dyn Framework] = &[
+    #[cfg(feature = "tch")]
     &tch_impl::TCH,
+    #[cfg(feature = "candle")]
     &candle_impl::CANDLE,
+    #[cfg(feature = "candle")]
     &candle_impl::CANDLE_FIRSTMAX,
+    #[cfg(feature = "burn")]
     &burn_impl::BURN,
 ];
+
+/// Every framework the project has, with the cargo feature that builds it in: those of
+/// [`FRAMEWORKS`] and those this build left out ([`not_built`]).
+pub const FEATURES: &[(&str, &str)] = &[
+    ("tch", "tch"),
+    ("candle", "candle"),
+    ("candle-firstmax", "candle"),
+    ("burn", "burn"),
+];
+
+/// The frameworks of [`FEATURES`] that this build left out, with their features.
+pub fn not_built() -> Vec<NotBuilt> {
+    FEATURES
+        .iter()
+        .filter(|(name, _)| FRAMEWORKS.iter().all(|f| f.name() != *name))
+        .map(|(name, feature)| NotBuilt {
+            name: name.to_string(),
+            feature: feature.to_string(),
+        })
+        .collect()
+}
 
 /// The Python rows, run out of process from a run's plan file: PyTorch, the baseline of every
 /// table, and Keras (the tutorial's other half, on JAX unless `KERAS_BACKEND` says otherwise).
@@ -94,7 +126,7 @@ fn keras() -> FrameworkInfo {
 pub fn catalogue() -> Catalogue {
     let mut all = references();
     all.extend(FRAMEWORKS.iter().map(|f| FrameworkInfo::of(*f)));
-    Catalogue::new(all)
+    Catalogue::new(all).with_not_built(not_built())
 }
 
 /// The framework of that name in this build.
@@ -103,14 +135,25 @@ pub fn framework(name: &str) -> Result<&'static dyn Framework, TrainError> {
         .iter()
         .copied()
         .find(|f| f.name() == name)
-        .ok_or_else(|| TrainError::UnknownFramework {
-            name: name.to_string(),
-            known: FRAMEWORKS
-                .iter()
-                .map(|f| f.name())
-                .collect::<Vec<_>>()
-                .join(", "),
+        .ok_or_else(|| match not_built().into_iter().find(|n| n.name == name) {
+            Some(n) => TrainError::NotBuilt {
+                name: n.name,
+                feature: n.feature,
+            },
+            None => TrainError::UnknownFramework {
+                name: name.to_string(),
+                known: FRAMEWORKS
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
         })
+}
+
+/// The framework `lenet train` uses when none is named: tch, or the first this build holds.
+pub fn default_framework() -> &'static str {
+    FRAMEWORKS.first().map_or("tch", |f| f.name())
 }
 
 /// Options of one run besides the spec.

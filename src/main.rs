@@ -314,5 +314,11 @@ fn frameworks(json: bool) -> Result<bool> {
             if f.compared_by_default { "yes" } else { "no" }
         );
     }
+    for n in &catalogue.not_built {
+        println!(
+            "{:<16} not in this build (cargo feature `{}`)",
+            n.name, n.feature
+        );
+    }
     Ok(true)
 }

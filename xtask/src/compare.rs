@@ -89,6 +89,16 @@ pub struct Args {
     /// (for example repeats-3 or fashion-mnist)
     #[arg(long)]
     pub tag: Option<String>,
+    /// Build lenet with only these frameworks (comma-separated cargo features: tch, candle, burn;
+    /// default: all three). A build without tch installs nothing of libtorch, and compares its own
+    /// frameworks by default (name pytorch or keras to add the Python rows, which install theirs)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "F,...",
+        conflicts_with = "lenet"
+    )]
+    pub features: Option<Vec<String>>,
     /// Use this `lenet` binary instead of building one (as the GPU bundle does)
     #[arg(long, value_name = "FILE")]
     pub lenet: Option<PathBuf>,
@@ -163,12 +173,14 @@ pub fn catalogue(lenet: &Path) -> Result<Catalogue> {
 fn tools(args: &Args) -> Result<Tools> {
     // The project's set-up, checked once, when a binary or Python is not given.
     let mut env: Option<setup::Env> = None;
+    let features = setup::Features::new("--features", args.features.as_deref())?;
     let lenet = match &args.lenet {
         Some(l) => l.clone(),
-        None => env.insert(setup::run()?).build_lenet()?,
+        None if features.is_default() => env.insert(setup::run()?).build_lenet()?,
+        None => setup::build_lenet_with(&features)?,
     };
     let catalogue = catalogue(&lenet)?;
-    let frameworks = selected(args, &catalogue)?;
+    let frameworks = selected(args, &catalogue, features.is_default())?;
     let needs_python = frameworks.iter().any(|f| f.runner == Runner::Python);
     let python = match (&args.python, needs_python) {
         (Some(p), _) => Some(p.clone()),
@@ -208,18 +220,29 @@ fn lenet_names(catalogue: &Catalogue) -> String {
         .join(", ")
 }
 
-/// The frameworks to compare: those named, or those the catalogue compares by default.
-fn selected(args: &Args, catalogue: &Catalogue) -> Result<Vec<FrameworkInfo>> {
+/// The frameworks to compare: those named, or those the catalogue compares by default (of a build
+/// with some frameworks alone, its own: the Python rows only when named).
+fn selected(
+    args: &Args,
+    catalogue: &Catalogue,
+    every_framework: bool,
+) -> Result<Vec<FrameworkInfo>> {
     match &args.frameworks {
         None => Ok(catalogue
             .frameworks
             .iter()
-            .filter(|f| f.compared_by_default)
+            .filter(|f| f.compared_by_default && (every_framework || f.runner == Runner::Lenet))
             .cloned()
             .collect()),
         Some(names) => names
             .iter()
             .map(|name| {
+                if let Some(feature) = catalogue.feature_of(name) {
+                    bail!(
+                        "{name} is not in this lenet build: it needs the cargo feature `{feature}` \
+                         (add it to --features, or leave --features out to build every framework)"
+                    );
+                }
                 catalogue.get(name).cloned().ok_or_else(|| {
                     anyhow::anyhow!(
                         "unknown framework '{name}': expected one of {}",

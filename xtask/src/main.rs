@@ -4,12 +4,13 @@
 
 mod bundle;
 mod compare;
+mod cost;
 mod cuda;
 mod llvm;
 mod report;
 mod setup;
 
-use std::process::ExitCode;
+use std::process::{Command as Process, ExitCode};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -45,9 +46,18 @@ enum Command {
     },
     /// Set up, then run the whole test suite (release build); extra arguments go to `cargo test`
     Test {
+        /// Test a build with only these frameworks (cargo features tch, candle, burn): the tests of
+        /// the lenet package, in that build (without tch: no libtorch, and no tests of the Python
+        /// rows, which are held to tch)
+        #[arg(long, value_delimiter = ',', value_name = "F,...")]
+        features: Option<Vec<String>>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Measure what each framework costs before its first step: a cold release build of lenet with
+    /// it alone, a rebuild, binary and native library sizes, dependency counts, and the first
+    /// epochs of this machine's comparison, into OUT/MACHINE/build-cost/ (takes tens of minutes)
+    Cost(cost::Args),
     /// Build a self-contained folder that runs the comparison on a machine with only python3, torch
     /// 2.11 and the NVIDIA libraries (no Rust toolchain)
     Bundle(bundle::Args),
@@ -58,9 +68,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Setup { cuda } => setup_command(cuda),
         Command::Compare(args) => compare::run(*args),
-        Command::Test { args } => test(&args),
+        Command::Test { features, args } => test(features.as_deref(), &args),
         Command::Report { out } => report::run(&out),
         Command::Bundle(args) => bundle::run(args).map(|()| true),
+        Command::Cost(args) => cost::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -112,12 +123,24 @@ fn setup_command(cuda: bool) -> Result<bool> {
     Ok(true)
 }
 
-fn test(args: &[String]) -> Result<bool> {
-    let env = setup::run()?;
-    let mut cmd = env.cargo();
-    cmd.args(["test", "--release", "--workspace"]).args(args);
-    // The Python with torch that the reference's tests run (tests/reference.rs).
-    cmd.env("LENET_PYTHON", &env.python);
+fn test(features: Option<&[String]>, args: &[String]) -> Result<bool> {
+    let features = setup::Features::new("--features", features)?;
+    let mut cmd = Process::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(setup::root());
+    if features.has_tch() {
+        let env = setup::run()?;
+        // The Python with torch that the reference's tests run (tests/reference.rs).
+        cmd.env("LENET_PYTHON", &env.python);
+    }
+    if features.is_default() {
+        cmd.args(["test", "--release", "--workspace"]);
+    } else {
+        // The framework crates' own tests do not depend on the root's features (the default run
+        // has them); `--no-default-features` would also turn off theirs.
+        cmd.args(["test", "--release", "--package", "lenet-compare"])
+            .args(features.cargo_args());
+    }
+    cmd.args(args);
     // Test binaries run in their own package's folder: a relative MNIST_DIR must not depend on that.
     if let Some(dir) = std::env::var_os("MNIST_DIR").filter(|d| !d.is_empty()) {
         let dir = std::path::PathBuf::from(dir);

@@ -63,6 +63,11 @@ pub fn run(out: &Path) -> Result<bool> {
         folder.write_summary(&catalogue)?;
         println!("rewrote {}", folder.dir.join("summary.md").display());
     }
+    for dir in folder::cost_dirs(out)? {
+        let title = dir.strip_prefix(out).unwrap_or(&dir).display().to_string();
+        results::cost::write_summary(&dir, &title)?;
+        println!("rewrote {}", dir.join("summary.md").display());
+    }
     folder::write_index(out, &folders)?;
     println!("rewrote {}", out.join("README.md").display());
     // The README's side-by-side model listings, from the model sources the registry names.

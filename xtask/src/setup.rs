@@ -60,6 +60,107 @@ impl Env {
     }
 }
 
+/// The root package's framework features (`lenet` builds all three by default).
+pub const FRAMEWORK_FEATURES: [&str; 3] = ["tch", "candle", "burn"];
+
+/// Which frameworks a `lenet` build holds: all of them (the default), or those named with
+/// `--features` (tch, candle, burn). Only tch needs libtorch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Features(Option<Vec<String>>);
+
+impl Features {
+    /// `--features` (or the list of the `option` named) as given: `None` for the default build.
+    pub fn new(option: &str, named: Option<&[String]>) -> Result<Self> {
+        let Some(named) = named else {
+            return Ok(Self(None));
+        };
+        if named.is_empty() {
+            bail!(
+                "{option} needs at least one of {}",
+                FRAMEWORK_FEATURES.join(", ")
+            );
+        }
+        let mut features = Vec::new();
+        for f in named {
+            if !FRAMEWORK_FEATURES.contains(&f.as_str()) {
+                bail!(
+                    "{option}: unknown framework feature '{f}': expected {}",
+                    FRAMEWORK_FEATURES.join(", ")
+                );
+            }
+            if !features.contains(f) {
+                features.push(f.clone());
+            }
+        }
+        // In the order of FRAMEWORK_FEATURES, so that `burn,tch` and `tch,burn` are one build.
+        features.sort_by_key(|f| FRAMEWORK_FEATURES.iter().position(|k| k == f));
+        Ok(Self(Some(features)))
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Whether the build links libtorch.
+    pub fn has_tch(&self) -> bool {
+        self.0.as_ref().is_none_or(|f| f.iter().any(|f| f == "tch"))
+    }
+
+    /// The frameworks' features, all three for the default build.
+    pub fn names(&self) -> Vec<String> {
+        match &self.0 {
+            Some(f) => f.clone(),
+            None => FRAMEWORK_FEATURES.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    /// cargo's arguments for the root package's features.
+    pub fn cargo_args(&self) -> Vec<String> {
+        match &self.0 {
+            None => Vec::new(),
+            Some(f) => vec![
+                "--no-default-features".into(),
+                "--features".into(),
+                f.iter()
+                    .map(|f| format!("lenet-compare/{f}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ],
+        }
+    }
+}
+
+/// Builds `lenet` with only the frameworks of `features` and returns its path; set-up of libtorch
+/// only when tch is among them. As [`Env::build_lenet`] does for the default build, it builds the
+/// way `cargo xtask test --features ...` does (`cargo test --release --no-run --package
+/// lenet-compare`), so that the two share their artifacts.
+pub fn build_lenet_with(features: &Features) -> Result<PathBuf> {
+    let root = root();
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(&root);
+    if features.has_tch() {
+        // LIBTORCH for torch-sys, as the default build has it.
+        run()?;
+    }
+    eprintln!(
+        "building lenet with {} alone (release)",
+        features.names().join(", ")
+    );
+    cmd.args([
+        "test",
+        "--release",
+        "--no-run",
+        "--quiet",
+        "--package",
+        "lenet-compare",
+    ])
+    .args(features.cargo_args());
+    if !status(&mut cmd)? {
+        bail!("cargo build of lenet failed");
+    }
+    Ok(root.join("target").join("release").join("lenet"))
+}
+
 /// Runs a command with inherited output; `Ok(false)` when it exits non-zero.
 pub fn status(cmd: &mut Command) -> Result<bool> {
     let status = cmd

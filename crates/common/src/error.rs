@@ -34,6 +34,12 @@ pub enum TrainError {
     /// No framework of that name in this build.
     #[error("unknown framework '{name}': this build has {known}")]
     UnknownFramework { name: String, known: String },
+    /// A framework of the project that this build left out.
+    #[error(
+        "{name} is not in this build: build lenet with the cargo feature `{feature}` (the default \
+         builds every framework; `cargo build --release --features {feature}` adds it)"
+    )]
+    NotBuilt { name: String, feature: String },
     /// The framework panicked (an assertion deep in its kernels, say); the run ends, the process
     /// does not.
     #[error("the framework panicked: {0}")]

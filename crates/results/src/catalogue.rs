@@ -4,30 +4,66 @@
 
 use common::framework::{Colour, FrameworkInfo};
 use common::Error;
+use serde::{Deserialize, Serialize};
 
 /// The colour of a framework the catalogue does not know.
 pub const GREY: Colour = [127, 127, 127];
 
-/// Every framework a binary knows, in the registry's order (the references first).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Every framework a binary knows, in the registry's order (the references first), and the
+/// project's frameworks that its build left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalogue {
     pub frameworks: Vec<FrameworkInfo>,
+    #[serde(default)]
+    pub not_built: Vec<NotBuilt>,
+}
+
+/// A framework of the project that a build left out, and the cargo feature that builds it in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotBuilt {
+    pub name: String,
+    pub feature: String,
 }
 
 impl Catalogue {
     pub fn new(frameworks: Vec<FrameworkInfo>) -> Self {
-        Self { frameworks }
+        Self {
+            frameworks,
+            not_built: Vec::new(),
+        }
     }
 
-    /// Reads what `lenet frameworks --json` printed.
+    pub fn with_not_built(mut self, not_built: Vec<NotBuilt>) -> Self {
+        self.not_built = not_built;
+        self
+    }
+
+    /// Reads what `lenet frameworks --json` printed (an object with `frameworks` and `not_built`;
+    /// a bare list of frameworks from binaries that had every framework is read too).
     pub fn from_json(text: &str) -> Result<Self, Error> {
-        serde_json::from_str(text)
-            .map(Self::new)
-            .map_err(|e| Error::Invalid(format!("not a framework list: {e}")))
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Printed {
+            Catalogue(Catalogue),
+            List(Vec<FrameworkInfo>),
+        }
+        match serde_json::from_str(text) {
+            Ok(Printed::Catalogue(c)) => Ok(c),
+            Ok(Printed::List(list)) => Ok(Self::new(list)),
+            Err(e) => Err(Error::Invalid(format!("not a framework list: {e}"))),
+        }
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(&self.frameworks).unwrap_or_else(|_| "[]".into())
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// The feature that builds `name` in, when the build left it out.
+    pub fn feature_of(&self, name: &str) -> Option<&str> {
+        self.not_built
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| n.feature.as_str())
     }
 
     pub fn get(&self, name: &str) -> Option<&FrameworkInfo> {

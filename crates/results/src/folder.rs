@@ -16,7 +16,7 @@ use crate::sweep;
 
 type Result<T> = std::result::Result<T, Error>;
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
@@ -194,7 +194,10 @@ pub fn result_dirs(out: &Path) -> Result<Vec<PathBuf>> {
                 .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
                 .path();
             if path.is_dir() {
-                stack.push(path);
+                // Build costs are not run reports: `cost` has their folders.
+                if path.file_name().is_some_and(|n| n != crate::cost::FOLDER) {
+                    stack.push(path);
+                }
             } else if path.extension().is_some_and(|e| e == "json") {
                 has_reports = true;
             }
@@ -238,7 +241,50 @@ pub fn write_index(out: &Path, folders: &[ResultsFolder]) -> Result<()> {
             text.push_str(&line);
         }
     }
+    let costs = cost_dirs(out)?;
+    if !costs.is_empty() {
+        text.push_str(
+            "\n## Build costs\n\nWhat each framework costs before its first step (`cargo xtask \
+             cost`): build times, binary and native library sizes, dependency counts, first \
+             epochs.\n\n| folder | builds |\n|---|---|\n",
+        );
+        for dir in costs {
+            let name = dir.strip_prefix(out).unwrap_or(&dir).display().to_string();
+            let builds: Vec<String> = crate::cost::load(&dir)?
+                .iter()
+                .map(|c| format!("{} ({})", c.framework, c.device))
+                .collect();
+            text.push_str(&format!(
+                "| [{name}]({name}/summary.md) | {} |\n",
+                builds.join(", ")
+            ));
+        }
+    }
     write_file(&out.join("README.md"), text.as_bytes())
+}
+
+/// Every build-cost folder under `out` (see [`crate::cost`]), sorted.
+pub fn cost_dirs(out: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
+                .path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == crate::cost::FOLDER) {
+                    found.push(path);
+                } else {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// The pictures in a results folder (the charts just drawn, and any sample grids), as Markdown.

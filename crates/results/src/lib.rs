@@ -6,6 +6,7 @@
 //! [`Catalogue`], the registry's own description of them.
 
 pub mod catalogue;
+pub mod cost;
 pub mod data;
 pub mod env;
 pub mod folder;

@@ -1,0 +1,237 @@
+//! What a framework costs before its first step, as `cargo xtask cost` measures it: a build of
+//! `lenet` with that framework alone (cold, and again after a change to the framework's crate), the
+//! binary it makes, the native libraries it loads, its dependency tree, and the first epoch of its
+//! runs in this machine's comparison. One JSON file per framework and build in a machine's
+//! `build-cost` folder, and a `summary.md` beside them.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::Environment;
+use crate::folder::write_file;
+use crate::RunReport;
+use common::Error;
+
+/// The folder under a machine's results that holds its build costs (not run reports).
+pub const FOLDER: &str = "build-cost";
+
+/// Version of the [`BuildCost`] format.
+pub const COST_SCHEMA: u32 = 1;
+
+/// One framework's build, measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildCost {
+    pub schema: u32,
+    /// The framework's cargo feature (tch, candle, burn).
+    pub framework: String,
+    /// cpu, or cuda for a build with the framework's CUDA code.
+    pub device: String,
+    /// The cargo arguments of the build, after `cargo build --release`.
+    pub cargo_args: Vec<String>,
+    /// `rustc --version`.
+    pub rustc: String,
+    pub environment: Environment,
+    /// The release build of `lenet` with this framework alone in an empty target folder, the
+    /// dependencies' sources already downloaded.
+    pub cold_build_seconds: f64,
+    /// The same build again after the framework crate's `lib.rs` was touched.
+    pub rebuild_seconds: f64,
+    /// The file touched for the rebuild, relative to the repository.
+    pub touched: String,
+    /// The `lenet` binary as built (the release profile keeps line tables), and stripped.
+    pub binary_bytes: u64,
+    pub stripped_bytes: u64,
+    /// The shared libraries the binary loads at start (`ldd`) outside the system's own folders.
+    pub native_libraries: Vec<NativeLibrary>,
+    /// Crates in its dependency tree (normal and build dependencies, this platform), the project's
+    /// own included, and how many of them have a build script.
+    pub crates: usize,
+    pub build_scripts: usize,
+    /// The first epoch of this machine's comparison (idiomatic, batch 32), per model.
+    pub first_epochs: Vec<FirstEpoch>,
+}
+
+/// A shared library a binary needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeLibrary {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// What the start of one run cost, from its report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirstEpoch {
+    pub model: String,
+    /// The report it comes from, relative to the results folder.
+    pub report: String,
+    /// Building the model and uploading the data, before the first step.
+    pub setup_seconds: f64,
+    pub first_epoch_seconds: f64,
+    /// The median of epochs 2..N.
+    pub steady_epoch_seconds: f64,
+}
+
+impl FirstEpoch {
+    /// From a finished report of two epochs or more.
+    pub fn of(report: &RunReport, file: &str) -> Option<Self> {
+        let times: Vec<f64> = report.epochs.iter().map(|e| e.train_seconds).collect();
+        if times.len() < 2 || !report.succeeded() {
+            return None;
+        }
+        let mut later = times[1..].to_vec();
+        later.sort_by(f64::total_cmp);
+        let mid = later.len() / 2;
+        let steady = if later.len() % 2 == 1 {
+            later[mid]
+        } else {
+            (later[mid - 1] + later[mid]) / 2.0
+        };
+        Some(Self {
+            model: report.spec.model.to_string(),
+            report: file.to_string(),
+            setup_seconds: report.setup_seconds,
+            first_epoch_seconds: times[0],
+            steady_epoch_seconds: steady,
+        })
+    }
+
+    /// What the first epoch costs beyond a steady one.
+    pub fn extra_seconds(&self) -> f64 {
+        self.first_epoch_seconds - self.steady_epoch_seconds
+    }
+}
+
+impl BuildCost {
+    pub fn native_bytes(&self) -> u64 {
+        self.native_libraries.iter().map(|l| l.bytes).sum()
+    }
+
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Invalid(format!("{}: not a build cost: {e}", path.display())))
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), Error> {
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Invalid(format!("cannot encode a build cost: {e}")))?;
+        write_file(path, text.as_bytes())
+    }
+}
+
+/// Every build cost in `dir`, in the order of their file names.
+pub fn load(dir: &Path) -> Result<Vec<BuildCost>, Error> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files.iter().map(|f| BuildCost::read(f)).collect()
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn minutes(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// The summary of a `build-cost` folder: one table of the builds, one of the first epochs.
+pub fn summary(title: &str, costs: &[BuildCost]) -> String {
+    let mut text = format!("# Build costs: {title}\n\n");
+    text.push_str(
+        "| framework | build | cold build (min:s) | rebuild after a change (min:s) | binary (MiB) | \
+         stripped (MiB) | native libraries (MiB) | crates | build scripts |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for c in costs {
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} |\n",
+            c.framework,
+            c.device,
+            minutes(c.cold_build_seconds),
+            minutes(c.rebuild_seconds),
+            mib(c.binary_bytes),
+            mib(c.stripped_bytes),
+            mib(c.native_bytes()),
+            c.native_libraries.len(),
+            c.crates,
+            c.build_scripts
+        ));
+    }
+    let firsts: Vec<(&BuildCost, &FirstEpoch)> = costs
+        .iter()
+        .flat_map(|c| c.first_epochs.iter().map(move |f| (c, f)))
+        .collect();
+    if !firsts.is_empty() {
+        text.push_str(
+            "\n| framework | model | before the first step (s) | epoch 1 (s) | median epoch 2..N (s) \
+             | first-epoch extra (s) | report |\n|---|---|---|---|---|---|---|\n",
+        );
+        for (c, f) in firsts {
+            text.push_str(&format!(
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |\n",
+                c.framework,
+                f.model,
+                f.setup_seconds,
+                f.first_epoch_seconds,
+                f.steady_epoch_seconds,
+                f.extra_seconds(),
+                f.report
+            ));
+        }
+    }
+    if let Some(c) = costs.first() {
+        let e = &c.environment;
+        text.push_str(&format!(
+            "\n- Machine: {} ({} logical CPUs), {} {}; {}\n",
+            e.cpu_model, e.logical_cpus, e.os, e.arch, c.rustc
+        ));
+        text.push_str(&format!(
+            "- Command: `{}`, {}\n",
+            e.command.join(" "),
+            e.started_utc
+        ));
+    }
+    text.push_str(
+        "\nCold build: `cargo build --release` of `lenet` with that framework alone \
+         (`--no-default-features --features FRAMEWORK`) in an empty target folder, the sources of \
+         the dependencies already downloaded (`cargo fetch`; libtorch, for tch, already installed): \
+         what a user pays on the first build after the downloads. Rebuild: the same build after \
+         touching the framework crate's `lib.rs`. Stripped: `strip` of a copy. Native libraries: \
+         what `ldd` lists outside the system's folders (for tch, libtorch and the CUDA libraries \
+         its PyPI wheel links; libraries loaded later with `dlopen`, as CUDA backends do, are not \
+         in it), and their count. Crates: the dependency tree of `cargo metadata` for this build \
+         (normal and build dependencies, this platform), the project's own crates included. The \
+         first epochs come from this machine's comparison (the reports named): the time before the \
+         first step (model, data upload) and what the first epoch costs beyond a steady one \
+         (kernel compilation, autotuning, caches). Build times are single measurements on a \
+         machine that was doing nothing else, not tests.\n",
+    );
+    text
+}
+
+/// Writes `summary.md` of the build-cost folder `dir` from its JSON files.
+pub fn write_summary(dir: &Path, title: &str) -> Result<usize, Error> {
+    let costs = load(dir)?;
+    write_file(&dir.join("summary.md"), summary(title, &costs).as_bytes())?;
+    Ok(costs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_read_as_a_clock() {
+        assert_eq!(minutes(5.4), "0:05");
+        assert_eq!(minutes(65.0), "1:05");
+        assert_eq!(minutes(600.2), "10:00");
+        assert_eq!(minutes(119.6), "2:00");
+    }
+}

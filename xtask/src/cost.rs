@@ -1,0 +1,313 @@
+//! `cargo xtask cost`: what each framework costs before its first step, measured on this machine.
+//! For each framework, `lenet` is built with it alone in an empty target folder (timed, the
+//! downloads done beforehand and not timed), built again after its crate is touched, and its binary,
+//! the native libraries it loads and its dependency tree are measured; the first epochs come from
+//! this machine's comparison reports. Results go to `OUT/MACHINE/build-cost/` (see
+//! `results::cost`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use results::cost::{self, BuildCost, FirstEpoch, NativeLibrary};
+use results::Environment;
+
+use crate::setup;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Comma-separated frameworks (the cargo features tch, candle, burn)
+    #[arg(long, value_delimiter = ',', default_value = "tch,candle,burn")]
+    pub frameworks: Vec<String>,
+    /// Results go to OUT/MACHINE/build-cost/
+    #[arg(long, default_value = "results", value_name = "OUT")]
+    pub out: PathBuf,
+    /// Name of the machine's results folder (default: from the CPU model, as `compare` names it)
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Keep each framework's build folder (target/cost/FRAMEWORK, a few GB) instead of removing it
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Minutes of one framework's cold CPU build on the 2-core machine of `results/amd-epyc-2cpu/
+/// build-cost` (rounded up), for the estimate printed before the builds start.
+fn minutes_on_two_cores(framework: &str) -> f64 {
+    match framework {
+        "tch" => 4.0,
+        "candle" => 6.0,
+        _ => 12.0,
+    }
+}
+
+pub fn run(args: Args) -> Result<bool> {
+    let features = setup::Features::new("--frameworks", Some(&args.frameworks))?;
+    let frameworks = features.names();
+    let root = setup::root();
+    let environment = Environment::capture();
+    let machine = args
+        .machine
+        .clone()
+        .unwrap_or_else(|| environment.machine_slug(false));
+    let dir = args.out.join(&machine).join(cost::FOLDER);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the results folder {}", dir.display()))?;
+    common::fsio::check_writable_dir(&dir)
+        .with_context(|| format!("cannot write into the results folder {}", dir.display()))?;
+
+    // What is not timed: the sources of the dependencies, and libtorch for tch.
+    eprintln!("cost: downloading the dependencies' sources first (cargo fetch, not timed)");
+    if !setup::status(cargo(&root).arg("fetch"))? {
+        bail!("cargo fetch failed");
+    }
+    if features.has_tch() {
+        setup::run().context("tch's build needs libtorch")?;
+    }
+    let rustc = output(Command::new("rustc").arg("--version"))?;
+    let host = output(Command::new("rustc").arg("-vV"))?
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .context("rustc -vV names no host")?;
+    let cores = environment.logical_cpus.max(1) as f64;
+    let estimate: f64 = frameworks
+        .iter()
+        .map(|f| minutes_on_two_cores(f) * 2.0 / cores.min(8.0))
+        .sum();
+    eprintln!(
+        "cost: {} cold build{} of lenet, one framework each, in target/cost/ (about {:.0} minutes \
+         on {} cores, each followed by a rebuild), into {}",
+        frameworks.len(),
+        if frameworks.len() == 1 { "" } else { "s" },
+        estimate.ceil(),
+        environment.logical_cpus,
+        dir.display()
+    );
+
+    let started = Instant::now();
+    for (i, framework) in frameworks.iter().enumerate() {
+        let step = format!("[{}/{}] {framework}", i + 1, frameworks.len());
+        let target = root.join("target").join("cost").join(framework);
+        if target.exists() {
+            std::fs::remove_dir_all(&target)
+                .with_context(|| format!("cannot empty {}", target.display()))?;
+        }
+        let cargo_args: Vec<String> = [
+            "--package",
+            "lenet-compare",
+            "--bin",
+            "lenet",
+            "--no-default-features",
+            "--features",
+            framework,
+        ]
+        .map(String::from)
+        .to_vec();
+        eprintln!(
+            "{step}: cold build (about {:.0} min; {:.0} min so far)",
+            minutes_on_two_cores(framework) * 2.0 / cores.min(8.0),
+            started.elapsed().as_secs_f64() / 60.0
+        );
+        let cold = build(&root, &target, &cargo_args)?;
+        let touched = format!("crates/{framework}-impl/src/lib.rs");
+        touch(&root.join(&touched))?;
+        eprintln!("{step}: cold build {cold:.0} s; rebuild after touching {touched}");
+        let rebuild = build(&root, &target, &cargo_args)?;
+        let binary = target.join("release").join("lenet");
+        let binary_bytes = size(&binary)?;
+        let stripped = target.join("lenet-stripped");
+        std::fs::copy(&binary, &stripped)
+            .with_context(|| format!("cannot copy {}", binary.display()))?;
+        if !setup::status(Command::new("strip").arg(&stripped))? {
+            bail!("strip {} failed", stripped.display());
+        }
+        let stripped_bytes = size(&stripped)?;
+        let native_libraries = native_libraries(&binary)?;
+        let (crates, build_scripts) = dependencies(&root, framework, &host)?;
+        let first_epochs = first_epochs(&args.out.join(&machine), framework);
+        let record = BuildCost {
+            schema: cost::COST_SCHEMA,
+            framework: framework.clone(),
+            device: "cpu".into(),
+            cargo_args: cargo_args.clone(),
+            rustc: rustc.trim().to_string(),
+            environment: environment.clone(),
+            cold_build_seconds: cold,
+            rebuild_seconds: rebuild,
+            touched,
+            binary_bytes,
+            stripped_bytes,
+            native_libraries,
+            crates,
+            build_scripts,
+            first_epochs,
+        };
+        record.write(&dir.join(format!("{framework}-cpu.json")))?;
+        eprintln!(
+            "{step}: cold build {cold:.0} s, rebuild {rebuild:.0} s, binary {:.1} MiB ({:.1} \
+             stripped), native libraries {:.0} MiB, {crates} crates",
+            binary_bytes as f64 / 1048576.0,
+            stripped_bytes as f64 / 1048576.0,
+            record.native_bytes() as f64 / 1048576.0
+        );
+        if !args.keep {
+            std::fs::remove_dir_all(&target)
+                .with_context(|| format!("cannot remove {}", target.display()))?;
+        }
+    }
+    let n = cost::write_summary(&dir, &format!("{machine}/{}", cost::FOLDER))?;
+    println!(
+        "{}",
+        std::fs::read_to_string(dir.join("summary.md")).unwrap_or_default()
+    );
+    println!("written to {} ({n} builds)", dir.display());
+    let catalogue = crate::compare::catalogue(&setup::run()?.build_lenet()?)?;
+    let folders = results::folder::load_all(&args.out, &catalogue)?;
+    results::folder::write_index(&args.out, &folders)?;
+    Ok(true)
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
+
+/// `cargo build --release` into `target`; its seconds.
+fn build(root: &Path, target: &Path, cargo_args: &[String]) -> Result<f64> {
+    let mut cmd = cargo(root);
+    cmd.args(["build", "--release", "--quiet", "--target-dir"])
+        .arg(target)
+        .args(cargo_args);
+    let start = Instant::now();
+    if !setup::status(&mut cmd)? {
+        bail!("cargo build {} failed", cargo_args.join(" "));
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+fn touch(path: &Path) -> Result<()> {
+    std::fs::File::options()
+        .append(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now()))
+        .with_context(|| format!("cannot touch {}", path.display()))
+}
+
+fn size(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len())
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The shared libraries `ldd` lists for `binary` outside the system's folders, largest first.
+fn native_libraries(binary: &Path) -> Result<Vec<NativeLibrary>> {
+    let text = output(Command::new("ldd").arg(binary))?;
+    let mut libs = Vec::new();
+    for line in text.lines() {
+        let Some((name, rest)) = line.trim().split_once(" => ") else {
+            continue;
+        };
+        let Some(path) = rest
+            .split_whitespace()
+            .next()
+            .filter(|p| p.starts_with('/'))
+        else {
+            continue;
+        };
+        if ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"]
+            .iter()
+            .any(|system| path.starts_with(system))
+        {
+            continue;
+        }
+        libs.push(NativeLibrary {
+            name: name.to_string(),
+            bytes: size(Path::new(path))?,
+        });
+    }
+    libs.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.name.cmp(&b.name)));
+    Ok(libs)
+}
+
+/// The crates in the dependency tree of `lenet` with `framework` alone (normal and build
+/// dependencies on `host`), the project's own included, and how many have a build script.
+fn dependencies(root: &Path, framework: &str, host: &str) -> Result<(usize, usize)> {
+    let text = output(
+        cargo(root)
+            .args(["metadata", "--format-version", "1", "--no-default-features"])
+            .args(["--features", &format!("lenet-compare/{framework}")])
+            .args(["--filter-platform", host]),
+    )?;
+    let meta: serde_json::Value = serde_json::from_str(&text).context("cargo metadata")?;
+    let packages = meta["packages"]
+        .as_array()
+        .context("cargo metadata: packages")?;
+    let root_id = packages
+        .iter()
+        .find(|p| p["name"] == "lenet-compare")
+        .and_then(|p| p["id"].as_str())
+        .context("cargo metadata: no lenet-compare")?;
+    let nodes = meta["resolve"]["nodes"]
+        .as_array()
+        .context("cargo metadata: resolve")?;
+    let node = |id: &str| nodes.iter().find(|n| n["id"] == id);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut stack = vec![root_id.to_string()];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let Some(n) = node(&id) else { continue };
+        for dep in n["deps"].as_array().into_iter().flatten() {
+            let wanted = dep["dep_kinds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|k| k["kind"].is_null() || k["kind"] == "build");
+            if let (true, Some(pkg)) = (wanted, dep["pkg"].as_str()) {
+                stack.push(pkg.to_string());
+            }
+        }
+    }
+    let build_scripts = packages
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| seen.contains(id)))
+        .filter(|p| {
+            p["targets"].as_array().into_iter().flatten().any(|t| {
+                t["kind"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|k| k == "custom-build")
+            })
+        })
+        .count();
+    Ok((seen.len(), build_scripts))
+}
+
+/// The first epochs of `framework`'s runs in the machine's comparison folder (idiomatic, batch
+/// 32: `FRAMEWORK-lenet2.json` and `FRAMEWORK-lenet3.json`), where there are such reports.
+fn first_epochs(folder: &Path, framework: &str) -> Vec<FirstEpoch> {
+    ["lenet2", "lenet3"]
+        .iter()
+        .filter_map(|model| {
+            let file = format!("{framework}-{model}.json");
+            let report = results::RunReport::read(&folder.join(&file)).ok()?;
+            FirstEpoch::of(&report, &format!("../{file}"))
+        })
+        .collect()
+}
