@@ -390,4 +390,41 @@ mod tests {
         );
         assert!(found("rich", "15.0.0").is_err());
     }
+
+    /// `--features`: the default build asks cargo for nothing and has tch; a list is checked,
+    /// deduplicated and put in one order, and only a list with tch needs libtorch.
+    #[test]
+    fn features_make_one_build_per_set() {
+        use super::Features;
+        let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let default = Features::new("--features", None).unwrap();
+        assert!(default.is_default() && default.has_tch());
+        assert!(default.cargo_args().is_empty());
+        assert_eq!(default.names(), list(&["tch", "candle", "burn"]));
+        let burn = Features::new("--features", Some(&list(&["burn", "candle", "burn"]))).unwrap();
+        assert!(!burn.is_default() && !burn.has_tch());
+        assert_eq!(
+            burn.cargo_args(),
+            list(&[
+                "--no-default-features",
+                "--features",
+                "lenet-compare/candle,lenet-compare/burn"
+            ])
+        );
+        assert_eq!(
+            Features::new("--features", Some(&list(&["candle", "burn"]))).unwrap(),
+            burn
+        );
+        assert!(Features::new("--features", Some(&list(&["tch"])))
+            .unwrap()
+            .has_tch());
+        let e = Features::new("--frameworks", Some(&list(&["dfdx"])))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--frameworks: unknown framework feature 'dfdx': expected tch, candle, burn"
+        );
+        assert!(Features::new("--features", Some(&[])).is_err());
+    }
 }
