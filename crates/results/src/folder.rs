@@ -183,7 +183,18 @@ fn replace_command(text: &str, old: &[String], new: &[String]) -> Option<String>
 
 /// Every folder under `out` that holds run reports, at any depth.
 pub fn result_dirs(out: &Path) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
+    Ok(walk(out)?.0)
+}
+
+/// Every build-cost folder under `out` (see [`crate::cost`]), sorted.
+pub fn cost_dirs(out: &Path) -> Result<Vec<PathBuf>> {
+    Ok(walk(out)?.1)
+}
+
+/// The folders under `out` that hold run reports, and the build-cost folders (whose JSON files are
+/// not run reports), each list sorted.
+fn walk(out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut runs, mut costs) = (Vec::new(), Vec::new());
     let mut stack = vec![out.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let mut has_reports = false;
@@ -194,8 +205,9 @@ pub fn result_dirs(out: &Path) -> Result<Vec<PathBuf>> {
                 .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
                 .path();
             if path.is_dir() {
-                // Build costs are not run reports: `cost` has their folders.
-                if path.file_name().is_some_and(|n| n != crate::cost::FOLDER) {
+                if path.file_name().is_some_and(|n| n == crate::cost::FOLDER) {
+                    costs.push(path);
+                } else {
                     stack.push(path);
                 }
             } else if path.extension().is_some_and(|e| e == "json") {
@@ -203,11 +215,12 @@ pub fn result_dirs(out: &Path) -> Result<Vec<PathBuf>> {
             }
         }
         if has_reports {
-            found.push(dir);
+            runs.push(dir);
         }
     }
-    found.sort();
-    Ok(found)
+    runs.sort();
+    costs.sort();
+    Ok((runs, costs))
 }
 
 /// Every results folder under `out`, loaded, titled by its path under `out`.
@@ -261,30 +274,6 @@ pub fn write_index(out: &Path, folders: &[ResultsFolder]) -> Result<()> {
         }
     }
     write_file(&out.join("README.md"), text.as_bytes())
-}
-
-/// Every build-cost folder under `out` (see [`crate::cost`]), sorted.
-pub fn cost_dirs(out: &Path) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut stack = vec![out.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
-        for entry in entries {
-            let path = entry
-                .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
-                .path();
-            if path.is_dir() {
-                if path.file_name().is_some_and(|n| n == crate::cost::FOLDER) {
-                    found.push(path);
-                } else {
-                    stack.push(path);
-                }
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
 }
 
 /// The pictures in a results folder (the charts just drawn, and any sample grids), as Markdown.

@@ -2,51 +2,18 @@
 //! report, the summary, and their place beside the run folders (not read as run reports, listed in
 //! the index).
 
-use common::harness::{EpochRecord, RunSpec};
+use common::harness::RunSpec;
 use common::ModelKind;
 use results::cost::{self, BuildCost, FirstEpoch, NativeLibrary};
-use results::{Environment, RunReport, SCHEMA};
+use results::{Environment, RunReport};
 
+mod support;
+
+/// A LeNet3 run of burn whose epochs took `epoch_seconds`, 0.25 s after its start.
 fn report(epoch_seconds: &[f64]) -> RunReport {
-    let epochs = epoch_seconds
-        .iter()
-        .enumerate()
-        .map(|(i, &train_seconds)| EpochRecord {
-            epoch: i as u32 + 1,
-            train_loss: 0.1,
-            train_accuracy: 0.98,
-            test_loss: 0.1,
-            test_accuracy: 0.98,
-            train_seconds,
-            eval_seconds: 0.5,
-            queued_seconds: None,
-            energy_joules: None,
-        })
-        .collect();
     RunReport {
-        schema: SCHEMA,
-        spec: RunSpec {
-            epochs: epoch_seconds.len() as u32,
-            ..RunSpec::recipe("burn", ModelKind::LeNet3)
-        },
-        backend: None,
-        environment: Environment::default(),
-        parameters: 121_994,
-        train_examples: 60_000,
-        test_examples: 10_000,
         setup_seconds: 0.25,
-        epochs,
-        final_train: None,
-        final_test: Some(common::harness::EvalRecord {
-            loss: 0.1,
-            accuracy: 0.98,
-            examples: 10_000,
-            seconds: 0.5,
-        }),
-        peak_host_bytes: None,
-        peak_device_bytes: None,
-        gpu_process_bytes: None,
-        failure: None,
+        ..support::finished(RunSpec::recipe("burn", ModelKind::LeNet3), epoch_seconds)
     }
 }
 

@@ -1,54 +1,24 @@
 //! Sweeps: the series found in a folder's reports, their tables and charts, and the comparison
 //! table's rows per point.
 
-use common::harness::{EpochRecord, EvalRecord, RunSpec};
+use common::harness::RunSpec;
 use common::ModelKind;
 use results::sweep::{self, Axis};
-use results::{plots, summary, Environment, RunReport, SCHEMA};
+use results::{plots, summary, RunReport};
 
 mod support;
-use support::{backend, catalogue, cell};
+use support::{backend, catalogue, cell, finished};
 
 /// A two-epoch run of 60,000 images whose second epoch takes `seconds`.
 fn run(framework: &str, batch_size: usize, threads: Option<usize>, seconds: f64) -> RunReport {
-    let epoch = |epoch, train_seconds| EpochRecord {
-        epoch,
-        train_loss: 0.1,
-        train_accuracy: 0.98,
-        test_loss: 0.1,
-        test_accuracy: 0.98,
-        train_seconds,
-        eval_seconds: 0.5,
-        queued_seconds: None,
-        energy_joules: None,
-    };
-    let eval = EvalRecord {
-        loss: 0.1,
-        accuracy: 0.98,
-        examples: 10_000,
-        seconds: 0.5,
+    let spec = RunSpec {
+        batch_size,
+        threads,
+        ..RunSpec::recipe(framework, ModelKind::LeNet2)
     };
     RunReport {
-        schema: SCHEMA,
-        spec: RunSpec {
-            batch_size,
-            threads,
-            epochs: 2,
-            ..RunSpec::recipe(framework, ModelKind::LeNet2)
-        },
         backend: Some(backend(common::DeviceKind::Cpu)),
-        environment: Environment::default(),
-        parameters: 61_706,
-        train_examples: 60_000,
-        test_examples: 10_000,
-        setup_seconds: 0.0,
-        epochs: vec![epoch(1, 99.0), epoch(2, seconds)],
-        final_train: Some(eval.clone()),
-        final_test: Some(eval),
-        peak_host_bytes: None,
-        peak_device_bytes: None,
-        gpu_process_bytes: None,
-        failure: None,
+        ..finished(spec, &[99.0, seconds])
     }
 }
 

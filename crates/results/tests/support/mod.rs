@@ -1,10 +1,14 @@
 //! What the results tests share: a catalogue with PyTorch as the baseline and tch, a backend on a
-//! given device, and reading one cell of a Markdown table.
+//! given device, a finished report with given epoch times, and reading one cell of a Markdown
+//! table.
+
+// Each test target uses some of these.
+#![allow(dead_code)]
 
 use common::framework::{FrameworkDefaults, FrameworkInfo, Runner};
-use common::harness::BackendInfo;
+use common::harness::{BackendInfo, EpochRecord, EvalRecord, RunSpec};
 use common::DeviceKind;
-use results::Catalogue;
+use results::{Catalogue, Environment, RunReport, SCHEMA};
 
 /// PyTorch as the baseline, and tch.
 pub fn catalogue() -> Catalogue {
@@ -61,5 +65,51 @@ pub fn backend(device: DeviceKind) -> BackendInfo {
         features: Vec::new(),
         notes: Vec::new(),
         tuning: Vec::new(),
+    }
+}
+
+/// A finished run of `spec` on 60,000 images whose epochs took `epoch_seconds` (losses 0.1,
+/// accuracies 98%), with no backend.
+pub fn finished(spec: RunSpec, epoch_seconds: &[f64]) -> RunReport {
+    let epochs = epoch_seconds
+        .iter()
+        .enumerate()
+        .map(|(i, &train_seconds)| EpochRecord {
+            epoch: i as u32 + 1,
+            train_loss: 0.1,
+            train_accuracy: 0.98,
+            test_loss: 0.1,
+            test_accuracy: 0.98,
+            train_seconds,
+            eval_seconds: 0.5,
+            queued_seconds: None,
+            energy_joules: None,
+        })
+        .collect();
+    let eval = EvalRecord {
+        loss: 0.1,
+        accuracy: 0.98,
+        examples: 10_000,
+        seconds: 0.5,
+    };
+    RunReport {
+        schema: SCHEMA,
+        spec: RunSpec {
+            epochs: epoch_seconds.len() as u32,
+            ..spec
+        },
+        backend: None,
+        environment: Environment::default(),
+        parameters: 61_706,
+        train_examples: 60_000,
+        test_examples: 10_000,
+        setup_seconds: 0.0,
+        epochs,
+        final_train: Some(eval.clone()),
+        final_test: Some(eval),
+        peak_host_bytes: None,
+        peak_device_bytes: None,
+        gpu_process_bytes: None,
+        failure: None,
     }
 }
