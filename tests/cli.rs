@@ -525,3 +525,32 @@ fn a_closed_pipe_ends_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A framework that this build left out is listed as such by `lenet frameworks`, and training with
+/// it fails with one line that names its cargo feature; in the default build nothing is left out.
+#[test]
+fn a_framework_left_out_of_the_build_is_named() {
+    let (ok, out, err) = lenet(&["frameworks"]);
+    assert!(ok, "{err}");
+    let not_built = lenet_compare::not_built();
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("not in this build"))
+            .count(),
+        not_built.len(),
+        "{out}"
+    );
+    if cfg!(all(feature = "tch", feature = "candle", feature = "burn")) {
+        assert!(not_built.is_empty());
+    }
+    for n in &not_built {
+        let (ok, _, err) = lenet(&["train", "--framework", &n.name, "--epochs", "1"]);
+        assert!(!ok);
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+        assert!(
+            err.contains(&format!("{} is not in this build", n.name))
+                && err.contains(&format!("`{}`", n.feature)),
+            "{err}"
+        );
+    }
+}

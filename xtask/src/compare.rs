@@ -806,6 +806,59 @@ mod tests {
         }
     }
 
+    fn info(name: &str, runner: Runner) -> FrameworkInfo {
+        FrameworkInfo {
+            name: name.into(),
+            runner,
+            script: None,
+            baseline: false,
+            compared_by_default: true,
+            cuda_available: false,
+            cuda_build: None,
+            colour: [1, 2, 3],
+            defaults: common::framework::FrameworkDefaults::row([name; 8]),
+            model_source: None,
+        }
+    }
+
+    /// A build of burn alone compares burn by default (the Python rows only when named), and a
+    /// framework it left out is named with its feature, not as unknown.
+    #[test]
+    fn a_build_with_some_frameworks_compares_its_own() {
+        let catalogue = Catalogue::new(vec![
+            info("pytorch", Runner::Python),
+            info("burn", Runner::Lenet),
+        ])
+        .with_not_built(vec![results::catalogue::NotBuilt {
+            name: "tch".into(),
+            feature: "tch".into(),
+        }]);
+        let names = |list: Vec<FrameworkInfo>| list.into_iter().map(|f| f.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(selected(&args(&[]), &catalogue, false).unwrap()),
+            ["burn"]
+        );
+        assert_eq!(
+            names(selected(&args(&[]), &catalogue, true).unwrap()),
+            ["pytorch", "burn"]
+        );
+        assert_eq!(
+            names(selected(&args(&["--frameworks", "pytorch,burn"]), &catalogue, false).unwrap()),
+            ["pytorch", "burn"]
+        );
+        let e = selected(&args(&["--frameworks", "tch"]), &catalogue, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("tch is not in this lenet build: it needs the cargo feature `tch`"),
+            "{e}"
+        );
+        let e = selected(&args(&["--frameworks", "dfdx"]), &catalogue, false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "unknown framework 'dfdx': expected one of pytorch, burn");
+    }
+
     #[test]
     fn both_profiles_run_side_by_side() {
         assert_eq!(
