@@ -29,15 +29,30 @@ pub struct Args {
     /// Keep each framework's build folder (target/cost/FRAMEWORK, a few GB) instead of removing it
     #[arg(long)]
     pub keep: bool,
+    /// The CUDA builds of candle and burn instead of the CPU builds, with the toolkit and LLVM of
+    /// `cargo xtask setup --cuda` (tch's CUDA is in libtorch: its CPU build is its CUDA build)
+    #[arg(long)]
+    pub cuda: bool,
+}
+
+/// One build to measure.
+struct Job {
+    framework: String,
+    /// cpu or cuda
+    device: &'static str,
+    /// Features beyond the framework's own (its CUDA build's).
+    extra: Vec<String>,
+    llvm: bool,
 }
 
 /// Minutes of one framework's cold CPU build on the 2-core machine of `results/amd-epyc-2cpu/
 /// build-cost` (rounded up), for the estimate printed before the builds start.
-fn minutes_on_two_cores(framework: &str) -> f64 {
-    match framework {
-        "tch" => 4.0,
-        "candle" => 6.0,
-        _ => 12.0,
+fn minutes_on_two_cores(job: &Job) -> f64 {
+    match (job.framework.as_str(), job.device) {
+        ("tch", _) => 4.0,
+        ("candle", "cpu") => 4.0,
+        ("burn", "cpu") => 6.0,
+        _ => 15.0,
     }
 }
 
@@ -69,29 +84,64 @@ pub fn run(args: Args) -> Result<bool> {
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
         .context("rustc -vV names no host")?;
-    let cores = environment.logical_cpus.max(1) as f64;
-    let estimate: f64 = frameworks
+    let mut jobs: Vec<Job> = frameworks
         .iter()
-        .map(|f| minutes_on_two_cores(f) * 2.0 / cores.min(8.0))
-        .sum();
+        .filter(|_| !args.cuda)
+        .map(|f| Job {
+            framework: f.clone(),
+            device: "cpu",
+            extra: Vec::new(),
+            llvm: false,
+        })
+        .collect();
+    let mut toolchains = None;
+    if args.cuda {
+        let catalogue = crate::compare::catalogue(&setup::run()?.build_lenet()?)?;
+        for f in frameworks.iter().filter(|f| *f != "tch") {
+            let Some(build) = catalogue.get(f).and_then(|i| i.cuda_build.clone()) else {
+                continue;
+            };
+            jobs.push(Job {
+                framework: f.clone(),
+                device: "cuda",
+                extra: build.features,
+                llvm: build.llvm,
+            });
+        }
+        toolchains = Some((crate::cuda::setup()?, crate::llvm::setup()?));
+        if jobs.is_empty() {
+            bail!("--cuda: of these frameworks only candle and burn have CUDA builds of their own");
+        }
+    }
+    let cores = environment.logical_cpus.max(1) as f64;
+    let minutes = |job: &Job| minutes_on_two_cores(job) * 2.0 / cores.min(8.0);
+    let estimate: f64 = jobs.iter().map(minutes).sum();
     eprintln!(
         "cost: {} cold build{} of lenet, one framework each, in target/cost/ (about {:.0} minutes \
          on {} cores, each followed by a rebuild), into {}",
-        frameworks.len(),
-        if frameworks.len() == 1 { "" } else { "s" },
+        jobs.len(),
+        if jobs.len() == 1 { "" } else { "s" },
         estimate.ceil(),
         environment.logical_cpus,
         dir.display()
     );
 
     let started = Instant::now();
-    for (i, framework) in frameworks.iter().enumerate() {
-        let step = format!("[{}/{}] {framework}", i + 1, frameworks.len());
-        let target = root.join("target").join("cost").join(framework);
+    for (i, job) in jobs.iter().enumerate() {
+        let framework = &job.framework;
+        let step = format!("[{}/{}] {framework} ({})", i + 1, jobs.len(), job.device);
+        let target = root
+            .join("target")
+            .join("cost")
+            .join(format!("{framework}-{}", job.device));
         if target.exists() {
             std::fs::remove_dir_all(&target)
                 .with_context(|| format!("cannot empty {}", target.display()))?;
         }
+        let features = std::iter::once(framework.clone())
+            .chain(job.extra.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(",");
         let cargo_args: Vec<String> = [
             "--package",
             "lenet-compare",
@@ -99,20 +149,28 @@ pub fn run(args: Args) -> Result<bool> {
             "lenet",
             "--no-default-features",
             "--features",
-            framework,
+            &features,
         ]
         .map(String::from)
         .to_vec();
+        let prepare = |cmd: &mut Command| {
+            if let (Some((toolkit, llvm)), "cuda") = (&toolchains, job.device) {
+                toolkit.apply(cmd);
+                if job.llvm {
+                    llvm.apply(cmd);
+                }
+            }
+        };
         eprintln!(
             "{step}: cold build (about {:.0} min; {:.0} min so far)",
-            minutes_on_two_cores(framework) * 2.0 / cores.min(8.0),
+            minutes(job),
             started.elapsed().as_secs_f64() / 60.0
         );
-        let cold = build(&root, &target, &cargo_args)?;
+        let cold = build(&root, &target, &cargo_args, &prepare)?;
         let touched = format!("crates/{framework}-impl/src/lib.rs");
         touch(&root.join(&touched))?;
         eprintln!("{step}: cold build {cold:.0} s; rebuild after touching {touched}");
-        let rebuild = build(&root, &target, &cargo_args)?;
+        let rebuild = build(&root, &target, &cargo_args, &prepare)?;
         let binary = target.join("release").join("lenet");
         let binary_bytes = size(&binary)?;
         let stripped = target.join("lenet-stripped");
@@ -122,13 +180,17 @@ pub fn run(args: Args) -> Result<bool> {
             bail!("strip {} failed", stripped.display());
         }
         let stripped_bytes = size(&stripped)?;
-        let native_libraries = native_libraries(&binary)?;
-        let (crates, build_scripts) = dependencies(&root, framework, &host)?;
-        let first_epochs = first_epochs(&args.out.join(&machine), framework);
+        let (native_libraries, missing_libraries) = native_libraries(&binary)?;
+        let (crates, build_scripts) = dependencies(&root, &features, &host)?;
+        // A CUDA build's first epochs are a GPU machine's (README, "What it costs to choose").
+        let first_epochs = match job.device {
+            "cpu" => first_epochs(&args.out.join(&machine), framework),
+            _ => Vec::new(),
+        };
         let record = BuildCost {
             schema: cost::COST_SCHEMA,
             framework: framework.clone(),
-            device: "cpu".into(),
+            device: job.device.into(),
             cargo_args: cargo_args.clone(),
             rustc: rustc.trim().to_string(),
             environment: environment.clone(),
@@ -138,11 +200,12 @@ pub fn run(args: Args) -> Result<bool> {
             binary_bytes,
             stripped_bytes,
             native_libraries,
+            missing_libraries,
             crates,
             build_scripts,
             first_epochs,
         };
-        record.write(&dir.join(format!("{framework}-cpu.json")))?;
+        record.write(&dir.join(format!("{framework}-{}.json", job.device)))?;
         eprintln!(
             "{step}: cold build {cold:.0} s, rebuild {rebuild:.0} s, binary {:.1} MiB ({:.1} \
              stripped), native libraries {:.0} MiB, {crates} crates",
@@ -173,9 +236,15 @@ fn cargo(root: &Path) -> Command {
     cmd
 }
 
-/// `cargo build --release` into `target`; its seconds.
-fn build(root: &Path, target: &Path, cargo_args: &[String]) -> Result<f64> {
+/// `cargo build --release` into `target`, its environment set by `prepare`; its seconds.
+fn build(
+    root: &Path,
+    target: &Path,
+    cargo_args: &[String],
+    prepare: &dyn Fn(&mut Command),
+) -> Result<f64> {
     let mut cmd = cargo(root);
+    prepare(&mut cmd);
     cmd.args(["build", "--release", "--quiet", "--target-dir"])
         .arg(target)
         .args(cargo_args);
@@ -213,14 +282,20 @@ fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The shared libraries `ldd` lists for `binary` outside the system's folders, largest first.
-fn native_libraries(binary: &Path) -> Result<Vec<NativeLibrary>> {
+/// The shared libraries `ldd` lists for `binary` outside the system's folders, largest first, and
+/// those it does not find on this machine (a CUDA build's driver library, where there is no GPU).
+fn native_libraries(binary: &Path) -> Result<(Vec<NativeLibrary>, Vec<String>)> {
     let text = output(Command::new("ldd").arg(binary))?;
     let mut libs = Vec::new();
+    let mut missing = Vec::new();
     for line in text.lines() {
         let Some((name, rest)) = line.trim().split_once(" => ") else {
             continue;
         };
+        if rest.trim() == "not found" {
+            missing.push(name.to_string());
+            continue;
+        }
         let Some(path) = rest
             .split_whitespace()
             .next()
@@ -240,16 +315,27 @@ fn native_libraries(binary: &Path) -> Result<Vec<NativeLibrary>> {
         });
     }
     libs.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.name.cmp(&b.name)));
-    Ok(libs)
+    Ok((libs, missing))
 }
 
 /// The crates in the dependency tree of `lenet` with `framework` alone (normal and build
 /// dependencies on `host`), the project's own included, and how many have a build script.
-fn dependencies(root: &Path, framework: &str, host: &str) -> Result<(usize, usize)> {
+fn dependencies(root: &Path, features: &str, host: &str) -> Result<(usize, usize)> {
+    let features = features
+        .split(',')
+        .map(|f| {
+            if f.contains('/') {
+                f.to_string()
+            } else {
+                format!("lenet-compare/{f}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     let text = output(
         cargo(root)
             .args(["metadata", "--format-version", "1", "--no-default-features"])
-            .args(["--features", &format!("lenet-compare/{framework}")])
+            .args(["--features", &features])
             .args(["--filter-platform", host]),
     )?;
     let meta: serde_json::Value = serde_json::from_str(&text).context("cargo metadata")?;

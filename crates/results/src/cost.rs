@@ -44,6 +44,10 @@ pub struct BuildCost {
     pub stripped_bytes: u64,
     /// The shared libraries the binary loads at start (`ldd`) outside the system's own folders.
     pub native_libraries: Vec<NativeLibrary>,
+    /// The libraries `ldd` did not find on the machine that built it (a CUDA build's driver, where
+    /// there is no GPU, or CUDA libraries found only through `LD_LIBRARY_PATH` at run time).
+    #[serde(default)]
+    pub missing_libraries: Vec<String>,
     /// Crates in its dependency tree (normal and build dependencies, this platform), the project's
     /// own included, and how many of them have a build script.
     pub crates: usize,
@@ -150,8 +154,13 @@ pub fn summary(title: &str, costs: &[BuildCost]) -> String {
          |---|---|---|---|---|---|---|---|---|\n",
     );
     for c in costs {
+        let missing = if c.missing_libraries.is_empty() {
+            String::new()
+        } else {
+            format!(", not found here: {}", c.missing_libraries.join(", "))
+        };
         text.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} ({}{missing}) | {} | {} |\n",
             c.framework,
             c.device,
             minutes(c.cold_build_seconds),

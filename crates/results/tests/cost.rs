@@ -45,6 +45,7 @@ fn cost(framework: &str, first_epochs: Vec<FirstEpoch>) -> BuildCost {
                 bytes: 1024 * 1024,
             },
         ],
+        missing_libraries: Vec::new(),
         crates: 321,
         build_scripts: 45,
         first_epochs,
