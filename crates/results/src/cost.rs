@@ -201,12 +201,16 @@ pub fn summary(title: &str, costs: &[BuildCost]) -> String {
             "\n- Machine: {} ({} logical CPUs), {} {}; {}\n",
             e.cpu_model, e.logical_cpus, e.os, e.arch, c.rustc
         ));
-        text.push_str(&format!(
-            "- Command: `{}`, {}\n",
-            e.command.join(" "),
-            e.started_utc
-        ));
     }
+    let mut commands: Vec<String> = Vec::new();
+    for c in costs {
+        let e = &c.environment;
+        let line = format!("- Command: `{}`, {}\n", e.command.join(" "), e.started_utc);
+        if !commands.contains(&line) {
+            commands.push(line);
+        }
+    }
+    text.push_str(&commands.concat());
     text.push_str(
         "\nCold build: `cargo build --release` of `lenet` with that framework alone \
          (`--no-default-features --features FRAMEWORK`) in an empty target folder, the sources of \
