@@ -45,14 +45,15 @@ struct Job {
     llvm: bool,
 }
 
-/// Minutes of one framework's cold CPU build on the 2-core machine of `results/amd-epyc-2cpu/
-/// build-cost` (rounded up), for the estimate printed before the builds start.
+/// Minutes of one cold build on the 2-core machine of `results/amd-epyc-2cpu/build-cost` (rounded
+/// up), for the estimate printed before the builds start.
 fn minutes_on_two_cores(job: &Job) -> f64 {
     match (job.framework.as_str(), job.device) {
         ("tch", _) => 4.0,
         ("candle", "cpu") => 4.0,
         ("burn", "cpu") => 6.0,
-        _ => 15.0,
+        ("candle", _) => 10.0,
+        _ => 23.0,
     }
 }
 
@@ -73,7 +74,7 @@ pub fn run(args: Args) -> Result<bool> {
 
     // What is not timed: the sources of the dependencies, and libtorch for tch.
     eprintln!("cost: downloading the dependencies' sources first (cargo fetch, not timed)");
-    if !setup::status(cargo(&root).arg("fetch"))? {
+    if !setup::status(setup::cargo().arg("fetch"))? {
         bail!("cargo fetch failed");
     }
     if features.has_tch() {
@@ -94,9 +95,10 @@ pub fn run(args: Args) -> Result<bool> {
             llvm: false,
         })
         .collect();
+    // The registry of the default build: the CUDA builds' features, and the index at the end.
+    let catalogue = crate::compare::catalogue(&setup::run()?.build_lenet()?)?;
     let mut toolchains = None;
     if args.cuda {
-        let catalogue = crate::compare::catalogue(&setup::run()?.build_lenet()?)?;
         for f in frameworks.iter().filter(|f| *f != "tch") {
             let Some(build) = catalogue.get(f).and_then(|i| i.cuda_build.clone()) else {
                 continue;
@@ -166,11 +168,11 @@ pub fn run(args: Args) -> Result<bool> {
             minutes(job),
             started.elapsed().as_secs_f64() / 60.0
         );
-        let cold = build(&root, &target, &cargo_args, &prepare)?;
+        let cold = build(&target, &cargo_args, &prepare)?;
         let touched = format!("crates/{framework}-impl/src/lib.rs");
         touch(&root.join(&touched))?;
         eprintln!("{step}: cold build {cold:.0} s; rebuild after touching {touched}");
-        let rebuild = build(&root, &target, &cargo_args, &prepare)?;
+        let rebuild = build(&target, &cargo_args, &prepare)?;
         let binary = target.join("release").join("lenet");
         let binary_bytes = size(&binary)?;
         let stripped = target.join("lenet-stripped");
@@ -181,7 +183,7 @@ pub fn run(args: Args) -> Result<bool> {
         }
         let stripped_bytes = size(&stripped)?;
         let (native_libraries, missing_libraries) = native_libraries(&binary)?;
-        let (crates, build_scripts) = dependencies(&root, &features, &host)?;
+        let (crates, build_scripts) = dependencies(&features, &host)?;
         // A CUDA build's first epochs are a GPU machine's (README, "What it costs to choose").
         let first_epochs = match job.device {
             "cpu" => first_epochs(&args.out.join(&machine), framework),
@@ -224,26 +226,14 @@ pub fn run(args: Args) -> Result<bool> {
         std::fs::read_to_string(dir.join("summary.md")).unwrap_or_default()
     );
     println!("written to {} ({n} builds)", dir.display());
-    let catalogue = crate::compare::catalogue(&setup::run()?.build_lenet()?)?;
     let folders = results::folder::load_all(&args.out, &catalogue)?;
     results::folder::write_index(&args.out, &folders)?;
     Ok(true)
 }
 
-fn cargo(root: &Path) -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(root);
-    cmd
-}
-
 /// `cargo build --release` into `target`, its environment set by `prepare`; its seconds.
-fn build(
-    root: &Path,
-    target: &Path,
-    cargo_args: &[String],
-    prepare: &dyn Fn(&mut Command),
-) -> Result<f64> {
-    let mut cmd = cargo(root);
+fn build(target: &Path, cargo_args: &[String], prepare: &dyn Fn(&mut Command)) -> Result<f64> {
+    let mut cmd = setup::cargo();
     prepare(&mut cmd);
     cmd.args(["build", "--release", "--quiet", "--target-dir"])
         .arg(target)
@@ -320,22 +310,12 @@ fn native_libraries(binary: &Path) -> Result<(Vec<NativeLibrary>, Vec<String>)> 
 
 /// The crates in the dependency tree of `lenet` with `framework` alone (normal and build
 /// dependencies on `host`), the project's own included, and how many have a build script.
-fn dependencies(root: &Path, features: &str, host: &str) -> Result<(usize, usize)> {
-    let features = features
-        .split(',')
-        .map(|f| {
-            if f.contains('/') {
-                f.to_string()
-            } else {
-                format!("lenet-compare/{f}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",");
+fn dependencies(features: &str, host: &str) -> Result<(usize, usize)> {
+    // Features without a package are the root package's, as in the build.
     let text = output(
-        cargo(root)
+        setup::cargo()
             .args(["metadata", "--format-version", "1", "--no-default-features"])
-            .args(["--features", &features])
+            .args(["--features", features])
             .args(["--filter-platform", host]),
     )?;
     let meta: serde_json::Value = serde_json::from_str(&text).context("cargo metadata")?;

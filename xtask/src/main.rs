@@ -10,7 +10,7 @@ mod llvm;
 mod report;
 mod setup;
 
-use std::process::{Command as Process, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -125,8 +125,7 @@ fn setup_command(cuda: bool) -> Result<bool> {
 
 fn test(features: Option<&[String]>, args: &[String]) -> Result<bool> {
     let features = setup::Features::new("--features", features)?;
-    let mut cmd = Process::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(setup::root());
+    let mut cmd = setup::cargo();
     if features.has_tch() {
         let env = setup::run()?;
         // The Python with torch that the reference's tests run (tests/reference.rs).

@@ -54,10 +54,15 @@ impl Env {
 
     /// `cargo`, run from the repository root.
     pub fn cargo(&self) -> Command {
-        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cmd.current_dir(&self.root);
-        cmd
+        cargo()
     }
+}
+
+/// `cargo` (the one running xtask), run from the repository root.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
 }
 
 /// The root package's framework features (`lenet` builds all three by default).
@@ -135,9 +140,7 @@ impl Features {
 /// way `cargo xtask test --features ...` does (`cargo test --release --no-run --package
 /// lenet-compare`), so that the two share their artifacts.
 pub fn build_lenet_with(features: &Features) -> Result<PathBuf> {
-    let root = root();
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(&root);
+    let mut cmd = cargo();
     if features.has_tch() {
         // LIBTORCH for torch-sys, as the default build has it.
         run()?;
@@ -158,7 +161,7 @@ pub fn build_lenet_with(features: &Features) -> Result<PathBuf> {
     if !status(&mut cmd)? {
         bail!("cargo build of lenet failed");
     }
-    Ok(root.join("target").join("release").join("lenet"))
+    Ok(root().join("target").join("release").join("lenet"))
 }
 
 /// Runs a command with inherited output; `Ok(false)` when it exits non-zero.

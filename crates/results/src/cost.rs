@@ -79,24 +79,15 @@ pub struct FirstEpoch {
 impl FirstEpoch {
     /// From a finished report of two epochs or more.
     pub fn of(report: &RunReport, file: &str) -> Option<Self> {
-        let times: Vec<f64> = report.epochs.iter().map(|e| e.train_seconds).collect();
-        if times.len() < 2 || !report.succeeded() {
+        if report.epochs.len() < 2 || !report.succeeded() {
             return None;
         }
-        let mut later = times[1..].to_vec();
-        later.sort_by(f64::total_cmp);
-        let mid = later.len() / 2;
-        let steady = if later.len() % 2 == 1 {
-            later[mid]
-        } else {
-            (later[mid - 1] + later[mid]) / 2.0
-        };
         Some(Self {
             model: report.spec.model.to_string(),
             report: file.to_string(),
             setup_seconds: report.setup_seconds,
-            first_epoch_seconds: times[0],
-            steady_epoch_seconds: steady,
+            first_epoch_seconds: report.first_epoch_seconds()?,
+            steady_epoch_seconds: report.median_epoch_seconds()?,
         })
     }
 
