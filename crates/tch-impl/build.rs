@@ -1,15 +1,22 @@
 //! Compiles the tuned profile's C++ over the libtorch that torch-sys found (`src/shim/`): fused
 //! Adam always, and CUDA graphs where that libtorch has CUDA and the CUDA runtime's headers are
-//! there (the PyPI wheel's `nvidia/cu13/include`, `$CUDA_PATH/include` or `/usr/local/cuda`).
+//! there, complete (the PyPI wheels' `nvidia/cu13/include` once `cargo xtask setup --cuda` has added
+//! the `crt/` headers, `$CUDA_PATH/include` or `/usr/local/cuda`; see `build/cuda_headers.rs`).
 //! The Rust side sees `cfg(lenet_tch_shim)` and `cfg(lenet_tch_graphs)`; without them the tuned
 //! profile reports those settings as fallen back, and everything else builds as before.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+#[path = "build/cuda_headers.rs"]
+mod cuda_headers;
+
+use cuda_headers::Found;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(lenet_tch_shim)");
     println!("cargo::rustc-check-cfg=cfg(lenet_tch_graphs)");
     println!("cargo:rerun-if-changed=src/shim");
+    println!("cargo:rerun-if-changed=build");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=CUDA_PATH");
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
@@ -50,9 +57,26 @@ fn main() {
     if !lib.join("libtorch_cuda.so").exists() {
         return;
     }
-    let Some(cuda_include) = cuda_headers(&lib) else {
-        println!("cargo:warning=libtorch has CUDA but no cuda_runtime_api.h was found (set CUDA_PATH): the tuned profile's CUDA graphs are left out");
-        return;
+    let cuda_path = std::env::var_os("CUDA_PATH").map(PathBuf::from);
+    let candidates = cuda_headers::candidates(&lib, cuda_path.as_deref());
+    // Installing the missing headers later (`cargo xtask setup --cuda`) runs this script again.
+    for dir in candidates.iter().filter(|d| d.is_dir()) {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
+    let cuda_include = match cuda_headers::find(&candidates) {
+        Found::Complete(dir) => dir,
+        Found::Incomplete(dir, lacks) => {
+            println!(
+                "cargo:warning=the CUDA headers in {} lack {} (`cargo xtask setup --cuda` installs them): the tuned profile's CUDA graphs are left out of this build",
+                dir.display(),
+                lacks.join(", ")
+            );
+            return;
+        }
+        Found::None => {
+            println!("cargo:warning=libtorch has CUDA but no cuda_runtime_api.h was found (set CUDA_PATH, or run `cargo xtask setup --cuda`): the tuned profile's CUDA graphs are left out of this build");
+            return;
+        }
     };
     build()
         .include(cuda_include)
@@ -61,21 +85,4 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-lib=dylib=c10_cuda");
     println!("cargo:rustc-cfg=lenet_tch_graphs");
-}
-
-/// A folder with the CUDA runtime's headers, which libtorch's CUDA headers include.
-fn cuda_headers(lib: &Path) -> Option<PathBuf> {
-    // torch/lib -> site-packages/nvidia/...
-    let site = lib.join("..").join("..");
-    let mut candidates = vec![
-        site.join("nvidia").join("cu13").join("include"),
-        site.join("nvidia").join("cuda_runtime").join("include"),
-    ];
-    if let Some(cuda) = std::env::var_os("CUDA_PATH") {
-        candidates.push(PathBuf::from(cuda).join("include"));
-    }
-    candidates.push(PathBuf::from("/usr/local/cuda/include"));
-    candidates
-        .into_iter()
-        .find(|d| d.join("cuda_runtime_api.h").exists())
 }
