@@ -60,6 +60,7 @@ pub fn find(candidates: &[PathBuf]) -> Found {
 pub fn candidates(lib: &Path, cuda_path: Option<&Path>) -> Vec<PathBuf> {
     // torch/lib -> site-packages/nvidia/...
     let site = lib.join("..").join("..");
+    let site = site.canonicalize().unwrap_or(site);
     let mut dirs = vec![
         site.join("nvidia").join("cu13").join("include"),
         site.join("nvidia").join("cuda_runtime").join("include"),

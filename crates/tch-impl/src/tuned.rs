@@ -30,7 +30,9 @@ fn check(error: *mut c_char) -> Result<(), TrainError> {
 
 #[cfg(lenet_tch_shim)]
 mod ffi {
-    use std::ffi::{c_char, c_int, c_void};
+    #[cfg(lenet_tch_graphs)]
+    use std::ffi::c_void;
+    use std::ffi::{c_char, c_int};
 
     use torch_sys::C_tensor;
 
