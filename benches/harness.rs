@@ -12,7 +12,7 @@ const STEPS: usize = 20;
 
 fn benches(c: &mut Criterion) {
     let mut data =
-        results::data::load(Dataset::Mnist, None).expect("the benches need MNIST (set MNIST_DIR)");
+        datasets::load(Dataset::Mnist, None).expect("the benches need MNIST (set MNIST_DIR)");
     data.limit(32 * STEPS);
     let order = common::order::epoch_order(0, 1, data.train.len());
     for &framework in lenet_compare::FRAMEWORKS {

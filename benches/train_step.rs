@@ -11,7 +11,7 @@ use common::{Dataset, Mnist, ModelKind, SplitKind, Trainer, Weights};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn data() -> Mnist {
-    let mut data = match results::data::load(Dataset::Mnist, None) {
+    let mut data = match datasets::load(Dataset::Mnist, None) {
         Ok(data) => data,
         Err(e) => {
             eprintln!("error: the benches need MNIST (set MNIST_DIR): {e}");

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
             .map(|w| lenet_compare::framework(w))
             .collect::<Result<_, _>>()?
     };
-    let mut data = results::data::load(Dataset::Mnist, None)?;
+    let mut data = datasets::load(Dataset::Mnist, None)?;
     data.check_limit(32 * steps, common::SplitKind::Train)?;
     data.limit(32 * steps);
     let order = common::order::epoch_order(0, 1, data.train.len());

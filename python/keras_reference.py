@@ -22,17 +22,9 @@ TUNED_STEPS_PER_EXECUTION = 16
 
 
 def options():
-    p = common.arguments(FRAMEWORK, __doc__.split("\n\n")[0],
-                         f"tuned: model.compile(steps_per_execution={TUNED_STEPS_PER_EXECUTION}), the "
-                         "compiled train function runs that many steps per call")
-    p.add_argument("--logits", metavar="FILE",
-                   help="check: write the logits of the first 64 test images from the initial weights "
-                        "(JSON) and stop before training")
-    p.add_argument("--initial-weights", metavar="FILE",
-                   help="check: write the initial weights in the shared layout (safetensors) and go on")
-    p.add_argument("--step-losses", metavar="FILE",
-                   help="check: write each training step's loss, per epoch (JSON)")
-    return p
+    return common.arguments(FRAMEWORK, __doc__.split("\n\n")[0],
+                            f"tuned: model.compile(steps_per_execution={TUNED_STEPS_PER_EXECUTION}), the "
+                            "compiled train function runs that many steps per call")
 
 
 def limit_threads(args):
@@ -262,8 +254,8 @@ def main():
     if args.initial_weights:
         common.write_safetensors(args.initial_weights, shared_weights(model))
     if args.logits:
-        logits = model.predict(test_x[:64], batch_size=64, verbose=0)
-        common.write_report(args.logits, {"images": 64, "logits": np.asarray(logits, np.float64).ravel().tolist()})
+        images = common.LOGIT_IMAGES
+        common.write_logits(args.logits, model.predict(test_x[:images], batch_size=images, verbose=0))
         return
     tuned = args.profile == "tuned"
     tuning = []
@@ -311,29 +303,19 @@ def main():
             if not np.isfinite(train_loss):
                 failure = common.nan_failure(epoch, steps, total=-(-n // args.batch_size), numbers=numbers)
                 break
-            test = evaluate(test_x, test_y)
-            epochs.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
-                           "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-                           "train_seconds": clock.seconds, "eval_seconds": test["seconds"],
-                           # `fit` queues its steps itself: when the host had queued the last one is
-                           # not seen from outside it.
-                           "queued_seconds": None, "energy_joules": energy})
-            print(f"keras {args.model} epoch {epoch}/{args.epochs}: loss {train_loss:.4f}, "
-                  f"train acc {100 * train_accuracy:.2f}%, test acc {100 * test['accuracy']:.2f}%, "
-                  f"{clock.seconds:.2f} s", file=sys.stderr, flush=True)
+            # `fit` queues its steps itself: when the host had queued the last one is not seen from
+            # outside it (no queued time).
+            epochs.append(common.epoch_record(epoch, train_loss, train_accuracy, evaluate(test_x, test_y),
+                                              clock.seconds, None, energy))
+            common.announce(args, epochs[-1])
     except Exception as e:  # the backends' out-of-memory errors have no common type
         text = str(e)
         if "RESOURCE_EXHAUSTED" not in text and "out of memory" not in text.lower():
             raise
-        failure = f"out of device memory: keras: {text.splitlines()[0] if text else 'out of memory'}"
+        failure = common.out_of_memory(FRAMEWORK, e)
 
     if args.step_losses:
         common.write_report(args.step_losses, {str(e): v for e, v in step_losses.items()})
-    final_train = final_test = None
-    if failure is None:
-        final_test = evaluate(test_x, test_y)
-        final_train = evaluate(train_x, train_y)
-    gpu_process_bytes = nvml.finish_sampling() if nvml else None
     notes = [
         f"backend: {BACKEND}",
         f"fit jit-compiled: {'yes' if model.jit_compile else 'no'} (model.jit_compile)",
@@ -345,21 +327,15 @@ def main():
     if use_cuda and BACKEND == "jax" and os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true") != "false":
         notes.append("JAX preallocates 75% of the GPU's memory (its default): the driver's GPU memory reading "
                      "is that pool; peak device memory is JAX's own peak_bytes_in_use")
-    report = {
-        "schema": common.SCHEMA, "spec": common.spec_of(args),
-        "backend": {"framework": FRAMEWORK,
-                    "framework_version": f"keras {keras.__version__}, {backend_version()}, python {platform.python_version()}",
-                    "device": "cuda" if use_cuda else "cpu", "device_name": gpu or "cpu",
-                    "threads": len(os.sched_getaffinity(0)), "features": [f"backend={BACKEND}"],
-                    "notes": notes, "tuning": tuning},
-        "environment": env, "parameters": int(model.count_params()),
-        "train_examples": int(n), "test_examples": int(test_y.shape[0]), "setup_seconds": setup_seconds,
-        "epochs": epochs, "final_train": final_train, "final_test": final_test,
-        "peak_host_bytes": common.peak_host_bytes(),
-        "peak_device_bytes": peak_device_bytes() if use_cuda else None,
-        "gpu_process_bytes": gpu_process_bytes,
-        "failure": failure,
-    }
+    backend = {"framework": FRAMEWORK,
+               "framework_version": f"keras {keras.__version__}, {backend_version()}, python {platform.python_version()}",
+               "device": "cuda" if use_cuda else "cpu", "device_name": gpu or "cpu",
+               "threads": len(os.sched_getaffinity(0)), "features": [f"backend={BACKEND}"],
+               "notes": notes, "tuning": tuning}
+    splits = {"test": (test_x, test_y), "train": (train_x, train_y)}
+    report = common.report(args, backend, env, model.count_params(), n, test_y.shape[0], setup_seconds, epochs,
+                           failure, lambda split: evaluate(*splits[split]),
+                           peak_device_bytes if use_cuda else None, nvml.finish_sampling if nvml else None)
     common.finish(args, report)
 
 

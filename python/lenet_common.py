@@ -78,6 +78,13 @@ def arguments(framework, description, profile_help):
     p.add_argument("--threads", type=positive)
     p.add_argument("--profile", choices=["idiomatic", "tuned"], default="idiomatic", help=profile_help)
     p.add_argument("--out", required=True)
+    p.add_argument("--logits", metavar="FILE",
+                   help="check: write the logits of the first 64 test images from the initial weights "
+                        "(JSON) and stop before training")
+    p.add_argument("--initial-weights", metavar="FILE",
+                   help="check: write the initial weights in the shared layout (safetensors) and go on")
+    p.add_argument("--step-losses", metavar="FILE",
+                   help="check: write each training step's loss, per epoch (JSON)")
     return p
 
 
@@ -136,6 +143,56 @@ def nan_failure(epoch, steps, total=None, numbers=None):
         at = f", first at {where} of {total or len(steps)} (loss {value})"
     return (f"the training loss became NaN or infinite in epoch {epoch}{at}; "
             "the run stopped at the end of that epoch")
+
+
+LOGIT_IMAGES = 64
+
+
+def write_logits(path, logits):
+    """The `--logits` check's file: the logits of the first LOGIT_IMAGES test images, row by row."""
+    write_report(path, {"images": LOGIT_IMAGES, "logits": np.asarray(logits, np.float64).ravel().tolist()})
+
+
+def epoch_record(epoch, train_loss, train_accuracy, test, train_seconds, queued_seconds, energy_joules):
+    """One epoch of the report (common::harness::EpochRecord): the mean training loss and accuracy,
+    the test evaluation's loss, accuracy and time, and the epoch's clocks and energy."""
+    return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
+            "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+            "train_seconds": train_seconds, "eval_seconds": test["seconds"],
+            "queued_seconds": queued_seconds, "energy_joules": energy_joules}
+
+
+def announce(args, record):
+    """The progress line of an epoch, as the Rust runs print it."""
+    print(f"{args.framework} {args.model} epoch {record['epoch']}/{args.epochs}: loss {record['train_loss']:.4f}, "
+          f"train acc {100 * record['train_accuracy']:.2f}%, test acc {100 * record['test_accuracy']:.2f}%, "
+          f"{record['train_seconds']:.2f} s", file=sys.stderr, flush=True)
+
+
+def out_of_memory(framework, error):
+    """The failure of a run whose device memory ran out (a batch too large for the GPU: a failed
+    point of a sweep), named as the Rust runs name it."""
+    text = str(error)
+    return f"out of device memory: {framework}: {text.splitlines()[0] if text else 'out of memory'}"
+
+
+def report(args, backend, environment, parameters, train_examples, test_examples, setup_seconds, epochs,
+           failure, evaluate, peak_device_bytes, gpu_process_bytes):
+    """The run's report (results::RunReport). `evaluate(split)` ("test", "train") gives the final
+    evaluations, made only when the run did not fail; the device's peak memory is read after them
+    (a callable, or None off the GPU)."""
+    final_test = final_train = None
+    if failure is None:
+        final_test, final_train = evaluate("test"), evaluate("train")
+    return {
+        "schema": SCHEMA, "spec": spec_of(args), "backend": backend, "environment": environment,
+        "parameters": int(parameters), "train_examples": int(train_examples), "test_examples": int(test_examples),
+        "setup_seconds": setup_seconds, "epochs": epochs, "final_train": final_train, "final_test": final_test,
+        "peak_host_bytes": peak_host_bytes(),
+        "peak_device_bytes": peak_device_bytes() if peak_device_bytes else None,
+        "gpu_process_bytes": gpu_process_bytes() if gpu_process_bytes else None,
+        "failure": failure,
+    }
 
 
 def peak_host_bytes():

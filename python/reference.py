@@ -176,7 +176,6 @@ def main():
                          "tuned: fused Adam; on CUDA also cudnn.benchmark and the whole step captured as a CUDA graph")
     args = p.parse_args()
 
-    spec = common.spec_of(args)
     env = common.environment(sys.argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -197,6 +196,13 @@ def main():
     model = (LeNet2() if args.model == "lenet2" else LeNet3()).to(device)
     if args.init == "shared":
         model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in plan.items() if not k.startswith("order.")})
+    if args.initial_weights:
+        common.write_safetensors(args.initial_weights,
+                                 {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+    if args.logits:
+        with torch.no_grad():
+            common.write_logits(args.logits, model(test_x[:common.LOGIT_IMAGES]).cpu().numpy())
+        return
     tuned = args.profile == "tuned"
     tuning = []
     if tuned and use_cuda:
@@ -227,7 +233,7 @@ def main():
         nvml.start_sampling()
 
     n = train_y.shape[0]
-    epochs, failure = [], None
+    epochs, failure, step_losses = [], None, {}
     try:
         for epoch in range(1, args.epochs + 1):
             order = torch.from_numpy(common.epoch_order(plan, args, epoch, n).copy())
@@ -267,45 +273,34 @@ def main():
             sync(device)
             train_seconds = time.perf_counter() - start
             energy = common.joules_between(energy_start, nvml.energy_mj()) if nvml else None
+            if args.step_losses or not np.isfinite(train_loss):
+                # Read back only for the check, or to name the first bad step.
+                steps = torch.stack(graphed.step_losses(losses) if graphed else losses).double().cpu().numpy()
+                step_losses[epoch] = steps.tolist()
             if not np.isfinite(train_loss):
-                if graphed:
-                    losses = graphed.step_losses(losses)
-                failure = common.nan_failure(epoch, torch.stack(losses).float().cpu().numpy())
+                failure = common.nan_failure(epoch, steps)
                 break
-            test = evaluate(model, test_x, test_y, device)
-            epochs.append({"epoch": epoch, "train_loss": train_loss / n, "train_accuracy": train_hits / n,
-                           "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-                           "train_seconds": train_seconds, "eval_seconds": test["seconds"],
-                           "queued_seconds": queued_seconds, "energy_joules": energy})
-            print(f"pytorch {args.model} epoch {epoch}/{args.epochs}: loss {train_loss / n:.4f}, "
-                  f"train acc {100 * train_hits / n:.2f}%, test acc {100 * test['accuracy']:.2f}%, "
-                  f"{train_seconds:.2f} s", file=sys.stderr, flush=True)
+            epochs.append(common.epoch_record(epoch, train_loss / n, train_hits / n,
+                                              evaluate(model, test_x, test_y, device),
+                                              train_seconds, queued_seconds, energy))
+            common.announce(args, epochs[-1])
     except torch.cuda.OutOfMemoryError as e:
-        # A batch too large for the GPU is a failed point of a sweep, named as the Rust runs name it.
-        failure = f"out of device memory: pytorch: {str(e).splitlines()[0] if str(e) else 'CUDA out of memory'}"
+        failure = common.out_of_memory("pytorch", e)
 
-    final_train = final_test = None
-    if failure is None:
-        final_test = evaluate(model, test_x, test_y, device)
-        final_train = evaluate(model, train_x, train_y, device)
-    gpu_process_bytes = nvml.finish_sampling() if nvml else None
+    if args.step_losses:
+        common.write_report(args.step_losses, {str(e): v for e, v in step_losses.items()})
     notes = [f"cudnn: {'available' if torch.backends.cudnn.is_available() else 'not available'}"]
     if use_cuda:
         benchmark = str(torch.backends.cudnn.benchmark).lower()
         notes.append(f"cudnn.benchmark: {benchmark} ({'the tuned profile' if tuning else 'torch default'})")
-    report = {
-        "schema": common.SCHEMA, "spec": spec,
-        "backend": {"framework": "pytorch", "framework_version": f"torch {torch.__version__}, python {platform.python_version()}",
-                    "device": "cuda" if use_cuda else "cpu", "device_name": str(device),
-                    "threads": torch.get_num_threads(), "features": [], "notes": notes, "tuning": tuning},
-        "environment": env, "parameters": sum(p.numel() for p in model.parameters()),
-        "train_examples": n, "test_examples": int(test_y.shape[0]), "setup_seconds": setup_seconds,
-        "epochs": epochs, "final_train": final_train, "final_test": final_test,
-        "peak_host_bytes": common.peak_host_bytes(),
-        "peak_device_bytes": torch.cuda.max_memory_allocated(device) if use_cuda else None,
-        "gpu_process_bytes": gpu_process_bytes,
-        "failure": failure,
-    }
+    backend = {"framework": "pytorch", "framework_version": f"torch {torch.__version__}, python {platform.python_version()}",
+               "device": "cuda" if use_cuda else "cpu", "device_name": str(device),
+               "threads": torch.get_num_threads(), "features": [], "notes": notes, "tuning": tuning}
+    splits = {"test": (test_x, test_y), "train": (train_x, train_y)}
+    report = common.report(args, backend, env, sum(p.numel() for p in model.parameters()), n, test_y.shape[0],
+                           setup_seconds, epochs, failure, lambda split: evaluate(model, *splits[split], device),
+                           (lambda: torch.cuda.max_memory_allocated(device)) if use_cuda else None,
+                           nvml.finish_sampling if nvml else None)
     common.finish(args, report)
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of the README, for a GPU machine without Rust, in steps that fit short
+# The GPU measurements of the docs (docs/results.md, docs/sweeps-and-tuning.md), for a GPU machine without Rust, in steps that fit short
 # sessions: run from the repository root with the bundle (`cargo xtask bundle --cuda`, in .bundle/)
 # and an MNIST folder beside it. Every step has its own time limit and writes into one results
 # folder; a step cut short leaves its finished runs, and running the script again (with --resume,
@@ -8,18 +8,18 @@
 #   scripts/gpu.sh OUT MNIST_DIR [STEP...]
 #
 # OUT: where the results folder and results.tar.gz go. STEP (default: sweep-lenet2 sweep-lenet3
-# threads, the sweep of the README's "Sweeps", the most useful first):
+# threads, the sweep of docs/sweeps-and-tuning.md, the most useful first):
 #   sweep-lenet2, sweep-lenet3: that model on CUDA, every compared framework (PyTorch, Keras, tch, candle,
 #                   burn), batch sizes 32, 256, 2048 and 8192, 2 epochs each (burn compiles and
 #                   autotunes once per batch size; its caches persist between points).
 #   threads:        the CPU thread series on this machine's cores, batch 32, LeNet2: PyTorch and tch
 #                   (burn-rayon and candle need builds of their own; see the README).
-#   tuned-lenet2, tuned-lenet3: that model on CUDA, 3 epochs, batch 32 (README, "Each framework at
+#   tuned-lenet2, tuned-lenet3: that model on CUDA, 3 epochs, batch 32 (docs/sweeps-and-tuning.md, "Each framework at
 #                   its fastest"): PyTorch, tch and Keras in the idiomatic and the tuned profile,
 #                   candle and burn (whose tuned settings are CPU ones) in the idiomatic one.
 #   warm-caches:    LeNet2 again for tch, candle and burn, 2 epochs, after a step that ran them on
 #                   this machine (tuned-lenet2): their first epoch with burn's autotune cache and
-#                   CUDA's kernel cache warm, beside the cold first runs (README, "What it costs").
+#                   CUDA's kernel cache warm, beside the cold first runs (docs/cost.md).
 #   compare:        the comparison on CUDA, every compared framework (keras included: JAX on the GPU),
 #                   both models, 3 epochs, batch 32, into the 3-epochs folder.
 #   bench:          the criterion benches on CUDA (`cargo xtask bundle --cuda --bench`, in
@@ -76,7 +76,7 @@ for s in "${steps[@]}"; do
       step "LeNet2 again, caches warm" --device "$device" --models lenet2 \
         --frameworks tch,candle,burn --epochs 2 --tag warm-caches ;;
     tuned-lenet2 | tuned-lenet3)
-      # candle's and burn's tuned settings are CPU ones (the README's table): on CUDA their tuned
+      # candle's and burn's tuned settings are CPU ones (docs/sweeps-and-tuning.md's table): on CUDA their tuned
       # run would repeat the idiomatic one, so they run in the idiomatic profile alone.
       step "$s on CUDA" --device "$device" --models "${s#tuned-}" --frameworks pytorch,tch,keras \
         --profile idiomatic,tuned --epochs 3 --tag tuned

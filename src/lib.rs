@@ -32,8 +32,9 @@ use common::{
     DeviceKind, DeviceRequest, EpochRecord, Mnist, ModelKind, SplitKind, Totals, TrainError,
     Weights,
 };
-use results::catalogue::NotBuilt;
-use results::{gpu, Catalogue, Environment, RunReport, SCHEMA};
+use meters::gpu;
+use reports::catalogue::NotBuilt;
+use reports::{Catalogue, Environment, RunReport, SCHEMA};
 
 /// The frameworks compiled into this binary, in the order tables list them.
 pub static FRAMEWORKS: &[&dyn Framework] = &[
@@ -95,6 +96,12 @@ fn pytorch() -> FrameworkInfo {
             "yes (torch.manual_seed)",
         ]),
         model_source: Some("python/reference.py".into()),
+        // The same libtorch as tch, but PyTorch's Python Adam (its `foreach` implementation)
+        // against libtorch's C++ one, which round differently: measured 1.1e-7 over 20 steps of
+        // either model from the weights of seed 0 (tests/reference.rs); 1e-5 leaves room for
+        // another machine's thread count.
+        step_tolerance: Some(1e-5),
+        parity_reference: false,
     }
 }
 
@@ -119,6 +126,13 @@ fn keras() -> FrameworkInfo {
             "yes (keras.utils.set_random_seed)",
         ]),
         model_source: Some("python/keras_reference.py".into()),
+        // Keras's Adam adds epsilon to √v before the bias correction (PyTorch after it), an
+        // effective epsilon of 3.2e-7 at the first step, and Adam amplifies the difference for the
+        // weights whose gradients are near zero: measured up to 2.1e-3 (LeNet2) and 5.5e-3 (LeNet3)
+        // in 20 steps from the weights of seed 0; `tests/keras_adam.py` shows that this placement
+        // of epsilon is the whole gap (tests/keras.rs).
+        step_tolerance: Some(1e-2),
+        parity_reference: false,
     }
 }
 
@@ -242,7 +256,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     }
     let framework = framework(&spec.framework)?;
     let environment = Environment::capture();
-    let mut data = results::data::load(spec.dataset, options.data_dir.as_deref())
+    let mut data = datasets::load(spec.dataset, options.data_dir.as_deref())
         .with_context(|| format!("cannot load {}", spec.dataset.title()))?;
     if let Some(n) = spec.limit {
         data.check_limit(n, SplitKind::Train)?;
@@ -354,7 +368,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         epochs: outcome.epochs,
         final_train: outcome.final_train,
         final_test: outcome.final_test,
-        peak_host_bytes: results::env::peak_rss_bytes(),
+        peak_host_bytes: reports::env::peak_rss_bytes(),
         peak_device_bytes: trainer.peak_device_bytes(),
         gpu_process_bytes,
         failure,

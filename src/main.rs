@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use common::harness::{DeviceRequest, EPOCHS};
 use common::weights::ModelFile;
 use common::{Dataset, ModelKind};
@@ -12,11 +12,7 @@ use lenet_compare::cli::TrainArgs;
 use lenet_compare::{run, write_plan, RunOptions, FRAMEWORKS};
 
 #[derive(Parser)]
-#[command(
-    name = "lenet",
-    version,
-    about = "Train LeNet2/LeNet3 on MNIST or Fashion-MNIST with tch, candle or burn"
-)]
+#[command(name = "lenet", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,7 +93,7 @@ fn train(args: TrainArgs) -> Result<bool> {
         check_writable(path)?;
     }
     let options = RunOptions {
-        data_dir: args.data_dir,
+        data_dir: args.run.data_dir,
         progress: !args.quiet,
         keep_weights: args.save.is_some(),
     };
@@ -143,7 +139,20 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    // The frameworks of the help text are this build's (the registry's), not a copy of them.
+    let built: Vec<&str> = FRAMEWORKS.iter().map(|f| f.name()).collect();
+    let about = format!(
+        "Train LeNet2/LeNet3 on MNIST or Fashion-MNIST with {} (the frameworks of this build)",
+        built.join(", ")
+    );
+    let cli = match Cli::command()
+        .about(about)
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if let Command::Train(TrainArgs {
         threads: Some(threads),
         ..
@@ -239,7 +248,7 @@ fn eval(args: &EvalArgs) -> Result<bool> {
             .with_context(|| format!("{}: its metadata names a dataset", args.load.display()))?,
         (None, None) => Dataset::Mnist,
     };
-    let mut data = results::data::load(dataset, args.data_dir.as_deref())
+    let mut data = datasets::load(dataset, args.data_dir.as_deref())
         .with_context(|| format!("cannot load {}", dataset.title()))?;
     if let Some(n) = args.limit {
         data.check_limit(n, common::SplitKind::Test)?;

@@ -335,7 +335,7 @@ fn a_tiny_run_writes_its_report() {
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("test accuracy"), "{out}");
-    let r = results::RunReport::read(&report).unwrap();
+    let r = reports::RunReport::read(&report).unwrap();
     assert!(r.succeeded());
     assert_eq!(r.epochs.len(), 2);
     assert_eq!(r.train_examples, 4);
@@ -370,7 +370,7 @@ fn a_report_names_no_local_path() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&report).unwrap();
-    let r = results::RunReport::read(&report).unwrap();
+    let r = reports::RunReport::read(&report).unwrap();
     let data_name = data.path().file_name().unwrap().to_str().unwrap();
     assert_eq!(
         r.environment.command,
@@ -508,6 +508,38 @@ fn bad_model_files_get_a_clear_error() {
     assert!(err.contains("no tensor named fc3.bias"), "{err}");
     let err = eval(&dir.path().join("absent.safetensors"));
     assert!(err.contains("cannot read"), "{err}");
+    // Weights that are not finite are named where the file enters, before any framework sees
+    // them (candle's ReLU maps NaN to 0 and would report a merely untrained model).
+    for (value, word) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let mut file = common::weights::ModelFile {
+            model: common::ModelKind::LeNet2,
+            weights: common::Weights::init(&common::ModelKind::LeNet2.spec(), 0),
+            metadata: Default::default(),
+        };
+        let conv = file.weights.tensors.get_mut("conv2.weight").unwrap();
+        conv.data[7] = value;
+        conv.data[9] = value;
+        file.write(&bad).unwrap();
+        let said = format!(
+            "bad.safetensors: tensor conv2.weight holds 2 values that are not finite (the first, at index 7, is {word}): a broken model, not loaded"
+        );
+        let err = eval(&bad);
+        assert!(err.contains(&said), "{err}");
+        // Each framework alone says the same: none of them gets to read the file's weights.
+        for framework in lenet_compare::FRAMEWORKS {
+            let (ok, out, err) = lenet(&[
+                "eval",
+                "--load",
+                bad.to_str().unwrap(),
+                "--data-dir",
+                path,
+                "--framework",
+                framework.name(),
+            ]);
+            assert!(!ok && out.is_empty(), "{}: {out}", framework.name());
+            assert!(err.contains(&said), "{}: {err}", framework.name());
+        }
+    }
 }
 
 /// Output into a pipe that is already closed (`lenet frameworks --json | head -0`) ends the

@@ -12,7 +12,7 @@ use libtest_mimic::{Arguments, Trial};
 mod support;
 
 fn mnist() -> Mnist {
-    results::data::load(Dataset::Mnist, None)
+    datasets::load(Dataset::Mnist, None)
         .unwrap_or_else(|e| panic!("these tests need MNIST (set MNIST_DIR): {e}"))
 }
 
@@ -335,15 +335,41 @@ fn the_model_matches_the_spec(f: &dyn Framework) {
     }
 }
 
-/// The README shows each model as its source writes it: the marked regions of every model source
-/// the registry names, as `cargo xtask report` lays them out.
+/// The front page's verdict and headline tables are what `cargo xtask report` makes of the
+/// committed results; every need has its line.
+fn the_front_page_says_what_the_results_say() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalogue = lenet_compare::catalogue();
+    let (current, wanted) = results::verdict::page(root, &catalogue).unwrap();
+    assert!(
+        current == wanted,
+        "{}'s verdict differs from what the results say: run `cargo xtask report`",
+        results::verdict::PAGE
+    );
+    for need in [
+        "Fastest GPU training",
+        "Fastest at large batch",
+        "Fastest CPU training",
+        "Smallest and quickest build",
+        "No native dependencies",
+        "Closest to PyTorch step for step",
+        "Least GPU energy",
+        "Least code",
+    ] {
+        assert!(current.contains(&format!("| {need}")), "no line for {need}");
+    }
+}
+
+/// docs/models.md shows each model as its source writes it: the marked regions of every model
+/// source the registry names, as `cargo xtask report` lays them out.
 fn the_readme_shows_the_models_as_the_sources_write_them() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let catalogue = lenet_compare::catalogue();
-    let (current, wanted) = results::listings::readme(&catalogue, root).unwrap();
+    let (current, wanted) = results::listings::page(&catalogue, root).unwrap();
     assert!(
         current == wanted,
-        "README.md's model listings differ from the sources: run `cargo xtask report`"
+        "{}'s model listings differ from the sources: run `cargo xtask report`",
+        results::listings::PAGE
     );
     for f in &catalogue.frameworks {
         assert!(f.model_source.is_some(), "{} names no model source", f.name);
@@ -367,7 +393,7 @@ fn the_registry_is_consistent() {
         names.len(),
         "each framework has its own colour"
     );
-    assert!(!colours.contains(&results::catalogue::GREY));
+    assert!(!colours.contains(&reports::catalogue::GREY));
     assert_eq!(catalogue.baseline(), Some("pytorch"));
     for f in lenet_compare::FRAMEWORKS {
         let build = f.cuda_build();
@@ -404,7 +430,7 @@ fn the_registry_is_consistent() {
         );
     }
     let json = catalogue.to_json();
-    assert_eq!(results::Catalogue::from_json(&json).unwrap(), catalogue);
+    assert_eq!(reports::Catalogue::from_json(&json).unwrap(), catalogue);
     let e = lenet_compare::framework("dfdx").err().unwrap().to_string();
     assert_eq!(
         e,
@@ -494,8 +520,16 @@ fn main() {
             Ok(())
         },
     ));
-    // The README shows every framework's listing: only a build with all of them can check it.
+    // The README shows every framework's listing and verdict: only a build with all of them can
+    // check them.
     if lenet_compare::not_built().is_empty() {
+        trials.push(Trial::test(
+            "the_front_page_says_what_the_results_say",
+            || {
+                the_front_page_says_what_the_results_say();
+                Ok(())
+            },
+        ));
         trials.push(Trial::test(
             "the_readme_shows_the_models_as_the_sources_write_them",
             || {

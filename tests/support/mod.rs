@@ -52,6 +52,92 @@ pub fn plan(out: &Path, model: &str, seed: u64, epochs: u32, examples: usize) {
     );
 }
 
+/// A JSON file, parsed.
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A JSON array of numbers.
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// Runs a Python row (`script`, under `python/`) on `plan` on the CPU, with `args` besides the data,
+/// the device and `--out` (`DIR/NAME.json`); its process output and its report, when it wrote one.
+/// Keras runs on JAX.
+pub fn python_row(
+    script: &str,
+    dir: &Path,
+    plan: &Path,
+    name: &str,
+    args: &[&str],
+) -> (std::process::Output, Option<serde_json::Value>) {
+    let out = dir.join(format!("{name}.json"));
+    let run = Command::new(python())
+        .arg(repo(&format!("python/{script}")))
+        .arg("--plan")
+        .arg(plan)
+        .arg("--data-dir")
+        .arg(mnist_dir())
+        .args(["--device", "cpu"])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .env("KERAS_BACKEND", "jax")
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(&out)
+        .ok()
+        .map(|text| serde_json::from_str(&text).unwrap());
+    (run, report)
+}
+
+/// The largest difference between `got` and tch's logits of the first 64 MNIST test images from
+/// `weights`, relative to tch's largest logit.
+#[cfg(feature = "tch")]
+pub fn tch_logit_error(model: common::ModelKind, weights: &Weights, got: &[f64]) -> f64 {
+    let data = common::Mnist::load_dir(common::Dataset::Mnist, &mnist_dir()).unwrap();
+    let images = &data.test.normalized_images()[..64 * 784];
+    let want = lenet_compare::framework("tch")
+        .unwrap()
+        .logits(model, weights, images)
+        .unwrap();
+    assert_eq!(got.len(), want.len(), "{model}: logits");
+    let scale = want.iter().fold(0f64, |m, w| m.max(w.abs() as f64));
+    got.iter()
+        .zip(&want)
+        .fold(0f64, |m, (g, w)| m.max((g - *w as f64).abs()))
+        / scale
+}
+
+/// tch's losses of 20 Adam steps of batch 32 from the weights of seed 0, in the seed's order (the
+/// plan's of seed 0 over 640 examples).
+#[cfg(feature = "tch")]
+pub fn tch_steps(model: common::ModelKind) -> Vec<f64> {
+    use common::harness::{DeviceRequest, RunSpec};
+    let mut data = common::Mnist::load_dir(common::Dataset::Mnist, &mnist_dir()).unwrap();
+    data.limit(640);
+    let spec = RunSpec {
+        device: DeviceRequest::Cpu,
+        epochs: 1,
+        limit: Some(640),
+        seed: 0,
+        ..RunSpec::recipe("tch", model)
+    };
+    let mut trainer = lenet_compare::framework("tch")
+        .unwrap()
+        .trainer(&spec, &data, &Weights::init(&model.spec(), 0))
+        .unwrap();
+    common::order::epoch_order(0, 1, 640)
+        .chunks(32)
+        .map(|b| trainer.train_epoch(b, &mut |_| {}).unwrap().mean_loss())
+        .collect()
+}
+
 /// What a cell of the defaults table says a tensor is drawn from, read from its text.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Draw {

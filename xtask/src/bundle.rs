@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use results::Catalogue;
+use reports::Catalogue;
 
 use crate::{compare, cuda, llvm, setup};
 
@@ -553,7 +553,7 @@ fn dir_size(dir: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use common::framework::{CudaBuild, FrameworkDefaults, FrameworkInfo, Runner};
-    use results::Catalogue;
+    use reports::Catalogue;
 
     fn info(name: &str, build: Option<CudaBuild>) -> FrameworkInfo {
         FrameworkInfo {
@@ -571,6 +571,8 @@ mod tests {
             colour: [0, 0, 0],
             defaults: FrameworkDefaults::row([name; 8]),
             model_source: None,
+            step_tolerance: None,
+            parity_reference: false,
         }
     }
 

@@ -10,16 +10,17 @@ use std::process::Command;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use results::cost::{self, BuildCost, FirstEpoch, NativeLibrary};
-use results::Environment;
+use reports::cost::{self, BuildCost, FirstEpoch, NativeLibrary};
+use reports::Environment;
 
 use crate::setup;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Comma-separated frameworks (the cargo features tch, candle, burn)
-    #[arg(long, value_delimiter = ',', default_value = "tch,candle,burn")]
-    pub frameworks: Vec<String>,
+    /// Comma-separated frameworks (framework features of the root Cargo.toml, listed by `cargo
+    /// xtask frameworks`; default: all of them)
+    #[arg(long, value_delimiter = ',', value_name = "F,...")]
+    pub frameworks: Option<Vec<String>>,
     /// Results go to OUT/MACHINE/build-cost/
     #[arg(long, default_value = "results", value_name = "OUT")]
     pub out: PathBuf,
@@ -45,20 +46,24 @@ struct Job {
     llvm: bool,
 }
 
-/// Minutes of one cold build on the 2-core machine of `results/amd-epyc-2cpu/build-cost` (rounded
-/// up), for the estimate printed before the builds start.
-fn minutes_on_two_cores(job: &Job) -> f64 {
-    match (job.framework.as_str(), job.device) {
-        ("tch", _) => 4.0,
-        ("candle", "cpu") => 4.0,
-        ("burn", "cpu") => 6.0,
-        ("candle", _) => 10.0,
-        _ => 23.0,
-    }
+/// Minutes of one cold build of `job` on `cores` cores, for the estimate printed before the builds
+/// start: from the build-cost records committed under `results/` (the most recent of the same
+/// framework and device), scaled by their machine's cores (up to 8); `None` where none was measured.
+fn measured_minutes(committed: &Path, job: &Job, cores: f64) -> Option<f64> {
+    let scale = |c: f64| c.clamp(1.0, 8.0);
+    results::folder::cost_dirs(committed)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|dir| cost::load(&dir).unwrap_or_default())
+        .filter(|c| c.framework == job.framework && c.device == job.device)
+        .max_by_key(|c| c.environment.started_unix)
+        .map(|c| {
+            c.cold_build_seconds / 60.0 * scale(c.environment.logical_cpus as f64) / scale(cores)
+        })
 }
 
 pub fn run(args: Args) -> Result<bool> {
-    let features = setup::Features::new("--frameworks", Some(&args.frameworks))?;
+    let features = setup::Features::new("--frameworks", args.frameworks.as_deref())?;
     let frameworks = features.names();
     let root = setup::root();
     let environment = Environment::capture();
@@ -116,14 +121,19 @@ pub fn run(args: Args) -> Result<bool> {
         }
     }
     let cores = environment.logical_cpus.max(1) as f64;
-    let minutes = |job: &Job| minutes_on_two_cores(job) * 2.0 / cores.min(8.0);
-    let estimate: f64 = jobs.iter().map(minutes).sum();
+    let committed = root.join("results");
+    let minutes = |job: &Job| measured_minutes(&committed, job, cores);
+    let about = |m: Option<f64>| match m {
+        Some(m) => format!("about {:.0} min", m.ceil()),
+        None => "not measured before".to_string(),
+    };
+    let estimate: Option<f64> = jobs.iter().map(minutes).sum();
     eprintln!(
-        "cost: {} cold build{} of lenet, one framework each, in target/cost/ (about {:.0} minutes \
-         on {} cores, each followed by a rebuild), into {}",
+        "cost: {} cold build{} of lenet, one framework each, in target/cost/ ({} on {} cores, \
+         each followed by a rebuild), into {}",
         jobs.len(),
         if jobs.len() == 1 { "" } else { "s" },
-        estimate.ceil(),
+        about(estimate),
         environment.logical_cpus,
         dir.display()
     );
@@ -164,8 +174,8 @@ pub fn run(args: Args) -> Result<bool> {
             }
         };
         eprintln!(
-            "{step}: cold build (about {:.0} min; {:.0} min so far)",
-            minutes(job),
+            "{step}: cold build ({}; {:.0} min so far)",
+            about(minutes(job)),
             started.elapsed().as_secs_f64() / 60.0
         );
         let cold = build(&target, &cargo_args, &prepare)?;
@@ -184,7 +194,7 @@ pub fn run(args: Args) -> Result<bool> {
         let stripped_bytes = size(&stripped)?;
         let (native_libraries, missing_libraries) = native_libraries(&binary)?;
         let (crates, build_scripts) = dependencies(&features, &host)?;
-        // A CUDA build's first epochs are a GPU machine's (README, "What it costs to choose").
+        // A CUDA build's first epochs are a GPU machine's (docs/cost.md).
         let first_epochs = match job.device {
             "cpu" => first_epochs(&args.out.join(&machine), framework),
             _ => Vec::new(),
@@ -220,7 +230,7 @@ pub fn run(args: Args) -> Result<bool> {
                 .with_context(|| format!("cannot remove {}", target.display()))?;
         }
     }
-    let n = cost::write_summary(&dir, &format!("{machine}/{}", cost::FOLDER))?;
+    let n = results::cost::write_summary(&dir, &format!("{machine}/{}", cost::FOLDER))?;
     println!(
         "{}",
         std::fs::read_to_string(dir.join("summary.md")).unwrap_or_default()
@@ -372,7 +382,7 @@ fn first_epochs(folder: &Path, framework: &str) -> Vec<FirstEpoch> {
         .iter()
         .filter_map(|model| {
             let file = format!("{framework}-{model}.json");
-            let report = results::RunReport::read(&folder.join(&file)).ok()?;
+            let report = reports::RunReport::read(&folder.join(&file)).ok()?;
             FirstEpoch::of(&report, &format!("../{file}"))
         })
         .collect()

@@ -38,17 +38,17 @@ enum Command {
     /// Run every (framework, model) in its own process and tabulate accuracy and time per epoch
     Compare(Box<compare::Args>),
     /// Rebuild every results folder's summary.md, charts and the index from the raw JSON reports in
-    /// it (and remove local paths from the commands they record), and the README's model listings
-    /// from the models' sources
+    /// it (and remove local paths from the commands they record), the model listings of
+    /// docs/models.md from the models' sources, and the front page's verdict from the results
     Report {
         #[arg(long, default_value = "results")]
         out: std::path::PathBuf,
     },
     /// Set up, then run the whole test suite (release build); extra arguments go to `cargo test`
     Test {
-        /// Test a build with only these frameworks (cargo features tch, candle, burn): the tests of
-        /// the lenet package, in that build (without tch: no libtorch, and no tests of the Python
-        /// rows, which are held to tch)
+        /// Test a build with only these frameworks (framework features, see `cargo xtask
+        /// frameworks`): the tests of the lenet package, in that build (without tch: no libtorch,
+        /// and no tests of the Python rows, which are held to tch)
         #[arg(long, value_delimiter = ',', value_name = "F,...")]
         features: Option<Vec<String>>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -58,6 +58,9 @@ enum Command {
     /// it alone, a rebuild, binary and native library sizes, dependency counts, and the first
     /// epochs of this machine's comparison, into OUT/MACHINE/build-cost/ (takes tens of minutes)
     Cost(cost::Args),
+    /// Print the framework features of the root Cargo.toml, one per line, in its order (the one
+    /// list of frameworks that xtask, CI and the scripts read)
+    Frameworks,
     /// Build a self-contained folder that runs the comparison on a machine with only python3, torch
     /// 2.11 and the NVIDIA libraries (no Rust toolchain)
     Bundle(bundle::Args),
@@ -72,6 +75,12 @@ fn main() -> ExitCode {
         Command::Report { out } => report::run(&out),
         Command::Bundle(args) => bundle::run(args).map(|()| true),
         Command::Cost(args) => cost::run(args),
+        Command::Frameworks => setup::framework_features().map(|f| {
+            for name in f {
+                println!("{name}");
+            }
+            true
+        }),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
 //! `cargo xtask report`: rebuilds every results folder's `summary.md` and charts from its raw
 //! reports, redraws the sample grids where the dataset is at hand, rewrites the index
-//! `OUT/README.md`, rewrites any report whose recorded command names a local path, and copies the
-//! models' marked source regions into the README's listings. Each folder is read once.
+//! `OUT/README.md`, rewrites any report whose recorded command names a local path, copies the
+//! models' marked source regions into `docs/models.md`, and writes the front page's verdict and
+//! headline tables from the results. Each folder is read once for the summaries (the verdict reads
+//! them again, with the build-cost records).
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -35,7 +37,7 @@ pub fn run(out: &Path) -> Result<bool> {
         datasets.dedup();
         for dataset in datasets {
             if let Entry::Vacant(slot) = samples.entry(dataset) {
-                let picture = match common::mnist::resolve_dataset_dir(dataset, None)
+                let picture = match datasets::resolve_dataset_dir(dataset, None)
                     .ok()
                     .filter(|(d, _)| d.is_dir())
                     .and_then(|(d, _)| common::Mnist::load_dir(dataset, &d).ok())
@@ -70,9 +72,14 @@ pub fn run(out: &Path) -> Result<bool> {
     }
     folder::write_index(out, &folders)?;
     println!("rewrote {}", out.join("README.md").display());
-    // The README's side-by-side model listings, from the model sources the registry names.
-    if results::listings::update_readme(&catalogue, &setup::root())? {
-        println!("rewrote the model listings in README.md");
+    // The side-by-side model listings, from the model sources the registry names.
+    let root = setup::root();
+    if results::listings::update_page(&catalogue, &root)? {
+        println!("rewrote the model listings in {}", results::listings::PAGE);
+    }
+    // The front page's verdict and headline tables, from the results.
+    if results::verdict::update_page(&root, &catalogue)? {
+        println!("rewrote the verdict in {}", results::verdict::PAGE);
     }
     Ok(true)
 }

@@ -65,63 +65,140 @@ pub fn cargo() -> Command {
     cmd
 }
 
-/// The root package's framework features (`lenet` builds all three by default).
-pub const FRAMEWORK_FEATURES: [&str; 3] = ["tch", "candle", "burn"];
+/// The root package's framework features, in the order of its `default` list: the features that
+/// turn on a framework crate (an optional dependency named `*-impl`, `dep:burn-impl` say). The root
+/// `Cargo.toml` is the one list of frameworks; xtask, CI (`cargo xtask frameworks`) and the scripts
+/// read it from here, and `tests/registry.rs` holds it to the registry of `lenet`.
+pub fn framework_features() -> Result<&'static [String]> {
+    static FEATURES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    if let Some(f) = FEATURES.get() {
+        return Ok(f);
+    }
+    let out = cargo()
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
+    let features = metadata["packages"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "lenet-compare"))
+        .map(|p| p["features"].clone())
+        .context("cargo metadata lists no lenet-compare package")?;
+    let features = frameworks_of(&features);
+    if features.is_empty() {
+        bail!("the root Cargo.toml has no framework feature (one that turns on a `dep:*-impl`)");
+    }
+    Ok(FEATURES.get_or_init(|| features))
+}
+
+/// The framework features of a package's `features` table (cargo metadata's JSON object of
+/// feature -> what it turns on): those that turn on an optional `*-impl` dependency, in the order
+/// of `default`, then by name.
+pub fn frameworks_of(features: &serde_json::Value) -> Vec<String> {
+    let Some(table) = features.as_object() else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = table
+        .iter()
+        .filter(|(_, on)| {
+            on.as_array().is_some_and(|on| {
+                on.iter().any(|v| {
+                    v.as_str()
+                        .and_then(|v| v.strip_prefix("dep:"))
+                        .is_some_and(|dep| dep.ends_with("-impl"))
+                })
+            })
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let default: Vec<&str> = table
+        .get("default")
+        .and_then(|d| d.as_array())
+        .map(|d| d.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    names.sort_by_key(|n| {
+        (
+            default.iter().position(|d| d == n).unwrap_or(usize::MAX),
+            n.clone(),
+        )
+    });
+    names
+}
 
 /// Which frameworks a `lenet` build holds: all of them (the default), or those named with
-/// `--features` (tch, candle, burn). Only tch needs libtorch.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Features(Option<Vec<String>>);
+/// `--features` (framework features of the root `Cargo.toml`). Only tch needs libtorch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Features {
+    chosen: Option<Vec<String>>,
+    /// Every framework feature, in the root's order.
+    all: Vec<String>,
+}
 
 impl Features {
     /// `--features` (or the list of the `option` named) as given: `None` for the default build.
     pub fn new(option: &str, named: Option<&[String]>) -> Result<Self> {
+        Self::among(framework_features()?, option, named)
+    }
+
+    /// As [`Features::new`], with the framework features given.
+    pub fn among(all: &[String], option: &str, named: Option<&[String]>) -> Result<Self> {
+        let all = all.to_vec();
         let Some(named) = named else {
-            return Ok(Self(None));
+            return Ok(Self { chosen: None, all });
         };
         if named.is_empty() {
-            bail!(
-                "{option} needs at least one of {}",
-                FRAMEWORK_FEATURES.join(", ")
-            );
+            bail!("{option} needs at least one of {}", all.join(", "));
         }
         let mut features = Vec::new();
         for f in named {
-            if !FRAMEWORK_FEATURES.contains(&f.as_str()) {
+            if !all.contains(f) {
                 bail!(
                     "{option}: unknown framework feature '{f}': expected {}",
-                    FRAMEWORK_FEATURES.join(", ")
+                    all.join(", ")
                 );
             }
             if !features.contains(f) {
                 features.push(f.clone());
             }
         }
-        // In the order of FRAMEWORK_FEATURES, so that `burn,tch` and `tch,burn` are one build.
-        features.sort_by_key(|f| FRAMEWORK_FEATURES.iter().position(|k| k == f));
-        Ok(Self(Some(features)))
+        // In the root's order, so that `burn,tch` and `tch,burn` are one build.
+        features.sort_by_key(|f| all.iter().position(|k| k == f));
+        Ok(Self {
+            chosen: Some(features),
+            all,
+        })
     }
 
     pub fn is_default(&self) -> bool {
-        self.0.is_none()
+        self.chosen.is_none()
     }
 
     /// Whether the build links libtorch.
     pub fn has_tch(&self) -> bool {
-        self.0.as_ref().is_none_or(|f| f.iter().any(|f| f == "tch"))
+        self.names().iter().any(|f| f == "tch")
     }
 
-    /// The frameworks' features, all three for the default build.
+    /// The frameworks' features, all of them for the default build.
     pub fn names(&self) -> Vec<String> {
-        match &self.0 {
-            Some(f) => f.clone(),
-            None => FRAMEWORK_FEATURES.iter().map(|f| f.to_string()).collect(),
-        }
+        self.chosen.clone().unwrap_or_else(|| self.all.clone())
     }
 
     /// cargo's arguments for the root package's features.
     pub fn cargo_args(&self) -> Vec<String> {
-        match &self.0 {
+        match &self.chosen {
             None => Vec::new(),
             Some(f) => vec![
                 "--no-default-features".into(),
@@ -400,11 +477,13 @@ mod tests {
     fn features_make_one_build_per_set() {
         use super::Features;
         let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let default = Features::new("--features", None).unwrap();
+        let all = list(&["tch", "candle", "burn"]);
+        let new = |option: &str, named: Option<&[String]>| Features::among(&all, option, named);
+        let default = new("--features", None).unwrap();
         assert!(default.is_default() && default.has_tch());
         assert!(default.cargo_args().is_empty());
-        assert_eq!(default.names(), list(&["tch", "candle", "burn"]));
-        let burn = Features::new("--features", Some(&list(&["burn", "candle", "burn"]))).unwrap();
+        assert_eq!(default.names(), all);
+        let burn = new("--features", Some(&list(&["burn", "candle", "burn"]))).unwrap();
         assert!(!burn.is_default() && !burn.has_tch());
         assert_eq!(
             burn.cargo_args(),
@@ -415,19 +494,47 @@ mod tests {
             ])
         );
         assert_eq!(
-            Features::new("--features", Some(&list(&["candle", "burn"]))).unwrap(),
+            new("--features", Some(&list(&["candle", "burn"]))).unwrap(),
             burn
         );
-        assert!(Features::new("--features", Some(&list(&["tch"])))
-            .unwrap()
-            .has_tch());
-        let e = Features::new("--frameworks", Some(&list(&["dfdx"])))
+        assert!(new("--features", Some(&list(&["tch"]))).unwrap().has_tch());
+        let e = new("--frameworks", Some(&list(&["dfdx"])))
             .unwrap_err()
             .to_string();
         assert_eq!(
             e,
             "--frameworks: unknown framework feature 'dfdx': expected tch, candle, burn"
         );
-        assert!(Features::new("--features", Some(&[])).is_err());
+        assert!(new("--features", Some(&[])).is_err());
+    }
+
+    /// The framework features are those that turn on a `*-impl` crate, in the default list's
+    /// order (then by name), whatever else the table holds.
+    #[test]
+    fn framework_features_come_from_the_features_table() {
+        let table = serde_json::json!({
+            "default": ["tch", "candle", "burn"],
+            "burn": ["dep:burn-impl"],
+            "burn-cuda": ["burn", "burn-impl/cuda"],
+            "candle": ["dep:candle-impl"],
+            "cuda": ["candle", "candle-impl/cuda"],
+            "dfdx": ["dep:dfdx-impl"],
+            "tch": ["dep:tch-impl", "dep:torch-sys"],
+            "quiet": ["dep:indicatif"],
+        });
+        assert_eq!(
+            super::frameworks_of(&table),
+            ["tch", "candle", "burn", "dfdx"]
+        );
+        assert!(super::frameworks_of(&serde_json::json!([])).is_empty());
+    }
+
+    /// This workspace's own list: the three frameworks of the root Cargo.toml.
+    #[test]
+    fn this_workspace_has_its_frameworks() {
+        assert_eq!(
+            super::framework_features().unwrap(),
+            ["tch", "candle", "burn"]
+        );
     }
 }

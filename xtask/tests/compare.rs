@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use results::RunReport;
+use reports::RunReport;
 
 /// `target/<profile>/lenet`, next to the `deps` folder this test runs from.
 fn lenet() -> PathBuf {

@@ -535,7 +535,7 @@ impl Framework for Burn {
     /// that LeNet3 drifts to about 3e-3: a few of its fc1 gradients are of the order of 1e-9, made
     /// of f32 rounding in conv3's output, and Adam (eps 1e-8) turns each into an update of a few
     /// percent of the learning rate whatever its exact value; burn's sums round differently from
-    /// libtorch's, so those updates differ (README, "burn").
+    /// libtorch's, so those updates differ (docs/frameworks.md, "burn").
     fn step_tolerance(&self, model: ModelKind, step: usize) -> Option<f64> {
         Some(match model {
             ModelKind::LeNet3 if step > 10 => 5e-3,

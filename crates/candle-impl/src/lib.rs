@@ -203,7 +203,7 @@ fn adam(varmap: &VarMap, learning_rate: f64) -> Result<candle_nn::AdamW, TrainEr
 /// glibc's mmap threshold and trim threshold in the tuned profile on the CPU: buffers up to 256 MiB
 /// come from the heap and freed memory stays mapped up to 1 GiB, so that the megabyte buffers a
 /// candle step allocates afresh for each op are reused instead of being unmapped and faulted back
-/// in (README, "candle": a LeNet3 step from 76.5 to 63.7 ms on the 2-core machine).
+/// in (docs/frameworks.md, "Where candle's time goes": a LeNet3 step from 76.5 to 63.7 ms on the 2-core machine).
 pub const MMAP_THRESHOLD: usize = 256 << 20;
 pub const TRIM_THRESHOLD: usize = 1 << 30;
 

@@ -183,7 +183,22 @@ pub struct FrameworkInfo {
     /// README shows marked `listing: lenet2` ... `end listing` (see `results::listings`).
     #[serde(default)]
     pub model_source: Option<String>,
+    /// How far its losses over 20 Adam steps of batch 32 may be from the parity reference's (tch's),
+    /// relative to the loss, the widest over both models and the steps (the tests' own tolerance);
+    /// `None` where only its logits are held to parity, and for the reference itself.
+    #[serde(default)]
+    pub step_tolerance: Option<f64>,
+    /// Whether it is the parity reference ([`PARITY_REFERENCE`]), which every other row is held to.
+    #[serde(default)]
+    pub parity_reference: bool,
 }
+
+/// The framework every other row's logits and steps are held to: libtorch through tch, the library
+/// PyTorch itself runs.
+pub const PARITY_REFERENCE: &str = "tch";
+
+/// The steps a parity check compares (see [`Framework::step_tolerance`]).
+pub const PARITY_STEPS: usize = 20;
 
 impl FrameworkInfo {
     /// The description of a framework in this build.
@@ -199,6 +214,12 @@ impl FrameworkInfo {
             colour: f.colour(),
             defaults: f.defaults(),
             model_source: Some(f.model_source().to_string()),
+            step_tolerance: crate::spec::ModelKind::ALL
+                .into_iter()
+                .flat_map(|m| (1..=PARITY_STEPS).map(move |s| f.step_tolerance(m, s)))
+                .collect::<Option<Vec<f64>>>()
+                .and_then(|t| t.into_iter().reduce(f64::max)),
+            parity_reference: f.name() == PARITY_REFERENCE,
         }
     }
 }

@@ -11,9 +11,12 @@
 //! Modules depend on each other in one direction only (a test checks it): `error` and `fsio` on
 //! nothing; `idx` on `error`; `mnist` on `idx`; `spec` on `mnist`; `order` on nothing; `weights` on
 //! `spec` and `order`; `reference` on `spec` and `weights`; `harness` on all of those; `bare` on
-//! `error`; `framework` on `harness` and `bare`.
+//! `error`; `framework` on `harness` and `bare`; `cli` (the shared run options, with the `cli`
+//! feature) on `harness` and `mnist`.
 
 pub mod bare;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod error;
 pub mod framework;
 pub mod fsio;

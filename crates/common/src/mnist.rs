@@ -71,16 +71,6 @@ pub const FASHION_FILES: [StandardFile; 4] = [
     },
 ];
 
-/// The MNIST mirrors tried in order; `MNIST_MIRROR` (a base URL) replaces them.
-pub const MIRRORS: [&str; 2] = [
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-];
-
-/// The Fashion-MNIST mirror; `FASHION_MNIST_MIRROR` replaces it.
-pub const FASHION_MIRRORS: [&str; 1] =
-    ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
-
 /// Which of the two 28x28, ten-class datasets a run uses.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
@@ -116,37 +106,6 @@ impl Dataset {
         match self {
             Self::Mnist => FILES,
             Self::FashionMnist => FASHION_FILES,
-        }
-    }
-
-    /// The variable that names the data folder.
-    pub fn env_var(self) -> &'static str {
-        match self {
-            Self::Mnist => "MNIST_DIR",
-            Self::FashionMnist => "FASHION_MNIST_DIR",
-        }
-    }
-
-    /// The variable that replaces the download mirrors.
-    pub fn mirror_var(self) -> &'static str {
-        match self {
-            Self::Mnist => "MNIST_MIRROR",
-            Self::FashionMnist => "FASHION_MNIST_MIRROR",
-        }
-    }
-
-    pub fn mirrors(self) -> &'static [&'static str] {
-        match self {
-            Self::Mnist => &MIRRORS,
-            Self::FashionMnist => &FASHION_MIRRORS,
-        }
-    }
-
-    /// Folders where a distribution package installs the dataset.
-    pub fn system_dirs(self) -> &'static [&'static str] {
-        match self {
-            Self::Mnist => &[],
-            Self::FashionMnist => &["/usr/share/datasets/fashion-mnist"],
         }
     }
 
@@ -240,55 +199,6 @@ pub struct Mnist {
     /// The folder the files were read from.
     pub dir: PathBuf,
     pub dataset: Dataset,
-}
-
-/// Where the data folder came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DirSource {
-    Option,
-    Env,
-    /// A distribution package's folder.
-    System,
-    Cache,
-}
-
-/// Resolves the data folder: the option, else the dataset's variable, else a system folder that
-/// holds all four files, else the cache folder.
-pub fn resolve_dataset_dir(
-    dataset: Dataset,
-    option: Option<&Path>,
-) -> Result<(PathBuf, DirSource)> {
-    if let Some(dir) = option {
-        return Ok((dir.to_path_buf(), DirSource::Option));
-    }
-    if let Some(dir) = std::env::var_os(dataset.env_var()).filter(|d| !d.is_empty()) {
-        return Ok((PathBuf::from(dir), DirSource::Env));
-    }
-    if let Some(dir) = dataset
-        .system_dirs()
-        .iter()
-        .map(PathBuf::from)
-        .find(|d| dataset.files().iter().all(|f| find_file(d, f).is_some()))
-    {
-        return Ok((dir, DirSource::System));
-    }
-    dataset_cache_dir(dataset)
-        .map(|d| (d, DirSource::Cache))
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "no data folder: pass --data-dir or set {} (no cache folder either: HOME is unset)",
-                dataset.env_var()
-            ))
-        })
-}
-
-/// A dataset's cache folder for downloads.
-pub fn dataset_cache_dir(dataset: Dataset) -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("lenet-compare").join(dataset.name()))
 }
 
 /// Finds a standard file in `dir`, plain or gzip.

@@ -26,6 +26,14 @@ impl ModelKind {
         }
     }
 
+    /// How people write it.
+    pub fn title(self) -> &'static str {
+        match self {
+            ModelKind::LeNet2 => "LeNet2",
+            ModelKind::LeNet3 => "LeNet3",
+        }
+    }
+
     pub fn spec(self) -> ModelSpec {
         let conv = |name, in_channels, out_channels, kernel, padding| Layer::Conv2d {
             name,

@@ -83,6 +83,28 @@ impl Weights {
     pub fn num_params(&self) -> usize {
         self.tensors.values().map(|t| t.data.len()).sum()
     }
+
+    /// The first tensor (in name order) that holds a NaN or an infinity, said in words: its name,
+    /// how many of its values are not finite, and the first of them. `None` when all are finite.
+    pub fn non_finite(&self) -> Option<String> {
+        self.tensors.iter().find_map(|(name, t)| {
+            let first = t.data.iter().position(|v| !v.is_finite())?;
+            let count = t.data.iter().filter(|v| !v.is_finite()).count();
+            let value = t.data[first];
+            let value = if value.is_nan() {
+                "NaN"
+            } else if value > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            };
+            Some(format!(
+                "tensor {name} holds {count} value{} that {} not finite (the first, at index {first}, is {value})",
+                if count == 1 { "" } else { "s" },
+                if count == 1 { "is" } else { "are" },
+            ))
+        })
+    }
 }
 
 /// Extra named integer tensors stored beside the weights in a file (each epoch's order, say).
@@ -141,8 +163,8 @@ impl ModelFile {
         self.weights.to_safetensors(&Vec::new(), Some(metadata))
     }
 
-    /// Decodes a safetensors file: every tensor must be f32, and the names and shapes must be
-    /// exactly those of LeNet2 or of LeNet3 (which one is read from the tensors, not trusted from
+    /// Decodes a safetensors file: every tensor must be f32 and finite, and the names and shapes
+    /// must be exactly those of LeNet2 or of LeNet3 (which one is read from the tensors, not trusted from
     /// the metadata). The message says what is wrong, not where the bytes came from.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         Self::decode(bytes).map_err(Error::Invalid)
@@ -181,6 +203,12 @@ impl ModelFile {
             );
         }
         let weights = Weights { tensors };
+        // A broken file is named here, where it enters, and never reaches a framework: their ReLUs
+        // do not agree on NaN (candle's maps it to 0), so it would look untrained in one column and
+        // broken in another.
+        if let Some(bad) = weights.non_finite() {
+            return Err(format!("{bad}: a broken model, not loaded"));
+        }
         let mut problems = Vec::new();
         for model in crate::spec::ModelKind::ALL {
             match weights.check(&model.spec()) {

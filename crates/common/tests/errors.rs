@@ -44,3 +44,28 @@ fn out_of_device_memory_is_named_whatever_the_framework_said() {
         assert_eq!(failure_text(other.to_string(), true), other);
     }
 }
+
+/// A model file whose weights hold NaN or an infinity is refused where it is decoded, naming the
+/// tensor, the count and the first value; finite weights decode as before.
+#[test]
+fn a_model_file_with_weights_that_are_not_finite_is_refused() {
+    use common::weights::ModelFile;
+    use common::{ModelKind, Weights};
+    let mut file = ModelFile {
+        model: ModelKind::LeNet3,
+        weights: Weights::init(&ModelKind::LeNet3.spec(), 1),
+        metadata: Default::default(),
+    };
+    let good = file.to_bytes().unwrap();
+    assert_eq!(ModelFile::from_bytes(&good).unwrap().weights, file.weights);
+    file.weights.tensors.get_mut("fc2.bias").unwrap().data[3] = f32::NEG_INFINITY;
+    let e = ModelFile::from_bytes(&file.to_bytes().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "tensor fc2.bias holds 1 value that is not finite (the first, at index 3, is -inf)"
+        ),
+        "{e}"
+    );
+}

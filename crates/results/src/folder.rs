@@ -8,11 +8,11 @@ use common::fsio::write_atomic;
 use common::harness::InitKind;
 use common::{Dataset, Error};
 
-use crate::catalogue::Catalogue;
 use crate::plots::{self, Picture};
-use crate::report::RunReport;
 use crate::summary;
 use crate::sweep;
+use reports::Catalogue;
+use reports::RunReport;
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -134,7 +134,7 @@ impl ResultsFolder {
         let mut rewritten = 0;
         for (report, file) in self.reports.iter_mut().zip(&self.files) {
             let old = &report.environment.command;
-            let new = crate::env::portable_command(old.iter().cloned(), None);
+            let new = reports::env::portable_command(old.iter().cloned(), None);
             if new == *old {
                 continue;
             }
@@ -186,7 +186,7 @@ pub fn result_dirs(out: &Path) -> Result<Vec<PathBuf>> {
     Ok(walk(out)?.0)
 }
 
-/// Every build-cost folder under `out` (see [`crate::cost`]), sorted.
+/// Every build-cost folder under `out` (see `reports::cost`), sorted.
 pub fn cost_dirs(out: &Path) -> Result<Vec<PathBuf>> {
     Ok(walk(out)?.1)
 }
@@ -205,7 +205,7 @@ fn walk(out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
                 .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
                 .path();
             if path.is_dir() {
-                if path.file_name().is_some_and(|n| n == crate::cost::FOLDER) {
+                if path.file_name().is_some_and(|n| n == reports::cost::FOLDER) {
                     costs.push(path);
                 } else {
                     stack.push(path);
@@ -263,7 +263,7 @@ pub fn write_index(out: &Path, folders: &[ResultsFolder]) -> Result<()> {
         );
         for dir in costs {
             let name = dir.strip_prefix(out).unwrap_or(&dir).display().to_string();
-            let builds: Vec<String> = crate::cost::load(&dir)?
+            let builds: Vec<String> = reports::cost::load(&dir)?
                 .iter()
                 .map(|c| format!("{} ({})", c.framework, c.device))
                 .collect();

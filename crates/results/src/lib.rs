@@ -1,23 +1,22 @@
-//! What only the binaries need, kept out of the framework crates: the JSON run report and the probe
-//! of the machine it records, the datasets' downloads, and the presentation of results (the
-//! comparison table, the charts, the results folders and their index, the README's side-by-side
-//! model listings). It depends on `common` and on no deep-learning framework; what it knows of the
-//! frameworks (names, colours, the baseline, their defaults, their model sources) comes as a
-//! [`Catalogue`], the registry's own description of them.
+//! The presentation of results, for the binaries: the comparison table and its columns
+//! ([`summary`]), the sweeps' series ([`sweep`]), the charts ([`plots`]), the results folders and
+//! their index ([`folder`]), the build-cost summaries ([`cost`]), the side-by-side model listings
+//! ([`listings`]) and the front page's verdict ([`verdict`]). It reads what `reports` defines and
+//! depends on no deep-learning framework; what it knows of the frameworks (names, colours, the
+//! baseline, their defaults, their model sources) comes as a `reports::Catalogue`, the registry's
+//! own description of them.
+//!
+//! Modules depend on each other in one direction only (tested): `summary` on nothing of the crate;
+//! `sweep` on `summary`; `plots` on `summary` and `sweep`; `folder` on those three; `cost` on
+//! `folder`; `listings` on nothing; `verdict` on `folder`, `summary`, `listings` and `cost`'s
+//! records.
 
-pub mod catalogue;
 pub mod cost;
-pub mod data;
-pub mod env;
 pub mod folder;
-pub mod gpu;
 pub mod listings;
 pub mod plots;
-pub mod report;
 pub mod summary;
 pub mod sweep;
+pub mod verdict;
 
-pub use catalogue::Catalogue;
-pub use env::Environment;
 pub use folder::ResultsFolder;
-pub use report::{RunReport, SCHEMA};

@@ -1,9 +1,9 @@
-//! The README's "same model in each framework" section, made from the sources themselves: each
+//! The "same model in each framework" page (`docs/models.md`), made from the sources themselves: each
 //! framework's model file marks its LeNet2 and LeNet3 with a line `listing: lenet2` (in a `//` or
 //! `#` comment) before and `end listing` after; this module cuts those regions out, lays them side
 //! by side in an HTML table of fenced code blocks, and puts the result between two marker comments
-//! in the README. `cargo xtask report` writes it; a test checks that the README holds what the
-//! sources give.
+//! in that page. `cargo xtask report` writes it; a test checks that the page holds what the sources
+//! give.
 
 use std::path::Path;
 
@@ -11,9 +11,9 @@ use common::fsio;
 use common::spec::ModelKind;
 use common::Error;
 
-use crate::Catalogue;
+use reports::Catalogue;
 
-/// The line that opens the generated section in the README.
+/// The line that opens the generated section in the page.
 pub const BEGIN: &str =
     "<!-- listings: written by `cargo xtask report` from the models' sources; edit those instead -->";
 /// The line that closes it.
@@ -171,23 +171,40 @@ pub fn sources(catalogue: &Catalogue, root: &Path) -> Result<Vec<Source>, Error>
     Ok(out)
 }
 
-/// The README at `root` as it should be: its listings section rebuilt from the sources. Returns
-/// the current text and the wanted one.
-pub fn readme(catalogue: &Catalogue, root: &Path) -> Result<(String, String), Error> {
-    let file = root.join("README.md");
+/// Code lines (no comments, no blank lines) of each framework's LeNet2 and LeNet3 listings
+/// together, by the framework that names the source.
+pub fn line_counts(sources: &[Source]) -> Result<std::collections::BTreeMap<String, usize>, Error> {
+    let mut out = std::collections::BTreeMap::new();
+    for s in sources {
+        let mut n = 0;
+        for model in ModelKind::ALL {
+            n += code_lines(&s.listing(model.name())?, s.language());
+        }
+        out.insert(s.framework.clone(), n);
+    }
+    Ok(out)
+}
+
+/// The page that holds the listings, relative to the repository.
+pub const PAGE: &str = "docs/models.md";
+
+/// The listings page at `root` ([`PAGE`]) as it should be: its listings section rebuilt from the
+/// sources. Returns the current text and the wanted one.
+pub fn page(catalogue: &Catalogue, root: &Path) -> Result<(String, String), Error> {
+    let file = root.join(PAGE);
     let current = std::fs::read_to_string(&file)
         .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
     let wanted = replace(&current, &section(&sources(catalogue, root)?)?)?;
     Ok((current, wanted))
 }
 
-/// Rewrites the README's listings section from the sources; returns whether it changed.
-pub fn update_readme(catalogue: &Catalogue, root: &Path) -> Result<bool, Error> {
-    let (current, wanted) = readme(catalogue, root)?;
+/// Rewrites the listings page's section from the sources; returns whether it changed.
+pub fn update_page(catalogue: &Catalogue, root: &Path) -> Result<bool, Error> {
+    let (current, wanted) = page(catalogue, root)?;
     if current == wanted {
         return Ok(false);
     }
-    let file = root.join("README.md");
+    let file = root.join(PAGE);
     fsio::write_atomic(&file, wanted.as_bytes())
         .map_err(|e| Error::io(format!("cannot write {}", file.display()), e))?;
     Ok(true)
@@ -198,7 +215,7 @@ pub fn update_readme(catalogue: &Catalogue, root: &Path) -> Result<bool, Error> 
 pub fn replace(readme: &str, section: &str) -> Result<String, Error> {
     let missing = |what: &str| {
         Error::Invalid(format!(
-            "README.md has no line '{what}': put the two marker lines where the listings go"
+            "{PAGE} has no line '{what}': put the two marker lines where the listings go"
         ))
     };
     let start = readme.find(BEGIN).ok_or_else(|| missing(BEGIN))?;

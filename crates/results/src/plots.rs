@@ -11,10 +11,10 @@ use plotters::prelude::*;
 use common::mnist::{Dataset, Split, IMAGE_SIDE};
 use common::ModelKind;
 
-use crate::catalogue::Catalogue;
-use crate::report::RunReport;
 use crate::summary;
 use crate::sweep;
+use reports::Catalogue;
+use reports::RunReport;
 
 /// One picture: its file name and its SVG text.
 pub struct Picture {
@@ -62,7 +62,7 @@ pub fn charts(reports: &[RunReport], catalogue: &Catalogue) -> Result<Vec<Pictur
             continue;
         }
         let stem = format!("{dataset}-{model}-{device}");
-        let what = format!("{} on {} ({device})", model_title(model), dataset.title());
+        let what = format!("{} on {} ({device})", model.title(), dataset.title());
         out.push(Picture {
             file: format!("{stem}-accuracy.svg"),
             title: format!("{what}: accuracy per epoch"),
@@ -112,8 +112,9 @@ fn throughput_chart(series: &sweep::Series, catalogue: &Catalogue) -> Result<Str
     let values = || lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
     let low = values().fold(f64::INFINITY, f64::min);
     let high = values().fold(0.0f64, f64::max);
+    // From a labelled tick below the slowest point to one above the fastest.
     let (low, high) = if low.is_finite() && high > 0.0 {
-        (low / 1.5, high * 1.5)
+        (step_125(low / 1.2, false), step_125(high * 1.2, true))
     } else {
         (1.0, 10.0)
     };
@@ -129,22 +130,23 @@ fn throughput_chart(series: &sweep::Series, catalogue: &Catalogue) -> Result<Str
             .x_label_area_size(40)
             .y_label_area_size(64)
             .build_cartesian_2d(
-                (first / 1.25..last * 1.25).log_scale(),
-                (low..high).log_scale(),
+                // A tick and a label at every point of the sweep, and none elsewhere: the axis
+                // says which point is batch 32, 128 or 512.
+                (first / 1.25..last * 1.25)
+                    .log_scale()
+                    .with_key_points(series.points.iter().map(|&p| p as f64).collect()),
+                // Ticks at 1, 2 and 5 of each decade, so that no value goes unlabelled below the
+                // first decade; no minor grid lines.
+                (low..high)
+                    .log_scale()
+                    .with_key_points(log_ticks(low, high)),
             )
             .map_err(err)?;
-        let ticks = series.points.clone();
         chart
             .configure_mesh()
             .x_desc(series.axis.name())
             .y_desc("images per second (log)")
-            .x_label_formatter(&|x| {
-                ticks
-                    .iter()
-                    .find(|&&t| ((t as f64) / x - 1.0).abs() < 0.02)
-                    .map(usize::to_string)
-                    .unwrap_or_default()
-            })
+            .x_label_formatter(&|x| format!("{}", x.round() as u64))
             .y_label_formatter(&|y| summary::thousands(y.round() as usize))
             .draw()
             .map_err(err)?;
@@ -161,9 +163,10 @@ fn throughput_chart(series: &sweep::Series, catalogue: &Catalogue) -> Result<Str
                 .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
                 .map_err(err)?;
         }
+        let (x_range, y_range) = ((first / 1.25).ln()..(last * 1.25).ln(), low.ln()..high.ln());
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(free_corner(&lines, x_range, y_range))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
@@ -173,11 +176,94 @@ fn throughput_chart(series: &sweep::Series, catalogue: &Catalogue) -> Result<Str
     Ok(svg)
 }
 
-fn model_title(model: ModelKind) -> &'static str {
-    match model {
-        ModelKind::LeNet2 => "LeNet2",
-        ModelKind::LeNet3 => "LeNet3",
+/// The nearest value 1, 2 or 5 times a power of ten at or above `v` (`up`), or at or below it.
+pub fn step_125(v: f64, up: bool) -> f64 {
+    let decade = 10f64.powf(v.log10().floor());
+    let steps = [1.0, 2.0, 5.0, 10.0].map(|m| m * decade);
+    if up {
+        steps
+            .into_iter()
+            .find(|&s| s >= v * (1.0 - 1e-12))
+            .unwrap_or(10.0 * decade)
+    } else {
+        steps
+            .into_iter()
+            .rev()
+            .find(|&s| s <= v * (1.0 + 1e-12))
+            .unwrap_or(decade)
     }
+}
+
+/// The values 1, 2 and 5 times a power of ten between `low` and `high` (at least two of them: the
+/// nearest ones outside the range are added when fewer fall inside), for a log axis's ticks.
+pub fn log_ticks(low: f64, high: f64) -> Vec<f64> {
+    if !(low > 0.0 && high > low && high.is_finite()) {
+        return vec![];
+    }
+    let mut all = Vec::new();
+    let mut decade = 10f64.powi(low.log10().floor() as i32 - 1);
+    while decade <= high * 10.0 {
+        for m in [1.0, 2.0, 5.0] {
+            all.push(m * decade);
+        }
+        decade *= 10.0;
+    }
+    let inside: Vec<f64> = all
+        .iter()
+        .copied()
+        .filter(|&v| v >= low * (1.0 - 1e-9) && v <= high * (1.0 + 1e-9))
+        .collect();
+    if inside.len() >= 2 {
+        return inside;
+    }
+    // Too narrow a range for two of them: every tenth of a decade-step instead.
+    let step = 10f64.powi((high - low).log10().floor() as i32);
+    let mut v = (low / step).ceil() * step;
+    let mut out = Vec::new();
+    while v <= high {
+        out.push(v);
+        v += step;
+    }
+    out
+}
+
+/// The corner of a log-log chart whose legend (a seventh of the width, a line per series) covers
+/// none of the lines drawn (sampled along each segment), the lower right when every corner does.
+fn free_corner(
+    lines: &[(&str, Vec<(f64, f64)>)],
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> SeriesLabelPosition {
+    let unit = |v: f64, r: &std::ops::Range<f64>| (v.ln() - r.start) / (r.end - r.start);
+    let mut samples = Vec::new();
+    for (_, points) in lines {
+        for pair in points.windows(2) {
+            for k in 0..=20 {
+                let t = k as f64 / 20.0;
+                let (a, b) = (pair[0], pair[1]);
+                samples.push((
+                    unit(a.0, &x) * (1.0 - t) + unit(b.0, &x) * t,
+                    unit(a.1, &y) * (1.0 - t) + unit(b.1, &y) * t,
+                ));
+            }
+        }
+        samples.extend(points.iter().map(|p| (unit(p.0, &x), unit(p.1, &y))));
+    }
+    // The legend's share of the plot, as drawn at 820x500 (with a little to spare).
+    let (w, h) = (0.15, (0.045 * lines.len() as f64 + 0.03).min(0.9));
+    [
+        (SeriesLabelPosition::LowerRight, 1.0 - w..1.0, 0.0..h),
+        (SeriesLabelPosition::UpperRight, 1.0 - w..1.0, 1.0 - h..1.0),
+        (SeriesLabelPosition::UpperLeft, 0.0..w, 1.0 - h..1.0),
+        (SeriesLabelPosition::LowerLeft, 0.0..w, 0.0..h),
+    ]
+    .into_iter()
+    .find(|(_, bx, by)| {
+        !samples
+            .iter()
+            .any(|(sx, sy)| bx.contains(sx) && by.contains(sy))
+    })
+    .map_or(SeriesLabelPosition::LowerRight, |(p, _, _)| p)
 }
 
 /// Per framework, the mean over its runs of (train, test) accuracy after each epoch, in percent.
@@ -234,13 +320,16 @@ fn accuracy_chart(
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
-            .build_cartesian_2d(1u32..epochs, floor..100.0f64)
+            .build_cartesian_2d(
+                (1u32..epochs).with_key_points((1..=epochs).collect()),
+                floor..100.0f64,
+            )
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("epoch")
             .y_desc("accuracy (%)")
-            .x_labels(epochs as usize)
+            .max_light_lines(0)
             .draw()
             .map_err(err)?;
         for (framework, points) in &curves {
@@ -264,8 +353,11 @@ fn accuracy_chart(
                 ))
                 .map_err(err)?
                 .label(format!("{framework} train"))
+                // Dashed in the legend as in the plot.
                 .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(1))
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (6, 0)], c.stroke_width(1))
+                        + PathElement::new(vec![(10, 0), (16, 0)], c.stroke_width(1))
                 });
         }
         chart
@@ -281,6 +373,8 @@ fn accuracy_chart(
 }
 
 fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<String, DrawError> {
+    // The x axis's units per bar.
+    const UNITS: i32 = 20;
     let mut sorted: Vec<RunReport> = runs.iter().map(|r| (*r).clone()).collect();
     summary::sort(&mut sorted, catalogue);
     let bars: Vec<(String, f64, f64)> = summary::groups(&sorted)
@@ -316,37 +410,35 @@ fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
-            .build_cartesian_2d(0f64..n as f64, 0f64..top)
+            .build_cartesian_2d(
+                // Twenty units a bar, and a tick under the middle of each, labelled with its row.
+                (0i32..UNITS * n as i32)
+                    .with_key_points((0..n as i32).map(|i| UNITS * i + UNITS / 2).collect()),
+                0f64..top,
+            )
             .map_err(err)?;
         let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .max_light_lines(0)
             .y_desc("seconds")
-            .x_labels(n * 2 + 1)
-            .x_label_formatter(&|x| {
-                let i = (x - 0.5).round();
-                if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
-                    names.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|x| names.get((x / UNITS) as usize).cloned().unwrap_or_default())
             .draw()
             .map_err(err)?;
         for (i, (framework, mean, sd)) in bars.iter().enumerate() {
-            let x = i as f64;
+            let x = UNITS * i as i32;
             let c = colour(catalogue, framework);
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(x + 0.2, 0.0), (x + 0.8, *mean)],
+                    [(x + 4, 0.0), (x + 16, *mean)],
                     c.filled(),
                 )))
                 .map_err(err)?;
             if *sd > 0.0 {
                 chart
                     .draw_series(std::iter::once(PathElement::new(
-                        vec![(x + 0.5, mean - sd), (x + 0.5, mean + sd)],
+                        vec![(x + 10, mean - sd), (x + 10, mean + sd)],
                         BLACK.stroke_width(1),
                     )))
                     .map_err(err)?;
@@ -354,7 +446,7 @@ fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<
             chart
                 .draw_series(std::iter::once(Text::new(
                     format!("{mean:.2} s"),
-                    (x + 0.35, mean + sd + top * 0.05),
+                    (x + 7, mean + sd + top * 0.05),
                     ("sans-serif", 14),
                 )))
                 .map_err(err)?;

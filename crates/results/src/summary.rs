@@ -9,8 +9,8 @@ use tabled::settings::Style;
 use common::harness::{DeviceKind, InitKind, Profile};
 use common::{Dataset, ModelKind};
 
-use crate::catalogue::Catalogue;
-use crate::report::{RunReport, HOST_BOUND};
+use reports::report::{RunReport, HOST_BOUND};
+use reports::Catalogue;
 
 /// The test accuracy whose first crossing the table times.
 pub const TARGET_ACCURACY: f64 = 0.99;

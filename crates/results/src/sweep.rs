@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::harness::{InitKind, BATCH_SIZE};
 use common::{Dataset, ModelKind};
 
-use crate::catalogue::Catalogue;
-use crate::report::RunReport;
 use crate::summary::{self, mean_sd};
+use reports::Catalogue;
+use reports::RunReport;
 
 /// What a series varies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -4,8 +4,8 @@
 
 use common::harness::RunSpec;
 use common::ModelKind;
-use results::cost::{self, BuildCost, FirstEpoch, NativeLibrary};
-use results::{Environment, RunReport};
+use reports::cost::{self, BuildCost, FirstEpoch, NativeLibrary};
+use reports::{Environment, RunReport};
 
 mod support;
 
@@ -84,7 +84,7 @@ fn build_costs_round_trip_and_are_indexed() {
     }
     assert_eq!(cost::load(&dir).unwrap(), written);
     assert_eq!(
-        cost::write_summary(&dir, "amd-epyc-2cpu/build-cost").unwrap(),
+        results::cost::write_summary(&dir, "amd-epyc-2cpu/build-cost").unwrap(),
         2
     );
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
@@ -108,7 +108,7 @@ fn build_costs_round_trip_and_are_indexed() {
         vec![runs.clone()]
     );
     assert_eq!(results::folder::cost_dirs(out.path()).unwrap(), vec![dir]);
-    let catalogue = results::Catalogue::default();
+    let catalogue = reports::Catalogue::default();
     let folders = results::folder::load_all(out.path(), &catalogue).unwrap();
     results::folder::write_index(out.path(), &folders).unwrap();
     let index = std::fs::read_to_string(out.path().join("README.md")).unwrap();

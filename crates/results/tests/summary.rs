@@ -2,7 +2,8 @@
 
 use common::harness::{EpochRecord, EvalRecord, RunSpec};
 use common::ModelKind;
-use results::{summary, Environment, RunReport, SCHEMA};
+use reports::{Environment, RunReport, SCHEMA};
+use results::summary;
 
 mod support;
 use support::{backend, catalogue, cell};
@@ -263,14 +264,14 @@ fn charts_draw_every_framework() {
 #[test]
 fn slugs_name_machines() {
     assert_eq!(
-        results::env::slug("NVIDIA H100 80GB HBM3"),
+        reports::env::slug("NVIDIA H100 80GB HBM3"),
         "nvidia-h100-80gb-hbm3"
     );
     assert_eq!(
-        results::env::slug("Intel(R) Xeon(R) Processor-2cpu"),
+        reports::env::slug("Intel(R) Xeon(R) Processor-2cpu"),
         "intel-r-xeon-r-processor-2cpu"
     );
-    assert_eq!(results::env::utc(1_795_656_922), "2026-11-26T01:35:22Z");
+    assert_eq!(reports::env::utc(1_795_656_922), "2026-11-26T01:35:22Z");
 }
 
 #[test]
@@ -289,7 +290,7 @@ fn commands_name_no_local_paths() {
     ]
     .map(String::from);
     assert_eq!(
-        results::env::portable_command(args, Some(cwd)),
+        reports::env::portable_command(args, Some(cwd)),
         [
             "lenet",
             "train",

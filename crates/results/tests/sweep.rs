@@ -3,8 +3,9 @@
 
 use common::harness::RunSpec;
 use common::ModelKind;
+use reports::RunReport;
 use results::sweep::{self, Axis};
-use results::{plots, summary, RunReport};
+use results::{plots, summary};
 
 mod support;
 use support::{backend, catalogue, cell, finished};

@@ -8,7 +8,7 @@
 use common::framework::{FrameworkDefaults, FrameworkInfo, Runner};
 use common::harness::{BackendInfo, EpochRecord, EvalRecord, RunSpec};
 use common::DeviceKind;
-use results::{Catalogue, Environment, RunReport, SCHEMA};
+use reports::{Catalogue, Environment, RunReport, SCHEMA};
 
 /// PyTorch as the baseline, and tch.
 pub fn catalogue() -> Catalogue {
@@ -23,6 +23,8 @@ pub fn catalogue() -> Catalogue {
         colour,
         defaults: FrameworkDefaults::row([name, "a", "b", "c", "d", "e", "f", "g"]),
         model_source: None,
+        step_tolerance: None,
+        parity_reference: false,
     };
     Catalogue::new(vec![
         info("pytorch", true, [214, 39, 40]),

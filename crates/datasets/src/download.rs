@@ -5,8 +5,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use common::mnist::{find_file, resolve_dataset_dir, DirSource, StandardFile};
+use common::mnist::{find_file, StandardFile};
 use common::{DataError, Dataset, Error, Mnist};
+
+use crate::find::{resolve_dataset_dir, DirSource, Sources};
 use md5::{Digest, Md5};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -17,7 +19,7 @@ pub fn load(dataset: Dataset, option: Option<&Path>) -> Result<Mnist> {
     Mnist::load_dir(dataset, &dir)
 }
 
-/// The data folder of `dataset` (see `common::mnist::resolve_dataset_dir`), filled by a download
+/// The data folder of `dataset` (see [`resolve_dataset_dir`]), filled by a download
 /// when it is the cache; an explicit folder that does not exist, or is a file, is an error that says
 /// where the name came from.
 pub fn locate(dataset: Dataset, option: Option<&Path>) -> Result<PathBuf> {

@@ -61,11 +61,6 @@ pub fn joules_between(start_mj: u64, end_mj: u64) -> Option<f64> {
     end_mj.checked_sub(start_mj).map(|mj| mj as f64 / 1000.0)
 }
 
-/// Joules per 1,000 images for an epoch of `images` that used `joules`.
-pub fn joules_per_thousand_images(joules: f64, images: u64) -> Option<f64> {
-    (images > 0).then(|| joules * 1000.0 / images as f64)
-}
-
 /// How often the memory of the run's process is read: often enough to see a peak that lasts a few
 /// steps (the frameworks keep what they allocate in pools, so a peak persists), rarely enough to
 /// cost nothing measurable.
@@ -216,8 +211,6 @@ mod tests {
         assert_eq!(joules_between(5, 5), Some(0.0));
         assert_eq!(joules_between(u64::MAX - 10, u64::MAX), Some(0.01));
         assert_eq!(joules_between(2_000, 1_000), None, "a reset counter");
-        assert_eq!(joules_per_thousand_images(120.0, 60_000), Some(2.0));
-        assert_eq!(joules_per_thousand_images(1.0, 0), None);
     }
 
     #[test]

@@ -155,7 +155,8 @@ impl RunReport {
 
     /// [`RunReport::joules_per_epoch`] per 1,000 training images.
     pub fn joules_per_thousand_images(&self) -> Option<f64> {
-        crate::gpu::joules_per_thousand_images(self.joules_per_epoch()?, self.train_examples as u64)
+        let images = self.train_examples as f64;
+        (images > 0.0).then(|| self.joules_per_epoch().map(|j| j * 1000.0 / images))?
     }
 
     /// Training images per second in the median epoch.

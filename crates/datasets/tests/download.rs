@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use common::mnist::FILES;
 use common::{Dataset, Mnist};
-use results::data::download_files_from;
+use datasets::download_files_from;
 
 /// Serves `files` (name, bytes) over HTTP on 127.0.0.1 until `requests` requests were answered;
 /// returns the base URL.
@@ -106,9 +106,9 @@ fn verifies_downloads_by_checksum() {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(&vec![0u8; file.bytes as usize]).unwrap();
     let fake = e.finish().unwrap();
-    let err = results::data::verify(&fake, &file).unwrap_err();
+    let err = datasets::verify(&fake, &file).unwrap_err();
     assert!(err.contains("checksum"), "{err}");
-    let err = results::data::verify(b"not gzip", &file).unwrap_err();
+    let err = datasets::verify(b"not gzip", &file).unwrap_err();
     assert!(err.contains("gzip"), "{err}");
 }
 
@@ -116,13 +116,13 @@ fn verifies_downloads_by_checksum() {
 #[test]
 fn a_data_folder_that_is_not_one_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let err = results::data::load(Dataset::Mnist, Some(&dir.path().join("nowhere")))
+    let err = datasets::load(Dataset::Mnist, Some(&dir.path().join("nowhere")))
         .unwrap_err()
         .to_string();
     assert!(err.contains("does not exist"), "{err}");
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
-    let err = results::data::load(Dataset::Mnist, Some(&file))
+    let err = datasets::load(Dataset::Mnist, Some(&file))
         .unwrap_err()
         .to_string();
     assert!(

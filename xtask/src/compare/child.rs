@@ -1,0 +1,138 @@
+//! One run in its own process: the Python rows' plan file first, then the run, supervised until
+//! it ends or Ctrl-C stops it; a process that ends without a report leaves a failed one that says how.
+
+use super::*;
+
+/// Runs one (framework, model, seed) in its own process and returns its report: the one the process
+/// wrote, or a failed one that says how the process ended. `None` when Ctrl-C stopped it (no report
+/// is left for it then). A Python reference first gets its plan file (the shared weights and the
+/// batch orders over `examples` training examples) from `lenet plan`.
+pub(super) fn run_one(
+    tools: &Tools,
+    args: &Args,
+    info: &FrameworkInfo,
+    spec: &RunSpec,
+    examples: usize,
+    report_path: &Path,
+) -> Result<Option<RunReport>> {
+    let framework = spec.framework.as_str();
+    let model = spec.model;
+    // A report left by an earlier run must not pass for this one.
+    let _ = std::fs::remove_file(report_path);
+    let plan = report_path.with_extension("plan.safetensors");
+    let failed = |reason: String| -> Result<Option<RunReport>> {
+        let r = RunReport::failed(spec.clone(), Environment::capture(), reason);
+        r.write(report_path)?;
+        Ok(Some(r))
+    };
+    eprintln!("== {}", describe(spec));
+    let mut cmd = match (info.runner, &tools.python) {
+        (Runner::Python, Some(python)) => {
+            let mut planner = Command::new(&tools.lenet);
+            planner
+                .args(["plan", "--model", model.name()])
+                .args(["--seed", &spec.seed.to_string()])
+                .args(["--epochs", &spec.epochs.to_string()])
+                .args(["--examples", &examples.to_string()])
+                .arg("--out")
+                .arg(&plan);
+            match run_child(&mut planner) {
+                Ok(Some(status)) if status.success() => {}
+                Ok(Some(status)) => {
+                    return failed(format!(
+                        "`lenet plan` (the reference run's weights and batch order) {}",
+                        ended(status)
+                    ))
+                }
+                Ok(None) => return Ok(None),
+                Err(e) => return failed(format!("{e:#}")),
+            }
+            let script = match (&args.scripts, &info.script) {
+                (Some(dir), Some(s)) => dir.join(Path::new(s).file_name().unwrap_or_default()),
+                (None, Some(s)) => setup::root().join(s),
+                (_, None) => return failed(format!("{framework} names no script")),
+            };
+            let mut cmd = Command::new(python);
+            cmd.arg(script).arg("--plan").arg(&plan);
+            cmd.env("PYTHONUNBUFFERED", "1");
+            cmd
+        }
+        (Runner::Python, None) => return failed(format!("no Python to run {framework} with")),
+        (Runner::Lenet, _) => {
+            let mut cmd = Command::new(tools.lenet(framework));
+            cmd.arg("train");
+            cmd
+        }
+    };
+    cmd.args(spec.to_args());
+    if let Some(dir) = &args.run.data_dir {
+        cmd.arg("--data-dir").arg(dir);
+    }
+    cmd.arg("--out").arg(report_path);
+    let status = run_child(&mut cmd);
+    let _ = std::fs::remove_file(&plan);
+    let status = match status {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let _ = std::fs::remove_file(report_path);
+            return Ok(None);
+        }
+        Err(e) => return failed(format!("{e:#}")),
+    };
+    match RunReport::read(report_path) {
+        Ok(r) if r.spec == *spec => Ok(Some(r)),
+        _ => failed(format!(
+            "the run process {} and left no report",
+            ended(status)
+        )),
+    }
+}
+
+/// Starts `cmd` and waits for it; `Ok(None)` when Ctrl-C came first (the process is then stopped).
+pub(super) fn run_child(cmd: &mut Command) -> Result<Option<ExitStatus>> {
+    let mut child: Child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", cmd.get_program().to_string_lossy()))?;
+    loop {
+        let status = child.try_wait().context("cannot wait for a run process")?;
+        if let Some(status) = status {
+            // Ctrl-C at a terminal reaches the run process too, which may end before the handler
+            // has set the flag: give the handler a moment to tell that apart from a crash.
+            if signal(status).is_some() {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            return Ok(Some(status));
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(unix)]
+pub(super) fn signal(status: ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(&status)
+}
+
+#[cfg(not(unix))]
+pub(super) fn signal(_: ExitStatus) -> Option<i32> {
+    None
+}
+
+/// How a process ended, for a failed report.
+pub(super) fn ended(status: ExitStatus) -> String {
+    match (status.code(), signal(status)) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(9)) => "was killed (SIGKILL: killed from outside, or out of memory)".into(),
+        (None, Some(6)) => "aborted (SIGABRT)".into(),
+        (None, Some(11)) => "crashed (SIGSEGV)".into(),
+        (None, Some(n)) => format!("was killed by signal {n}"),
+        (None, None) => format!("ended ({status})"),
+    }
+}

@@ -1,0 +1,245 @@
+//! What a comparison runs: its options checked, the points (batch size, threads, profile) of each
+//! (framework, model), each run's settings and report name, and what `--resume` keeps.
+
+use super::*;
+
+pub(super) fn check(args: &Args) -> Result<()> {
+    if args.frameworks.as_ref().is_some_and(Vec::is_empty) || args.models.is_empty() {
+        bail!("nothing to run: --frameworks and --models need at least one name each");
+    }
+    if args.repeats == 0 || args.repeats > 1000 {
+        bail!("repeats must be 1 to 1000, not {}", args.repeats);
+    }
+    if let Some(tag) = &args.tag {
+        if tag.is_empty() || reports::env::slug(tag) != *tag {
+            bail!(
+                "tag '{tag}' must be lowercase letters, digits and single dashes (for example {})",
+                reports::env::slug(tag)
+            );
+        }
+    }
+    for (what, list) in [
+        ("--batch-size", &args.batch_sizes),
+        ("--threads", &args.threads),
+    ] {
+        if list.as_ref().is_some_and(Vec::is_empty) {
+            bail!("{what} needs at least one number");
+        }
+    }
+    if args.profiles.is_empty() {
+        bail!("--profile needs at least one of idiomatic, tuned");
+    }
+    for (i, p) in args.profiles.iter().enumerate() {
+        if args.profiles[..i].contains(p) {
+            bail!("--profile names {p} twice");
+        }
+    }
+    // The settings every run shares, at every batch size and thread count asked for (a sweep's
+    // own are valid); which framework does not matter to them.
+    for point in points(args, false, 1) {
+        spec(args, "", ModelKind::LeNet2, args.run.seed, point).validate()?;
+    }
+    Ok(())
+}
+
+/// The batch sizes of a sweep on the CPU: past 512 an epoch has too few steps for a steady state
+/// at these models' speeds, and the CPU frameworks gain little (docs/sweeps-and-tuning.md).
+pub const SWEEP_BATCH_SIZES_CPU: [usize; 3] = [32, 128, 512];
+/// The batch sizes of a sweep on CUDA: from the recipe's, where every framework is bound by its
+/// kernel launches, to where the device is busy.
+pub const SWEEP_BATCH_SIZES_CUDA: [usize; 5] = [32, 128, 512, 2048, 8192];
+/// Epochs per sweep run: the first compiles and warms up, the second is the steady state measured.
+pub const SWEEP_EPOCHS: u32 = 2;
+
+/// One setting of what a comparison can vary besides framework and model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Point {
+    pub batch_size: usize,
+    /// `None`: the framework's own default.
+    pub threads: Option<usize>,
+    pub profile: Profile,
+}
+
+/// 1, 2, 4, ... below `cores`, then `cores`.
+pub fn thread_series(cores: usize) -> Vec<usize> {
+    let mut out: Vec<usize> = std::iter::successors(Some(1usize), |n| n.checked_mul(2))
+        .take_while(|&n| n < cores)
+        .collect();
+    out.push(cores.max(1));
+    out
+}
+
+/// What each (framework, model) runs at. Without `--sweep`: every batch size with every thread
+/// count given (the recipe's batch size and each framework's threads when none are). With
+/// `--sweep`: the batch series at each framework's own threads, then, on the CPU, the thread
+/// series at the recipe's batch size; `cuda` says whether the runs will be on CUDA, `cores` how
+/// many the machine has.
+pub fn points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
+    // Each point in every profile asked for, one after the other, so that they sit side by side.
+    base_points(args, cuda, cores)
+        .into_iter()
+        .flat_map(|p| {
+            args.profiles
+                .iter()
+                .map(move |&profile| Point { profile, ..p })
+        })
+        .collect()
+}
+
+/// The points of [`points`] in the idiomatic profile.
+pub(super) fn base_points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
+    let threads: Vec<Option<usize>> = match &args.threads {
+        Some(list) => list.iter().map(|&n| Some(n)).collect(),
+        None => vec![None],
+    };
+    if !args.sweep {
+        let batches = args.batch_sizes.clone().unwrap_or(vec![BATCH_SIZE]);
+        return batches
+            .iter()
+            .flat_map(|&batch_size| {
+                threads.iter().map(move |&threads| Point {
+                    batch_size,
+                    threads,
+                    profile: Profile::Idiomatic,
+                })
+            })
+            .collect();
+    }
+    let batches = args.batch_sizes.clone().unwrap_or_else(|| {
+        if cuda {
+            SWEEP_BATCH_SIZES_CUDA.to_vec()
+        } else {
+            SWEEP_BATCH_SIZES_CPU.to_vec()
+        }
+    });
+    let mut out: Vec<Point> = batches
+        .into_iter()
+        .map(|batch_size| Point {
+            batch_size,
+            threads: None,
+            profile: Profile::Idiomatic,
+        })
+        .collect();
+    if !cuda {
+        let series = match &args.threads {
+            Some(list) => list.clone(),
+            None => thread_series(cores),
+        };
+        for n in series {
+            let p = Point {
+                batch_size: BATCH_SIZE,
+                threads: Some(n),
+                profile: Profile::Idiomatic,
+            };
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The epochs of each run: the ones asked for, else the recipe's (a sweep's own without it).
+pub(super) fn epochs(args: &Args) -> u32 {
+    args.epochs
+        .unwrap_or(if args.sweep { SWEEP_EPOCHS } else { EPOCHS })
+}
+
+/// The results subfolder: the one asked for, `sweep` for a sweep, else none.
+pub(super) fn tag(args: &Args) -> Option<String> {
+    args.tag
+        .clone()
+        .or_else(|| args.sweep.then(|| "sweep".to_string()))
+}
+
+/// Finds MNIST (downloading it into the cache if that is where it goes) and checks every file once,
+/// so that bad data stops the comparison with one clear error before any run starts. Returns the
+/// folder, which every run is then given explicitly.
+pub(super) fn check_data(args: &Args) -> Result<(PathBuf, common::Mnist)> {
+    let dir = datasets::locate(args.run.dataset, args.run.data_dir.as_deref())?;
+    let mut data = common::Mnist::load_dir(args.run.dataset, &dir)?;
+    if let Some(n) = args.run.limit {
+        data.check_limit(n, common::SplitKind::Train)?;
+        data.limit(n);
+    }
+    Ok((dir, data))
+}
+
+/// Whether `path` holds a successful report of exactly `spec` (what `--resume` keeps).
+pub(super) fn finished_earlier(path: &Path, spec: &RunSpec) -> bool {
+    match RunReport::read(path) {
+        Ok(r) => r.succeeded() && r.spec == *spec,
+        Err(_) => false,
+    }
+}
+
+/// `FRAMEWORK-MODEL[-DATASET][-bBATCH][-tTHREADS][-tuned][-rK].json`: MNIST, the recipe's batch
+/// size, the idiomatic profile and the first repeat keep the short name; the threads are in it when the comparison runs several
+/// thread counts (`name_threads`), so that a plain `--threads 1` keeps the plain names.
+pub(super) fn report_name(
+    framework: &str,
+    model: ModelKind,
+    dataset: Dataset,
+    point: Point,
+    name_threads: bool,
+    repeat: u32,
+) -> String {
+    let mut name = format!("{framework}-{model}");
+    if dataset != Dataset::Mnist {
+        name.push_str(&format!("-{dataset}"));
+    }
+    if point.batch_size != BATCH_SIZE {
+        name.push_str(&format!("-b{}", point.batch_size));
+    }
+    if let (true, Some(threads)) = (name_threads, point.threads) {
+        name.push_str(&format!("-t{threads}"));
+    }
+    if !point.profile.is_idiomatic() {
+        name.push_str(&format!("-{}", point.profile));
+    }
+    if repeat > 1 {
+        name.push_str(&format!("-r{repeat}"));
+    }
+    name + ".json"
+}
+
+pub(super) fn spec(
+    args: &Args,
+    framework: &str,
+    model: ModelKind,
+    seed: u64,
+    point: Point,
+) -> RunSpec {
+    RunSpec {
+        framework: framework.to_string(),
+        model,
+        dataset: args.run.dataset,
+        init: args.run.init,
+        device: args.run.device,
+        epochs: epochs(args),
+        batch_size: point.batch_size,
+        learning_rate: LEARNING_RATE,
+        seed,
+        limit: args.run.limit,
+        threads: point.threads,
+        profile: point.profile,
+    }
+}
+
+/// `FRAMEWORK MODEL`, with the batch size, threads and profile when they are not the defaults.
+pub(super) fn describe(spec: &RunSpec) -> String {
+    let mut text = format!("{} {}", spec.framework, spec.model);
+    if spec.batch_size != BATCH_SIZE {
+        text.push_str(&format!(", batch {}", spec.batch_size));
+    }
+    if let Some(threads) = spec.threads {
+        text.push_str(&format!(
+            ", {threads} thread{}",
+            if threads == 1 { "" } else { "s" }
+        ));
+    }
+    if !spec.profile.is_idiomatic() {
+        text.push_str(&format!(", {}", spec.profile));
+    }
+    text
+}
