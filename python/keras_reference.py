@@ -293,10 +293,12 @@ def main():
             order = common.epoch_order(plan, args, epoch, n)
             xs, ys = train_x[order], train_y[order]
             energy_start = nvml.energy_mj() if nvml else None
+            busy_start = nvml.busy_snapshot() if nvml else None
             # One epoch of `fit` over the data in the plan's order, not shuffled: the batch order of
             # every other row.
             model.fit(xs, ys, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
             energy = common.joules_between(energy_start, nvml.energy_mj()) if nvml else None
+            busy = nvml.busy_since(busy_start) if nvml else None
             train_loss, train_accuracy = float(clock.logs["loss"]), float(clock.logs["accuracy"])
             numbers, steps = clock.steps(args.batch_size, n)
             step_losses[epoch] = steps
@@ -306,7 +308,7 @@ def main():
             # `fit` queues its steps itself: when the host had queued the last one is not seen from
             # outside it (no queued time).
             epochs.append(common.epoch_record(epoch, train_loss, train_accuracy, evaluate(test_x, test_y),
-                                              clock.seconds, None, energy))
+                                              clock.seconds, None, energy, busy))
             common.announce(args, epochs[-1])
     except Exception as e:  # the backends' out-of-memory errors have no common type
         text = str(e)

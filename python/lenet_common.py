@@ -153,13 +153,18 @@ def write_logits(path, logits):
     write_report(path, {"images": LOGIT_IMAGES, "logits": np.asarray(logits, np.float64).ravel().tolist()})
 
 
-def epoch_record(epoch, train_loss, train_accuracy, test, train_seconds, queued_seconds, energy_joules):
+def epoch_record(epoch, train_loss, train_accuracy, test, train_seconds, queued_seconds, energy_joules,
+                 device_busy=None):
     """One epoch of the report (common::harness::EpochRecord): the mean training loss and accuracy,
-    the test evaluation's loss, accuracy and time, and the epoch's clocks and energy."""
-    return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
-            "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-            "train_seconds": train_seconds, "eval_seconds": test["seconds"],
-            "queued_seconds": queued_seconds, "energy_joules": energy_joules}
+    the test evaluation's loss, accuracy and time, and the epoch's clocks, energy and the share of it
+    the GPU was busy."""
+    record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
+              "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+              "train_seconds": train_seconds, "eval_seconds": test["seconds"],
+              "queued_seconds": queued_seconds, "energy_joules": energy_joules}
+    if device_busy is not None:
+        record["device_busy"] = device_busy
+    return record
 
 
 def announce(args, record):
@@ -319,11 +324,16 @@ def environment(command):
 
 class Nvml:
     """The GPU's own counters through its driver's NVML (libnvidia-ml.so.1, through ctypes), as the
-    Rust runs read them (`results::gpu`): the GPU memory this process holds, sampled every 20 ms
-    from a thread, and the GPU's energy counter. `open` gives None where there is no NVML."""
+    Rust runs read them (`meters::gpu`): the GPU memory this process holds and the GPU's utilization
+    (the share of time a kernel was running), sampled every 20 ms from a thread, and the GPU's
+    energy counter. `open` gives None where there is no NVML."""
 
     NOT_AVAILABLE = 0xFFFFFFFFFFFFFFFF
     INSUFFICIENT_SIZE = 7
+
+    class Utilization(ctypes.Structure):
+        # nvmlUtilization_t: percent of the last sample period a kernel ran, and memory was accessed.
+        _fields_ = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
 
     class ProcessInfo(ctypes.Structure):
         # nvmlProcessInfo_t (v2/v3): pid, usedGpuMemory, gpuInstanceId, computeInstanceId.
@@ -344,7 +354,23 @@ class Nvml:
         nvml = cls()
         nvml.lib, nvml.handle = lib, handle
         nvml.peak, nvml.seen, nvml.stop = 0, False, threading.Event()
+        nvml.busy_sum, nvml.busy_count = 0, 0
         return nvml
+
+    def utilization(self):
+        value = self.Utilization()
+        if self.lib.nvmlDeviceGetUtilizationRates(self.handle, ctypes.byref(value)) != 0:
+            return None
+        return value.gpu
+
+    def busy_snapshot(self):
+        """The utilization readings so far (sum in percent, count), for `busy_since`."""
+        return self.busy_sum, self.busy_count
+
+    def busy_since(self, snapshot):
+        """The mean utilization (0 to 1) of the readings taken since `snapshot`; None without one."""
+        total, count = self.busy_sum - snapshot[0], self.busy_count - snapshot[1]
+        return total / count / 100.0 if count else None
 
     def energy_mj(self):
         value = ctypes.c_ulonglong()
@@ -372,6 +398,9 @@ class Nvml:
             used = self.process_memory(pid)
             if used is not None:
                 self.peak, self.seen = max(self.peak, used), True
+            busy = self.utilization()
+            if busy is not None:
+                self.busy_sum, self.busy_count = self.busy_sum + busy, self.busy_count + 1
             if self.stop.wait(0.02):
                 return
 

@@ -238,6 +238,7 @@ def main():
         for epoch in range(1, args.epochs + 1):
             order = torch.from_numpy(common.epoch_order(plan, args, epoch, n).copy())
             energy_start = nvml.energy_mj() if nvml else None
+            busy_start = nvml.busy_snapshot() if nvml else None
             sync(device)
             start = time.perf_counter()
             order = order.to(device)
@@ -273,6 +274,7 @@ def main():
             sync(device)
             train_seconds = time.perf_counter() - start
             energy = common.joules_between(energy_start, nvml.energy_mj()) if nvml else None
+            busy = nvml.busy_since(busy_start) if nvml else None
             if args.step_losses or not np.isfinite(train_loss):
                 # Read back only for the check, or to name the first bad step.
                 steps = torch.stack(graphed.step_losses(losses) if graphed else losses).double().cpu().numpy()
@@ -282,7 +284,7 @@ def main():
                 break
             epochs.append(common.epoch_record(epoch, train_loss / n, train_hits / n,
                                               evaluate(model, test_x, test_y, device),
-                                              train_seconds, queued_seconds, energy))
+                                              train_seconds, queued_seconds, energy, busy))
             common.announce(args, epochs[-1])
     except torch.cuda.OutOfMemoryError as e:
         failure = common.out_of_memory("pytorch", e)

@@ -17,7 +17,7 @@
 #   tuned-lenet2, tuned-lenet3: that model on CUDA, 3 epochs, batch 32 (docs/sweeps-and-tuning.md, "Each framework at
 #                   its fastest"): PyTorch, tch and Keras in the idiomatic and the tuned profile,
 #                   candle and burn (whose tuned settings are CPU ones) in the idiomatic one.
-#   warm-caches:    LeNet2 again for tch, candle and burn, 2 epochs, after a step that ran them on
+#   warm-caches:    LeNet2 again for every Rust row (`--frameworks rust`), 2 epochs, after a step that ran them on
 #                   this machine (tuned-lenet2): their first epoch with burn's autotune cache and
 #                   CUDA's kernel cache warm, beside the cold first runs (docs/cost.md).
 #   compare:        the comparison on CUDA, every compared framework (keras included: JAX on the GPU),
@@ -74,7 +74,7 @@ for s in "${steps[@]}"; do
         --batch-size 32 ;;
     warm-caches)
       step "LeNet2 again, caches warm" --device "$device" --models lenet2 \
-        --frameworks tch,candle,burn --epochs 2 --tag warm-caches ;;
+        --frameworks rust --epochs 2 --tag warm-caches ;;
     tuned-lenet2 | tuned-lenet3)
       # candle's and burn's tuned settings are CPU ones (docs/sweeps-and-tuning.md's table): on CUDA their tuned
       # run would repeat the idiomatic one, so they run in the idiomatic profile alone.

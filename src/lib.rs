@@ -310,8 +310,8 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     } else {
         &mut silent
     };
-    // On a GPU, its driver's own counters, the same for every framework: the process's memory,
-    // sampled in the background, and the energy of each epoch's training.
+    // On a GPU, its driver's own counters, the same for every framework: the process's memory and
+    // the GPU's utilization, sampled in the background, and the energy of each epoch's training.
     let counters: Option<Arc<dyn gpu::Counters>> = match trainer.backend().device {
         DeviceKind::Cuda => gpu::Nvml::open(0).map(|n| Arc::new(n) as Arc<dyn gpu::Counters>),
         DeviceKind::Cpu => None,
@@ -322,6 +322,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     let mut observer = Metered {
         display,
         energy: counters.map(gpu::EnergyMeter::new),
+        busy: sampler.as_ref().map(|s| gpu::BusyMeter::new(s.busy())),
     };
     // A framework that panics (an assertion deep in its kernels, say) ends this run, not the
     // process: the report says what happened.
@@ -340,6 +341,11 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     if let Some(meter) = observer.energy.take() {
         for (record, joules) in outcome.epochs.iter_mut().zip(meter.epochs) {
             record.energy_joules = joules;
+        }
+    }
+    if let Some(meter) = observer.busy.take() {
+        for (record, busy) in outcome.epochs.iter_mut().zip(meter.epochs) {
+            record.device_busy = busy;
         }
     }
     let gpu_process_bytes = sampler.and_then(gpu::PeakSampler::finish);
@@ -376,16 +382,20 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     Ok(RunOutput { report, weights })
 }
 
-/// Forwards to the progress display, and reads the GPU's energy counter when each epoch starts
-/// and when its training has finished on the device.
+/// Forwards to the progress display, and reads the GPU's energy counter and its utilization
+/// readings when each epoch starts and when its training has finished on the device.
 struct Metered<'a> {
     display: &'a mut dyn Observer,
     energy: Option<gpu::EnergyMeter>,
+    busy: Option<gpu::BusyMeter>,
 }
 
 impl Observer for Metered<'_> {
     fn epoch_started(&mut self, epoch: u32, steps: usize) {
         if let Some(meter) = &mut self.energy {
+            meter.epoch_started();
+        }
+        if let Some(meter) = &mut self.busy {
             meter.epoch_started();
         }
         self.display.epoch_started(epoch, steps);
@@ -397,6 +407,9 @@ impl Observer for Metered<'_> {
 
     fn epoch_trained(&mut self, epoch: u32) {
         if let Some(meter) = &mut self.energy {
+            meter.epoch_trained();
+        }
+        if let Some(meter) = &mut self.busy {
             meter.epoch_trained();
         }
         self.display.epoch_trained(epoch);

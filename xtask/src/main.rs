@@ -34,6 +34,11 @@ enum Command {
         /// link for candle, LLVM 23.1 for burn) and check that it compiles
         #[arg(long)]
         cuda: bool,
+        /// Where the CUDA check builds (default: target/cuda, beside the GPU bundle's builds, which
+        /// then reuse it; `target` shares the main build's build scripts and unchanged crates,
+        /// which is quicker where nothing is built for CUDA afterwards, as in CI)
+        #[arg(long, value_name = "DIR", requires = "cuda")]
+        target_dir: Option<std::path::PathBuf>,
     },
     /// Run every (framework, model) in its own process and tabulate accuracy and time per epoch
     Compare(Box<compare::Args>),
@@ -43,6 +48,14 @@ enum Command {
     Report {
         #[arg(long, default_value = "results")]
         out: std::path::PathBuf,
+        /// First copy the run reports of these results folders (the OUT of each `compare --shard`
+        /// slice) into OUT, each under the same machine and tag; a run that two of them hold with
+        /// different contents is an error
+        #[arg(long, value_name = "DIR", num_args = 1..)]
+        merge: Vec<std::path::PathBuf>,
+        /// Use this `lenet` binary for the registry instead of building one
+        #[arg(long, value_name = "FILE")]
+        lenet: Option<std::path::PathBuf>,
     },
     /// Set up, then run the whole test suite (release build); extra arguments go to `cargo test`
     Test {
@@ -69,10 +82,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Setup { cuda } => setup_command(cuda),
+        Command::Setup { cuda, target_dir } => setup_command(cuda, target_dir.as_deref()),
         Command::Compare(args) => compare::run(*args),
         Command::Test { features, args } => test(features.as_deref(), &args),
-        Command::Report { out } => report::run(&out),
+        Command::Report { out, merge, lenet } => report::run(&out, &merge, lenet.as_deref()),
         Command::Bundle(args) => bundle::run(args).map(|()| true),
         Command::Cost(args) => cost::run(args),
         Command::Frameworks => setup::framework_features().map(|f| {
@@ -97,7 +110,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn setup_command(cuda: bool) -> Result<bool> {
+fn setup_command(cuda: bool, target_dir: Option<&std::path::Path>) -> Result<bool> {
     let env = setup::run()?;
     println!("libtorch: {}", env.libtorch.display());
     println!("python:   {}", env.python.display());
@@ -120,7 +133,8 @@ fn setup_command(cuda: bool) -> Result<bool> {
             &build.features.join(","),
             "--all-targets",
         ])
-        .args(["--target-dir", bundle::CUDA_TARGET_DIR]);
+        .arg("--target-dir")
+        .arg(target_dir.unwrap_or(std::path::Path::new(bundle::CUDA_TARGET_DIR)));
         toolkit.apply(&mut cmd);
         if build.llvm {
             llvm.apply(&mut cmd);

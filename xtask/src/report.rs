@@ -7,18 +7,25 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use common::Dataset;
 use results::folder::{self, write_picture};
 use results::plots::Picture;
 
 use crate::{compare, setup};
 
-pub fn run(out: &Path) -> Result<bool> {
+pub fn run(out: &Path, merge: &[PathBuf], lenet: Option<&Path>) -> Result<bool> {
+    if !merge.is_empty() {
+        let n = merge_reports(merge, out)?;
+        println!("merged {n} run reports into {}", out.display());
+    }
     // The colours, the baseline and the defaults come from the registry of the binary.
-    let lenet = setup::run()?.build_lenet()?;
+    let lenet = match lenet {
+        Some(l) => l.to_path_buf(),
+        None => setup::run()?.build_lenet()?,
+    };
     let catalogue = compare::catalogue(&lenet)?;
     let mut folders = folder::load_all(out, &catalogue)?;
     // Each dataset is read and its sample grid drawn once, whatever the number of folders.
@@ -72,8 +79,13 @@ pub fn run(out: &Path) -> Result<bool> {
     }
     folder::write_index(out, &folders)?;
     println!("rewrote {}", out.join("README.md").display());
-    // The side-by-side model listings, from the model sources the registry names.
+    // The repository's pages are made from the repository's results, not from another folder's.
     let root = setup::root();
+    let repository_results = root.join("results").canonicalize().ok();
+    if out.canonicalize().ok() != repository_results {
+        return Ok(true);
+    }
+    // The side-by-side model listings, from the model sources the registry names.
     if results::listings::update_page(&catalogue, &root)? {
         println!("rewrote the model listings in {}", results::listings::PAGE);
     }
@@ -82,4 +94,49 @@ pub fn run(out: &Path) -> Result<bool> {
         println!("rewrote the verdict in {}", results::verdict::PAGE);
     }
     Ok(true)
+}
+
+/// Copies every run report (`*.json`) of the results folders under each of `from` to the same
+/// relative place under `out` (the slices of a sharded comparison: the same machine and tag, other
+/// runs). A file already there with the same bytes is left; with other bytes it is an error, which
+/// names both. Returns how many reports were copied.
+pub fn merge_reports(from: &[PathBuf], out: &Path) -> Result<usize> {
+    let mut copied = 0;
+    for source in from {
+        let dirs = folder::result_dirs(source)
+            .with_context(|| format!("cannot read the results folder {}", source.display()))?;
+        if dirs.is_empty() {
+            anyhow::bail!("{} holds no results folder", source.display());
+        }
+        for dir in dirs {
+            let relative = dir.strip_prefix(source).unwrap_or(&dir);
+            let target = out.join(relative);
+            std::fs::create_dir_all(&target)
+                .with_context(|| format!("cannot create {}", target.display()))?;
+            for entry in
+                std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+            {
+                let path = entry?.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let dest = target.join(path.file_name().unwrap_or_default());
+                match std::fs::read(&dest) {
+                    Ok(existing) if existing == bytes => continue,
+                    Ok(_) => anyhow::bail!(
+                        "{} and {} are the same run with different reports: two slices ran it",
+                        path.display(),
+                        dest.display()
+                    ),
+                    Err(_) => {}
+                }
+                common::fsio::write_atomic(&dest, &bytes)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
+                copied += 1;
+            }
+        }
+    }
+    Ok(copied)
 }

@@ -95,6 +95,17 @@ fn cell(summary: &str, row: &str, column: &str) -> String {
     cells(line)[index].clone()
 }
 
+/// The speed-and-accuracy table of a summary (its first section).
+fn speed_table(summary: &str) -> &str {
+    let start = summary
+        .find("## Speed and accuracy")
+        .expect("a speed table");
+    let end = summary[start..]
+        .find("## Resources")
+        .map_or(summary.len(), |e| start + e);
+    &summary[start..end]
+}
+
 /// Starts `cmd` with its output going to `log`.
 fn spawn(mut cmd: Command, log: &Path) -> Child {
     let file = File::create(log).unwrap();
@@ -280,7 +291,9 @@ fn a_failed_point_does_not_stop_a_sweep() {
         summary.contains("images per second by batch size"),
         "{summary}"
     );
-    let row = summary
+    // The sweep's own table: a row per framework, a column per point.
+    let sweeps = &summary[summary.find("## Sweeps").unwrap()..];
+    let row = sweeps
         .lines()
         .find(|l| l.starts_with("| tch |"))
         .unwrap_or_else(|| panic!("{summary}"));
@@ -393,5 +406,103 @@ fn bad_options_stop_compare_before_any_run() {
     check(
         &["--data-dir", "DATA", "--out", "TMP/file/results"],
         "cannot create the results folder",
+    );
+    check(&with(&["--shard", "4/3"]), "slice 4 of 3 does not exist");
+}
+
+/// The run reports under `out`, by their path below it.
+fn run_reports(out: &Path) -> std::collections::BTreeMap<String, RunReport> {
+    let dir = out.join("test");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name.clone(), report(&dir, &name))
+        })
+        .collect()
+}
+
+/// Three slices of a comparison (six runs: two batch sizes, three repeats), run as separate
+/// processes, one of them with its index from a Kubernetes Indexed Job's variable, run every run
+/// of the whole comparison once: the same reports, none twice, none missing; `report --merge`
+/// brings them into one folder whose summary has every row.
+#[test]
+fn shards_run_every_run_once_and_merge_into_one_table() {
+    let data = data(64);
+    let base = tempfile::tempdir().unwrap();
+    let extra = ["--epochs", "1", "--batch-size", "16,32"];
+    let run = |out: &Path, shard: &[&str], env: Option<(&str, &str)>| {
+        let mut cmd = compare(data.path(), out, &[&extra[..], shard].concat());
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let output = cmd.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{shard:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let whole = base.path().join("whole");
+    run(&whole, &[], None);
+    let whole = run_reports(&whole);
+    assert_eq!(whole.len(), 6, "{:?}", whole.keys());
+    let slices: Vec<PathBuf> = (1..=3).map(|i| base.path().join(format!("s{i}"))).collect();
+    let said = run(&slices[0], &["--shard", "1/3"], None);
+    assert!(
+        said.contains("shard 1/3: 2 of the comparison's 6 runs"),
+        "{said}"
+    );
+    run(
+        &slices[1],
+        &["--shard", "3"],
+        Some(("JOB_COMPLETION_INDEX", "1")),
+    );
+    run(&slices[2], &["--shard", "3/3"], None);
+    let mut seen = std::collections::BTreeMap::new();
+    for slice in &slices {
+        for (name, r) in run_reports(slice) {
+            assert!(r.succeeded(), "{name}");
+            assert!(seen.insert(name.clone(), r).is_none(), "{name} ran twice");
+        }
+    }
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        whole.keys().collect::<Vec<_>>(),
+        "the slices against the whole comparison"
+    );
+    for (name, r) in &seen {
+        assert_eq!(r.spec, whole[name].spec, "{name}");
+    }
+    // Merged into one folder, the table has every run.
+    let merged = base.path().join("merged");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(["report", "--lenet"])
+        .arg(lenet())
+        .arg("--out")
+        .arg(&merged)
+        .arg("--merge")
+        .args(&slices);
+    let output = cmd.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        run_reports(&merged).keys().collect::<Vec<_>>(),
+        whole.keys().collect::<Vec<_>>()
+    );
+    let summary = std::fs::read_to_string(merged.join("test").join("summary.md")).unwrap();
+    assert_eq!(
+        speed_table(&summary)
+            .lines()
+            .filter(|l| l.starts_with("| tch "))
+            .count(),
+        2,
+        "a row per batch size, three repeats each: {summary}"
     );
 }

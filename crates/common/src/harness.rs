@@ -318,6 +318,11 @@ pub struct EpochRecord {
     /// The GPU's energy over this epoch's training, from its driver's counter; `None` without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_joules: Option<f64>,
+    /// The share of this epoch's training during which a kernel was running on the GPU: its
+    /// driver's utilization counter (NVML), averaged over the readings taken during the epoch;
+    /// `None` without a GPU or a reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_busy: Option<f64>,
 }
 
 /// A pass over a whole split without training.
@@ -508,6 +513,7 @@ fn train_into(
             eval_seconds: test.seconds,
             queued_seconds: queued,
             energy_joules: None,
+            device_busy: None,
         };
         observer.epoch_finished(&record);
         outcome.epochs.push(record);

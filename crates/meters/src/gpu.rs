@@ -2,8 +2,10 @@
 //! `libnvidia-ml.so.1`, loaded at run time by the nvml-wrapper crate), the GPU memory the run's
 //! process holds (the CUDA context, the framework's allocator pools and its tensors: what the
 //! driver has given the process, as `nvidia-smi` lists it), sampled from a background thread, and
-//! the GPU's energy counter read around each epoch's training. Where there is no NVML (a machine
-//! without an NVIDIA driver) nothing is read and the reports say "-", never a guess.
+//! the GPU's energy counter read around each epoch's training, and the GPU's utilization (the share
+//! of time a kernel was running), sampled with the memory and averaged over each epoch's training.
+//! Where there is no NVML (a machine without an NVIDIA driver) nothing is read and the reports say
+//! "-", never a guess.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +20,12 @@ pub trait Counters: Send + Sync {
     /// The GPU memory that process `pid` holds, in bytes; `None` when the process holds none or
     /// the driver cannot say.
     fn process_memory(&self, pid: u32) -> Option<u64>;
+
+    /// The percentage of the driver's last sample period (1/6 s to 1 s, by product) during which
+    /// one or more kernels was running on the GPU; `None` when the driver cannot say.
+    fn utilization_percent(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// One GPU through NVML.
@@ -53,6 +61,11 @@ impl Counters for Nvml {
             })
             .max()
     }
+
+    fn utilization_percent(&self) -> Option<u32> {
+        let device = self.nvml.device_by_index(self.index).ok()?;
+        device.utilization_rates().ok().map(|u| u.gpu)
+    }
 }
 
 /// The joules between two readings of the energy counter (millijoules); `None` when the counter
@@ -66,11 +79,34 @@ pub fn joules_between(start_mj: u64, end_mj: u64) -> Option<f64> {
 /// cost nothing measurable.
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(20);
 
-/// A thread that reads a process's GPU memory every `period` and keeps the largest reading.
+/// The utilization readings a sampler has taken so far: their sum (percent) and their count.
+#[derive(Default)]
+pub struct BusyReadings {
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+impl BusyReadings {
+    fn add(&self, percent: u32) {
+        self.sum.fetch_add(u64::from(percent), Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> (u64, u64) {
+        (
+            self.sum.load(Ordering::Relaxed),
+            self.count.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A thread that reads a process's GPU memory every `period` and keeps the largest reading, and
+/// reads the GPU's utilization as often, for [`BusyMeter`].
 pub struct PeakSampler {
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicU64>,
     seen: Arc<AtomicBool>,
+    busy: Arc<BusyReadings>,
     handle: Option<JoinHandle<()>>,
     counters: Arc<dyn Counters>,
     pid: u32,
@@ -82,11 +118,13 @@ impl PeakSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(0));
         let seen = Arc::new(AtomicBool::new(false));
+        let busy = Arc::new(BusyReadings::default());
         let handle = {
-            let (stop, peak, seen, counters) = (
+            let (stop, peak, seen, busy, counters) = (
                 Arc::clone(&stop),
                 Arc::clone(&peak),
                 Arc::clone(&seen),
+                Arc::clone(&busy),
                 Arc::clone(&counters),
             );
             std::thread::Builder::new()
@@ -97,6 +135,9 @@ impl PeakSampler {
                             peak.fetch_max(bytes, Ordering::Relaxed);
                             seen.store(true, Ordering::Relaxed);
                         }
+                        if let Some(percent) = counters.utilization_percent() {
+                            busy.add(percent);
+                        }
                         std::thread::sleep(period);
                     }
                 })
@@ -106,10 +147,16 @@ impl PeakSampler {
             stop,
             peak,
             seen,
+            busy,
             handle,
             counters,
             pid,
         }
+    }
+
+    /// The utilization readings, for a [`BusyMeter`].
+    pub fn busy(&self) -> Arc<BusyReadings> {
+        Arc::clone(&self.busy)
     }
 
     /// Stops the thread (after one last reading) and returns the largest reading, `None` when no
@@ -164,6 +211,36 @@ impl EnergyMeter {
             _ => None,
         };
         self.epochs.push(joules);
+    }
+}
+
+/// The share of each epoch's training during which a kernel was running: the mean of the
+/// sampler's utilization readings between the epoch's start and the end of its training.
+pub struct BusyMeter {
+    readings: Arc<BusyReadings>,
+    start: (u64, u64),
+    /// The share (0 to 1) per epoch, in order; `None` for an epoch without a reading.
+    pub epochs: Vec<Option<f64>>,
+}
+
+impl BusyMeter {
+    pub fn new(readings: Arc<BusyReadings>) -> Self {
+        Self {
+            readings,
+            start: (0, 0),
+            epochs: Vec::new(),
+        }
+    }
+
+    pub fn epoch_started(&mut self) {
+        self.start = self.readings.snapshot();
+    }
+
+    pub fn epoch_trained(&mut self) {
+        let (sum, count) = self.readings.snapshot();
+        let (sum, count) = (sum - self.start.0, count - self.start.1);
+        self.epochs
+            .push((count > 0).then(|| sum as f64 / count as f64 / 100.0));
     }
 }
 
@@ -246,6 +323,27 @@ mod tests {
         let nothing = PeakSampler::start(scripted(vec![], vec![]), 1, Duration::from_millis(1));
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(nothing.finish(), None, "no reading: no number");
+    }
+
+    /// The busy share of an epoch is the mean of the utilization readings taken during it; an
+    /// epoch without a reading has none.
+    #[test]
+    fn the_busy_share_is_the_mean_reading_of_each_epoch() {
+        let readings = Arc::new(BusyReadings::default());
+        let mut meter = BusyMeter::new(Arc::clone(&readings));
+        meter.epoch_started();
+        for p in [90, 100, 95] {
+            readings.add(p);
+        }
+        meter.epoch_trained();
+        // Readings between epochs (the evaluation) count for neither.
+        readings.add(0);
+        meter.epoch_started();
+        readings.add(10);
+        meter.epoch_trained();
+        meter.epoch_started();
+        meter.epoch_trained();
+        assert_eq!(meter.epochs, [Some(0.95), Some(0.1), None]);
     }
 
     /// Without an NVIDIA driver there is nothing to read, and nothing is made up.

@@ -60,9 +60,11 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// A run whose host finished queueing its last step at this share of the epoch or later is
-/// host-bound: the device waited for the host, not the other way round.
-pub const HOST_BOUND: f64 = 0.9;
+/// A GPU run whose device was busy (a kernel running) for less than this share of the epoch is
+/// host-bound: the device waited for the host most of the time. The host's share of the epoch
+/// cannot tell (the launch queue lets the host run only so far ahead of the device, so an eager
+/// row's host share reads near 100% whoever waits).
+pub const HOST_BOUND_BUSY: f64 = 0.5;
 
 impl RunReport {
     /// A report that holds only a failure (the run never got as far as training).
@@ -138,9 +140,21 @@ impl RunReport {
         median(shares)
     }
 
-    /// Whether the host finished queueing within the last 10% of the epoch (see [`HOST_BOUND`]).
+    /// The share of the epoch's training during which a kernel was running on the GPU, median
+    /// over epochs 2..N (epoch 1 alone when there is only one); `None` without a reading for each
+    /// of those epochs (a CPU run, a report from before it was measured, a machine without NVML).
+    pub fn device_busy(&self) -> Option<f64> {
+        let busy = self
+            .steady_epochs()
+            .map(|e| e.device_busy)
+            .collect::<Option<_>>()?;
+        median(busy)
+    }
+
+    /// Whether the device sat idle most of the epoch (busy under [`HOST_BOUND_BUSY`]): the host
+    /// was the bottleneck. `None` where the device's activity was not measured.
     pub fn host_bound(&self) -> Option<bool> {
-        self.host_share().map(|s| s >= HOST_BOUND)
+        self.device_busy().map(|b| b < HOST_BOUND_BUSY)
     }
 
     /// The GPU's energy per training epoch, median over epochs 2..N (epoch 1 alone when there is

@@ -76,7 +76,8 @@ impl ResultsFolder {
         for picture in &charts {
             write_picture(&self.dir, picture)?;
         }
-        let mut text = summary_markdown(&self.title, &self.reports, &table, catalogue);
+        let resources = summary::resources(&self.reports, catalogue);
+        let mut text = summary_markdown(&self.title, &self.reports, &table, &resources, catalogue);
         let sweeps = sweep::tables(&self.reports, catalogue);
         if !sweeps.is_empty() {
             text.push_str(&format!(
@@ -297,13 +298,99 @@ fn pictures_markdown(dir: &Path, charts: &[Picture]) -> String {
     text
 }
 
+/// Each configuration's framework version, device, threads, features and tuned settings as one
+/// table row, and the notes the frameworks wrote about themselves as numbered notes below it (the
+/// same note is written once, whatever the number of rows that carry it).
+fn settings_table(reports: &[RunReport]) -> String {
+    let mut notes: Vec<String> = Vec::new();
+    let mut number = |note: &str| -> usize {
+        match notes.iter().position(|n| n == note) {
+            Some(i) => i + 1,
+            None => {
+                notes.push(note.to_string());
+                notes.len()
+            }
+        }
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for r in reports {
+        let Some(b) = &r.backend else { continue };
+        let refs: Vec<String> = b
+            .notes
+            .iter()
+            .chain(
+                b.tuning
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .iter(),
+            )
+            .map(|n| number(n).to_string())
+            .collect();
+        let tuned: Vec<String> = b
+            .tuning
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} ({})",
+                    t.setting,
+                    if t.applied { "applied" } else { "fell back" }
+                )
+            })
+            .collect();
+        let row = vec![
+            r.label(),
+            r.spec.model.to_string(),
+            b.framework_version.clone(),
+            b.device_name.clone(),
+            b.threads.to_string(),
+            if b.features.is_empty() {
+                "-".into()
+            } else {
+                b.features.join(", ")
+            },
+            if tuned.is_empty() {
+                "-".into()
+            } else {
+                tuned.join(", ")
+            },
+            if refs.is_empty() {
+                "-".into()
+            } else {
+                refs.join(", ")
+            },
+        ];
+        // Repeats of a configuration make the same row.
+        if !rows.contains(&row) {
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from(
+        "\n## Settings of each run\n\n| row | model | version | device | threads | features | tuned | notes |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        text.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    text.push('\n');
+    for (i, note) in notes.iter().enumerate() {
+        text.push_str(&format!("{}. {note}\n", i + 1));
+    }
+    text
+}
+
 fn summary_markdown(
     machine: &str,
     reports: &[RunReport],
     table: &str,
+    resources: &str,
     catalogue: &Catalogue,
 ) -> String {
-    let mut text = format!("# Results: {machine}\n\n{table}\n\n");
+    let mut text = format!(
+        "# Results: {machine}\n\n## Speed and accuracy\n\n{table}\n\n## Resources\n\n{resources}\n\n"
+    );
     let failed: Vec<&RunReport> = reports.iter().filter(|r| !r.succeeded()).collect();
     if !failed.is_empty() {
         text.push_str("Failed runs (`--resume` reruns them and keeps the others):\n\n");
@@ -349,39 +436,7 @@ fn summary_markdown(
             ));
         }
     }
-    let mut lines: Vec<String> = Vec::new();
-    for r in reports {
-        if let Some(b) = &r.backend {
-            lines.push(format!(
-                "- {} {}: {} on {}, {} thread{}{}{}{}\n",
-                r.label(),
-                r.spec.model,
-                b.framework_version,
-                b.device_name,
-                b.threads,
-                if b.threads == 1 { "" } else { "s" },
-                if b.features.is_empty() {
-                    String::new()
-                } else {
-                    format!(", {}", b.features.join(", "))
-                },
-                if b.notes.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", b.notes.join("; "))
-                },
-                if b.tuning.is_empty() {
-                    String::new()
-                } else {
-                    let settings: Vec<String> = b.tuning.iter().map(ToString::to_string).collect();
-                    format!("; tuned: {}", settings.join("; "))
-                }
-            ));
-        }
-    }
-    // Repeats of a configuration print the same line.
-    lines.dedup();
-    text.push_str(&lines.concat());
+    text.push_str(&settings_table(reports));
     if let Some(r) = reports.first() {
         let mut seeds: Vec<u64> = reports.iter().map(|r| r.spec.seed).collect();
         seeds.sort();

@@ -9,7 +9,7 @@ use tabled::settings::Style;
 use common::harness::{DeviceKind, InitKind, Profile};
 use common::{Dataset, ModelKind};
 
-use reports::report::{RunReport, HOST_BOUND};
+use reports::report::RunReport;
 use reports::Catalogue;
 
 /// The test accuracy whose first crossing the table times.
@@ -155,18 +155,30 @@ pub fn groups(reports: &[RunReport]) -> Vec<Group<'_>> {
     out
 }
 
-/// The share of the epoch the host spent queueing (see [`RunReport::host_share`]), marked
-/// host-bound from [`HOST_BOUND`] up; "-" on the CPU, where the host is the device and every step
-/// ends before the next is queued.
+/// The share of the epoch the host spent queueing (see [`RunReport::host_share`]); "-" on the
+/// CPU, where the host is the device and every step ends before the next is queued.
 fn host_share(g: &Group) -> String {
     if g.first().device() != DeviceKind::Cuda.to_string() {
         return "-".into();
     }
-    let shares = g.values(RunReport::host_share);
-    match mean_sd(&shares) {
+    stat(&g.values(RunReport::host_share), share)
+}
+
+/// The share of the epoch a kernel was running (see [`RunReport::device_busy`]), marked
+/// host-bound where the device sat idle most of the epoch; "-" where it was not measured.
+fn device_busy(g: &Group) -> String {
+    let busy = g.values(RunReport::device_busy);
+    let bound: Vec<bool> = g
+        .succeeded()
+        .iter()
+        .filter_map(|r| r.host_bound())
+        .collect();
+    match mean_sd(&busy) {
         None => "-".into(),
-        Some((m, _)) if m >= HOST_BOUND => format!("{} host-bound", stat(&shares, share)),
-        Some(_) => stat(&shares, share),
+        Some(_) if !bound.is_empty() && bound.iter().all(|b| *b) => {
+            format!("{} host-bound", stat(&busy, share))
+        }
+        Some(_) => stat(&busy, share),
     }
 }
 
@@ -187,15 +199,76 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// The comparison as a Markdown table, one row per configuration; the catalogue's baseline is the
-/// "vs PyTorch" column's divisor.
-pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
-    let baseline_name = catalogue.baseline();
-    let groups = groups(reports);
-    let datasets: std::collections::BTreeSet<Dataset> =
-        reports.iter().map(|r| r.spec.dataset).collect();
-    let show_dataset = datasets.len() > 1;
-    let varies = |f: fn(&RunReport) -> String| {
+/// Which of a folder's tables a column belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// What names a row: in both tables.
+    Key,
+    /// Time per epoch, throughput, accuracy.
+    Speed,
+    /// Memory, energy, how the host and device shared the epoch.
+    Resources,
+}
+
+/// One row's configuration and what depends on the other rows.
+struct Row<'g> {
+    g: &'g Group<'g>,
+    /// Its time over the baseline's at the same point.
+    ratio: String,
+    /// For a tuned row, its idiomatic time over its own.
+    speed_up: String,
+    /// Each failed run's first line.
+    failures: Vec<&'g str>,
+}
+
+/// A column of the tables: its header, its table, whether these reports show it, and its cell.
+struct Column<'c> {
+    header: &'static str,
+    part: Part,
+    /// Shown for these reports (a column that does not vary is left out, as are the GPU's counters
+    /// without a GPU run).
+    shown: bool,
+    /// Left out where no row has its measurement (reports from before it existed, a framework that
+    /// cannot tell), rather than shown as a column of dashes.
+    optional: bool,
+    cell: Box<dyn Fn(&Row) -> String + 'c>,
+}
+
+fn column<'c>(
+    header: &'static str,
+    part: Part,
+    shown: bool,
+    cell: impl Fn(&Row) -> String + 'c,
+) -> Column<'c> {
+    Column {
+        header,
+        part,
+        shown,
+        optional: false,
+        cell: Box::new(cell),
+    }
+}
+
+fn optional<'c>(
+    header: &'static str,
+    part: Part,
+    shown: bool,
+    cell: impl Fn(&Row) -> String + 'c,
+) -> Column<'c> {
+    Column {
+        optional: true,
+        ..column(header, part, shown, cell)
+    }
+}
+
+fn number(values: &[f64], digits: usize) -> String {
+    stat(values, |s| format!("{s:.digits$}"))
+}
+
+/// Every column the tables can have, in order: the one list that both tables and every row are
+/// made from.
+fn columns(reports: &[RunReport]) -> Vec<Column<'static>> {
+    let varies = |f: &dyn Fn(&RunReport) -> String| {
         reports
             .iter()
             .map(f)
@@ -203,201 +276,197 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
             .len()
             > 1
     };
-    let show_batch = varies(|r| r.spec.batch_size.to_string());
-    let show_threads = varies(|r| format!("{:?}", r.spec.threads));
-    let show_profile = varies(|r| r.spec.profile.to_string());
-    let repeats = groups.iter().any(|g| g.runs.len() > 1);
-    let mut header = vec!["framework", "model"];
-    if show_dataset {
-        header.push("dataset");
-    }
-    header.extend(["device", "parameters"]);
-    if show_batch {
-        header.push("batch");
-    }
-    if show_threads {
-        header.push("threads");
-    }
-    if show_profile {
-        header.push("profile");
-    }
-    if repeats {
-        header.push("runs");
-    }
-    header.extend(["epoch 1 (s)", "median epoch 2..N (s)", "vs PyTorch"]);
-    if show_profile {
-        header.push("tuned speed-up");
-    }
-    header.extend([
-        "images/s",
-        "host share",
-        "total (s)",
-        "to 99% test (s)",
-        "train acc",
-        "test acc",
-        "peak host (MiB)",
-        "peak device (MiB)",
-    ]);
-    // The driver's counters, for tables with GPU runs.
+    let show_dataset = varies(&|r| r.spec.dataset.to_string());
+    let show_batch = varies(&|r| r.spec.batch_size.to_string());
+    let show_threads = varies(&|r| format!("{:?}", r.spec.threads));
+    let show_profile = varies(&|r| r.spec.profile.to_string());
+    let repeats = groups(reports).iter().any(|g| g.runs.len() > 1);
     let gpu = reports
         .iter()
         .any(|r| r.device() == DeviceKind::Cuda.to_string());
-    if gpu {
-        header.extend(["GPU memory (MiB)", "energy (J/epoch)", "J per 1k images"]);
-    }
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    for g in &groups {
-        let r = g.first();
-        let ok = g.succeeded();
-        let baseline = groups
-            .iter()
-            .find(|b| {
-                let f = b.first();
-                Some(f.spec.framework.as_str()) == baseline_name && point(f) == point(r)
-            })
-            .and_then(Group::mean_median_epoch);
-        let ratio = match (g.mean_median_epoch(), baseline) {
-            (Some(m), Some(b)) if b > 0.0 => format!("{:.2}x", m / b),
-            _ => "-".into(),
-        };
-        // A tuned row's idiomatic time over its own: how much faster the tuning made it.
-        let speed_up = match r.spec.profile {
-            Profile::Idiomatic => "-".into(),
-            Profile::Tuned => {
-                let idiomatic_time = groups
-                    .iter()
-                    .find(|o| {
-                        let f = o.first();
-                        f.spec.framework == r.spec.framework && point(f) == idiomatic(&point(r))
-                    })
-                    .and_then(Group::mean_median_epoch);
-                match (idiomatic_time, g.mean_median_epoch()) {
-                    (Some(i), Some(t)) if t > 0.0 => format!("{:.2}x", i / t),
-                    _ => "-".into(),
-                }
+    use Part::{Key, Resources, Speed};
+    vec![
+        column("framework", Key, true, |r| {
+            r.g.first().spec.framework.clone()
+        }),
+        column("model", Key, true, |r| r.g.first().spec.model.to_string()),
+        column("dataset", Key, show_dataset, |r| {
+            r.g.first().spec.dataset.to_string()
+        }),
+        column("device", Key, true, |r| r.g.first().device()),
+        column("batch", Key, show_batch, |r| {
+            r.g.first().spec.batch_size.to_string()
+        }),
+        column("threads", Key, show_threads, |r| threads(r.g.first())),
+        column("profile", Key, show_profile, |r| {
+            r.g.first().spec.profile.to_string()
+        }),
+        column("runs", Key, repeats, |r| {
+            if r.failures.is_empty() {
+                r.g.runs.len().to_string()
+            } else {
+                format!("{} ({} failed)", r.g.runs.len(), r.failures.len())
             }
-        };
-        let failures: Vec<&str> = g
-            .runs
-            .iter()
-            .filter_map(|r| r.failure.as_deref())
-            .map(|f| f.lines().next().unwrap_or(""))
-            .collect();
-        let test = if ok.is_empty() {
-            match failures.first() {
-                Some(f) => format!("FAILED: {f}"),
-                None => "-".into(),
-            }
-        } else {
+        }),
+        column("epoch 1 (s)", Speed, true, |r| {
+            number(&r.g.values(RunReport::first_epoch_seconds), 2)
+        }),
+        column("median epoch 2..N (s)", Speed, true, |r| {
+            number(&r.g.values(RunReport::median_epoch_seconds), 2)
+        }),
+        column("vs PyTorch", Speed, true, |r| r.ratio.clone()),
+        column("tuned speed-up", Speed, show_profile, |r| {
+            r.speed_up.clone()
+        }),
+        column("images/s", Speed, true, |r| {
+            number(&r.g.values(RunReport::images_per_second), 0)
+        }),
+        column("total (s)", Speed, true, |r| {
+            number(
+                &r.g.values(|r| Some(r.total_seconds()).filter(|_| !r.epochs.is_empty())),
+                1,
+            )
+        }),
+        column("to 99% test (s)", Speed, true, to_99),
+        column("train acc", Speed, true, |r| {
             stat(
-                &g.values(|r| r.final_test.as_ref().map(|e| e.accuracy)),
+                &r.g.values(|r| r.final_train.as_ref().map(|e| e.accuracy)),
                 pct,
             )
-        };
-        let to99 = if ok.is_empty() {
-            "-".into()
-        } else {
-            let reached = g.values(|r| r.seconds_to_accuracy(TARGET_ACCURACY));
-            if reached.is_empty() {
-                "not reached".into()
-            } else if reached.len() < ok.len() {
-                format!(
-                    "{} ({} of {} runs)",
-                    stat(&reached, |s| format!("{s:.1}")),
-                    reached.len(),
-                    ok.len()
+        }),
+        column("test acc", Speed, true, |r| {
+            if r.g.succeeded().is_empty() {
+                match r.failures.first() {
+                    Some(f) => format!("FAILED: {f}"),
+                    None => "-".into(),
+                }
+            } else {
+                stat(
+                    &r.g.values(|r| r.final_test.as_ref().map(|e| e.accuracy)),
+                    pct,
                 )
-            } else {
-                stat(&reached, |s| format!("{s:.1}"))
             }
-        };
-        let mut row = vec![r.spec.framework.clone(), r.spec.model.to_string()];
-        if show_dataset {
-            row.push(r.spec.dataset.to_string());
-        }
-        row.extend([r.device(), thousands(r.parameters)]);
-        if show_batch {
-            row.push(r.spec.batch_size.to_string());
-        }
-        if show_threads {
-            row.push(threads(r));
-        }
-        if show_profile {
-            row.push(r.spec.profile.to_string());
-        }
-        if repeats {
-            row.push(if failures.is_empty() {
-                g.runs.len().to_string()
-            } else {
-                format!("{} ({} failed)", g.runs.len(), failures.len())
-            });
-        }
-        row.extend([
-            stat(&g.values(RunReport::first_epoch_seconds), |s| {
-                format!("{s:.2}")
-            }),
-            stat(&g.values(RunReport::median_epoch_seconds), |s| {
-                format!("{s:.2}")
-            }),
-            ratio,
-        ]);
-        if show_profile {
-            row.push(speed_up);
-        }
-        row.extend([
-            stat(&g.values(RunReport::images_per_second), |s| {
-                format!("{s:.0}")
-            }),
-            host_share(g),
-            stat(
-                &g.values(|r| Some(r.total_seconds()).filter(|_| !r.epochs.is_empty())),
-                |s| format!("{s:.1}"),
-            ),
-            to99,
-            stat(
-                &g.values(|r| r.final_train.as_ref().map(|e| e.accuracy)),
-                pct,
-            ),
-            test,
-            stat(&g.values(|r| r.peak_host_bytes.map(mib)), |m| {
-                format!("{m:.0}")
-            }),
-            stat(&g.values(|r| r.peak_device_bytes.map(mib)), |m| {
-                format!("{m:.0}")
-            }),
-        ]);
-        if gpu {
-            row.extend([
-                stat(&g.values(|r| r.gpu_process_bytes.map(mib)), |m| {
-                    format!("{m:.0}")
-                }),
-                stat(&g.values(RunReport::joules_per_epoch), |j| {
-                    format!("{j:.0}")
-                }),
-                stat(&g.values(RunReport::joules_per_thousand_images), |j| {
-                    format!("{j:.1}")
-                }),
-            ]);
-        }
-        rows.push(row);
+        }),
+        column("parameters", Resources, true, |r| {
+            thousands(r.g.first().parameters)
+        }),
+        optional("peak host (MiB)", Resources, true, |r| {
+            number(&r.g.values(|r| r.peak_host_bytes.map(mib)), 0)
+        }),
+        optional("peak device (MiB)", Resources, true, |r| {
+            number(&r.g.values(|r| r.peak_device_bytes.map(mib)), 0)
+        }),
+        optional("GPU memory (MiB)", Resources, gpu, |r| {
+            number(&r.g.values(|r| r.gpu_process_bytes.map(mib)), 0)
+        }),
+        optional("energy (J/epoch)", Resources, gpu, |r| {
+            number(&r.g.values(RunReport::joules_per_epoch), 0)
+        }),
+        optional("J per 1k images", Resources, gpu, |r| {
+            number(&r.g.values(RunReport::joules_per_thousand_images), 1)
+        }),
+        optional("device busy", Resources, gpu, |r| device_busy(r.g)),
+        optional("host share", Resources, gpu, |r| host_share(r.g)),
+    ]
+}
+
+/// The training time until the test accuracy first reached [`TARGET_ACCURACY`].
+fn to_99(r: &Row) -> String {
+    let ok = r.g.succeeded();
+    if ok.is_empty() {
+        return "-".into();
     }
-    // A measurement no report of the table has (reports from before it existed, a framework that
-    // cannot tell) is left out rather than shown as a column of dashes.
-    let keep: Vec<bool> = header
+    let reached = r.g.values(|r| r.seconds_to_accuracy(TARGET_ACCURACY));
+    if reached.is_empty() {
+        "not reached".into()
+    } else if reached.len() < ok.len() {
+        format!(
+            "{} ({} of {} runs)",
+            number(&reached, 1),
+            reached.len(),
+            ok.len()
+        )
+    } else {
+        number(&reached, 1)
+    }
+}
+
+/// Each configuration's row context: its ratio to the baseline and its tuned speed-up.
+fn rows<'g>(groups: &'g [Group<'g>], catalogue: &Catalogue) -> Vec<Row<'g>> {
+    let baseline_name = catalogue.baseline();
+    groups
+        .iter()
+        .map(|g| {
+            let r = g.first();
+            let baseline = groups
+                .iter()
+                .find(|b| {
+                    let f = b.first();
+                    Some(f.spec.framework.as_str()) == baseline_name && point(f) == point(r)
+                })
+                .and_then(Group::mean_median_epoch);
+            let ratio = match (g.mean_median_epoch(), baseline) {
+                (Some(m), Some(b)) if b > 0.0 => format!("{:.2}x", m / b),
+                _ => "-".into(),
+            };
+            let speed_up = match r.spec.profile {
+                Profile::Idiomatic => "-".into(),
+                Profile::Tuned => {
+                    let idiomatic_time = groups
+                        .iter()
+                        .find(|o| {
+                            let f = o.first();
+                            f.spec.framework == r.spec.framework && point(f) == idiomatic(&point(r))
+                        })
+                        .and_then(Group::mean_median_epoch);
+                    match (idiomatic_time, g.mean_median_epoch()) {
+                        (Some(i), Some(t)) if t > 0.0 => format!("{:.2}x", i / t),
+                        _ => "-".into(),
+                    }
+                }
+            };
+            let failures = g
+                .runs
+                .iter()
+                .filter_map(|r| r.failure.as_deref())
+                .map(|f| f.lines().next().unwrap_or(""))
+                .collect();
+            Row {
+                g,
+                ratio,
+                speed_up,
+                failures,
+            }
+        })
+        .collect()
+}
+
+/// The Markdown table of `part` (its key columns, then its own), one row per configuration.
+pub fn part_table(reports: &[RunReport], catalogue: &Catalogue, part: Part) -> String {
+    let groups = groups(reports);
+    let rows = rows(&groups, catalogue);
+    let columns: Vec<Column> = columns(reports)
+        .into_iter()
+        .filter(|c| c.shown && (c.part == Part::Key || c.part == part))
+        .collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| columns.iter().map(|c| (c.cell)(row)).collect())
+        .collect();
+    let keep: Vec<bool> = columns
         .iter()
         .enumerate()
-        .map(|(i, name)| !OPTIONAL_COLUMNS.contains(name) || rows.iter().any(|row| row[i] != "-"))
+        .map(|(i, c)| !c.optional || cells.iter().any(|row| row[i] != "-"))
         .collect();
-    let mut builder = Builder::default();
-    let pick = |cells: Vec<String>| -> Vec<String> {
-        cells
-            .into_iter()
+    let pick = |row: Vec<String>| -> Vec<String> {
+        row.into_iter()
             .zip(&keep)
             .filter_map(|(c, k)| k.then_some(c))
             .collect()
     };
-    builder.push_record(pick(header.iter().map(|h| h.to_string()).collect()));
-    for row in rows {
+    let mut builder = Builder::default();
+    builder.push_record(pick(columns.iter().map(|c| c.header.to_string()).collect()));
+    for row in cells {
         builder.push_record(pick(row));
     }
     let mut t = builder.build();
@@ -405,15 +474,17 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
     t.to_string()
 }
 
-/// The columns a table shows only where a report has their measurement.
-const OPTIONAL_COLUMNS: [&str; 6] = [
-    "host share",
-    "peak host (MiB)",
-    "peak device (MiB)",
-    "GPU memory (MiB)",
-    "energy (J/epoch)",
-    "J per 1k images",
-];
+/// The speed-and-accuracy table: time per epoch, the ratio to the baseline ("vs PyTorch"),
+/// throughput, time to 99%, accuracy.
+pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
+    part_table(reports, catalogue, Part::Speed)
+}
+
+/// The resources table: parameters, host and device memory, the GPU's memory and energy, the host's
+/// share of the epoch.
+pub fn resources(reports: &[RunReport], catalogue: &Catalogue) -> String {
+    part_table(reports, catalogue, Part::Resources)
+}
 
 /// A model's layers with output shapes and parameters, in the spirit of Keras's `model.summary()`.
 pub fn model_summary(spec: &common::ModelSpec) -> String {

@@ -23,6 +23,7 @@ fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
             eval_seconds: 0.5,
             queued_seconds: Some(s * 0.5),
             energy_joules: None,
+            device_busy: None,
         })
         .collect();
     let eval = EvalRecord {
@@ -62,23 +63,41 @@ fn median_skips_the_first_epoch() {
     assert_eq!(r.total_seconds(), 16.5);
 }
 
-/// The host's share of an epoch: the median over epochs 2..N of queued / train seconds; in the
-/// table for CUDA rows only, marked host-bound from 90% up.
+/// The host's share of an epoch: the median over epochs 2..N of queued / train seconds, shown for
+/// CUDA rows only and never a label by itself: a row is host-bound only where the device was idle
+/// most of the epoch (busy 10% is, busy 95% is not, whatever the host share), and where the
+/// device's activity was not measured no row is called either.
 #[test]
 fn the_host_share_marks_host_bound_rows() {
     let mut r = report("tch", &[9.0, 2.0, 4.0, 3.0], &[0.9, 0.98, 0.991, 0.992]);
     for (e, q) in r.epochs.iter_mut().zip([9.0, 1.0, 3.8, 3.0]) {
         e.queued_seconds = Some(q);
+        e.device_busy = Some(0.1);
     }
     assert_eq!(r.host_share(), Some(0.95));
+    assert_eq!(r.device_busy(), Some(0.1));
     assert_eq!(r.host_bound(), Some(true));
     let mut device_bound = r.clone();
     device_bound.spec.framework = "pytorch".into();
     for e in &mut device_bound.epochs {
-        e.queued_seconds = Some(e.train_seconds * 0.25);
+        e.queued_seconds = Some(e.train_seconds * 0.99);
+        e.device_busy = Some(0.95);
     }
-    assert_eq!(device_bound.host_share(), Some(0.25));
-    assert_eq!(device_bound.host_bound(), Some(false));
+    assert_eq!(device_bound.host_share(), Some(0.99));
+    assert_eq!(
+        device_bound.host_bound(),
+        Some(false),
+        "busy 95%: not host-bound"
+    );
+    let mut unmeasured = r.clone();
+    for e in &mut unmeasured.epochs {
+        e.device_busy = None;
+    }
+    assert_eq!(
+        unmeasured.host_bound(),
+        None,
+        "no device activity measured: no label"
+    );
     let mut old = r.clone();
     old.epochs[2].queued_seconds = None;
     assert_eq!(old.host_share(), None, "a report that did not record it");
@@ -91,12 +110,21 @@ fn the_host_share_marks_host_bound_rows() {
         r.backend = Some(backend(common::DeviceKind::Cuda));
         r
     };
-    let table = summary::table(&[cuda(device_bound.clone()), cuda(r.clone())], &catalogue());
+    let table = summary::resources(&[cuda(device_bound.clone()), cuda(r.clone())], &catalogue());
     let share = |name: &str| cell(&table, |c| c[0] == name, "host share");
-    assert_eq!(share("pytorch"), "25%");
-    assert_eq!(share("tch"), "95% host-bound");
+    assert_eq!(share("pytorch"), "99%");
+    assert_eq!(share("tch"), "95%");
+    let busy = |name: &str| cell(&table, |c| c[0] == name, "device busy");
+    assert_eq!(busy("pytorch"), "95%");
+    assert_eq!(busy("tch"), "10% host-bound");
+    // Without the device's activity, the host share alone names nobody host-bound.
+    let table = summary::resources(&[cuda(unmeasured)], &catalogue());
+    assert!(
+        !table.contains("host-bound") && !table.contains("device busy"),
+        "{table}"
+    );
     // CPU rows have no host share: a table of them has no such column.
-    let table = summary::table(&[cpu(r)], &catalogue());
+    let table = summary::resources(&[cpu(r)], &catalogue());
     assert!(!table.contains("host share"), "{table}");
 }
 
@@ -115,7 +143,7 @@ fn gpu_rows_show_the_drivers_memory_and_energy() {
     let mut unmeasured = report("pytorch", &[9.0, 2.0, 4.0], &[0.9, 0.98, 0.99]);
     unmeasured.backend = Some(backend(common::DeviceKind::Cuda));
     assert_eq!(unmeasured.joules_per_epoch(), None);
-    let table = summary::table(&[unmeasured, measured.clone()], &catalogue());
+    let table = summary::resources(&[unmeasured, measured.clone()], &catalogue());
     assert!(
         table.contains("| GPU memory (MiB) | energy (J/epoch) | J per 1k images |"),
         "{table}"
@@ -129,7 +157,7 @@ fn gpu_rows_show_the_drivers_memory_and_energy() {
     // A measurement that no report has is no column (PyTorch's device counter here).
     assert!(!table.contains("peak device"), "{table}");
     measured.backend = Some(backend(common::DeviceKind::Cpu));
-    let cpu = summary::table(&[measured], &catalogue());
+    let cpu = summary::resources(&[measured], &catalogue());
     assert!(!cpu.contains("GPU memory"), "{cpu}");
 }
 
@@ -225,10 +253,19 @@ fn repeats_make_one_row_with_mean_and_sd() {
     assert!(burn.contains("99.20% ± 0.20%"), "{table}");
     // 60,000 images in 2, 4 and 6 s: 30000, 15000, 10000 images/s.
     assert!(burn.contains("18333 ± 10408"), "{table}");
+    let resources = summary::resources(&reports, &catalogue());
+    let burn = resources.lines().nth(3).unwrap();
     assert!(
         burn.contains("| 300 ± 0 "),
-        "peak host memory in MiB:\n{table}"
+        "peak host memory in MiB:\n{resources}"
     );
+    // The two tables name their rows alike: the same key columns, in the same order.
+    let keys = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| l.split('|').take(4).collect::<Vec<_>>().join("|"))
+            .collect()
+    };
+    assert_eq!(keys(&table), keys(&resources));
 }
 
 #[test]

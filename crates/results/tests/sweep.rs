@@ -108,7 +108,7 @@ fn the_comparison_table_keeps_points_apart() {
     let at = |framework: &str, batch: &str, threads: &str, column: &str| {
         cell(
             &table,
-            |c| c[0] == framework && c[4] == batch && c[5] == threads,
+            |c| c[0] == framework && c[3] == batch && c[4] == threads,
             column,
         )
     };

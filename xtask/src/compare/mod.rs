@@ -10,6 +10,7 @@
 mod child;
 mod plan;
 mod select;
+pub mod shard;
 
 use anyhow::{bail, Context, Result};
 use common::framework::{FrameworkInfo, Runner};
@@ -32,8 +33,9 @@ use select::*;
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// Comma-separated frameworks, from those `lenet frameworks` lists (default: every one it marks
-    /// "compared by default": the Python rows and every Rust framework of the build)
+    /// Comma-separated frameworks, from those `lenet frameworks` lists, or `rust` for every Rust
+    /// framework of the build (default: every one it marks "compared by default": the Python rows
+    /// and every Rust framework of the build)
     #[arg(long, value_delimiter = ',')]
     pub frameworks: Option<Vec<String>>,
     /// Comma-separated models: lenet2, lenet3
@@ -102,6 +104,13 @@ pub struct Args {
     /// settings (framework, model, dataset, seed, epochs, ...), and run only the others
     #[arg(long)]
     pub resume: bool,
+    /// Run only slice I of N of the comparison's runs, for a scheduler that starts N jobs of this
+    /// command: I/N (I from 1), or N alone to take I from the scheduler (Slurm job arrays'
+    /// SLURM_ARRAY_TASK_ID counted from SLURM_ARRAY_TASK_MIN, Kubernetes Indexed Jobs'
+    /// JOB_COMPLETION_INDEX from 0). The slices together run every run once; `cargo xtask report
+    /// --merge` brings their folders together
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
     /// Python for the Python rows, with torch (pytorch) and keras and its backend (keras)
     /// (default: the one `setup` installed)
     #[arg(long, value_name = "FILE")]
@@ -142,6 +151,11 @@ impl std::error::Error for Interrupted {}
 /// Runs the comparison; `Ok(false)` when a run failed, an [`Interrupted`] error after Ctrl-C.
 pub fn run(args: Args) -> Result<bool> {
     check(&args)?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(|s| shard::Shard::parse(s, |k| std::env::var(k).ok()))
+        .transpose()?;
     let (data_dir, data) = check_data(&args)?;
     let mut args = args;
     args.run.data_dir = Some(data_dir);
@@ -178,6 +192,14 @@ pub fn run(args: Args) -> Result<bool> {
         eprintln!("warning: Ctrl-C cannot be caught ({e}): it will end the comparison at once");
     }
     let mut failed = Vec::new();
+    // Each run's place in the comparison's fixed order, which a shard's slice is taken from.
+    let mut position = 0usize;
+    if let Some(shard) = shard {
+        let total =
+            args.models.len() * tools.frameworks.len() * points.len() * args.repeats as usize;
+        let mine = (0..total).filter(|&p| shard.takes(p)).count();
+        eprintln!("shard {shard}: {mine} of the comparison's {total} runs");
+    }
     'runs: for model in &args.models {
         for info in &tools.frameworks {
             let framework = &info.name;
@@ -185,6 +207,10 @@ pub fn run(args: Args) -> Result<bool> {
                 for repeat in 1..=args.repeats {
                     if INTERRUPTED.load(Ordering::SeqCst) {
                         break 'runs;
+                    }
+                    position += 1;
+                    if shard.is_some_and(|s| !s.takes(position - 1)) {
+                        continue;
                     }
                     let name = report_name(
                         framework,
@@ -345,7 +371,22 @@ mod tests {
         let e = selected(&args(&["--frameworks", "dfdx"]), &catalogue, false)
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "unknown framework 'dfdx': expected one of pytorch, burn");
+        assert_eq!(
+            e,
+            "unknown framework 'dfdx': expected one of pytorch, burn (or rust: every Rust framework)"
+        );
+        // `rust`: the build's Rust frameworks, each once, beside a name given too.
+        assert_eq!(
+            names(
+                selected(
+                    &args(&["--frameworks", "pytorch,rust,burn"]),
+                    &catalogue,
+                    false
+                )
+                .unwrap()
+            ),
+            ["pytorch", "burn"]
+        );
     }
 
     #[test]

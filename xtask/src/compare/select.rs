@@ -117,22 +117,46 @@ pub(super) fn selected(
             .filter(|f| f.compared_by_default && (every_framework || f.runner == Runner::Lenet))
             .cloned()
             .collect()),
-        Some(names) => names
-            .iter()
-            .map(|name| {
-                if let Some(feature) = catalogue.feature_of(name) {
-                    bail!(
-                        "{name} is not in this lenet build: it needs the cargo feature `{feature}` \
-                         (add it to --features, or leave --features out to build every framework)"
-                    );
+        Some(names) => {
+            let mut out: Vec<FrameworkInfo> = Vec::new();
+            for name in names {
+                // `rust`: every Rust framework of the build that is compared by default.
+                let found: Vec<FrameworkInfo> = if name == RUST_ROWS {
+                    catalogue
+                        .frameworks
+                        .iter()
+                        .filter(|f| f.runner == Runner::Lenet && f.compared_by_default)
+                        .cloned()
+                        .collect()
+                } else {
+                    vec![one(catalogue, name)?]
+                };
+                for f in found {
+                    if !out.iter().any(|o| o.name == f.name) {
+                        out.push(f);
+                    }
                 }
-                catalogue.get(name).cloned().ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "unknown framework '{name}': expected one of {}",
-                        catalogue.names().join(", ")
-                    )
-                })
-            })
-            .collect(),
+            }
+            Ok(out)
+        }
     }
+}
+
+/// The `--frameworks` name that stands for every Rust framework of the build compared by default.
+pub const RUST_ROWS: &str = "rust";
+
+/// The framework `name` of the catalogue, or why there is none.
+fn one(catalogue: &Catalogue, name: &str) -> Result<FrameworkInfo> {
+    if let Some(feature) = catalogue.feature_of(name) {
+        bail!(
+            "{name} is not in this lenet build: it needs the cargo feature `{feature}` \
+             (add it to --features, or leave --features out to build every framework)"
+        );
+    }
+    catalogue.get(name).cloned().ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown framework '{name}': expected one of {} (or {RUST_ROWS}: every Rust framework)",
+            catalogue.names().join(", ")
+        )
+    })
 }

@@ -86,6 +86,7 @@ pub fn finished(spec: RunSpec, epoch_seconds: &[f64]) -> RunReport {
             eval_seconds: 0.5,
             queued_seconds: None,
             energy_joules: None,
+            device_busy: None,
         })
         .collect();
     let eval = EvalRecord {
