@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use common::weights::ModelFile;
 use common::{ModelKind, Weights};
 use serde_json::Value;
-use support::{floats, json, mnist_dir, python, repo, tch_steps};
+use support::{mnist_dir, python, repo};
 
 mod support;
 
@@ -57,28 +57,7 @@ fn succeeded(run: &Output, what: &str) {
 fn keras_logits_match_tch() {
     let dir = tempfile::tempdir().unwrap();
     for model in ModelKind::ALL {
-        let plan = dir.path().join(format!("{model}.plan.safetensors"));
-        support::plan(&plan, model.name(), 5, 1, 640);
-        let logits = dir.path().join(format!("{model}-logits.json"));
-        let weights = dir.path().join(format!("{model}-weights.safetensors"));
-        let (run, _) = keras(
-            dir.path(),
-            &plan,
-            model.name(),
-            &["--model", model.name(), "--logits"]
-                .into_iter()
-                .chain([logits.to_str().unwrap()])
-                .chain(["--initial-weights", weights.to_str().unwrap()])
-                .collect::<Vec<_>>(),
-        );
-        succeeded(&run, "--logits");
-        let shared = Weights::init(&model.spec(), 5);
-        assert_eq!(
-            ModelFile::read(&weights).unwrap().weights,
-            shared,
-            "{model} round trip"
-        );
-        let err = support::tch_logit_error(model, &shared, &floats(&json(&logits)["logits"]));
+        let err = support::python_logit_error("keras_reference.py", dir.path(), model);
         assert!(err < 1e-4, "{model} logits: relative error {err}");
     }
 }
@@ -91,27 +70,9 @@ fn keras_logits_match_tch() {
 fn keras_steps_follow_tch() {
     let dir = tempfile::tempdir().unwrap();
     for model in ModelKind::ALL {
+        let (got, tch, _) = support::python_steps("keras_reference.py", dir.path(), model);
+        // The plan file `python_steps` wrote, which Keras's Adam in PyTorch trains from too.
         let plan = dir.path().join(format!("{model}.plan.safetensors"));
-        support::plan(&plan, model.name(), 0, 1, 640);
-        let steps = dir.path().join(format!("{model}-steps.json"));
-        let (run, report) = keras(
-            dir.path(),
-            &plan,
-            model.name(),
-            &[
-                "--model",
-                model.name(),
-                "--limit",
-                "640",
-                "--epochs",
-                "1",
-                "--step-losses",
-                steps.to_str().unwrap(),
-            ],
-        );
-        succeeded(&run, "steps");
-        let got = floats(&json(&steps)["1"]);
-        assert_eq!(got.len(), 20, "{model}: {got:?}");
         let adam = Command::new(python())
             .arg(repo("tests/keras_adam.py"))
             .arg(&plan)
@@ -121,7 +82,6 @@ fn keras_steps_follow_tch() {
             .unwrap();
         succeeded(&adam, "keras_adam.py");
         let keras_adam: Vec<f64> = serde_json::from_slice(&adam.stdout).unwrap();
-        let tch = tch_steps(model);
         for (i, ((g, k), t)) in got.iter().zip(&keras_adam).zip(&tch).enumerate() {
             let step = i + 1;
             assert!(
@@ -133,19 +93,6 @@ fn keras_steps_follow_tch() {
                 "{model} step {step}: keras {g}, tch {t}"
             );
         }
-        assert!(
-            (got[0] - tch[0]).abs() <= 1e-6 * tch[0],
-            "{model}: {} {}",
-            got[0],
-            tch[0]
-        );
-        assert!(got[19] < got[0], "{model}: the steps learn ({got:?})");
-        let epoch = report.unwrap()["epochs"][0]["train_loss"].as_f64().unwrap();
-        let mean = got.iter().sum::<f64>() / 20.0;
-        assert!(
-            (epoch - mean).abs() < 1e-5,
-            "{model}: {epoch} against {mean}"
-        );
     }
 }
 

@@ -114,6 +114,97 @@ pub fn tch_logit_error(model: common::ModelKind, weights: &Weights, got: &[f64])
         / scale
 }
 
+/// A Python row's parity with tch from the shared weights of seed 5 (`script` with `--logits` and
+/// `--initial-weights`): the weights it read come back out unchanged, and its logits of the first
+/// 64 test images are returned as their largest difference to tch's, relative to tch's largest.
+#[cfg(feature = "tch")]
+pub fn python_logit_error(script: &str, dir: &Path, model: common::ModelKind) -> f64 {
+    let plan = dir.join(format!("{model}.plan.safetensors"));
+    self::plan(&plan, model.name(), 5, 1, 640);
+    let logits = dir.join(format!("{model}-logits.json"));
+    let weights = dir.join(format!("{model}-weights.safetensors"));
+    let (run, _) = python_row(
+        script,
+        dir,
+        &plan,
+        model.name(),
+        &[
+            "--model",
+            model.name(),
+            "--logits",
+            logits.to_str().unwrap(),
+            "--initial-weights",
+            weights.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{script} --logits: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let shared = Weights::init(&model.spec(), 5);
+    assert_eq!(
+        common::weights::ModelFile::read(&weights).unwrap().weights,
+        shared,
+        "{model} round trip"
+    );
+    tch_logit_error(model, &shared, &floats(&json(&logits)["logits"]))
+}
+
+/// A Python row's 20 Adam steps of batch 32 from the shared weights of seed 0 in the plan's order
+/// (640 examples, one epoch) beside tch's: (its step losses, tch's, its report). Checked here for
+/// every row: 20 steps, the first (before any update) within 1e-6 of tch's, the last below the
+/// first, and the epoch's loss the mean of the steps'.
+#[cfg(feature = "tch")]
+pub fn python_steps(
+    script: &str,
+    dir: &Path,
+    model: common::ModelKind,
+) -> (Vec<f64>, Vec<f64>, serde_json::Value) {
+    let plan = dir.join(format!("{model}.plan.safetensors"));
+    self::plan(&plan, model.name(), 0, 1, 640);
+    let steps = dir.join(format!("{model}-steps.json"));
+    let (run, report) = python_row(
+        script,
+        dir,
+        &plan,
+        model.name(),
+        &[
+            "--model",
+            model.name(),
+            "--limit",
+            "640",
+            "--epochs",
+            "1",
+            "--step-losses",
+            steps.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{script} steps: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got = floats(&json(&steps)["1"]);
+    assert_eq!(got.len(), 20, "{model}: {got:?}");
+    let tch = tch_steps(model);
+    assert!(
+        (got[0] - tch[0]).abs() <= 1e-6 * tch[0],
+        "{model}: first step {} against tch's {}",
+        got[0],
+        tch[0]
+    );
+    assert!(got[19] < got[0], "{model}: the steps learn ({got:?})");
+    let report = report.expect("the run writes its report");
+    let epoch = report["epochs"][0]["train_loss"].as_f64().unwrap();
+    let mean = got.iter().sum::<f64>() / 20.0;
+    assert!(
+        (epoch - mean).abs() < 1e-5,
+        "{model}: {epoch} against {mean}"
+    );
+    (got, tch, report)
+}
+
 /// tch's losses of 20 Adam steps of batch 32 from the weights of seed 0, in the seed's order (the
 /// plan's of seed 0 over 640 examples).
 #[cfg(feature = "tch")]
