@@ -64,6 +64,48 @@ pub fn cuda_builds(catalogue: &Catalogue) -> Vec<CudaBinary> {
     std::iter::once(main).chain(own).collect()
 }
 
+/// The CUDA builds `cargo xtask setup --cuda` checks: those of every framework with CUDA code of
+/// its own to compile, or of the frameworks named in `only` (`--check`), each of which must have
+/// some.
+pub fn checked_builds(catalogue: &Catalogue, only: Option<&[String]>) -> Result<Vec<CudaBinary>> {
+    let compiled = |f: &&common::framework::FrameworkInfo| {
+        f.cuda_build
+            .as_ref()
+            .is_some_and(|b| !b.features.is_empty())
+    };
+    let names: Vec<&str> = catalogue
+        .frameworks
+        .iter()
+        .filter(compiled)
+        .map(|f| f.name.as_str())
+        .collect();
+    if let Some(only) = only {
+        if only.is_empty() {
+            bail!("--check needs at least one framework: {}", names.join(", "));
+        }
+        if let Some(other) = only.iter().find(|o| !names.contains(&o.as_str())) {
+            bail!(
+                "--check {other}: the frameworks with CUDA code of their own to check are {}",
+                names.join(", ")
+            );
+        }
+    }
+    let chosen = Catalogue::new(
+        catalogue
+            .frameworks
+            .iter()
+            .filter(compiled)
+            .filter(|f| only.is_none_or(|o| o.contains(&f.name)))
+            .cloned()
+            .collect(),
+    );
+    // The shared binary's build is empty when none of its frameworks was chosen.
+    Ok(cuda_builds(&chosen)
+        .into_iter()
+        .filter(|b| !b.features.is_empty())
+        .collect())
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Build the CUDA-enabled binaries (the only kind of bundle there is so far)
@@ -574,6 +616,51 @@ mod tests {
             step_tolerance: None,
             parity_reference: false,
         }
+    }
+
+    /// `setup --cuda` checks the builds of the frameworks with CUDA code of their own, all of them or
+    /// those named (tch's CUDA is in libtorch, the Python rows have none), and refuses other names.
+    #[test]
+    fn the_cuda_check_builds_what_it_is_asked_to() {
+        let catalogue = Catalogue::new(vec![
+            info("pytorch", None),
+            info("tch", Some(CudaBuild::library())),
+            info(
+                "candle",
+                Some(CudaBuild {
+                    features: vec!["candle-impl/cudnn".into()],
+                    own_binary: false,
+                    llvm: false,
+                }),
+            ),
+            info(
+                "burn",
+                Some(CudaBuild {
+                    features: vec!["burn-impl/cuda".into()],
+                    own_binary: true,
+                    llvm: true,
+                }),
+            ),
+        ]);
+        let features = |only: Option<&[String]>| {
+            super::checked_builds(&catalogue, only)
+                .unwrap()
+                .into_iter()
+                .map(|b| b.features.join(","))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(features(None), ["candle-impl/cudnn", "burn-impl/cuda"]);
+        // The shared binary's build is left out when none of its frameworks is asked for.
+        assert_eq!(features(Some(&["burn".into()])), ["burn-impl/cuda"]);
+        assert_eq!(features(Some(&["candle".into()])), ["candle-impl/cudnn"]);
+        for wrong in ["tch", "pytorch", "jax"] {
+            let e = super::checked_builds(&catalogue, Some(&[wrong.into()])).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("--check {wrong}: the frameworks with CUDA code of their own to check are candle, burn")
+            );
+        }
+        assert!(super::checked_builds(&catalogue, Some(&[])).is_err());
     }
 
     /// Every framework's CUDA code is in exactly one binary, and run.sh runs each framework with a

@@ -39,6 +39,16 @@ enum Command {
         /// which is quicker where nothing is built for CUDA afterwards, as in CI)
         #[arg(long, value_name = "DIR", requires = "cuda")]
         target_dir: Option<std::path::PathBuf>,
+        /// Check only these frameworks' CUDA builds (default: every framework with CUDA code of
+        /// its own, candle and burn; candle's takes about 18 minutes on 2 cores, nvcc compiling
+        /// its kernels)
+        #[arg(
+            long,
+            value_name = "FRAMEWORK",
+            value_delimiter = ',',
+            requires = "cuda"
+        )]
+        check: Option<Vec<String>>,
     },
     /// Run every (framework, model) in its own process and tabulate accuracy and time per epoch
     Compare(Box<compare::Args>),
@@ -60,12 +70,20 @@ enum Command {
     /// Set up, then run the whole test suite (release build); extra arguments go to `cargo test`
     Test {
         /// Test a build with only these frameworks (framework features, see `cargo xtask
-        /// frameworks`): the tests of the lenet package, in that build (without tch: no libtorch,
-        /// and no tests of the Python rows, which are held to tch)
+        /// frameworks`): the lenet package's tests in that build, beside the other crates' (without
+        /// tch: no libtorch, tch's crate left out, and no tests of the Python rows, which are held
+        /// to tch)
         #[arg(long, value_delimiter = ',', value_name = "F,...")]
         features: Option<Vec<String>>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Lint every crate and target with clippy (release, warnings are errors), the build with all
+    /// frameworks or with only those of --features
+    Lint {
+        /// Lint a build with only these frameworks (as `test --features`)
+        #[arg(long, value_delimiter = ',', value_name = "F,...")]
+        features: Option<Vec<String>>,
     },
     /// Measure what each framework costs before its first step: a cold release build of lenet with
     /// it alone, a rebuild, binary and native library sizes, dependency counts, and the first
@@ -82,12 +100,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Setup { cuda, target_dir } => setup_command(cuda, target_dir.as_deref()),
+        Command::Setup {
+            cuda,
+            target_dir,
+            check,
+        } => setup_command(cuda, target_dir.as_deref(), check.as_deref()),
         Command::Compare(args) => compare::run(*args),
         Command::Test { features, args } => test(features.as_deref(), &args),
         Command::Report { out, merge, lenet } => report::run(&out, &merge, lenet.as_deref()),
         Command::Bundle(args) => bundle::run(args).map(|()| true),
         Command::Cost(args) => cost::run(args),
+        Command::Lint { features } => lint(features.as_deref()),
         Command::Frameworks => setup::framework_features().map(|f| {
             for name in f {
                 println!("{name}");
@@ -110,25 +133,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn setup_command(cuda: bool, target_dir: Option<&std::path::Path>) -> Result<bool> {
+fn setup_command(
+    cuda: bool,
+    target_dir: Option<&std::path::Path>,
+    check: Option<&[String]>,
+) -> Result<bool> {
     let env = setup::run()?;
     println!("libtorch: {}", env.libtorch.display());
     println!("python:   {}", env.python.display());
     if !cuda {
         return Ok(true);
     }
+    // The CUDA builds the registry asks for (candle's and burn's CUDA code go into separate
+    // binaries, see the root Cargo.toml), known before anything is downloaded.
+    let lenet = env.build_lenet()?;
+    let builds = bundle::checked_builds(&compare::catalogue(&lenet)?, check)?;
     let toolkit = cuda::setup()?;
     println!("cuda:     {}", toolkit.root.display());
     let llvm = llvm::setup()?;
     println!("llvm:     {}", llvm.prefix.display());
-    // The CUDA builds the registry asks for (candle's and burn's CUDA code go into separate
-    // binaries, see the root Cargo.toml).
-    let lenet = env.build_lenet()?;
-    for build in bundle::cuda_builds(&compare::catalogue(&lenet)?) {
+    for build in builds {
         let mut cmd = env.cargo();
+        // `--workspace`: the features every other workspace build resolves, plus the CUDA ones,
+        // so that only the crates CUDA changes are checked again in a folder that holds those
+        // builds (CI's `--target-dir target`).
         cmd.args([
             "check",
             "--release",
+            "--workspace",
             "--features",
             &build.features.join(","),
             "--all-targets",
@@ -146,6 +178,19 @@ fn setup_command(cuda: bool, target_dir: Option<&std::path::Path>) -> Result<boo
     Ok(true)
 }
 
+fn lint(features: Option<&[String]>) -> Result<bool> {
+    let features = setup::Features::new("--features", features)?;
+    if features.has_tch() {
+        // libtorch for torch-sys's build script.
+        setup::run()?;
+    }
+    let mut cmd = setup::cargo();
+    cmd.args(["clippy", "--release", "--all-targets"])
+        .args(features.cargo_args())
+        .args(["--", "-D", "warnings"]);
+    setup::status(&mut cmd)
+}
+
 fn test(features: Option<&[String]>, args: &[String]) -> Result<bool> {
     let features = setup::Features::new("--features", features)?;
     let mut cmd = setup::cargo();
@@ -154,14 +199,8 @@ fn test(features: Option<&[String]>, args: &[String]) -> Result<bool> {
         // The Python with torch that the reference's tests run (tests/reference.rs).
         cmd.env("LENET_PYTHON", &env.python);
     }
-    if features.is_default() {
-        cmd.args(["test", "--release", "--workspace"]);
-    } else {
-        // The framework crates' own tests do not depend on the root's features (the default run
-        // has them); `--no-default-features` would also turn off theirs.
-        cmd.args(["test", "--release", "--package", "lenet-compare"])
-            .args(features.cargo_args());
-    }
+    // The whole workspace's tests, the root's with the frameworks chosen (see `cargo_args`).
+    cmd.args(["test", "--release"]).args(features.cargo_args());
     cmd.args(args);
     // Test binaries run in their own package's folder: a relative MNIST_DIR must not depend on that.
     if let Some(dir) = std::env::var_os("MNIST_DIR").filter(|d| !d.is_empty()) {

@@ -70,9 +70,27 @@ pub fn cargo() -> Command {
 /// `Cargo.toml` is the one list of frameworks; xtask, CI (`cargo xtask frameworks`) and the scripts
 /// read it from here, and `tests/registry.rs` holds it to the registry of `lenet`.
 pub fn framework_features() -> Result<&'static [String]> {
-    static FEATURES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    if let Some(f) = FEATURES.get() {
-        return Ok(f);
+    Ok(&workspace()?.frameworks)
+}
+
+/// What xtask reads from the workspace's manifests (through `cargo metadata`, once).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workspace {
+    /// The root package's framework features ([`framework_features`]).
+    pub frameworks: Vec<String>,
+    /// Each framework feature's crate, the `*-impl` dependency it turns on.
+    pub crates: Vec<(String, String)>,
+    /// The default features of the other workspace members, as `member/feature`: a build that
+    /// turns the root's defaults off turns theirs off too (`--no-default-features` applies to every
+    /// package selected), and these turn them back on.
+    pub member_defaults: Vec<String>,
+}
+
+/// The workspace's manifests, read once.
+pub fn workspace() -> Result<&'static Workspace> {
+    static WORKSPACE: std::sync::OnceLock<Workspace> = std::sync::OnceLock::new();
+    if let Some(w) = WORKSPACE.get() {
+        return Ok(w);
     }
     let out = cargo()
         .args([
@@ -92,16 +110,53 @@ pub fn framework_features() -> Result<&'static [String]> {
     }
     let metadata: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
-    let features = metadata["packages"]
+    let workspace = workspace_of(&metadata)?;
+    Ok(WORKSPACE.get_or_init(|| workspace))
+}
+
+/// [`Workspace`] from `cargo metadata --no-deps`'s JSON (its packages are the workspace's members).
+pub fn workspace_of(metadata: &serde_json::Value) -> Result<Workspace> {
+    let packages = metadata["packages"]
         .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == "lenet-compare"))
-        .map(|p| p["features"].clone())
+        .context("cargo metadata lists no packages")?;
+    let root = packages
+        .iter()
+        .find(|p| p["name"] == "lenet-compare")
         .context("cargo metadata lists no lenet-compare package")?;
-    let features = frameworks_of(&features);
-    if features.is_empty() {
+    let frameworks = frameworks_of(&root["features"]);
+    if frameworks.is_empty() {
         bail!("the root Cargo.toml has no framework feature (one that turns on a `dep:*-impl`)");
     }
-    Ok(FEATURES.get_or_init(|| features))
+    let crates = frameworks
+        .iter()
+        .filter_map(|f| {
+            root["features"][f]
+                .as_array()?
+                .iter()
+                .filter_map(|v| v.as_str()?.strip_prefix("dep:"))
+                .find(|dep| dep.ends_with("-impl"))
+                .map(|dep| (f.clone(), dep.to_string()))
+        })
+        .collect();
+    let mut member_defaults = Vec::new();
+    for p in packages.iter().filter(|p| p["name"] != "lenet-compare") {
+        let (Some(name), Some(default)) = (p["name"].as_str(), p["features"]["default"].as_array())
+        else {
+            continue;
+        };
+        member_defaults.extend(
+            default
+                .iter()
+                .filter_map(|f| f.as_str())
+                .map(|f| format!("{name}/{f}")),
+        );
+    }
+    member_defaults.sort();
+    Ok(Workspace {
+        frameworks,
+        crates,
+        member_defaults,
+    })
 }
 
 /// The framework features of a package's `features` table (cargo metadata's JSON object of
@@ -143,21 +198,25 @@ pub fn frameworks_of(features: &serde_json::Value) -> Vec<String> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Features {
     chosen: Option<Vec<String>>,
-    /// Every framework feature, in the root's order.
-    all: Vec<String>,
+    /// The workspace: every framework feature, in the root's order, and their crates.
+    workspace: Workspace,
 }
 
 impl Features {
     /// `--features` (or the list of the `option` named) as given: `None` for the default build.
     pub fn new(option: &str, named: Option<&[String]>) -> Result<Self> {
-        Self::among(framework_features()?, option, named)
+        Self::among(workspace()?, option, named)
     }
 
-    /// As [`Features::new`], with the framework features given.
-    pub fn among(all: &[String], option: &str, named: Option<&[String]>) -> Result<Self> {
-        let all = all.to_vec();
+    /// As [`Features::new`], in the workspace given.
+    pub fn among(workspace: &Workspace, option: &str, named: Option<&[String]>) -> Result<Self> {
+        let workspace = workspace.clone();
+        let all = &workspace.frameworks;
         let Some(named) = named else {
-            return Ok(Self { chosen: None, all });
+            return Ok(Self {
+                chosen: None,
+                workspace,
+            });
         };
         if named.is_empty() {
             bail!("{option} needs at least one of {}", all.join(", "));
@@ -178,7 +237,7 @@ impl Features {
         features.sort_by_key(|f| all.iter().position(|k| k == f));
         Ok(Self {
             chosen: Some(features),
-            all,
+            workspace,
         })
     }
 
@@ -193,29 +252,45 @@ impl Features {
 
     /// The frameworks' features, all of them for the default build.
     pub fn names(&self) -> Vec<String> {
-        self.chosen.clone().unwrap_or_else(|| self.all.clone())
+        self.chosen
+            .clone()
+            .unwrap_or_else(|| self.workspace.frameworks.clone())
     }
 
-    /// cargo's arguments for the root package's features.
+    /// cargo's package selection and features: the whole workspace, with the root's framework
+    /// features as chosen. Every build selects the whole workspace, so that the dependencies'
+    /// features resolve as in the default build and only the root package is compiled again for a
+    /// set of frameworks (a build of the root alone resolves them differently and compiles most of
+    /// the dependency graph again); the other members keep their default features. A build without
+    /// tch leaves tch's crate out, so that it needs no libtorch.
     pub fn cargo_args(&self) -> Vec<String> {
-        match &self.chosen {
-            None => Vec::new(),
-            Some(f) => vec![
-                "--no-default-features".into(),
-                "--features".into(),
-                f.iter()
-                    .map(|f| format!("lenet-compare/{f}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ],
+        let mut args = vec!["--workspace".to_string()];
+        let Some(chosen) = &self.chosen else {
+            return args;
+        };
+        for (feature, krate) in &self.workspace.crates {
+            if feature == "tch" && !self.has_tch() {
+                args.extend(["--exclude".to_string(), krate.clone()]);
+            }
         }
+        let features: Vec<String> = chosen
+            .iter()
+            .map(|f| format!("lenet-compare/{f}"))
+            .chain(self.workspace.member_defaults.iter().cloned())
+            .collect();
+        args.extend([
+            "--no-default-features".to_string(),
+            "--features".to_string(),
+            features.join(","),
+        ]);
+        args
     }
 }
 
 /// Builds `lenet` with only the frameworks of `features` and returns its path; set-up of libtorch
 /// only when tch is among them. As [`Env::build_lenet`] does for the default build, it builds the
-/// way `cargo xtask test --features ...` does (`cargo test --release --no-run --package
-/// lenet-compare`), so that the two share their artifacts.
+/// way `cargo xtask test --features ...` does (`cargo test --release --no-run`, with
+/// [`Features::cargo_args`]), so that the two share their artifacts.
 pub fn build_lenet_with(features: &Features) -> Result<PathBuf> {
     let mut cmd = cargo();
     if features.has_tch() {
@@ -226,15 +301,8 @@ pub fn build_lenet_with(features: &Features) -> Result<PathBuf> {
         "building lenet with {} alone (release)",
         features.names().join(", ")
     );
-    cmd.args([
-        "test",
-        "--release",
-        "--no-run",
-        "--quiet",
-        "--package",
-        "lenet-compare",
-    ])
-    .args(features.cargo_args());
+    cmd.args(["test", "--release", "--no-run", "--quiet"])
+        .args(features.cargo_args());
     if !status(&mut cmd)? {
         bail!("cargo build of lenet failed");
     }
@@ -471,33 +539,55 @@ mod tests {
         assert!(found("rich", "15.0.0").is_err());
     }
 
-    /// `--features`: the default build asks cargo for nothing and has tch; a list is checked,
-    /// deduplicated and put in one order, and only a list with tch needs libtorch.
+    /// `--features`: the default build selects the workspace and has tch; a list is checked,
+    /// deduplicated and put in one order, turns the other members' defaults back on, leaves tch's
+    /// crate out when tch is not in it, and only a list with tch needs libtorch.
     #[test]
     fn features_make_one_build_per_set() {
-        use super::Features;
+        use super::{Features, Workspace};
         let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
         let all = list(&["tch", "candle", "burn"]);
-        let new = |option: &str, named: Option<&[String]>| Features::among(&all, option, named);
+        let workspace = Workspace {
+            frameworks: all.clone(),
+            crates: ["tch", "candle", "burn"]
+                .map(|f| (f.to_string(), format!("{f}-impl")))
+                .to_vec(),
+            member_defaults: list(&["burn-impl/simd"]),
+        };
+        let new =
+            |option: &str, named: Option<&[String]>| Features::among(&workspace, option, named);
         let default = new("--features", None).unwrap();
         assert!(default.is_default() && default.has_tch());
-        assert!(default.cargo_args().is_empty());
+        assert_eq!(default.cargo_args(), ["--workspace"]);
         assert_eq!(default.names(), all);
         let burn = new("--features", Some(&list(&["burn", "candle", "burn"]))).unwrap();
         assert!(!burn.is_default() && !burn.has_tch());
         assert_eq!(
             burn.cargo_args(),
             list(&[
+                "--workspace",
+                "--exclude",
+                "tch-impl",
                 "--no-default-features",
                 "--features",
-                "lenet-compare/candle,lenet-compare/burn"
+                "lenet-compare/candle,lenet-compare/burn,burn-impl/simd"
             ])
         );
         assert_eq!(
             new("--features", Some(&list(&["candle", "burn"]))).unwrap(),
             burn
         );
-        assert!(new("--features", Some(&list(&["tch"]))).unwrap().has_tch());
+        let tch = new("--features", Some(&list(&["tch"]))).unwrap();
+        assert!(tch.has_tch());
+        assert_eq!(
+            tch.cargo_args(),
+            list(&[
+                "--workspace",
+                "--no-default-features",
+                "--features",
+                "lenet-compare/tch,burn-impl/simd"
+            ])
+        );
         let e = new("--frameworks", Some(&list(&["dfdx"])))
             .unwrap_err()
             .to_string();
@@ -506,6 +596,37 @@ mod tests {
             "--frameworks: unknown framework feature 'dfdx': expected tch, candle, burn"
         );
         assert!(new("--features", Some(&[])).is_err());
+    }
+
+    /// The workspace as cargo metadata lists it: the root's frameworks and their crates, and the
+    /// other members' default features.
+    #[test]
+    fn the_workspace_comes_from_cargo_metadata() {
+        let metadata = serde_json::json!({ "packages": [
+            { "name": "burn-impl", "features": { "default": ["simd"], "simd": [], "cuda": [] } },
+            { "name": "lenet-compare", "features": {
+                "default": ["tch", "burn"],
+                "tch": ["dep:tch-impl", "dep:torch-sys"],
+                "burn": ["dep:burn-impl"],
+                "burn-cuda": ["burn", "burn-impl/cuda"],
+            } },
+            { "name": "common", "features": { "cli": ["dep:clap"] } },
+        ] });
+        let w = super::workspace_of(&metadata).unwrap();
+        assert_eq!(w.frameworks, ["tch", "burn"]);
+        assert_eq!(
+            w.crates,
+            [
+                ("tch".into(), "tch-impl".into()),
+                ("burn".into(), "burn-impl".into())
+            ]
+        );
+        assert_eq!(w.member_defaults, ["burn-impl/simd"]);
+        let e = super::workspace_of(&serde_json::json!({ "packages": [] })).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cargo metadata lists no lenet-compare package"
+        );
     }
 
     /// The framework features are those that turn on a `*-impl` crate, in the default list's
