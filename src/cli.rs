@@ -43,6 +43,12 @@ pub struct TrainArgs {
     /// No progress bars or per-epoch lines
     #[arg(long, short)]
     pub quiet: bool,
+    /// A kernel pass instead of a timed run: load the kernel counter (COUNTER: its library,
+    /// liblenet_kernels.so, built by `cargo xtask setup --cuda`) before the first CUDA call and
+    /// record, per epoch, every kernel, memory copy and memory set the device runs into the report;
+    /// its times are not a timed run's (tracing costs the host time)
+    #[arg(long, value_name = "COUNTER")]
+    pub kernels: Option<PathBuf>,
 }
 
 impl TrainArgs {

@@ -32,8 +32,9 @@ use common::{
     DeviceKind, DeviceRequest, EpochRecord, Mnist, ModelKind, SplitKind, Totals, TrainError,
     Weights,
 };
-use meters::gpu;
+use meters::{gpu, kernels};
 use reports::catalogue::NotBuilt;
+use reports::report::KernelPass;
 use reports::{Catalogue, Environment, RunReport, SCHEMA};
 
 /// The frameworks compiled into this binary, in the order tables list them.
@@ -178,6 +179,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Return the trained weights (to save them).
     pub keep_weights: bool,
+    /// A kernel pass: the kernel counter's library, loaded before the framework's first CUDA call.
+    pub kernels: Option<PathBuf>,
 }
 
 /// A finished (or failed) run: its report, and the trained weights when they were asked for and
@@ -275,6 +278,18 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
             }
         },
     };
+    // A kernel pass: the counter loaded before the framework's first CUDA call (on the CPU there is
+    // nothing for it to see).
+    let records = options
+        .kernels
+        .as_ref()
+        .map(|_| std::env::temp_dir().join(format!("lenet-kernels-{}.txt", std::process::id())));
+    let counter = options
+        .kernels
+        .as_deref()
+        .filter(|_| spec.device != DeviceRequest::Cpu)
+        .zip(records.as_deref())
+        .map(|(library, records)| kernels::Counter::start(library, records));
     let setup = Instant::now();
     // A framework that cannot start (no CUDA where CUDA was asked for, say) still leaves a report,
     // so that a comparison shows why the row is missing.
@@ -323,6 +338,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         display,
         energy: counters.map(gpu::EnergyMeter::new),
         busy: sampler.as_ref().map(|s| gpu::BusyMeter::new(s.busy())),
+        counter: counter.as_ref().and_then(|c| c.as_ref().ok()),
     };
     // A framework that panics (an assertion deep in its kernels, say) ends this run, not the
     // process: the report says what happened.
@@ -347,6 +363,15 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         for (record, busy) in outcome.epochs.iter_mut().zip(meter.epochs) {
             record.device_busy = busy;
         }
+    }
+    let device = trainer.backend().device;
+    let kernel_pass = options
+        .kernels
+        .is_some()
+        .then(|| kernel_pass(counter, &mut outcome.epochs, device));
+    if let Some(records) = &records {
+        // Read by now (or never written); a file left behind would only be clutter.
+        let _ = std::fs::remove_file(records);
     }
     let gpu_process_bytes = sampler.and_then(gpu::PeakSampler::finish);
     let mut failure = outcome.failure;
@@ -378,8 +403,47 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         peak_device_bytes: trainer.peak_device_bytes(),
         gpu_process_bytes,
         failure,
+        kernel_pass,
     };
     Ok(RunOutput { report, weights })
+}
+
+/// A kernel pass's epochs given the counter's records, and what the pass could measure: never
+/// zeros where nothing was measured (a run on the CPU, a counter that could not load or saw no
+/// kernel), but "no device activity measured" and why.
+fn kernel_pass(
+    counter: Option<Result<kernels::Counter, kernels::KernelsError>>,
+    epochs: &mut [EpochRecord],
+    device: DeviceKind,
+) -> KernelPass {
+    if device == DeviceKind::Cpu {
+        return KernelPass::nothing("the run trained on the CPU");
+    }
+    let trace = match counter {
+        None => return KernelPass::nothing("the run trained on the CPU"),
+        Some(Err(e)) => return KernelPass::nothing(&e.to_string()),
+        Some(Ok(counter)) => match counter.finish() {
+            Ok(t) => t,
+            Err(e) => return KernelPass::nothing(&e.to_string()),
+        },
+    };
+    for record in epochs.iter_mut() {
+        record.device_activity = trace
+            .epochs
+            .get(&record.epoch)
+            .filter(|a| a.kernels > 0)
+            .cloned();
+    }
+    if epochs.iter().all(|r| r.device_activity.is_none()) {
+        let why = trace
+            .trouble()
+            .unwrap_or_else(|| "the counter saw no kernel".into());
+        return KernelPass::nothing(&why);
+    }
+    KernelPass {
+        measured: true,
+        note: trace.trouble(),
+    }
 }
 
 /// Forwards to the progress display, and reads the GPU's energy counter and its utilization
@@ -388,6 +452,8 @@ struct Metered<'a> {
     display: &'a mut dyn Observer,
     energy: Option<gpu::EnergyMeter>,
     busy: Option<gpu::BusyMeter>,
+    /// A kernel pass's counter, marking each epoch's training.
+    counter: Option<&'a kernels::Counter>,
 }
 
 impl Observer for Metered<'_> {
@@ -397,6 +463,9 @@ impl Observer for Metered<'_> {
         }
         if let Some(meter) = &mut self.busy {
             meter.epoch_started();
+        }
+        if let Some(counter) = self.counter {
+            counter.mark(true, epoch);
         }
         self.display.epoch_started(epoch, steps);
     }
@@ -411,6 +480,9 @@ impl Observer for Metered<'_> {
         }
         if let Some(meter) = &mut self.busy {
             meter.epoch_trained();
+        }
+        if let Some(counter) = self.counter {
+            counter.mark(false, epoch);
         }
         self.display.epoch_trained(epoch);
     }

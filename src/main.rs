@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use common::harness::{DeviceRequest, EPOCHS};
 use common::weights::ModelFile;
@@ -92,10 +92,19 @@ fn train(args: TrainArgs) -> Result<bool> {
     for path in [&args.out, &args.save].into_iter().flatten() {
         check_writable(path)?;
     }
+    if let Some(counter) = &args.kernels {
+        if !counter.is_file() {
+            bail!(
+                "--kernels {}: no such file (the kernel counter's library, built by `cargo xtask setup --cuda`)",
+                counter.display()
+            );
+        }
+    }
     let options = RunOptions {
         data_dir: args.run.data_dir,
         progress: !args.quiet,
         keep_weights: args.save.is_some(),
+        kernels: args.kernels,
     };
     let output = run(&spec, &options)?;
     let report = output.report;

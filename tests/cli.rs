@@ -216,6 +216,63 @@ fn bad_options_get_a_clear_error() {
         keep,
         "the folder /nonexistent/folder does not exist",
     );
+    check(
+        &["--kernels", "DIR/liblenet_kernels.so"],
+        keep,
+        "liblenet_kernels.so: no such file (the kernel counter's library",
+    );
+}
+
+/// A kernel pass where no CUDA is says so in its report, never zeros: every framework, on the CPU
+/// (the counter is not even loaded there) and on `--device auto` without a GPU (it cannot record:
+/// a file that is no library, or CUPTI without a driver).
+#[test]
+fn a_kernel_pass_without_cuda_measures_nothing_and_says_so() {
+    let dir = data_dir(|_| {});
+    let path = dir.path().to_str().unwrap();
+    // Any file: on the CPU it is never loaded; elsewhere loading it fails, and the report says why.
+    let counter = dir.path().join("train-labels-idx1-ubyte");
+    for f in lenet_compare::FRAMEWORKS {
+        for device in ["cpu", "auto"] {
+            let report = dir.path().join(format!("{}-{device}.json", f.name()));
+            let (ok, _, err) = lenet(&[
+                "train",
+                "-q",
+                "--framework",
+                f.name(),
+                "--device",
+                device,
+                "--data-dir",
+                path,
+                "--epochs",
+                "1",
+                "--kernels",
+                counter.to_str().unwrap(),
+                "--out",
+                report.to_str().unwrap(),
+            ]);
+            assert!(ok, "{} {device}: {err}", f.name());
+            let r = reports::RunReport::read(&report).unwrap();
+            assert!(r.succeeded(), "{:?}", r.failure);
+            let pass = r
+                .kernel_pass
+                .expect("a kernel pass's report says what it measured");
+            assert!(!pass.measured);
+            let note = pass.note.unwrap();
+            assert!(
+                note.starts_with("no device activity measured: "),
+                "{} {device}: {note}",
+                f.name()
+            );
+            if device == "cpu" {
+                assert_eq!(
+                    note,
+                    "no device activity measured: the run trained on the CPU"
+                );
+            }
+            assert!(r.epochs.iter().all(|e| e.device_activity.is_none()));
+        }
+    }
 }
 
 #[test]
@@ -339,6 +396,9 @@ fn a_tiny_run_writes_its_report() {
     assert!(r.succeeded());
     assert_eq!(r.epochs.len(), 2);
     assert_eq!(r.train_examples, 4);
+    // A timed run is no kernel pass.
+    assert!(r.kernel_pass.is_none());
+    assert!(r.epochs.iter().all(|e| e.device_activity.is_none()));
     assert_eq!(
         r.backend.unwrap().framework,
         lenet_compare::default_framework()

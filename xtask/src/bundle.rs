@@ -66,8 +66,11 @@ pub fn cuda_builds(catalogue: &Catalogue) -> Vec<CudaBinary> {
 
 /// The CUDA builds `cargo xtask setup --cuda` checks: those of every framework with CUDA code of
 /// its own to compile, or of the frameworks named in `only` (`--check`), each of which must have
-/// some.
+/// some, or none for `--check none`.
 pub fn checked_builds(catalogue: &Catalogue, only: Option<&[String]>) -> Result<Vec<CudaBinary>> {
+    if only.is_some_and(|o| o.len() == 1 && o[0] == "none") {
+        return Ok(Vec::new());
+    }
     let compiled = |f: &&common::framework::FrameworkInfo| {
         f.cuda_build
             .as_ref()
@@ -81,11 +84,14 @@ pub fn checked_builds(catalogue: &Catalogue, only: Option<&[String]>) -> Result<
         .collect();
     if let Some(only) = only {
         if only.is_empty() {
-            bail!("--check needs at least one framework: {}", names.join(", "));
+            bail!(
+                "--check needs at least one framework ({}), or none",
+                names.join(", ")
+            );
         }
         if let Some(other) = only.iter().find(|o| !names.contains(&o.as_str())) {
             bail!(
-                "--check {other}: the frameworks with CUDA code of their own to check are {}",
+                "--check {other}: the frameworks with CUDA code of their own to check are {} (or none)",
                 names.join(", ")
             );
         }
@@ -657,10 +663,12 @@ mod tests {
             let e = super::checked_builds(&catalogue, Some(&[wrong.into()])).unwrap_err();
             assert_eq!(
                 e.to_string(),
-                format!("--check {wrong}: the frameworks with CUDA code of their own to check are candle, burn")
+                format!("--check {wrong}: the frameworks with CUDA code of their own to check are candle, burn (or none)")
             );
         }
         assert!(super::checked_builds(&catalogue, Some(&[])).is_err());
+        assert!(features(Some(&["none".into()])).is_empty());
+        assert!(super::checked_builds(&catalogue, Some(&["none".into(), "burn".into()])).is_err());
     }
 
     /// Every framework's CUDA code is in exactly one binary, and run.sh runs each framework with a

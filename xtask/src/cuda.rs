@@ -28,8 +28,10 @@ const PACKAGES: [&str; 4] = [
     "nvidia-cuda-crt",
     "nvidia-cuda-cccl",
 ];
-/// The libraries candle's CUDA build links, and where the wheels keep them (under `nvidia/`).
-const LIBRARIES: [(&str, &str); 6] = [
+/// The libraries candle's CUDA build links (and the kernel counter, CUPTI), and where the wheels
+/// keep them (under `nvidia/`).
+const LIBRARIES: [(&str, &str); 7] = [
+    ("cupti", "cu13/lib"),
     ("cudart", "cu13/lib"),
     ("cublas", "cu13/lib"),
     ("cublasLt", "cu13/lib"),

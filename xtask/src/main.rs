@@ -5,6 +5,7 @@
 mod bundle;
 mod compare;
 mod cost;
+mod counter;
 mod cuda;
 mod llvm;
 mod report;
@@ -31,7 +32,8 @@ enum Command {
     /// LIBTORCH_USE_PYTORCH points at one, and link the build to it
     Setup {
         /// Also install what building the frameworks' CUDA code needs (nvcc 13.0 and libraries to
-        /// link for candle, LLVM 23.1 for burn) and check that it compiles
+        /// link for candle, LLVM 23.1 for burn) and check that it compiles, and build the kernel
+        /// counter (target/kernel-counter/liblenet_kernels.so, for `lenet train --kernels`)
         #[arg(long)]
         cuda: bool,
         /// Where the CUDA check builds (default: target/cuda, beside the GPU bundle's builds, which
@@ -39,9 +41,9 @@ enum Command {
         /// which is quicker where nothing is built for CUDA afterwards, as in CI)
         #[arg(long, value_name = "DIR", requires = "cuda")]
         target_dir: Option<std::path::PathBuf>,
-        /// Check only these frameworks' CUDA builds (default: every framework with CUDA code of
-        /// its own, candle and burn; candle's takes about 18 minutes on 2 cores, nvcc compiling
-        /// its kernels)
+        /// Check only these frameworks' CUDA builds, or none (default: every framework with CUDA
+        /// code of its own, candle and burn; on 2 cores candle's takes about 18 minutes, nvcc
+        /// compiling its kernels, and burn's about 8)
         #[arg(
             long,
             value_name = "FRAMEWORK",
@@ -150,6 +152,8 @@ fn setup_command(
     let builds = bundle::checked_builds(&compare::catalogue(&lenet)?, check)?;
     let toolkit = cuda::setup()?;
     println!("cuda:     {}", toolkit.root.display());
+    let counter = counter::build(&toolkit, &setup::root().join(counter::OUT_DIR))?;
+    println!("counter:  {} (lenet train --kernels)", counter.display());
     let llvm = llvm::setup()?;
     println!("llvm:     {}", llvm.prefix.display());
     for build in builds {

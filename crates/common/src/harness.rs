@@ -323,6 +323,37 @@ pub struct EpochRecord {
     /// `None` without a GPU or a reading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_busy: Option<f64>,
+    /// What the device did during this epoch's training, kernel by kernel: only in the report of a
+    /// kernel pass (`lenet train --kernels`), never in a timed run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_activity: Option<DeviceActivity>,
+}
+
+/// What the device did during one epoch's training, from the kernel counter's records (CUPTI's own
+/// start and end of every kernel, memory copy and memory set, on the device).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceActivity {
+    pub kernels: u64,
+    /// Kernels that ran as nodes of a CUDA graph (a replayed step).
+    pub graph_kernels: u64,
+    pub copies: u64,
+    pub sets: u64,
+    /// The union of the kernels' intervals: the time during which at least one kernel ran.
+    pub busy_seconds: f64,
+    /// The sum of the kernels' durations (more than `busy_seconds` where kernels overlapped).
+    pub kernel_seconds: f64,
+    /// From the harness's mark at the epoch's first step to its mark after the last.
+    pub span_seconds: f64,
+    /// The kernels that took the most time, most first (at most five).
+    pub top: Vec<KernelTime>,
+}
+
+/// One kernel's share of an epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelTime {
+    pub name: String,
+    pub count: u64,
+    pub seconds: f64,
 }
 
 /// A pass over a whole split without training.
@@ -514,6 +545,7 @@ fn train_into(
             queued_seconds: queued,
             energy_joules: None,
             device_busy: None,
+            device_activity: None,
         };
         observer.epoch_finished(&record);
         outcome.epochs.push(record);

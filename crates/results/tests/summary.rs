@@ -24,6 +24,7 @@ fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
             queued_seconds: Some(s * 0.5),
             energy_joules: None,
             device_busy: None,
+            device_activity: None,
         })
         .collect();
     let eval = EvalRecord {
@@ -48,6 +49,7 @@ fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
         peak_device_bytes: None,
         gpu_process_bytes: None,
         failure: None,
+        kernel_pass: None,
     }
 }
 

@@ -87,6 +87,7 @@ pub fn finished(spec: RunSpec, epoch_seconds: &[f64]) -> RunReport {
             queued_seconds: None,
             energy_joules: None,
             device_busy: None,
+            device_activity: None,
         })
         .collect();
     let eval = EvalRecord {
@@ -114,5 +115,6 @@ pub fn finished(spec: RunSpec, epoch_seconds: &[f64]) -> RunReport {
         peak_device_bytes: None,
         gpu_process_bytes: None,
         failure: None,
+        kernel_pass: None,
     }
 }

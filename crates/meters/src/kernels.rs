@@ -1,0 +1,293 @@
+//! The kernel counter's records read back, epoch by epoch.
+//!
+//! The counter (`cupti/kernel_counter.c`, a library that CUDA's driver loads into a run's process
+//! when `CUDA_INJECTION64_PATH` names it) writes every kernel, memory copy and memory set with the
+//! device's own start and end, and the harness's marks around each epoch's training, as lines of
+//! text (the format is at the top of the C source). [`parse`] turns them into one
+//! [`DeviceActivity`] per epoch: counts, the union of the kernels' intervals (the time the device
+//! was busy, not the sum of the kernels' times, which overlap where streams run side by side), and
+//! the five kernels that took the most time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use common::harness::{DeviceActivity, KernelTime};
+
+/// The header the counter writes first.
+pub const HEADER: &str = "# lenet-kernels 1";
+/// How many kernels [`DeviceActivity::top`] names.
+pub const TOP: usize = 5;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum KernelsError {
+    #[error("cannot load the kernel counter {path}: {reason}")]
+    Load { path: String, reason: String },
+    #[error("the kernel counter cannot record into {path} (the file cannot be written, or CUPTI refused)")]
+    Start { path: String },
+    #[error("cannot read the kernel counter's records {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("the kernel counter's records do not start with `{HEADER}`")]
+    Header,
+    #[error("line {line} of the kernel counter's records is not a record: {text}")]
+    Line { line: usize, text: String },
+}
+
+/// What the counter recorded over a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Trace {
+    /// Each epoch that has both marks, by number.
+    pub epochs: BTreeMap<u32, DeviceActivity>,
+    /// Records CUPTI dropped because a buffer was full (the counts are then too low).
+    pub dropped: u64,
+    /// Statuses of CUPTI calls that failed.
+    pub failures: Vec<i32>,
+}
+
+impl Trace {
+    /// Why the counts cannot be trusted, if they cannot: dropped records or failed CUPTI calls.
+    pub fn trouble(&self) -> Option<String> {
+        match (self.dropped, self.failures.first()) {
+            (0, None) => None,
+            (0, Some(status)) => Some(format!("a CUPTI call failed (status {status})")),
+            (n, _) => Some(format!("CUPTI dropped {n} records")),
+        }
+    }
+}
+
+/// The kernel counter loaded into this process by the harness (a kernel pass), recording into a
+/// file; the harness marks each epoch's training with it.
+pub struct Counter {
+    /// Never unloaded: CUPTI calls back into it until the process ends.
+    library: std::mem::ManuallyDrop<libloading::Library>,
+    records: std::path::PathBuf,
+}
+
+type Start = unsafe extern "C" fn(*const std::ffi::c_char) -> std::ffi::c_int;
+type Mark = unsafe extern "C" fn(std::ffi::c_int, u32);
+type Finish = unsafe extern "C" fn();
+
+impl Counter {
+    /// Loads the counter library at `library` and starts it recording into `records`; called
+    /// before the process's first CUDA call, so that CUPTI sees every kernel.
+    pub fn start(library: &Path, records: &Path) -> Result<Self, KernelsError> {
+        let load = |reason: String| KernelsError::Load {
+            path: library.display().to_string(),
+            reason,
+        };
+        let path =
+            std::ffi::CString::new(records.as_os_str().as_encoded_bytes()).map_err(|_| {
+                KernelsError::Start {
+                    path: records.display().to_string(),
+                }
+            })?;
+        // SAFETY: the library is the project's counter (`cupti/kernel_counter.c`); loading it runs
+        // no initialiser of its own, and `lenet_kernels_start` has the signature declared here.
+        let library =
+            unsafe { libloading::Library::new(library) }.map_err(|e| load(e.to_string()))?;
+        let started = unsafe {
+            let start = library
+                .get::<Start>(b"lenet_kernels_start\0")
+                .map_err(|e| load(e.to_string()))?;
+            start(path.as_ptr())
+        };
+        if started == 0 {
+            return Err(KernelsError::Start {
+                path: records.display().to_string(),
+            });
+        }
+        Ok(Self {
+            library: std::mem::ManuallyDrop::new(library),
+            records: records.to_path_buf(),
+        })
+    }
+
+    /// Marks the beginning (`begin`) or the end of an epoch's training.
+    pub fn mark(&self, begin: bool, epoch: u32) {
+        // SAFETY: as in `start`; a missing symbol leaves the epoch unmarked (and so unmeasured).
+        unsafe {
+            if let Ok(mark) = self.library.get::<Mark>(b"lenet_kernels_mark\0") {
+                mark(std::ffi::c_int::from(begin), epoch);
+            }
+        }
+    }
+
+    /// Stops recording and reads the records back.
+    pub fn finish(self) -> Result<Trace, KernelsError> {
+        // SAFETY: as in `start`.
+        unsafe {
+            if let Ok(finish) = self.library.get::<Finish>(b"lenet_kernels_finish\0") {
+                finish();
+            }
+        }
+        read(&self.records)
+    }
+}
+
+/// Reads and parses the records file at `path`.
+pub fn read(path: &Path) -> Result<Trace, KernelsError> {
+    let text = std::fs::read_to_string(path).map_err(|e| KernelsError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    parse(&text)
+}
+
+/// One interval on the device, ns on CUPTI's clock.
+#[derive(Clone, Copy)]
+struct Span {
+    start: u64,
+    end: u64,
+}
+
+/// Parses the counter's records (see the module's text).
+pub fn parse(text: &str) -> Result<Trace, KernelsError> {
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, first)) if first.trim_end() == HEADER => {}
+        _ => return Err(KernelsError::Header),
+    }
+    let mut names: HashMap<u32, String> = HashMap::new();
+    let mut kernels: Vec<(Span, u32, bool)> = Vec::new();
+    let mut copies: Vec<Span> = Vec::new();
+    let mut sets: Vec<Span> = Vec::new();
+    let mut begins: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut ends: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut trace = Trace::default();
+    for (i, line) in lines {
+        let bad = || KernelsError::Line {
+            line: i + 1,
+            text: line.chars().take(120).collect(),
+        };
+        let mut fields = line.split(' ');
+        let kind = fields.next().unwrap_or_default();
+        let mut number = || -> Result<u64, KernelsError> {
+            fields
+                .next()
+                .and_then(|f| f.parse::<u64>().ok())
+                .ok_or_else(bad)
+        };
+        match kind {
+            "" => continue,
+            "N" => {
+                let index = u32::try_from(number()?).map_err(|_| bad())?;
+                let name = line
+                    .splitn(3, ' ')
+                    .nth(2)
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(bad)?;
+                names.insert(index, name.to_string());
+            }
+            "K" => {
+                let span = span(number()?, number()?).ok_or_else(bad)?;
+                let index = u32::try_from(number()?).map_err(|_| bad())?;
+                let graph = number()? != 0;
+                if !names.contains_key(&index) {
+                    return Err(bad());
+                }
+                kernels.push((span, index, graph));
+            }
+            "C" | "S" => {
+                let span = span(number()?, number()?).ok_or_else(bad)?;
+                number()?;
+                if kind == "C" {
+                    copies.push(span);
+                } else {
+                    sets.push(span);
+                }
+            }
+            "M" => {
+                let at = number()?;
+                let which = fields.next().ok_or_else(bad)?;
+                let epoch = fields
+                    .next()
+                    .and_then(|f| f.parse::<u32>().ok())
+                    .ok_or_else(bad)?;
+                match which {
+                    "B" => begins.insert(epoch, at),
+                    "E" => ends.insert(epoch, at),
+                    _ => return Err(bad()),
+                };
+            }
+            "D" => trace.dropped += number()?,
+            "F" => {
+                let status = fields
+                    .next()
+                    .and_then(|f| f.parse::<i32>().ok())
+                    .ok_or_else(bad)?;
+                trace.failures.push(status);
+            }
+            _ => return Err(bad()),
+        }
+    }
+    kernels.sort_by_key(|(s, _, _)| (s.start, s.end));
+    for (&epoch, &begin) in &begins {
+        let Some(&end) = ends.get(&epoch).filter(|&&e| e >= begin) else {
+            continue;
+        };
+        let within = |s: &Span| s.start >= begin && s.start <= end;
+        let epoch_kernels: Vec<&(Span, u32, bool)> =
+            kernels.iter().filter(|(s, _, _)| within(s)).collect();
+        let mut by_name: HashMap<u32, (u64, u64)> = HashMap::new();
+        for (s, index, _) in &epoch_kernels {
+            let entry = by_name.entry(*index).or_default();
+            entry.0 += 1;
+            entry.1 += s.end - s.start;
+        }
+        // Kernels with the same name under two indices (the counter's table was full) are one.
+        let mut named: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for (index, (count, ns)) in by_name {
+            let entry = named.entry(names[&index].as_str()).or_default();
+            entry.0 += count;
+            entry.1 += ns;
+        }
+        let mut top: Vec<KernelTime> = named
+            .into_iter()
+            .map(|(name, (count, ns))| KernelTime {
+                name: name.to_string(),
+                count,
+                seconds: ns as f64 * 1e-9,
+            })
+            .collect();
+        top.sort_by(|a, b| b.seconds.total_cmp(&a.seconds).then(a.name.cmp(&b.name)));
+        top.truncate(TOP);
+        let spans: Vec<Span> = epoch_kernels.iter().map(|(s, _, _)| *s).collect();
+        trace.epochs.insert(
+            epoch,
+            DeviceActivity {
+                kernels: epoch_kernels.len() as u64,
+                graph_kernels: epoch_kernels.iter().filter(|(_, _, g)| *g).count() as u64,
+                copies: copies.iter().filter(|s| within(s)).count() as u64,
+                sets: sets.iter().filter(|s| within(s)).count() as u64,
+                busy_seconds: union_ns(&spans) as f64 * 1e-9,
+                kernel_seconds: spans.iter().map(|s| s.end - s.start).sum::<u64>() as f64 * 1e-9,
+                span_seconds: (end - begin) as f64 * 1e-9,
+                top,
+            },
+        );
+    }
+    Ok(trace)
+}
+
+fn span(start: u64, end: u64) -> Option<Span> {
+    (end >= start).then_some(Span { start, end })
+}
+
+/// The length of the union of intervals sorted by start.
+fn union_ns(sorted: &[Span]) -> u64 {
+    let mut total = 0;
+    let mut current: Option<Span> = None;
+    for s in sorted {
+        current = match current {
+            Some(c) if s.start <= c.end => Some(Span {
+                start: c.start,
+                end: c.end.max(s.end),
+            }),
+            Some(c) => {
+                total += c.end - c.start;
+                Some(*s)
+            }
+            None => Some(*s),
+        };
+    }
+    total + current.map_or(0, |c| c.end - c.start)
+}

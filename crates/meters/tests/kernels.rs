@@ -1,0 +1,74 @@
+//! The kernel counter's records, parsed from a fixture written the way the counter writes them:
+//! a warm-up kernel before the first epoch, overlapping kernels, a graph's kernel, copies and sets,
+//! an evaluation between epochs, an epoch the run never finished, and records CUPTI dropped.
+
+use meters::kernels::{parse, KernelsError};
+
+const FIXTURE: &str = include_str!("fixtures/kernels.txt");
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-15
+}
+
+#[test]
+fn each_finished_epoch_gets_its_kernels_busy_time_and_top_kernels() {
+    let trace = parse(FIXTURE).unwrap();
+    // Epoch 3 has no end mark: the run stopped inside it.
+    assert_eq!(trace.epochs.keys().copied().collect::<Vec<_>>(), [1, 2]);
+    let one = &trace.epochs[&1];
+    // The warm-up kernel (before the begin mark) and the evaluation's (after the end) are not in it.
+    assert_eq!(
+        (one.kernels, one.graph_kernels, one.copies, one.sets),
+        (3, 1, 1, 1)
+    );
+    // 1100-1300 and 1250-1400 overlap: busy 300 ns, then 100 more; the kernels' sum is 450.
+    assert!(close(one.busy_seconds, 400e-9), "{}", one.busy_seconds);
+    assert!(close(one.kernel_seconds, 450e-9), "{}", one.kernel_seconds);
+    assert!(close(one.span_seconds, 1000e-9));
+    let top: Vec<(&str, u64)> = one.top.iter().map(|k| (k.name.as_str(), k.count)).collect();
+    assert_eq!(
+        top,
+        [
+            ("void gemm<float>(Params)", 1),
+            ("relu_kernel", 1),
+            ("conv2d_kernel", 1)
+        ]
+    );
+    assert!(close(one.top[0].seconds, 200e-9));
+    let two = &trace.epochs[&2];
+    assert_eq!((two.kernels, two.graph_kernels, two.copies), (2, 0, 0));
+    assert!(close(two.busy_seconds, 200e-9));
+    assert_eq!(two.top.len(), 1);
+    assert_eq!(two.top[0].count, 2);
+    assert_eq!(trace.dropped, 2);
+    assert_eq!(trace.trouble().unwrap(), "CUPTI dropped 2 records");
+}
+
+#[test]
+fn no_epoch_marks_no_activity() {
+    // A process that never reached CUDA: the header alone, no epochs, nothing to trust less.
+    let trace = parse("# lenet-kernels 1\n").unwrap();
+    assert!(trace.epochs.is_empty());
+    assert_eq!(trace.trouble(), None);
+    let failed = parse("# lenet-kernels 1\nF 15\n").unwrap();
+    assert_eq!(failed.trouble().unwrap(), "a CUPTI call failed (status 15)");
+}
+
+#[test]
+fn anything_else_is_an_error_naming_the_line() {
+    assert_eq!(parse("K 1 2 0 0\n"), Err(KernelsError::Header));
+    assert_eq!(parse(""), Err(KernelsError::Header));
+    for (text, line) in [
+        ("# lenet-kernels 1\nK 5 4 0 0\n", 2),
+        ("# lenet-kernels 1\nK 1 2 7 0\n", 2),
+        ("# lenet-kernels 1\nN 0 k\nK 1 2 0\n", 3),
+        ("# lenet-kernels 1\nM 10 X 1\n", 2),
+        ("# lenet-kernels 1\nQ 1\n", 2),
+        ("# lenet-kernels 1\nN 0\n", 2),
+    ] {
+        match parse(text) {
+            Err(KernelsError::Line { line: l, .. }) => assert_eq!(l, line, "{text}"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+}
