@@ -408,41 +408,18 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     Ok(RunOutput { report, weights })
 }
 
-/// A kernel pass's epochs given the counter's records, and what the pass could measure: never
-/// zeros where nothing was measured (a run on the CPU, a counter that could not load or saw no
-/// kernel), but "no device activity measured" and why.
+/// A kernel pass's epochs given the counter's records, and what the pass could measure (on the
+/// CPU: nothing, and it says so).
 fn kernel_pass(
     counter: Option<Result<kernels::Counter, kernels::KernelsError>>,
     epochs: &mut [EpochRecord],
     device: DeviceKind,
 ) -> KernelPass {
-    if device == DeviceKind::Cpu {
-        return KernelPass::nothing("the run trained on the CPU");
-    }
-    let trace = match counter {
-        None => return KernelPass::nothing("the run trained on the CPU"),
-        Some(Err(e)) => return KernelPass::nothing(&e.to_string()),
-        Some(Ok(counter)) => match counter.finish() {
-            Ok(t) => t,
-            Err(e) => return KernelPass::nothing(&e.to_string()),
-        },
-    };
-    for record in epochs.iter_mut() {
-        record.device_activity = trace
-            .epochs
-            .get(&record.epoch)
-            .filter(|a| a.kernels > 0)
-            .cloned();
-    }
-    if epochs.iter().all(|r| r.device_activity.is_none()) {
-        let why = trace
-            .trouble()
-            .unwrap_or_else(|| "the counter saw no kernel".into());
-        return KernelPass::nothing(&why);
-    }
-    KernelPass {
-        measured: true,
-        note: trace.trouble(),
+    match counter {
+        Some(counter) if device == DeviceKind::Cuda => {
+            kernels::attribute(counter.and_then(kernels::Counter::finish), epochs)
+        }
+        _ => KernelPass::nothing("the run trained on the CPU"),
     }
 }
 

@@ -348,6 +348,29 @@ pub struct DeviceActivity {
     pub top: Vec<KernelTime>,
 }
 
+/// What a kernel pass's counter could measure (its numbers are in the epochs' `device_activity`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelPass {
+    /// Whether any epoch's device activity was measured.
+    pub measured: bool,
+    /// Why nothing was measured ("no device activity measured: ..."), or what makes the counts
+    /// doubtful (records CUPTI dropped); `None` for a clean measurement.
+    pub note: Option<String>,
+}
+
+impl KernelPass {
+    /// The text a report and a table give where no device activity was measured.
+    pub const NOTHING: &'static str = "no device activity measured";
+
+    /// Nothing measured, and why.
+    pub fn nothing(why: &str) -> Self {
+        Self {
+            measured: false,
+            note: Some(format!("{}: {why}", Self::NOTHING)),
+        }
+    }
+}
+
 /// One kernel's share of an epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KernelTime {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use common::harness::{DeviceActivity, KernelTime};
+use common::harness::{DeviceActivity, EpochRecord, KernelPass, KernelTime};
 
 /// The header the counter writes first.
 pub const HEADER: &str = "# lenet-kernels 1";
@@ -120,6 +120,33 @@ impl Counter {
             }
         }
         read(&self.records)
+    }
+}
+
+/// Gives each epoch of a kernel pass the activity the counter recorded for it, and says what the
+/// pass measured: never zeros where nothing was (a counter that could not record, or saw no
+/// kernel), but "no device activity measured" and why; records CUPTI dropped make a note.
+pub fn attribute(trace: Result<Trace, KernelsError>, epochs: &mut [EpochRecord]) -> KernelPass {
+    let trace = match trace {
+        Ok(t) => t,
+        Err(e) => return KernelPass::nothing(&e.to_string()),
+    };
+    for record in epochs.iter_mut() {
+        record.device_activity = trace
+            .epochs
+            .get(&record.epoch)
+            .filter(|a| a.kernels > 0)
+            .cloned();
+    }
+    if epochs.iter().all(|r| r.device_activity.is_none()) {
+        let why = trace
+            .trouble()
+            .unwrap_or_else(|| "the counter saw no kernel".into());
+        return KernelPass::nothing(&why);
+    }
+    KernelPass {
+        measured: true,
+        note: trace.trouble(),
     }
 }
 

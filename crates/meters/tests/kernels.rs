@@ -72,3 +72,64 @@ fn anything_else_is_an_error_naming_the_line() {
         }
     }
 }
+
+fn epochs(n: u32) -> Vec<common::harness::EpochRecord> {
+    (1..=n)
+        .map(|epoch| common::harness::EpochRecord {
+            epoch,
+            train_loss: 0.5,
+            train_accuracy: 0.9,
+            test_loss: 0.4,
+            test_accuracy: 0.9,
+            train_seconds: 1.0,
+            eval_seconds: 0.1,
+            queued_seconds: None,
+            energy_joules: None,
+            device_busy: None,
+            device_activity: None,
+        })
+        .collect()
+}
+
+/// Each epoch gets its own activity; an epoch the counter has nothing for stays without any (not
+/// zeros); dropped records make a note.
+#[test]
+fn a_kernel_pass_gets_each_epochs_activity() {
+    use meters::kernels::attribute;
+    let mut records = epochs(3);
+    let pass = attribute(parse(FIXTURE), &mut records);
+    assert!(pass.measured);
+    assert_eq!(pass.note.as_deref(), Some("CUPTI dropped 2 records"));
+    assert_eq!(records[0].device_activity.as_ref().unwrap().kernels, 3);
+    assert_eq!(records[1].device_activity.as_ref().unwrap().kernels, 2);
+    assert_eq!(records[2].device_activity, None);
+}
+
+/// A counter that saw no kernel, or could not record at all, measures nothing and says why.
+#[test]
+fn nothing_measured_is_said_never_zeros() {
+    use meters::kernels::attribute;
+    let mut records = epochs(2);
+    let empty = "# lenet-kernels 1\nM 10 B 1\nM 20 E 1\nM 30 B 2\nM 40 E 2\n";
+    let pass = attribute(parse(empty), &mut records);
+    assert!(!pass.measured);
+    assert_eq!(
+        pass.note.as_deref(),
+        Some("no device activity measured: the counter saw no kernel")
+    );
+    assert!(records.iter().all(|r| r.device_activity.is_none()));
+    let failed = attribute(parse("# lenet-kernels 1\nF 999\n"), &mut records);
+    assert_eq!(
+        failed.note.as_deref(),
+        Some("no device activity measured: a CUPTI call failed (status 999)")
+    );
+    let unreadable = attribute(
+        meters::kernels::read(std::path::Path::new("/nonexistent/records.txt")),
+        &mut records,
+    );
+    assert!(!unreadable.measured);
+    assert!(unreadable
+        .note
+        .unwrap()
+        .starts_with("no device activity measured: cannot read the kernel counter's records /nonexistent/records.txt"));
+}

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use common::fsio::write_atomic;
+pub use common::harness::KernelPass;
 use common::harness::{BackendInfo, EpochRecord, EvalRecord, RunSpec};
 use common::Error;
 use serde::{Deserialize, Serialize};
@@ -48,29 +49,6 @@ pub struct RunReport {
     /// what the kernel counter could measure. `None` in a timed run's report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_pass: Option<KernelPass>,
-}
-
-/// What a kernel pass's counter could measure (its numbers are in the epochs' `device_activity`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KernelPass {
-    /// Whether any epoch's device activity was measured.
-    pub measured: bool,
-    /// Why nothing was measured ("no device activity measured: ..."), or what makes the counts
-    /// doubtful (records CUPTI dropped); `None` for a clean measurement.
-    pub note: Option<String>,
-}
-
-impl KernelPass {
-    /// The text a report and a table give where no device activity was measured.
-    pub const NOTHING: &'static str = "no device activity measured";
-
-    /// Nothing measured, and why.
-    pub fn nothing(why: &str) -> Self {
-        Self {
-            measured: false,
-            note: Some(format!("{}: {why}", Self::NOTHING)),
-        }
-    }
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
