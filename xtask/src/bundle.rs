@@ -624,21 +624,19 @@ mod tests {
         }
     }
 
-    /// `setup --cuda` checks the builds of the frameworks with CUDA code of their own, all of them or
-    /// those named (tch's CUDA is in libtorch, the Python rows have none), and refuses other names.
-    #[test]
-    fn the_cuda_check_builds_what_it_is_asked_to() {
-        let catalogue = Catalogue::new(vec![
+    /// The registry's CUDA builds as they are: candle's (and its first-max variant's) shared in the
+    /// main binary, burn's in one of its own, with LLVM.
+    fn registry() -> Catalogue {
+        let shared = |f: &str| CudaBuild {
+            features: vec![f.into()],
+            own_binary: false,
+            llvm: false,
+        };
+        Catalogue::new(vec![
             info("pytorch", None),
             info("tch", Some(CudaBuild::library())),
-            info(
-                "candle",
-                Some(CudaBuild {
-                    features: vec!["candle-impl/cudnn".into()],
-                    own_binary: false,
-                    llvm: false,
-                }),
-            ),
+            info("candle", Some(shared("candle-impl/cudnn"))),
+            info("candle-firstmax", Some(shared("candle-impl/cudnn"))),
             info(
                 "burn",
                 Some(CudaBuild {
@@ -647,7 +645,14 @@ mod tests {
                     llvm: true,
                 }),
             ),
-        ]);
+        ])
+    }
+
+    /// `setup --cuda` checks the builds of the frameworks with CUDA code of their own, all of them or
+    /// those named (tch's CUDA is in libtorch, the Python rows have none), and refuses other names.
+    #[test]
+    fn the_cuda_check_builds_what_it_is_asked_to() {
+        let catalogue = registry();
         let features = |only: Option<&[String]>| {
             super::checked_builds(&catalogue, only)
                 .unwrap()
@@ -663,7 +668,7 @@ mod tests {
             let e = super::checked_builds(&catalogue, Some(&[wrong.into()])).unwrap_err();
             assert_eq!(
                 e.to_string(),
-                format!("--check {wrong}: the frameworks with CUDA code of their own to check are candle, burn (or none)")
+                format!("--check {wrong}: the frameworks with CUDA code of their own to check are candle, candle-firstmax, burn (or none)")
             );
         }
         assert!(super::checked_builds(&catalogue, Some(&[])).is_err());
@@ -675,25 +680,7 @@ mod tests {
     /// binary of its own with that binary.
     #[test]
     fn every_framework_is_in_one_binary_and_run_sh() {
-        let shared = |f: &str| CudaBuild {
-            features: vec![f.into()],
-            own_binary: false,
-            llvm: false,
-        };
-        let catalogue = Catalogue::new(vec![
-            info("pytorch", None),
-            info("tch", Some(CudaBuild::library())),
-            info("candle", Some(shared("candle-impl/cudnn"))),
-            info("candle-firstmax", Some(shared("candle-impl/cudnn"))),
-            info(
-                "burn",
-                Some(CudaBuild {
-                    features: vec!["burn-impl/cuda".into()],
-                    own_binary: true,
-                    llvm: true,
-                }),
-            ),
-        ]);
+        let catalogue = registry();
         let builds = super::cuda_builds(&catalogue);
         assert_eq!(builds.len(), 2);
         assert_eq!(builds[0].features, ["candle-impl/cudnn"]);
