@@ -398,6 +398,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let release = env.build_release(&["xtask"])?;
     strip_copy(&release.join("xtask"), &out.join("xtask"), false)?;
+    // The kernel counter, for a kernel pass on the GPU machine (`lenet train --kernels
+    // liblenet_kernels.so`; run.sh's loader path finds the wheels' libcupti.so.13 there).
+    crate::counter::build(&toolkit, &out)?;
     // Bundles before LLVM was linked statically carried its shared libraries here.
     let lib = out.join("lib");
     if lib.exists() {
