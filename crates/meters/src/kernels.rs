@@ -84,6 +84,8 @@ impl Counter {
         // no initialiser of its own, and `lenet_kernels_start` has the signature declared here.
         let library =
             unsafe { libloading::Library::new(library) }.map_err(|e| load(e.to_string()))?;
+        // Never unloaded, even when it cannot record: CUPTI may hold its callbacks by then.
+        let library = std::mem::ManuallyDrop::new(library);
         let started = unsafe {
             let start = library
                 .get::<Start>(b"lenet_kernels_start\0")
@@ -96,7 +98,7 @@ impl Counter {
             });
         }
         Ok(Self {
-            library: std::mem::ManuallyDrop::new(library),
+            library,
             records: records.to_path_buf(),
         })
     }
