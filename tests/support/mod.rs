@@ -114,33 +114,49 @@ pub fn tch_logit_error(model: common::ModelKind, weights: &Weights, got: &[f64])
         / scale
 }
 
+/// Runs a Python row on `model` from a plan of `seed` (one epoch over 640 examples) with `args`,
+/// insists that it succeeded, and returns its report, when it wrote one.
+#[cfg(feature = "tch")]
+fn planned_python_run(
+    script: &str,
+    dir: &Path,
+    model: common::ModelKind,
+    seed: u64,
+    args: &[&str],
+) -> Option<serde_json::Value> {
+    let plan = dir.join(format!("{model}.plan.safetensors"));
+    self::plan(&plan, model.name(), seed, 1, 640);
+    let args: Vec<&str> = ["--model", model.name()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let (run, report) = python_row(script, dir, &plan, model.name(), &args);
+    assert!(
+        run.status.success(),
+        "{script} {args:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    report
+}
+
 /// A Python row's parity with tch from the shared weights of seed 5 (`script` with `--logits` and
 /// `--initial-weights`): the weights it read come back out unchanged, and its logits of the first
 /// 64 test images are returned as their largest difference to tch's, relative to tch's largest.
 #[cfg(feature = "tch")]
 pub fn python_logit_error(script: &str, dir: &Path, model: common::ModelKind) -> f64 {
-    let plan = dir.join(format!("{model}.plan.safetensors"));
-    self::plan(&plan, model.name(), 5, 1, 640);
     let logits = dir.join(format!("{model}-logits.json"));
     let weights = dir.join(format!("{model}-weights.safetensors"));
-    let (run, _) = python_row(
+    planned_python_run(
         script,
         dir,
-        &plan,
-        model.name(),
+        model,
+        5,
         &[
-            "--model",
-            model.name(),
             "--logits",
             logits.to_str().unwrap(),
             "--initial-weights",
             weights.to_str().unwrap(),
         ],
-    );
-    assert!(
-        run.status.success(),
-        "{script} --logits: {}",
-        String::from_utf8_lossy(&run.stderr)
     );
     let shared = Weights::init(&model.spec(), 5);
     assert_eq!(
@@ -161,17 +177,13 @@ pub fn python_steps(
     dir: &Path,
     model: common::ModelKind,
 ) -> (Vec<f64>, Vec<f64>, serde_json::Value) {
-    let plan = dir.join(format!("{model}.plan.safetensors"));
-    self::plan(&plan, model.name(), 0, 1, 640);
     let steps = dir.join(format!("{model}-steps.json"));
-    let (run, report) = python_row(
+    let report = planned_python_run(
         script,
         dir,
-        &plan,
-        model.name(),
+        model,
+        0,
         &[
-            "--model",
-            model.name(),
             "--limit",
             "640",
             "--epochs",
@@ -179,11 +191,6 @@ pub fn python_steps(
             "--step-losses",
             steps.to_str().unwrap(),
         ],
-    );
-    assert!(
-        run.status.success(),
-        "{script} steps: {}",
-        String::from_utf8_lossy(&run.stderr)
     );
     let got = floats(&json(&steps)["1"]);
     assert_eq!(got.len(), 20, "{model}: {got:?}");
