@@ -71,17 +71,16 @@ pub fn checked_builds(catalogue: &Catalogue, only: Option<&[String]>) -> Result<
     if only.is_some_and(|o| o.len() == 1 && o[0] == "none") {
         return Ok(Vec::new());
     }
-    let compiled = |f: &&common::framework::FrameworkInfo| {
-        f.cuda_build
-            .as_ref()
-            .is_some_and(|b| !b.features.is_empty())
-    };
-    let names: Vec<&str> = catalogue
+    let compiled: Vec<&common::framework::FrameworkInfo> = catalogue
         .frameworks
         .iter()
-        .filter(compiled)
-        .map(|f| f.name.as_str())
+        .filter(|f| {
+            f.cuda_build
+                .as_ref()
+                .is_some_and(|b| !b.features.is_empty())
+        })
         .collect();
+    let names: Vec<&str> = compiled.iter().map(|f| f.name.as_str()).collect();
     if let Some(only) = only {
         if only.is_empty() {
             bail!(
@@ -97,10 +96,8 @@ pub fn checked_builds(catalogue: &Catalogue, only: Option<&[String]>) -> Result<
         }
     }
     let chosen = Catalogue::new(
-        catalogue
-            .frameworks
-            .iter()
-            .filter(compiled)
+        compiled
+            .into_iter()
             .filter(|f| only.is_none_or(|o| o.contains(&f.name)))
             .cloned()
             .collect(),

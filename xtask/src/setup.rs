@@ -130,12 +130,10 @@ pub fn workspace_of(metadata: &serde_json::Value) -> Result<Workspace> {
     let crates = frameworks
         .iter()
         .filter_map(|f| {
-            root["features"][f]
-                .as_array()?
-                .iter()
-                .filter_map(|v| v.as_str()?.strip_prefix("dep:"))
-                .find(|dep| dep.ends_with("-impl"))
-                .map(|dep| (f.clone(), dep.to_string()))
+            Some((
+                f.clone(),
+                framework_crate(&root["features"][f])?.to_string(),
+            ))
         })
         .collect();
     let mut member_defaults = Vec::new();
@@ -159,6 +157,15 @@ pub fn workspace_of(metadata: &serde_json::Value) -> Result<Workspace> {
     })
 }
 
+/// The framework crate a feature turns on (what it lists, as cargo metadata gives it): its optional
+/// `*-impl` dependency, if any.
+fn framework_crate(on: &serde_json::Value) -> Option<&str> {
+    on.as_array()?
+        .iter()
+        .filter_map(|v| v.as_str()?.strip_prefix("dep:"))
+        .find(|dep| dep.ends_with("-impl"))
+}
+
 /// The framework features of a package's `features` table (cargo metadata's JSON object of
 /// feature -> what it turns on): those that turn on an optional `*-impl` dependency, in the order
 /// of `default`, then by name.
@@ -168,15 +175,7 @@ pub fn frameworks_of(features: &serde_json::Value) -> Vec<String> {
     };
     let mut names: Vec<String> = table
         .iter()
-        .filter(|(_, on)| {
-            on.as_array().is_some_and(|on| {
-                on.iter().any(|v| {
-                    v.as_str()
-                        .and_then(|v| v.strip_prefix("dep:"))
-                        .is_some_and(|dep| dep.ends_with("-impl"))
-                })
-            })
-        })
+        .filter(|(_, on)| framework_crate(on).is_some())
         .map(|(name, _)| name.clone())
         .collect();
     let default: Vec<&str> = table
@@ -268,8 +267,8 @@ impl Features {
         let Some(chosen) = &self.chosen else {
             return args;
         };
-        for (feature, krate) in &self.workspace.crates {
-            if feature == "tch" && !self.has_tch() {
+        if !self.has_tch() {
+            if let Some((_, krate)) = self.workspace.crates.iter().find(|(f, _)| f == "tch") {
                 args.extend(["--exclude".to_string(), krate.clone()]);
             }
         }
