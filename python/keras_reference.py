@@ -47,11 +47,15 @@ def choose_device(args, backend):
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
-args = options().parse_args()
+parser = options()
+args = parser.parse_args()
+common.check_kernel_args(parser, args)
 os.environ.setdefault("KERAS_BACKEND", "jax")
 BACKEND = os.environ["KERAS_BACKEND"]
 limit_threads(args)
 choose_device(args, BACKEND)
+# A kernel pass: the counter loaded before the backend is imported, so before its first CUDA call.
+COUNTER = common.KernelCounter.start(args)
 try:
     import keras
     from keras import layers
@@ -197,13 +201,17 @@ class EpochClock(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self):
+    def __init__(self, counter=None):
         super().__init__()
         self.seconds, self.means, self.logs = None, {}, {}
+        # A kernel pass's counter, and the run's epoch (fit counts its one epoch from 0 each call).
+        self.counter, self.epoch = counter, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         wait_for_device(self.model)
         self.means = {}
+        if self.counter:
+            self.counter.mark(True, self.epoch)
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -212,6 +220,8 @@ class EpochClock(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         wait_for_device(self.model)
         self.seconds = time.perf_counter() - self.start
+        if self.counter:
+            self.counter.mark(False, self.epoch)
         self.logs = dict(logs or {})
 
     def steps(self, batch, n):
@@ -286,12 +296,13 @@ def main():
                 "seconds": time.perf_counter() - start}
 
     n = train_y.shape[0]
-    clock = EpochClock()
+    clock = EpochClock(COUNTER)
     epochs, failure, step_losses = [], None, {}
     try:
         for epoch in range(1, args.epochs + 1):
             order = common.epoch_order(plan, args, epoch, n)
             xs, ys = train_x[order], train_y[order]
+            clock.epoch = epoch
             energy_start = nvml.energy_mj() if nvml else None
             busy_start = nvml.busy_snapshot() if nvml else None
             # One epoch of `fit` over the data in the plan's order, not shuffled: the batch order of
@@ -316,6 +327,8 @@ def main():
             raise
         failure = common.out_of_memory(FRAMEWORK, e)
 
+    if COUNTER:
+        COUNTER.finish()
     if args.step_losses:
         common.write_report(args.step_losses, {str(e): v for e, v in step_losses.items()})
     notes = [

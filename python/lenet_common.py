@@ -85,7 +85,56 @@ def arguments(framework, description, profile_help):
                    help="check: write the initial weights in the shared layout (safetensors) and go on")
     p.add_argument("--step-losses", metavar="FILE",
                    help="check: write each training step's loss, per epoch (JSON)")
+    p.add_argument("--kernels", metavar="LIB",
+                   help="a kernel pass: load the kernel counter (liblenet_kernels.so) before the first CUDA "
+                        "call and mark each epoch's training in its records (--kernel-records); "
+                        "`cargo xtask compare --kernels` gives both and reads the records back")
+    p.add_argument("--kernel-records", metavar="FILE", help="where the kernel counter writes its records")
     return p
+
+
+def check_kernel_args(parser, args):
+    """--kernels and --kernel-records go together, and the counter must exist."""
+    if bool(args.kernels) != bool(args.kernel_records):
+        parser.error("--kernels and --kernel-records go together")
+    if args.kernels and not os.path.isfile(args.kernels):
+        parser.error(f"--kernels {args.kernels}: no such file (the kernel counter's library, built by "
+                     "`cargo xtask setup --cuda`)")
+
+
+class KernelCounter:
+    """The kernel counter (crates/meters/cupti/kernel_counter.c) loaded into this process for a kernel
+    pass, as `lenet train --kernels` loads it: started before the framework's first CUDA call, each
+    epoch's training marked, its records flushed at the end. Never on the CPU (`--device cpu`)."""
+
+    @classmethod
+    def start(cls, args):
+        """The counter recording into --kernel-records, or None (no pass, a CPU run, or a counter that
+        cannot record here: its records then stay missing and the report says so)."""
+        if not args.kernels or args.device == "cpu":
+            return None
+        try:
+            lib = ctypes.CDLL(os.path.abspath(args.kernels))
+        except OSError as e:
+            print(f"warning: cannot load the kernel counter {args.kernels}: {e}", file=sys.stderr, flush=True)
+            return None
+        lib.lenet_kernels_start.argtypes = [ctypes.c_char_p]
+        lib.lenet_kernels_mark.argtypes = [ctypes.c_int, ctypes.c_uint32]
+        if lib.lenet_kernels_start(os.fsencode(args.kernel_records)) == 0:
+            print(f"warning: the kernel counter cannot record into {args.kernel_records}", file=sys.stderr,
+                  flush=True)
+            return None
+        counter = cls()
+        counter.lib = lib
+        return counter
+
+    def mark(self, begin, epoch):
+        """Marks the beginning (`begin`) or the end of an epoch's training."""
+        self.lib.lenet_kernels_mark(1 if begin else 0, epoch)
+
+    def finish(self):
+        """Stops recording and flushes the records."""
+        self.lib.lenet_kernels_finish()
 
 
 def positive(text):

@@ -175,6 +175,9 @@ def main():
     p = common.arguments("pytorch", __doc__.split("\n\n")[0],
                          "tuned: fused Adam; on CUDA also cudnn.benchmark and the whole step captured as a CUDA graph")
     args = p.parse_args()
+    common.check_kernel_args(p, args)
+    # A kernel pass: the counter loaded before torch's first CUDA call.
+    counter = common.KernelCounter.start(args)
 
     env = common.environment(sys.argv)
     if args.threads:
@@ -240,6 +243,8 @@ def main():
             energy_start = nvml.energy_mj() if nvml else None
             busy_start = nvml.busy_snapshot() if nvml else None
             sync(device)
+            if counter:
+                counter.mark(True, epoch)
             start = time.perf_counter()
             order = order.to(device)
             loss_sum = torch.zeros((), device=device)
@@ -273,6 +278,8 @@ def main():
             train_loss, train_hits = loss_sum.item(), hits.item()
             sync(device)
             train_seconds = time.perf_counter() - start
+            if counter:
+                counter.mark(False, epoch)
             energy = common.joules_between(energy_start, nvml.energy_mj()) if nvml else None
             busy = nvml.busy_since(busy_start) if nvml else None
             if args.step_losses or not np.isfinite(train_loss):
@@ -289,6 +296,8 @@ def main():
     except torch.cuda.OutOfMemoryError as e:
         failure = common.out_of_memory("pytorch", e)
 
+    if counter:
+        counter.finish()
     if args.step_losses:
         common.write_report(args.step_losses, {str(e): v for e, v in step_losses.items()})
     notes = [f"cudnn: {'available' if torch.backends.cudnn.is_available() else 'not available'}"]

@@ -404,6 +404,7 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         gpu_process_bytes,
         failure,
         kernel_pass,
+        device_steps: None,
     };
     Ok(RunOutput { report, weights })
 }

@@ -506,3 +506,98 @@ fn shards_run_every_run_once_and_merge_into_one_table() {
         "a row per batch size, three repeats each: {summary}"
     );
 }
+
+/// `compare --kernels` runs the comparison's runs again as kernel passes, each report beside the
+/// timed one as NAME.kernels.json, the timed reports untouched; where no CUDA is (here: the CPU,
+/// and `--device auto` without a GPU, where the Python row tries to load the counter and cannot)
+/// every pass says "no device activity measured" in its report and in the summary's device table,
+/// never zeros. A Rust row (tch) and a Python row (pytorch, whose records `compare` reads back).
+#[test]
+fn a_kernel_pass_sits_beside_the_timed_runs_and_says_what_it_measured() {
+    let data = data(64);
+    let out = tempfile::tempdir().unwrap();
+    // Any file: never loaded on the CPU; with --device auto, loading it fails.
+    let counter = data.path().join("train-labels-idx1-ubyte");
+    let python = std::env::var_os("LENET_PYTHON").filter(|p| !p.is_empty());
+    for device in ["cpu", "auto"] {
+        let run = |extra: &[&str]| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+            cmd.arg("compare")
+                .arg("--lenet")
+                .arg(lenet())
+                .args(["--frameworks", "pytorch,tch", "--models", "lenet2"])
+                .args(["--machine", "test", "--epochs", "1", "--device", device])
+                .env_remove("MNIST_DIR")
+                .arg("--data-dir")
+                .arg(data.path())
+                .arg("--out")
+                .arg(out.path())
+                .args(["--tag", device])
+                .args(extra);
+            if let Some(p) = &python {
+                cmd.arg("--python").arg(p);
+            }
+            let output = cmd.output().unwrap();
+            assert!(
+                output.status.success(),
+                "{device} {extra:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        run(&[]);
+        let dir = out.path().join("test").join(device);
+        let timed = std::fs::read(dir.join("tch-lenet2.json")).unwrap();
+        run(&["--kernels", counter.to_str().unwrap()]);
+        assert_eq!(
+            std::fs::read(dir.join("tch-lenet2.json")).unwrap(),
+            timed,
+            "the timed report is untouched"
+        );
+        for framework in ["tch", "pytorch"] {
+            let name = format!("{framework}-lenet2.kernels.json");
+            let pass = report(&dir, &name);
+            assert!(pass.succeeded(), "{name}: {:?}", pass.failure);
+            let note = pass.kernel_pass.and_then(|p| p.note).unwrap_or_default();
+            assert_eq!(
+                note, "no device activity measured: the run trained on the CPU",
+                "{device} {name}"
+            );
+            assert!(pass.epochs.iter().all(|e| e.device_activity.is_none()));
+        }
+        let leftovers: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("records") || n.contains("plan"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        let device_table = &summary[summary
+            .find("## What the device did")
+            .unwrap_or_else(|| panic!("no device table: {summary}"))..];
+        for framework in ["| tch ", "| pytorch "] {
+            assert_eq!(
+                cell(device_table, framework, "kernels/step"),
+                "no device activity measured"
+            );
+        }
+        // The speed table still has one row per framework: a pass is not a run of its own.
+        assert_eq!(
+            speed_table(&summary)
+                .lines()
+                .filter(|l| l.starts_with("| tch "))
+                .count(),
+            1
+        );
+    }
+    check(
+        &[
+            "--kernels",
+            "TMP/absent",
+            "--data-dir",
+            "DATA",
+            "--out",
+            "TMP",
+        ],
+        "--kernels",
+    );
+}

@@ -204,7 +204,7 @@ pub fn parse(text: &str) -> Result<Trace, KernelsError> {
                     .nth(2)
                     .filter(|n| !n.is_empty())
                     .ok_or_else(bad)?;
-                names.insert(index, name.to_string());
+                names.insert(index, demangle(name));
             }
             "K" => {
                 let span = span(number()?, number()?).ok_or_else(bad)?;
@@ -295,6 +295,15 @@ pub fn parse(text: &str) -> Result<Trace, KernelsError> {
         );
     }
     Ok(trace)
+}
+
+/// A kernel's C++ name as its source wrote it (`void at::native::foo<float>(...)`); a name that
+/// is not mangled C++ (PTX compiled from Rust or Triton, say) as it is.
+pub fn demangle(name: &str) -> String {
+    cpp_demangle::Symbol::new(name)
+        .ok()
+        .and_then(|s| s.demangle().ok())
+        .unwrap_or_else(|| name.to_string())
 }
 
 fn span(start: u64, end: u64) -> Option<Span> {

@@ -2,7 +2,7 @@
 //! a warm-up kernel before the first epoch, overlapping kernels, a graph's kernel, copies and sets,
 //! an evaluation between epochs, an epoch the run never finished, and records CUPTI dropped.
 
-use meters::kernels::{parse, KernelsError};
+use meters::kernels::{self, parse, KernelsError};
 
 const FIXTURE: &str = include_str!("fixtures/kernels.txt");
 
@@ -132,4 +132,19 @@ fn nothing_measured_is_said_never_zeros() {
         .note
         .unwrap()
         .starts_with("no device activity measured: cannot read the kernel counter's records /nonexistent/records.txt"));
+}
+
+/// Kernel names are written as their C++ source names them; names that are not mangled C++ stay
+/// as they are.
+#[test]
+fn kernel_names_are_demangled() {
+    assert_eq!(
+        kernels::demangle("_ZN2at6native13reduce_kernelILi512ELi1EEEvv"),
+        "void at::native::reduce_kernel<512, 1>()"
+    );
+    assert_eq!(kernels::demangle("relu_kernel"), "relu_kernel");
+    let trace =
+        kernels::parse("# lenet-kernels 1\nN 0 _Z4gemmIfEvv\nM 10 B 1\nK 11 20 0 0\nM 30 E 1\n")
+            .unwrap();
+    assert_eq!(trace.epochs[&1].top[0].name, "void gemm<float>()");
 }

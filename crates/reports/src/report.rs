@@ -49,6 +49,104 @@ pub struct RunReport {
     /// what the kernel counter could measure. `None` in a timed run's report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_pass: Option<KernelPass>,
+    /// In a timed run's report, read from a results folder: what the kernel pass of the same
+    /// configuration (its own file, `NAME.kernels.json` beside `NAME.json`) measured per step.
+    /// Joined when the folder is loaded, never written.
+    #[serde(skip)]
+    pub device_steps: Option<DeviceSteps>,
+}
+
+/// A kernel pass's measurement per training step, joined to the timed run of the same
+/// configuration: the medians over its epochs 2..N (epoch 1 alone when there is only one).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceSteps {
+    Measured {
+        /// Kernels launched per step (a replayed graph's nodes included).
+        kernels: f64,
+        /// Of those, kernels that ran as nodes of a CUDA graph.
+        graph_kernels: f64,
+        /// Memory copies and sets per step.
+        copies: f64,
+        /// The time per step during which a kernel was running (the union of their intervals).
+        busy_seconds: f64,
+        /// The kernels that took the most time in the pass's last epoch, per step.
+        top: Vec<StepKernel>,
+    },
+    /// The pass measured nothing: why, as its report says ("no device activity measured: ...").
+    Nothing(String),
+}
+
+/// One kernel's launches and device time per step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepKernel {
+    pub name: String,
+    pub launches: f64,
+    pub seconds: f64,
+}
+
+impl DeviceSteps {
+    /// What a kernel pass's report measured per step; `None` for a finished run that is not a
+    /// kernel pass.
+    pub fn of(pass: &RunReport) -> Option<Self> {
+        // A pass that failed before it could record (its report then has no kernel_pass).
+        if let Some(failure) = &pass.failure {
+            let first = failure.lines().next().unwrap_or_default();
+            return Some(Self::Nothing(format!(
+                "{}: the pass failed: {first}",
+                KernelPass::NOTHING
+            )));
+        }
+        let kernel_pass = pass.kernel_pass.as_ref()?;
+        let steps = pass.steps_per_epoch().filter(|&s| s > 0);
+        let activity: Vec<_> = pass
+            .steady_epochs()
+            .filter_map(|e| e.device_activity.as_ref())
+            .collect();
+        let (Some(steps), true) = (steps, kernel_pass.measured && !activity.is_empty()) else {
+            return Some(Self::Nothing(kernel_pass.note.clone().unwrap_or_else(
+                || {
+                    format!(
+                        "{}: no epoch has the counter's records",
+                        KernelPass::NOTHING
+                    )
+                },
+            )));
+        };
+        let per_step = |f: &dyn Fn(&common::harness::DeviceActivity) -> f64| {
+            median(activity.iter().map(|a| f(a) / steps as f64).collect()).unwrap_or_default()
+        };
+        Some(Self::Measured {
+            kernels: per_step(&|a| a.kernels as f64),
+            graph_kernels: per_step(&|a| a.graph_kernels as f64),
+            copies: per_step(&|a| (a.copies + a.sets) as f64),
+            busy_seconds: per_step(&|a| a.busy_seconds),
+            top: activity
+                .last()
+                .map(|a| {
+                    a.top
+                        .iter()
+                        .map(|k| StepKernel {
+                            name: k.name.clone(),
+                            launches: k.count as f64 / steps as f64,
+                            seconds: k.seconds / steps as f64,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The measurement, or `None` where nothing was measured.
+    pub fn measured(&self) -> Option<(f64, f64)> {
+        match self {
+            Self::Measured {
+                kernels,
+                busy_seconds,
+                ..
+            } => Some((*kernels, *busy_seconds)),
+            Self::Nothing(_) => None,
+        }
+    }
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -91,6 +189,7 @@ impl RunReport {
             gpu_process_bytes: None,
             failure: Some(reason),
             kernel_pass: None,
+            device_steps: None,
         }
     }
 
@@ -124,6 +223,27 @@ impl RunReport {
     /// Median training time of epochs 2..N (epoch 1 alone when there is only one).
     pub fn median_epoch_seconds(&self) -> Option<f64> {
         median(self.steady_epochs().map(|e| e.train_seconds).collect())
+    }
+
+    /// Training steps per epoch: the training examples over the batch size, the last batch
+    /// shorter; `None` for a run that never got its data.
+    pub fn steps_per_epoch(&self) -> Option<usize> {
+        (self.train_examples > 0 && self.spec.batch_size > 0)
+            .then(|| self.train_examples.div_ceil(self.spec.batch_size))
+    }
+
+    /// The device floor of a timed run, from its kernel pass: the device's busy time per step
+    /// times the steps of an epoch, the epoch a host with no overhead would reach. `None` without
+    /// a kernel pass that measured the device.
+    pub fn device_floor_seconds(&self) -> Option<f64> {
+        let (_, busy) = self.device_steps.as_ref()?.measured()?;
+        Some(busy * self.steps_per_epoch()? as f64)
+    }
+
+    /// The median epoch over the device floor: how far the run is from what its own kernels allow.
+    pub fn times_floor(&self) -> Option<f64> {
+        let floor = self.device_floor_seconds().filter(|&f| f > 0.0)?;
+        Some(self.median_epoch_seconds()? / floor)
     }
 
     /// Epochs 2..N, or epoch 1 when it is the only one.

@@ -35,12 +35,47 @@ pub struct ResultsFolder {
     pub reports: Vec<RunReport>,
     /// The file of each report, in the same order.
     pub files: Vec<PathBuf>,
+    /// The kernel passes' reports (`NAME.kernels.json`), each joined to the timed report `NAME.json`
+    /// of the same configuration as its `device_steps`, and their files.
+    pub kernel_passes: Vec<(PathBuf, RunReport)>,
+}
+
+/// How a kernel pass's report is named: after the timed run's, `NAME.json` → `NAME.kernels.json`.
+pub const KERNEL_PASS_SUFFIX: &str = ".kernels.json";
+
+/// The kernel pass's file for the timed report at `timed`.
+pub fn kernel_pass_file(timed: &Path) -> PathBuf {
+    let stem = timed.file_stem().unwrap_or_default().to_string_lossy();
+    timed.with_file_name(format!("{stem}{KERNEL_PASS_SUFFIX}"))
+}
+
+fn is_kernel_pass_file(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(KERNEL_PASS_SUFFIX))
+}
+
+/// Whether a kernel pass measured the configuration of a timed run: the same framework, model,
+/// dataset, device, initial weights, batch size, threads and profile (its seed and epochs may
+/// differ: the pass measures what a step launches, not what it learns).
+pub fn same_configuration(timed: &RunReport, pass: &RunReport) -> bool {
+    let (a, b) = (&timed.spec, &pass.spec);
+    a.framework == b.framework
+        && a.model == b.model
+        && a.dataset == b.dataset
+        && a.device == b.device
+        && a.init == b.init
+        && a.batch_size == b.batch_size
+        && a.threads == b.threads
+        && a.profile == b.profile
+        && timed.device() == pass.device()
 }
 
 impl ResultsFolder {
-    /// Reads every run report (`*.json`) in `dir`.
+    /// Reads every run report (`*.json`) in `dir`, and joins each kernel pass's report
+    /// (`NAME.kernels.json`) to its timed run's.
     pub fn load(dir: &Path, title: &str, catalogue: &Catalogue) -> Result<Self> {
         let mut found = Vec::new();
+        let mut kernel_passes = Vec::new();
         let entries = std::fs::read_dir(dir)
             .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
         for entry in entries {
@@ -49,8 +84,20 @@ impl ResultsFolder {
                 .path();
             if path.extension().is_some_and(|e| e == "json") {
                 let report = RunReport::read(&path)?;
-                found.push((path, report));
+                if is_kernel_pass_file(&path) {
+                    kernel_passes.push((path, report));
+                } else {
+                    found.push((path, report));
+                }
             }
+        }
+        kernel_passes.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, report) in &mut found {
+            let pass_file = kernel_pass_file(path);
+            report.device_steps = kernel_passes
+                .iter()
+                .find(|(p, pass)| *p == pass_file && same_configuration(report, pass))
+                .and_then(|(_, pass)| reports::report::DeviceSteps::of(pass));
         }
         let baseline = catalogue.baseline();
         found.sort_by(|a, b| summary::display_order(&a.1, &b.1, baseline));
@@ -60,6 +107,7 @@ impl ResultsFolder {
             title: title.to_string(),
             reports,
             files,
+            kernel_passes,
         })
     }
 
@@ -133,7 +181,8 @@ impl ResultsFolder {
     /// fields added since differ).
     pub fn scrub_commands(&mut self) -> Result<usize> {
         let mut rewritten = 0;
-        for (report, file) in self.reports.iter_mut().zip(&self.files) {
+        let passes = self.kernel_passes.iter_mut().map(|(f, r)| (r, &*f));
+        for (report, file) in self.reports.iter_mut().zip(&self.files).chain(passes) {
             let old = &report.environment.command;
             let new = reports::env::portable_command(old.iter().cloned(), None);
             if new == *old {
@@ -145,6 +194,8 @@ impl ResultsFolder {
                 .filter(|t| {
                     let mut expected = report.clone();
                     expected.environment.command = new.clone();
+                    // Joined from the kernel pass when the folder was loaded, never in the file.
+                    expected.device_steps = None;
                     serde_json::from_str::<RunReport>(t).is_ok_and(|r| r == expected)
                 })
                 .ok_or_else(|| {
@@ -277,6 +328,43 @@ pub fn write_index(out: &Path, folders: &[ResultsFolder]) -> Result<()> {
     write_file(&out.join("README.md"), text.as_bytes())
 }
 
+/// The kernel passes' section: the device table, how it was measured, and each row's costliest
+/// kernels.
+fn device_markdown(table: &str, reports: &[RunReport]) -> String {
+    let mut text = format!(
+        "## What the device did (kernel pass)\n\nFrom a separate pass of each run with the kernel \
+         counter loaded (`NAME.kernels.json` beside `NAME.json`; `cargo xtask compare --kernels`): \
+         per training step, the kernels and the memory copies and sets the device ran, and the \
+         time during which a kernel was running (the union of their intervals, CUPTI's own \
+         timestamps); the device floor is that busy time times the steps of an epoch, the epoch a \
+         host with no overhead would reach, and `epoch / floor` the timed run's median epoch over \
+         it. `device busy` is the timed run's own reading (NVML).\n\n{table}\n\n"
+    );
+    let top = summary::top_kernels(reports);
+    if !top.is_empty() {
+        text.push_str(&format!(
+            "The kernels that took the most device time, per step (launches, time):\n\n{top}\n"
+        ));
+    }
+    let nothing: Vec<String> = reports
+        .iter()
+        .filter_map(|r| match &r.device_steps {
+            Some(reports::report::DeviceSteps::Nothing(why)) => {
+                Some(format!("- {} {}: {why}\n", r.label(), r.spec.model))
+            }
+            _ => None,
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !nothing.is_empty() {
+        text.push_str("Kernel passes that measured nothing:\n\n");
+        text.extend(nothing);
+        text.push('\n');
+    }
+    text
+}
+
 /// The pictures in a results folder (the charts just drawn, and any sample grids), as Markdown.
 fn pictures_markdown(dir: &Path, charts: &[Picture]) -> String {
     let mut text = String::new();
@@ -391,6 +479,10 @@ fn summary_markdown(
     let mut text = format!(
         "# Results: {machine}\n\n## Speed and accuracy\n\n{table}\n\n## Resources\n\n{resources}\n\n"
     );
+    let device = summary::device(reports, catalogue);
+    if !device.is_empty() {
+        text.push_str(&device_markdown(&device, reports));
+    }
     let failed: Vec<&RunReport> = reports.iter().filter(|r| !r.succeeded()).collect();
     if !failed.is_empty() {
         text.push_str("Failed runs (`--resume` reruns them and keeps the others):\n\n");

@@ -9,7 +9,7 @@ use tabled::settings::Style;
 use common::harness::{DeviceKind, InitKind, Profile};
 use common::{Dataset, ModelKind};
 
-use reports::report::RunReport;
+use reports::report::{DeviceSteps, KernelPass, RunReport};
 use reports::Catalogue;
 
 /// The test accuracy whose first crossing the table times.
@@ -208,6 +208,8 @@ pub enum Part {
     Speed,
     /// Memory, energy, how the host and device shared the epoch.
     Resources,
+    /// What the device did per step, from the kernel pass: kernels, copies, busy time, the floor.
+    Device,
 }
 
 /// One row's configuration and what depends on the other rows.
@@ -284,7 +286,8 @@ fn columns(reports: &[RunReport]) -> Vec<Column<'static>> {
     let gpu = reports
         .iter()
         .any(|r| r.device() == DeviceKind::Cuda.to_string());
-    use Part::{Key, Resources, Speed};
+    let passes = reports.iter().any(|r| r.device_steps.is_some());
+    use Part::{Device, Key, Resources, Speed};
     vec![
         column("framework", Key, true, |r| {
             r.g.first().spec.framework.clone()
@@ -367,7 +370,60 @@ fn columns(reports: &[RunReport]) -> Vec<Column<'static>> {
         }),
         optional("device busy", Resources, gpu, |r| device_busy(r.g)),
         optional("host share", Resources, gpu, |r| host_share(r.g)),
+        column("kernels/step", Device, passes, kernels_per_step),
+        column("copies+sets/step", Device, passes, |r| {
+            per_step(r.g, |s| match s {
+                DeviceSteps::Measured { copies, .. } => Some(*copies),
+                DeviceSteps::Nothing(_) => None,
+            })
+            .map_or("-".into(), |v| number(&v, 1))
+        }),
+        column("busy/step (µs)", Device, passes, |r| {
+            per_step(r.g, |s| s.measured().map(|(_, busy)| busy * 1e6))
+                .map_or("-".into(), |v| number(&v, 0))
+        }),
+        column("device floor (s)", Device, passes, |r| {
+            number(&r.g.values(RunReport::device_floor_seconds), 2)
+        }),
+        column("epoch / floor", Device, passes, |r| {
+            stat(&r.g.values(RunReport::times_floor), |x| format!("{x:.1}x"))
+        }),
+        optional("device busy", Device, passes && gpu, |r| device_busy(r.g)),
     ]
+}
+
+/// Each successful run's kernel-pass value, `None` where no run of the group has a measured pass.
+fn per_step(g: &Group, f: impl Fn(&DeviceSteps) -> Option<f64>) -> Option<Vec<f64>> {
+    let v = g.values(|r| r.device_steps.as_ref().and_then(&f));
+    (!v.is_empty()).then_some(v)
+}
+
+/// Kernels launched per step (and how many of them a replayed graph launched), or "no device
+/// activity measured" where the kernel pass measured nothing; "-" where the row has no pass.
+fn kernels_per_step(r: &Row) -> String {
+    let steps: Vec<&DeviceSteps> =
+        r.g.succeeded()
+            .into_iter()
+            .filter_map(|r| r.device_steps.as_ref())
+            .collect();
+    let kernels = per_step(r.g, |s| s.measured().map(|(k, _)| k));
+    match (kernels, steps.first()) {
+        (Some(k), _) => {
+            let graph = per_step(r.g, |s| match s {
+                DeviceSteps::Measured { graph_kernels, .. } => Some(*graph_kernels),
+                DeviceSteps::Nothing(_) => None,
+            })
+            .and_then(|g| mean_sd(&g))
+            .map_or(0.0, |(m, _)| m);
+            if graph > 0.0 {
+                format!("{} ({} in graphs)", number(&k, 1), number(&[graph], 1))
+            } else {
+                number(&k, 1)
+            }
+        }
+        (None, Some(DeviceSteps::Nothing(_))) => KernelPass::NOTHING.into(),
+        (None, _) => "-".into(),
+    }
 }
 
 /// The training time until the test accuracy first reached [`TARGET_ACCURACY`].
@@ -484,6 +540,67 @@ pub fn table(reports: &[RunReport], catalogue: &Catalogue) -> String {
 /// share of the epoch.
 pub fn resources(reports: &[RunReport], catalogue: &Catalogue) -> String {
     part_table(reports, catalogue, Part::Resources)
+}
+
+/// The device table, from the kernel passes joined to the runs: kernels, copies and busy time per
+/// step, the device floor and how far each run's epoch is from it; empty where no run has a pass.
+pub fn device(reports: &[RunReport], catalogue: &Catalogue) -> String {
+    if reports.iter().all(|r| r.device_steps.is_none()) {
+        return String::new();
+    }
+    part_table(reports, catalogue, Part::Device)
+}
+
+/// The kernels that took the most device time per step, for each row whose kernel pass measured
+/// them (its last epoch), as a Markdown list.
+pub fn top_kernels(reports: &[RunReport]) -> String {
+    let mut text = String::new();
+    for g in groups(reports) {
+        let Some(DeviceSteps::Measured { top, .. }) = g
+            .succeeded()
+            .into_iter()
+            .find_map(|r| r.device_steps.as_ref())
+        else {
+            continue;
+        };
+        if top.is_empty() {
+            continue;
+        }
+        let r = g.first();
+        let kernels: Vec<String> = top
+            .iter()
+            .map(|k| {
+                format!(
+                    "`{}` {:.1}x, {:.1} µs",
+                    short_kernel(&k.name),
+                    k.launches,
+                    k.seconds * 1e6
+                )
+            })
+            .collect();
+        text.push_str(&format!(
+            "- {} {} ({}, batch {}): {}\n",
+            r.label(),
+            r.spec.model,
+            r.device(),
+            r.spec.batch_size,
+            kernels.join("; ")
+        ));
+    }
+    text
+}
+
+/// A kernel's name short enough for a list: its return type, namespaces, template arguments and
+/// parameters left out (`void at::native::foo<float>(int)` → `foo`).
+pub fn short_kernel(name: &str) -> String {
+    let cut = name.find(['<', '(']).unwrap_or(name.len());
+    let short = name[..cut].split_whitespace().last().unwrap_or_default();
+    let short = short.rsplit("::").next().unwrap_or_default();
+    if short.is_empty() {
+        name.chars().take(60).collect()
+    } else {
+        short.chars().take(60).collect()
+    }
 }
 
 /// A model's layers with output shapes and parameters, in the spirit of Keras's `model.summary()`.

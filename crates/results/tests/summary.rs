@@ -50,6 +50,7 @@ fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
         gpu_process_bytes: None,
         failure: None,
         kernel_pass: None,
+        device_steps: None,
     }
 }
 

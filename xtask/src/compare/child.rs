@@ -2,6 +2,7 @@
 //! it ends or Ctrl-C stops it; a process that ends without a report leaves a failed one that says how.
 
 use super::*;
+use common::harness::DeviceKind;
 
 /// Runs one (framework, model, seed) in its own process and returns its report: the one the process
 /// wrote, or a failed one that says how the process ended. `None` when Ctrl-C stopped it (no report
@@ -20,6 +21,9 @@ pub(super) fn run_one(
     // A report left by an earlier run must not pass for this one.
     let _ = std::fs::remove_file(report_path);
     let plan = report_path.with_extension("plan.safetensors");
+    // A Python row's kernel pass: the counter's records, attributed here to the report's epochs.
+    let records = report_path.with_extension("records.txt");
+    let _ = std::fs::remove_file(&records);
     let failed = |reason: String| -> Result<Option<RunReport>> {
         let r = RunReport::failed(spec.clone(), Environment::capture(), reason);
         r.write(report_path)?;
@@ -55,12 +59,21 @@ pub(super) fn run_one(
             let mut cmd = Command::new(python);
             cmd.arg(script).arg("--plan").arg(&plan);
             cmd.env("PYTHONUNBUFFERED", "1");
+            if let Some(counter) = &args.kernels {
+                cmd.arg("--kernels")
+                    .arg(counter)
+                    .arg("--kernel-records")
+                    .arg(&records);
+            }
             cmd
         }
         (Runner::Python, None) => return failed(format!("no Python to run {framework} with")),
         (Runner::Lenet, _) => {
             let mut cmd = Command::new(tools.lenet(framework));
             cmd.arg("train");
+            if let Some(counter) = &args.kernels {
+                cmd.arg("--kernels").arg(counter);
+            }
             cmd
         }
     };
@@ -80,12 +93,30 @@ pub(super) fn run_one(
         Err(e) => return failed(format!("{e:#}")),
     };
     match RunReport::read(report_path) {
-        Ok(r) if r.spec == *spec => Ok(Some(r)),
+        Ok(mut r) if r.spec == *spec => {
+            if args.kernels.is_some() && info.runner == Runner::Python {
+                attribute_python_pass(&mut r, &records);
+                let _ = std::fs::remove_file(&records);
+                r.write(report_path)?;
+            }
+            Ok(Some(r))
+        }
         _ => failed(format!(
             "the run process {} and left no report",
             ended(status)
         )),
     }
+}
+
+/// A Python row's kernel pass: its epochs get the activity the counter recorded into `records`
+/// (as `lenet train --kernels` attributes its own), and the report says what was measured; on the
+/// CPU, nothing (the script does not load the counter there).
+fn attribute_python_pass(report: &mut RunReport, records: &Path) {
+    report.kernel_pass = Some(if report.device() == DeviceKind::Cuda.to_string() {
+        meters::kernels::attribute(meters::kernels::read(records), &mut report.epochs)
+    } else {
+        reports::report::KernelPass::nothing("the run trained on the CPU")
+    });
 }
 
 /// Starts `cmd` and waits for it; `Ok(None)` when Ctrl-C came first (the process is then stopped).

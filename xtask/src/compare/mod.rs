@@ -111,6 +111,13 @@ pub struct Args {
     /// --merge` brings their folders together
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+    /// A kernel pass instead of the timed runs: every run of the comparison again with the kernel
+    /// counter FILE (liblenet_kernels.so, built by `cargo xtask setup --cuda`) loaded before its
+    /// first CUDA call, each report written as NAME.kernels.json beside the timed run's NAME.json
+    /// (the tables join the two: kernels and device time per step, the device floor). The timed
+    /// runs never load it
+    #[arg(long, value_name = "FILE")]
+    pub kernels: Option<PathBuf>,
     /// Python for the Python rows, with torch (pytorch) and keras and its backend (keras)
     /// (default: the one `setup` installed)
     #[arg(long, value_name = "FILE")]
@@ -220,7 +227,10 @@ pub fn run(args: Args) -> Result<bool> {
                         name_threads,
                         repeat,
                     );
-                    let path = dir.join(name);
+                    let path = match &args.kernels {
+                        Some(_) => folder::kernel_pass_file(&dir.join(name)),
+                        None => dir.join(name),
+                    };
                     let seed = args.run.seed + u64::from(repeat - 1);
                     let spec = spec(&args, framework, *model, seed, *point);
                     if args.resume && finished_earlier(&path, &spec) {

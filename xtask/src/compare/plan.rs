@@ -26,6 +26,15 @@ pub(super) fn check(args: &Args) -> Result<()> {
             bail!("{what} needs at least one number");
         }
     }
+    if let Some(counter) = &args.kernels {
+        if !counter.is_file() {
+            bail!(
+                "--kernels {}: no such file (the kernel counter's library, built by `cargo xtask \
+                 setup --cuda` into target/kernel-counter/)",
+                counter.display()
+            );
+        }
+    }
     if args.profiles.is_empty() {
         bail!("--profile needs at least one of idiomatic, tuned");
     }

@@ -116,5 +116,6 @@ pub fn finished(spec: RunSpec, epoch_seconds: &[f64]) -> RunReport {
         gpu_process_bytes: None,
         failure: None,
         kernel_pass: None,
+        device_steps: None,
     }
 }
