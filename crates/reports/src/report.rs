@@ -71,6 +71,9 @@ pub enum DeviceSteps {
         busy_seconds: f64,
         /// The kernels that took the most time in the pass's last epoch, per step.
         top: Vec<StepKernel>,
+        /// The pass's own median epoch, with the counter recording (against the timed run's: the
+        /// counter's overhead).
+        epoch_seconds: Option<f64>,
     },
     /// The pass measured nothing: why, as its report says ("no device activity measured: ...").
     Nothing(String),
@@ -133,6 +136,7 @@ impl DeviceSteps {
                         .collect()
                 })
                 .unwrap_or_default(),
+            epoch_seconds: pass.median_epoch_seconds(),
         })
     }
 
@@ -238,6 +242,20 @@ impl RunReport {
     pub fn device_floor_seconds(&self) -> Option<f64> {
         let (_, busy) = self.device_steps.as_ref()?.measured()?;
         Some(busy * self.steps_per_epoch()? as f64)
+    }
+
+    /// The kernel pass's median epoch over this timed run's: what recording every kernel costs
+    /// (the timed run itself never loads the counter).
+    pub fn counter_overhead(&self) -> Option<f64> {
+        let Some(DeviceSteps::Measured {
+            epoch_seconds: Some(pass),
+            ..
+        }) = &self.device_steps
+        else {
+            return None;
+        };
+        let timed = self.median_epoch_seconds().filter(|&t| t > 0.0)?;
+        Some(pass / timed)
     }
 
     /// The median epoch over the device floor: how far the run is from what its own kernels allow.

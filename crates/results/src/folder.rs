@@ -40,6 +40,10 @@ pub struct ResultsFolder {
     pub kernel_passes: Vec<(PathBuf, RunReport)>,
 }
 
+/// The folder, in a machine's results, of measurements of the machine itself rather than runs
+/// (the launch queue's depth, `python/launch_queue.py`): its JSON files are not run reports.
+pub const PROBES: &str = "probes";
+
 /// How a kernel pass's report is named: after the timed run's, `NAME.json` → `NAME.kernels.json`.
 pub const KERNEL_PASS_SUFFIX: &str = ".kernels.json";
 
@@ -259,6 +263,8 @@ fn walk(out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             if path.is_dir() {
                 if path.file_name().is_some_and(|n| n == reports::cost::FOLDER) {
                     costs.push(path);
+                } else if path.file_name().is_some_and(|n| n == PROBES) {
+                    // Measurements of the machine, not runs (python/launch_queue.py's JSON).
                 } else {
                     stack.push(path);
                 }
@@ -338,7 +344,9 @@ fn device_markdown(table: &str, reports: &[RunReport]) -> String {
          time during which a kernel was running (the union of their intervals, CUPTI's own \
          timestamps); the device floor is that busy time times the steps of an epoch, the epoch a \
          host with no overhead would reach, and `epoch / floor` the timed run's median epoch over \
-         it. `device busy` is the timed run's own reading (NVML).\n\n{table}\n\n"
+         it. `device busy` is the timed run's own reading (NVML); `pass epoch / timed` is the pass's \
+         median epoch over the timed run's, what recording every kernel costs (the timed runs \
+         never load the counter).\n\n{table}\n\n"
     );
     let top = summary::top_kernels(reports);
     if !top.is_empty() {
@@ -346,23 +354,40 @@ fn device_markdown(table: &str, reports: &[RunReport]) -> String {
             "The kernels that took the most device time, per step (launches, time):\n\n{top}\n"
         ));
     }
-    let nothing: Vec<String> = reports
-        .iter()
-        .filter_map(|r| match &r.device_steps {
-            Some(reports::report::DeviceSteps::Nothing(why)) => {
-                Some(format!("- {} {}: {why}\n", r.label(), r.spec.model))
-            }
-            _ => None,
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    // Each reason once, with the rows it holds for.
+    let mut nothing: Vec<(&str, Vec<String>)> = Vec::new();
+    for r in reports {
+        let Some(reports::report::DeviceSteps::Nothing(why)) = &r.device_steps else {
+            continue;
+        };
+        let why = why
+            .strip_prefix(reports::report::KernelPass::NOTHING)
+            .map_or(why.as_str(), |w| w.trim_start_matches(": "));
+        let row = format!("{} {}", r.label(), r.spec.model);
+        match nothing.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, rows)) if !rows.contains(&row) => rows.push(row),
+            Some(_) => {}
+            None => nothing.push((why, vec![row])),
+        }
+    }
     if !nothing.is_empty() {
-        text.push_str("Kernel passes that measured nothing:\n\n");
-        text.extend(nothing);
+        text.push_str(&format!(
+            "{}:\n\n",
+            capitalised(reports::report::KernelPass::NOTHING)
+        ));
+        for (why, rows) in nothing {
+            text.push_str(&format!("- {why}: {}\n", rows.join(", ")));
+        }
         text.push('\n');
     }
     text
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// The pictures in a results folder (the charts just drawn, and any sample grids), as Markdown.

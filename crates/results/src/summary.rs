@@ -389,6 +389,11 @@ fn columns(reports: &[RunReport]) -> Vec<Column<'static>> {
             stat(&r.g.values(RunReport::times_floor), |x| format!("{x:.1}x"))
         }),
         optional("device busy", Device, passes && gpu, |r| device_busy(r.g)),
+        optional("pass epoch / timed", Device, passes, |r| {
+            stat(&r.g.values(RunReport::counter_overhead), |x| {
+                format!("{x:.2}x")
+            })
+        }),
     ]
 }
 

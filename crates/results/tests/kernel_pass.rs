@@ -111,6 +111,8 @@ fn a_kernel_pass_gives_its_run_the_kernels_and_the_floor_per_step() {
     assert_eq!(at("tch", "busy/step (µs)"), "200");
     assert_eq!(at("tch", "device floor (s)"), "0.38");
     assert_eq!(at("tch", "epoch / floor"), "12.0x");
+    // The pass's epochs are the timed run's (9, 5, 4 s): recording cost nothing here.
+    assert_eq!(at("tch", "pass epoch / timed"), "1.00x");
     assert!(
         summary.contains("`vectorized_elementwise_kernel` 3.0x, 100.0 µs"),
         "{summary}"
@@ -164,7 +166,9 @@ fn a_pass_that_measured_nothing_says_so_and_a_folder_without_passes_has_no_devic
         assert_eq!(cell(table, |c| c[0] == "pytorch", column), "-", "{column}");
     }
     assert!(
-        summary.contains("- tch lenet2: no device activity measured: the run trained on the CPU")
+        summary
+            .contains("No device activity measured:\n\n- the run trained on the CPU: tch lenet2\n"),
+        "{summary}"
     );
 
     let plain = tempfile::tempdir().unwrap();
@@ -187,4 +191,19 @@ fn a_failed_pass_measured_nothing() {
         ))
     );
     assert_eq!(DeviceSteps::of(&timed("tch", DeviceKind::Cuda)), None);
+}
+
+/// A machine's probes (the launch queue's depth) sit in its results without being taken for runs.
+#[test]
+fn probes_are_not_run_reports() {
+    let out = tempfile::tempdir().unwrap();
+    let machine = out.path().join("gpu");
+    let probes = machine.join(results::folder::PROBES);
+    std::fs::create_dir_all(&probes).unwrap();
+    write(&machine, "tch-lenet2.json", &timed("tch", DeviceKind::Cuda));
+    std::fs::write(probes.join("launch-queue.json"), "{\"eager\": {}}\n").unwrap();
+    assert_eq!(results::folder::result_dirs(out.path()).unwrap(), [machine]);
+    let folders = results::folder::load_all(out.path(), &catalogue()).unwrap();
+    assert_eq!(folders.len(), 1);
+    assert_eq!(folders[0].reports.len(), 1);
 }
