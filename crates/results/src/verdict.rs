@@ -680,6 +680,80 @@ impl Evidence<'_> {
         out
     }
 
+    /// The GPU headline's device table, where the folder the GPU headline reads has kernel passes
+    /// that measured the device: per row and model, kernels and busy time per step, the device
+    /// floor and the median epoch over it; `None` otherwise.
+    pub fn device_headline(&self) -> Option<(String, String)> {
+        let gpu = |r: &RunReport| r.device() == "cuda" && r.spec.batch_size == BATCH_SIZE;
+        let folder = self.best_folder(&gpu)?;
+        let mut rows: Vec<(String, BTreeMap<ModelKind, Vec<[f64; 4]>>)> = Vec::new();
+        for r in Self::kept(folder, &gpu) {
+            let (Some((kernels, busy)), Some(floor), Some(times)) = (
+                r.device_steps.as_ref().and_then(|d| d.measured()),
+                r.device_floor_seconds(),
+                r.times_floor(),
+            ) else {
+                continue;
+            };
+            let label = r.label();
+            let i = match rows.iter().position(|(l, _)| *l == label) {
+                Some(i) => i,
+                None => {
+                    rows.push((label, BTreeMap::new()));
+                    rows.len() - 1
+                }
+            };
+            rows[i]
+                .1
+                .entry(r.spec.model)
+                .or_default()
+                .push([kernels, busy * 1e6, floor, times]);
+        }
+        if rows.is_empty() {
+            return None;
+        }
+        let mut out = String::from("| framework |");
+        for model in ModelKind::ALL {
+            let m = model.title();
+            out.push_str(&format!(
+                " {m} kernels/step | busy/step | device floor | epoch / floor |"
+            ));
+        }
+        out.push_str("\n|---|");
+        for _ in ModelKind::ALL {
+            out.push_str("---|---|---|---|");
+        }
+        out.push('\n');
+        for (label, models) in &rows {
+            out.push_str(&format!("| {label} |"));
+            for model in ModelKind::ALL {
+                match models.get(&model) {
+                    Some(values) => {
+                        let n = values.len() as f64;
+                        let mean = |i: usize| values.iter().map(|v| v[i]).sum::<f64>() / n;
+                        out.push_str(&format!(
+                            " {:.1} | {:.0} µs | {} | {:.1}x |",
+                            mean(0),
+                            mean(1),
+                            seconds(mean(2)),
+                            mean(3)
+                        ));
+                    }
+                    None => out.push_str(" - | - | - | - |"),
+                }
+            }
+            out.push('\n');
+        }
+        let dir = self.rel(&folder.dir);
+        Some((
+            format!(
+                "What the GPU did per training step: {} ([{dir}]({dir}/summary.md))",
+                Self::machine(folder)
+            ),
+            out,
+        ))
+    }
+
     fn least_code(&self) -> Verdict {
         let need = "Least code for the models";
         let mut rust: Vec<(&String, &usize)> = self
@@ -757,6 +831,13 @@ pub fn front_page(evidence: &Evidence) -> String {
     for (title, table) in evidence.headlines() {
         out.push_str(&format!(
             "\n**{title}**, median epoch (2..N), batch 32:\n\n{table}"
+        ));
+    }
+    if let Some((title, table)) = evidence.device_headline() {
+        out.push_str(&format!(
+            "\n**{title}**, from each row's kernel pass (CUPTI), batch 32: the kernels a step \
+             launches, the time a kernel was running per step, the device floor (that time times \
+             an epoch's steps: a host with no overhead) and the timed epoch over it:\n\n{table}"
         ));
     }
     out

@@ -207,3 +207,54 @@ fn probes_are_not_run_reports() {
     assert_eq!(folders.len(), 1);
     assert_eq!(folders[0].reports.len(), 1);
 }
+
+/// The front page's GPU picture gets a device table where the GPU folder it reads has kernel
+/// passes that measured the device, and none where it has not.
+#[test]
+fn the_front_page_shows_the_device_per_step_where_passes_measured_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let machine = dir.path().join("results").join("gpu");
+    std::fs::create_dir_all(&machine).unwrap();
+    let evidence_of = |folders: &[ResultsFolder]| {
+        let lines = std::collections::BTreeMap::new();
+        let catalogue = catalogue();
+        let evidence = results::verdict::Evidence {
+            root: dir.path(),
+            folders,
+            costs: &[],
+            catalogue: &catalogue,
+            listing_lines: &lines,
+        };
+        (
+            evidence.device_headline(),
+            results::verdict::front_page(&evidence),
+        )
+    };
+    for model in [ModelKind::LeNet2, ModelKind::LeNet3] {
+        let mut tch = timed("tch", DeviceKind::Cuda);
+        tch.spec.model = model;
+        write(&machine, &format!("tch-{model}.json"), &tch);
+    }
+    let folders = [ResultsFolder::load(&machine, "gpu", &catalogue()).unwrap()];
+    let (none, page) = evidence_of(&folders);
+    assert!(none.is_none(), "{none:?}");
+    assert!(!page.contains("kernels/step"), "{page}");
+    for model in [ModelKind::LeNet2, ModelKind::LeNet3] {
+        let mut tch = timed("tch", DeviceKind::Cuda);
+        tch.spec.model = model;
+        write(
+            &machine,
+            &format!("tch-{model}.kernels.json"),
+            &pass(&tch, 52, 200e-6, false),
+        );
+    }
+    let folders = [ResultsFolder::load(&machine, "gpu", &catalogue()).unwrap()];
+    let (table, page) = evidence_of(&folders);
+    let (_, table) = table.expect("a device table");
+    let row = table.lines().find(|l| l.starts_with("| tch |")).unwrap();
+    assert_eq!(
+        row,
+        "| tch | 52.0 | 200 µs | 0.38 s | 12.0x | 52.0 | 200 µs | 0.38 s | 12.0x |"
+    );
+    assert!(page.contains(row), "{page}");
+}
