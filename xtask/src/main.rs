@@ -2,6 +2,7 @@
 //! anything by hand. One module per subcommand; runs are separate processes of the `lenet` binary
 //! (and of the PyTorch reference script), and their JSON reports are the only thing read back.
 
+mod build;
 mod bundle;
 mod compare;
 mod cost;
@@ -94,6 +95,10 @@ enum Command {
     /// Print the framework features of the root Cargo.toml, one per line, in its order (the one
     /// list of frameworks that xtask, CI and the scripts read)
     Frameworks,
+    /// Build lenet with cargo features beyond the frameworks' (burn-cpu: burn's compiled CPU
+    /// backend for its tuned profile; burn-rayon), with what the build needs (LLVM 23.1 for burn's
+    /// compiled backends), into target/lenet-FEATURES
+    Build(build::Args),
     /// Build a self-contained folder that runs the comparison on a machine with only python3, torch
     /// 2.11 and the NVIDIA libraries (no Rust toolchain)
     Bundle(bundle::Args),
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
         Command::Test { features, args } => test(features.as_deref(), &args),
         Command::Report { out, merge, lenet } => report::run(&out, &merge, lenet.as_deref()),
         Command::Bundle(args) => bundle::run(args).map(|()| true),
+        Command::Build(args) => build::run(args).map(|_| true),
         Command::Cost(args) => cost::run(args),
         Command::Lint { features } => lint(features.as_deref()),
         Command::Frameworks => setup::framework_features().map(|f| {

@@ -84,6 +84,27 @@ pub struct Workspace {
     /// turns the root's defaults off turns theirs off too (`--no-default-features` applies to every
     /// package selected), and these turn them back on.
     pub member_defaults: Vec<String>,
+    /// Every feature of the root package and what it turns on, as its manifest says.
+    pub features: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Workspace {
+    /// Everything `feature` of the root package turns on, itself and transitively (a name that is
+    /// not one of its features: `None`).
+    pub fn expand(&self, feature: &str) -> Option<Vec<String>> {
+        self.features.get(feature)?;
+        let mut seen = vec![feature.to_string()];
+        let mut i = 0;
+        while i < seen.len() {
+            for on in self.features.get(&seen[i]).into_iter().flatten() {
+                if !seen.contains(on) {
+                    seen.push(on.clone());
+                }
+            }
+            i += 1;
+        }
+        Some(seen)
+    }
 }
 
 /// The workspace's manifests, read once.
@@ -150,10 +171,28 @@ pub fn workspace_of(metadata: &serde_json::Value) -> Result<Workspace> {
         );
     }
     member_defaults.sort();
+    let features = root["features"]
+        .as_object()
+        .map(|table| {
+            table
+                .iter()
+                .map(|(name, on)| {
+                    let on = on
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect();
+                    (name.clone(), on)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Workspace {
         frameworks,
         crates,
         member_defaults,
+        features,
     })
 }
 
@@ -552,6 +591,7 @@ mod tests {
                 .map(|f| (f.to_string(), format!("{f}-impl")))
                 .to_vec(),
             member_defaults: list(&["burn-impl/simd"]),
+            features: Default::default(),
         };
         let new =
             |option: &str, named: Option<&[String]>| Features::among(&workspace, option, named);

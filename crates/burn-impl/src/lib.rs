@@ -1,5 +1,6 @@
 //! LeNet2 and LeNet3 on burn 0.23 (burn-nn layers, burn's autodiff and its Adam), on the CPU with
-//! the Flex backend and, with the `cuda` feature, on burn's CUDA backend.
+//! the Flex backend (or, in the tuned profile with the `cpu` feature, burn's compiled CPU backend)
+//! and, with the `cuda` feature, on burn's CUDA backend.
 //!
 //! The networks are `#[derive(Module)]` structs built from their configs (`model.rs`); the shared
 //! initial weights go in, and the trained ones come out, by field name through burn-store's
@@ -80,6 +81,21 @@ mod cuda {
 
     pub fn available() -> bool {
         device().is_some()
+    }
+}
+
+/// burn's compiled CPU backend (cubecl's CPU runtime), where this build has it.
+mod compiled_cpu {
+    use burn::tensor::Device;
+
+    #[cfg(feature = "cpu")]
+    pub fn device() -> Option<Device> {
+        Some(Device::cpu())
+    }
+
+    #[cfg(not(feature = "cpu"))]
+    pub fn device() -> Option<Device> {
+        None
     }
 }
 
@@ -182,6 +198,8 @@ pub struct BurnTrainer {
     train_device: Device,
     device: Device,
     cuda: bool,
+    /// On the CPU with the compiled backend instead of Flex.
+    compiled: bool,
     batch_size: usize,
     train: DeviceSplit,
     test: DeviceSplit,
@@ -189,26 +207,65 @@ pub struct BurnTrainer {
     tuning: Vec<Tuning>,
 }
 
+/// The compiled CPU backend's setting.
+const COMPILED_CPU: &str = "compiled CPU backend";
+const COMPILED_CPU_VALUE: &str = "cubecl CPU (LLVM), fusion, autotune";
+
 /// The tuned profile's settings on the CPU or CUDA, and whether this build has them: burn's
-/// settings are cargo features, chosen when the binary is built.
+/// settings are cargo features, chosen when the binary is built. On the CPU, the compiled backend
+/// (the `cpu` feature) replaces Flex, and Flex's rayon setting then does not apply.
 fn tune(cuda: bool) -> Vec<Tuning> {
     const RAYON: &str = "Flex rayon kernels";
     if cuda {
-        return vec![Tuning::fell_back(
-            RAYON,
-            "on",
-            "the run is on CUDA: rayon is Flex's (CPU) parallelism",
-        )];
+        return vec![
+            Tuning::fell_back(
+                RAYON,
+                "on",
+                "the run is on CUDA: rayon is Flex's (CPU) parallelism",
+            ),
+            Tuning::fell_back(
+                COMPILED_CPU,
+                COMPILED_CPU_VALUE,
+                "the run is on CUDA: the compiled backend is burn's CPU one",
+            ),
+        ];
     }
+    if cfg!(feature = "cpu") {
+        return vec![
+            Tuning::applied(
+                COMPILED_CPU,
+                COMPILED_CPU_VALUE,
+                "burn's cubecl CPU runtime instead of Flex: kernels compiled with LLVM for this \
+                 CPU, element-wise operations fused, kernel variants autotuned on first use",
+            ),
+            Tuning::fell_back(
+                RAYON,
+                "on",
+                "the compiled backend replaces Flex, whose parallelism rayon is",
+            ),
+        ];
+    }
+    let compiled = Tuning::fell_back(
+        COMPILED_CPU,
+        COMPILED_CPU_VALUE,
+        "this binary is built without it (cargo xtask build --features burn-cpu)",
+    );
+    let mut tuning = vec![compiled];
+    tuning.extend(rayon_tuning(RAYON));
+    tuning
+}
+
+/// Flex's rayon setting on the CPU.
+fn rayon_tuning(name: &str) -> Vec<Tuning> {
     if cfg!(feature = "rayon") {
         vec![Tuning::applied(
-            RAYON,
+            name,
             "on",
             "Flex's convolutions, matrix products and large element-wise loops run on rayon's pool",
         )]
     } else {
         vec![Tuning::fell_back(
-            RAYON,
+            name,
             "on",
             "this binary is built without it (cargo build --release --features burn-rayon)",
         )]
@@ -267,6 +324,12 @@ impl BurnTrainer {
             Profile::Idiomatic => Vec::new(),
             Profile::Tuned => tune(cuda),
         };
+        // The tuned profile on the CPU: the compiled backend where this build has it.
+        let compiled = !cuda && spec.profile == Profile::Tuned && compiled_cpu::device().is_some();
+        let device = match compiled_cpu::device() {
+            Some(cpu) if compiled => cpu,
+            _ => device,
+        };
         let train_device = device.clone().autodiff();
         let net = net_with(spec.model, init, &train_device)?;
         let opt = adam();
@@ -280,6 +343,7 @@ impl BurnTrainer {
             train_device,
             device,
             cuda,
+            compiled,
             batch_size: spec.batch_size,
             tuning,
         })
@@ -407,6 +471,7 @@ impl Trainer for BurnTrainer {
             (cfg!(feature = "simd"), "simd"),
             (cfg!(feature = "rayon"), "rayon"),
             (cfg!(feature = "cuda"), "cuda"),
+            (cfg!(feature = "cpu"), "cpu"),
         ] {
             if on {
                 features.push(name.to_string());
@@ -414,6 +479,10 @@ impl Trainer for BurnTrainer {
         }
         let (device, device_name, threads) = if self.cuda {
             (DeviceKind::Cuda, "cuda:0".to_string(), 1)
+        } else if self.compiled {
+            // cubecl's CPU runtime runs a kernel on as many threads as the process may use.
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            (DeviceKind::Cpu, "cpu (cubecl CPU)".to_string(), threads)
         } else {
             let threads = if cfg!(feature = "rayon") {
                 rayon::current_num_threads()
@@ -433,6 +502,8 @@ impl Trainer for BurnTrainer {
                 "optimiser: burn Adam with epsilon 1e-8 (burn's default is 1e-5)".into(),
                 if self.cuda {
                     "backend: burn CUDA (cubecl)".into()
+                } else if self.compiled {
+                    "backend: burn's compiled CPU backend (cubecl CPU, LLVM)".into()
                 } else {
                     "backend: burn Flex (CPU)".into()
                 },

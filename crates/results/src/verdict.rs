@@ -621,15 +621,9 @@ impl Evidence<'_> {
             ) else {
                 continue;
             };
-            let label = r.label();
-            let i = match rows.iter().position(|(l, _)| *l == label) {
-                Some(i) => i,
-                None => {
-                    rows.push((label, BTreeMap::new()));
-                    rows.len() - 1
-                }
-            };
-            let e = rows[i].1.entry(r.spec.model).or_insert((0.0, 0.0));
+            let e = row_of(&mut rows, r.label())
+                .entry(r.spec.model)
+                .or_insert((0.0, 0.0));
             e.0 += s;
             e.1 += acc;
         }
@@ -686,7 +680,9 @@ impl Evidence<'_> {
     pub fn device_headline(&self) -> Option<(String, String)> {
         let gpu = |r: &RunReport| r.device() == "cuda" && r.spec.batch_size == BATCH_SIZE;
         let folder = self.best_folder(&gpu)?;
-        let mut rows: Vec<(String, BTreeMap<ModelKind, Vec<[f64; 4]>>)> = Vec::new();
+        // Per row label and model: kernels per step, busy µs per step, floor, epoch over floor.
+        type PerModel = BTreeMap<ModelKind, Vec<[f64; 4]>>;
+        let mut rows: Vec<(String, PerModel)> = Vec::new();
         for r in Self::kept(folder, &gpu) {
             let (Some((kernels, busy)), Some(floor), Some(times)) = (
                 r.device_steps.as_ref().and_then(|d| d.measured()),
@@ -695,16 +691,7 @@ impl Evidence<'_> {
             ) else {
                 continue;
             };
-            let label = r.label();
-            let i = match rows.iter().position(|(l, _)| *l == label) {
-                Some(i) => i,
-                None => {
-                    rows.push((label, BTreeMap::new()));
-                    rows.len() - 1
-                }
-            };
-            rows[i]
-                .1
+            row_of(&mut rows, r.label())
                 .entry(r.spec.model)
                 .or_default()
                 .push([kernels, busy * 1e6, floor, times]);
@@ -782,6 +769,18 @@ impl Evidence<'_> {
             source: Some("[docs/models.md](docs/models.md)".into()),
         }
     }
+}
+
+/// The values of the row labelled `label`, added (empty) after the others the first time.
+fn row_of<T: Default>(rows: &mut Vec<(String, T)>, label: String) -> &mut T {
+    let i = match rows.iter().position(|(l, _)| *l == label) {
+        Some(i) => i,
+        None => {
+            rows.push((label, T::default()));
+            rows.len() - 1
+        }
+    };
+    &mut rows[i].1
 }
 
 fn seconds(s: f64) -> String {

@@ -50,6 +50,15 @@ fn pass(timed: &RunReport, kernels: u64, busy: f64, graphs: bool) -> RunReport {
     p
 }
 
+/// The device table of a summary.
+fn device_table(summary: &str) -> &str {
+    summary
+        .split("## What the device did (kernel pass)")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").find(|p| p.starts_with("| framework")))
+        .unwrap_or_else(|| panic!("no device table in\n{summary}"))
+}
+
 fn write(dir: &std::path::Path, name: &str, r: &RunReport) {
     r.write(&dir.join(name)).unwrap();
 }
@@ -99,11 +108,7 @@ fn a_kernel_pass_gives_its_run_the_kernels_and_the_floor_per_step() {
 
     folder.write_summary(&catalogue()).unwrap();
     let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
-    let table = summary
-        .split("## What the device did (kernel pass)")
-        .nth(1)
-        .and_then(|s| s.split("\n\n").find(|p| p.starts_with("| framework")))
-        .unwrap_or_else(|| panic!("no device table in\n{summary}"));
+    let table = device_table(&summary);
     let at = |name: &str, column: &str| cell(table, |c| c[0] == name, column);
     assert_eq!(at("tch", "kernels/step"), "52.0");
     assert_eq!(at("pytorch", "kernels/step"), "40.0 (20.0 in graphs)");
@@ -152,11 +157,7 @@ fn a_pass_that_measured_nothing_says_so_and_a_folder_without_passes_has_no_devic
     assert_eq!(by("pytorch").device_steps, None, "batch 64 is not batch 32");
     folder.write_summary(&catalogue()).unwrap();
     let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
-    let table = summary
-        .split("## What the device did (kernel pass)")
-        .nth(1)
-        .and_then(|s| s.split("\n\n").find(|p| p.starts_with("| framework")))
-        .unwrap_or_else(|| panic!("no device table in\n{summary}"));
+    let table = device_table(&summary);
     assert_eq!(
         cell(table, |c| c[0] == "tch", "kernels/step"),
         "no device activity measured"
