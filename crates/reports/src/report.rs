@@ -60,23 +60,27 @@ pub struct RunReport {
 /// configuration: the medians over its epochs 2..N (epoch 1 alone when there is only one).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceSteps {
-    Measured {
-        /// Kernels launched per step (a replayed graph's nodes included).
-        kernels: f64,
-        /// Of those, kernels that ran as nodes of a CUDA graph.
-        graph_kernels: f64,
-        /// Memory copies and sets per step.
-        copies: f64,
-        /// The time per step during which a kernel was running (the union of their intervals).
-        busy_seconds: f64,
-        /// The kernels that took the most time in the pass's last epoch, per step.
-        top: Vec<StepKernel>,
-        /// The pass's own median epoch, with the counter recording (against the timed run's: the
-        /// counter's overhead).
-        epoch_seconds: Option<f64>,
-    },
+    Measured(StepActivity),
     /// The pass measured nothing: why, as its report says ("no device activity measured: ...").
     Nothing(String),
+}
+
+/// What the device did per training step, as a kernel pass measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepActivity {
+    /// Kernels launched per step (a replayed graph's nodes included).
+    pub kernels: f64,
+    /// Of those, kernels that ran as nodes of a CUDA graph.
+    pub graph_kernels: f64,
+    /// Memory copies and sets per step.
+    pub copies: f64,
+    /// The time per step during which a kernel was running (the union of their intervals).
+    pub busy_seconds: f64,
+    /// The kernels that took the most time in the pass's last epoch, per step.
+    pub top: Vec<StepKernel>,
+    /// The pass's own median epoch, with the counter recording (against the timed run's: the
+    /// counter's overhead).
+    pub epoch_seconds: Option<f64>,
 }
 
 /// One kernel's launches and device time per step.
@@ -118,7 +122,7 @@ impl DeviceSteps {
         let per_step = |f: &dyn Fn(&common::harness::DeviceActivity) -> f64| {
             median(activity.iter().map(|a| f(a) / steps as f64).collect()).unwrap_or_default()
         };
-        Some(Self::Measured {
+        Some(Self::Measured(StepActivity {
             kernels: per_step(&|a| a.kernels as f64),
             graph_kernels: per_step(&|a| a.graph_kernels as f64),
             copies: per_step(&|a| (a.copies + a.sets) as f64),
@@ -137,17 +141,13 @@ impl DeviceSteps {
                 })
                 .unwrap_or_default(),
             epoch_seconds: pass.median_epoch_seconds(),
-        })
+        }))
     }
 
     /// The measurement, or `None` where nothing was measured.
-    pub fn measured(&self) -> Option<(f64, f64)> {
+    pub fn measured(&self) -> Option<&StepActivity> {
         match self {
-            Self::Measured {
-                kernels,
-                busy_seconds,
-                ..
-            } => Some((*kernels, *busy_seconds)),
+            Self::Measured(activity) => Some(activity),
             Self::Nothing(_) => None,
         }
     }
@@ -240,20 +240,14 @@ impl RunReport {
     /// times the steps of an epoch, the epoch a host with no overhead would reach. `None` without
     /// a kernel pass that measured the device.
     pub fn device_floor_seconds(&self) -> Option<f64> {
-        let (_, busy) = self.device_steps.as_ref()?.measured()?;
+        let busy = self.device_steps.as_ref()?.measured()?.busy_seconds;
         Some(busy * self.steps_per_epoch()? as f64)
     }
 
     /// The kernel pass's median epoch over this timed run's: what recording every kernel costs
     /// (the timed run itself never loads the counter).
     pub fn counter_overhead(&self) -> Option<f64> {
-        let Some(DeviceSteps::Measured {
-            epoch_seconds: Some(pass),
-            ..
-        }) = &self.device_steps
-        else {
-            return None;
-        };
+        let pass = self.device_steps.as_ref()?.measured()?.epoch_seconds?;
         let timed = self.median_epoch_seconds().filter(|&t| t > 0.0)?;
         Some(pass / timed)
     }

@@ -372,14 +372,10 @@ fn columns(reports: &[RunReport]) -> Vec<Column<'static>> {
         optional("host share", Resources, gpu, |r| host_share(r.g)),
         column("kernels/step", Device, passes, kernels_per_step),
         column("copies+sets/step", Device, passes, |r| {
-            per_step(r.g, |s| match s {
-                DeviceSteps::Measured { copies, .. } => Some(*copies),
-                DeviceSteps::Nothing(_) => None,
-            })
-            .map_or("-".into(), |v| number(&v, 1))
+            per_step(r.g, |s| s.measured().map(|m| m.copies)).map_or("-".into(), |v| number(&v, 1))
         }),
         column("busy/step (µs)", Device, passes, |r| {
-            per_step(r.g, |s| s.measured().map(|(_, busy)| busy * 1e6))
+            per_step(r.g, |s| s.measured().map(|m| m.busy_seconds * 1e6))
                 .map_or("-".into(), |v| number(&v, 0))
         }),
         column("device floor (s)", Device, passes, |r| {
@@ -411,15 +407,12 @@ fn kernels_per_step(r: &Row) -> String {
             .into_iter()
             .filter_map(|r| r.device_steps.as_ref())
             .collect();
-    let kernels = per_step(r.g, |s| s.measured().map(|(k, _)| k));
+    let kernels = per_step(r.g, |s| s.measured().map(|m| m.kernels));
     match (kernels, steps.first()) {
         (Some(k), _) => {
-            let graph = per_step(r.g, |s| match s {
-                DeviceSteps::Measured { graph_kernels, .. } => Some(*graph_kernels),
-                DeviceSteps::Nothing(_) => None,
-            })
-            .and_then(|g| mean_sd(&g))
-            .map_or(0.0, |(m, _)| m);
+            let graph = per_step(r.g, |s| s.measured().map(|m| m.graph_kernels))
+                .and_then(|g| mean_sd(&g))
+                .map_or(0.0, |(m, _)| m);
             if graph > 0.0 {
                 format!("{} ({} in graphs)", number(&k, 1), number(&[graph], 1))
             } else {
@@ -561,10 +554,12 @@ pub fn device(reports: &[RunReport], catalogue: &Catalogue) -> String {
 pub fn top_kernels(reports: &[RunReport]) -> String {
     let mut text = String::new();
     for g in groups(reports) {
-        let Some(DeviceSteps::Measured { top, .. }) = g
+        let Some(top) = g
             .succeeded()
             .into_iter()
             .find_map(|r| r.device_steps.as_ref())
+            .and_then(DeviceSteps::measured)
+            .map(|m| &m.top)
         else {
             continue;
         };

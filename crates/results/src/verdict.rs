@@ -645,16 +645,13 @@ impl Evidence<'_> {
             .iter()
             .find(|(l, _)| l == self.baseline())
             .map(|(_, m)| m.clone());
-        let mut out = String::from("| framework |");
-        for model in ModelKind::ALL {
-            let m = model.title();
-            out.push_str(&format!(" {m} epoch | vs PyTorch | {m} test acc |"));
-        }
-        out.push_str("\n|---|");
-        for _ in ModelKind::ALL {
-            out.push_str("---|---|---|");
-        }
-        out.push('\n');
+        let mut out = per_model_head(|m| {
+            vec![
+                format!("{m} epoch"),
+                "vs PyTorch".into(),
+                format!("{m} test acc"),
+            ]
+        });
         for (label, models) in &rows {
             out.push_str(&format!("| {label} |"));
             for model in ModelKind::ALL {
@@ -684,7 +681,7 @@ impl Evidence<'_> {
         type PerModel = BTreeMap<ModelKind, Vec<[f64; 4]>>;
         let mut rows: Vec<(String, PerModel)> = Vec::new();
         for r in Self::kept(folder, &gpu) {
-            let (Some((kernels, busy)), Some(floor), Some(times)) = (
+            let (Some(m), Some(floor), Some(times)) = (
                 r.device_steps.as_ref().and_then(|d| d.measured()),
                 r.device_floor_seconds(),
                 r.times_floor(),
@@ -694,23 +691,19 @@ impl Evidence<'_> {
             row_of(&mut rows, r.label())
                 .entry(r.spec.model)
                 .or_default()
-                .push([kernels, busy * 1e6, floor, times]);
+                .push([m.kernels, m.busy_seconds * 1e6, floor, times]);
         }
         if rows.is_empty() {
             return None;
         }
-        let mut out = String::from("| framework |");
-        for model in ModelKind::ALL {
-            let m = model.title();
-            out.push_str(&format!(
-                " {m} kernels/step | busy/step | device floor | epoch / floor |"
-            ));
-        }
-        out.push_str("\n|---|");
-        for _ in ModelKind::ALL {
-            out.push_str("---|---|---|---|");
-        }
-        out.push('\n');
+        let mut out = per_model_head(|m| {
+            vec![
+                format!("{m} kernels/step"),
+                "busy/step".into(),
+                "device floor".into(),
+                "epoch / floor".into(),
+            ]
+        });
         for (label, models) in &rows {
             out.push_str(&format!("| {label} |"));
             for model in ModelKind::ALL {
@@ -769,6 +762,26 @@ impl Evidence<'_> {
             source: Some("[docs/models.md](docs/models.md)".into()),
         }
     }
+}
+
+/// The head of a front-page table: the framework, then each model's columns, named by `cells`
+/// from the model's title.
+fn per_model_head(cells: impl Fn(&str) -> Vec<String>) -> String {
+    let mut out = String::from("| framework |");
+    let mut width = 0;
+    for model in ModelKind::ALL {
+        let names = cells(model.title());
+        width = names.len();
+        for c in names {
+            out.push_str(&format!(" {c} |"));
+        }
+    }
+    out.push_str("\n|---|");
+    for _ in ModelKind::ALL {
+        out.push_str(&"---|".repeat(width));
+    }
+    out.push('\n');
+    out
 }
 
 /// The values of the row labelled `label`, added (empty) after the others the first time.

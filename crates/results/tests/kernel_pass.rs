@@ -89,15 +89,10 @@ fn a_kernel_pass_gives_its_run_the_kernels_and_the_floor_per_step() {
         .iter()
         .find(|r| r.spec.framework == "tch")
         .unwrap();
-    let Some(DeviceSteps::Measured {
-        kernels,
-        busy_seconds,
-        top,
-        ..
-    }) = &tch.device_steps
-    else {
+    let Some(DeviceSteps::Measured(steps)) = &tch.device_steps else {
         panic!("not joined: {:?}", tch.device_steps)
     };
+    let (kernels, busy_seconds, top) = (&steps.kernels, steps.busy_seconds, &steps.top);
     assert_eq!(*kernels, 52.0);
     assert!((busy_seconds - 200e-6).abs() < 1e-12);
     assert_eq!(top[0].launches, 3.0);
