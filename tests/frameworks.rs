@@ -179,6 +179,52 @@ fn the_tuned_profile_follows_the_idiomatic(f: &dyn Framework) {
     }
 }
 
+/// The tuned profile over whole epochs, where a framework may record its step once and replay it
+/// (20 full batches and a short one, twice), ends each epoch at the idiomatic run's loss and
+/// accuracy, and its weights where the idiomatic run's are (within 1e-4 of the largest weight).
+fn a_tuned_epoch_ends_where_the_idiomatic_one_does(f: &dyn Framework) {
+    let framework = f.name();
+    let mut data = mnist();
+    let n = 32 * 20 + 7;
+    data.limit(n);
+    let run = |profile| {
+        let s = RunSpec {
+            profile,
+            ..spec(framework, ModelKind::LeNet2, 2, n)
+        };
+        let init = Weights::init(&s.model.spec(), s.seed);
+        let mut trainer = f.trainer(&s, &data, &init).unwrap();
+        let epochs: Vec<_> = (1..=2)
+            .map(|e| {
+                let order = common::order::epoch_order(s.seed, e, n);
+                trainer.train_epoch(&order, &mut |_| {}).unwrap()
+            })
+            .collect();
+        (epochs, trainer.weights().unwrap())
+    };
+    let (want, want_weights) = run(Profile::Idiomatic);
+    let (got, got_weights) = run(Profile::Tuned);
+    for (e, (g, w)) in got.iter().zip(&want).enumerate() {
+        let (g_loss, w_loss) = (g.mean_loss(), w.mean_loss());
+        assert!(
+            (g_loss - w_loss).abs() <= 1e-4 * w_loss.abs().max(1.0),
+            "{framework} tuned epoch {}: loss {g_loss} against {w_loss} idiomatic",
+            e + 1
+        );
+        assert!(
+            g.correct.abs_diff(w.correct) <= 1 && g.examples == w.examples,
+            "{framework} tuned epoch {}: {} correct against {} idiomatic",
+            e + 1,
+            g.correct,
+            w.correct
+        );
+    }
+    for (name, w) in &want_weights.tensors {
+        let err = relative_error(&got_weights.tensors[name].data, &w.data);
+        assert!(err < 1e-4, "{framework} tuned {name}: relative error {err}");
+    }
+}
+
 /// The same weights give the same logits as tch on a batch of real images.
 fn logits_parity_with_tch(f: &dyn Framework) {
     let framework = f.name();
@@ -459,6 +505,10 @@ fn main() {
         (
             "the_tuned_profile_follows_the_idiomatic",
             the_tuned_profile_follows_the_idiomatic,
+        ),
+        (
+            "a_tuned_epoch_ends_where_the_idiomatic_one_does",
+            a_tuned_epoch_ends_where_the_idiomatic_one_does,
         ),
     ];
     checks.sort_by_key(|(name, _)| *name);

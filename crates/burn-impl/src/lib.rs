@@ -7,7 +7,9 @@
 //! safetensors store with its PyTorch adapter (each linear weight in burn's `[in, out]` layout).
 //! Both splits are uploaded once; a step gathers its batch on the device with `select` on that
 //! epoch's order, and the loss and correct counts are summed on the device and read once per epoch.
-//! The optimiser is burn's Adam with epsilon 1e-8 (burn's default is 1e-5).
+//! The optimiser is burn's Adam with epsilon 1e-8 (burn's default is 1e-5). The tuned profile
+//! trains through `captured.rs`: the whole step recorded once as a CUDA graph and replayed, with
+//! the same Adam arithmetic computed from a step count on the device.
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
@@ -15,7 +17,10 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 mod bare;
+mod captured;
 pub mod model;
+
+use captured::{Captured, DeviceAdam, Replay, StepState};
 
 use model::Net;
 
@@ -190,7 +195,10 @@ fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
 /// A burn training run.
 pub struct BurnTrainer {
     /// Taken for each epoch: burn's optimiser takes the model by value and returns the updated one.
+    /// None in the tuned profile, whose step holds the model.
     net: Option<Net>,
+    /// The tuned profile's captured step, with its own model and device-side Adam.
+    captured: Option<Captured>,
     opt: ModuleOptimizer,
     loss: CrossEntropyLoss,
     learning_rate: f64,
@@ -207,6 +215,11 @@ pub struct BurnTrainer {
     tuning: Vec<Tuning>,
 }
 
+/// The tuned step's settings.
+const DEVICE_ADAM: &str = "device-side Adam";
+const CUDA_GRAPH: &str = "CUDA graph";
+const CUDA_GRAPH_VALUE: &str = "whole step (burn::tensor::capture)";
+
 /// The compiled CPU backend's setting.
 const COMPILED_CPU: &str = "compiled CPU backend";
 const COMPILED_CPU_VALUE: &str = "cubecl CPU (LLVM), fusion, autotune";
@@ -215,6 +228,19 @@ const COMPILED_CPU_VALUE: &str = "cubecl CPU (LLVM), fusion, autotune";
 /// settings are cargo features, chosen when the binary is built. On the CPU, the compiled backend
 /// (the `cpu` feature) replaces Flex, and Flex's rayon setting then does not apply.
 fn tune(cuda: bool) -> Vec<Tuning> {
+    let mut tuning = vec![Tuning::applied(
+        DEVICE_ADAM,
+        "step count and bias corrections on the device",
+        "burn-optim's Adam arithmetic (eps 1e-8) with its step count, β^t and bias corrections \
+         computed by tensor operations on the device, moments and parameters updated in place: \
+         nothing in a step is a host value that changes from step to step",
+    )];
+    tuning.extend(tune_backend(cuda));
+    tuning
+}
+
+/// The backend's part of the tuned profile (the CUDA graph's entry is added once it is known).
+fn tune_backend(cuda: bool) -> Vec<Tuning> {
     const RAYON: &str = "Flex rayon kernels";
     if cuda {
         return vec![
@@ -253,6 +279,34 @@ fn tune(cuda: bool) -> Vec<Tuning> {
     let mut tuning = vec![compiled];
     tuning.extend(rayon_tuning(RAYON));
     tuning
+}
+
+/// The CUDA graph's entry: how the tuned step's full batches ran.
+fn graph_tuning(cuda: bool, replay: &Replay) -> Tuning {
+    match replay {
+        Replay::Graph => Tuning::applied(
+            CUDA_GRAPH,
+            CUDA_GRAPH_VALUE,
+            "gather, forward, loss, backward, device-side Adam and the epoch's sums of a full \
+             batch recorded once (after 3 warm-up steps) on the plain CUDA device under autodiff \
+             and replayed; a shorter last batch runs eagerly",
+        ),
+        _ if !cuda => Tuning::fell_back(
+            CUDA_GRAPH,
+            CUDA_GRAPH_VALUE,
+            "the run is on the CPU: no CUDA graphs there (the same step runs eagerly)",
+        ),
+        Replay::Eager(why) => Tuning::fell_back(
+            CUDA_GRAPH,
+            CUDA_GRAPH_VALUE,
+            &format!("burn could not record the step ({why}); it ran eagerly"),
+        ),
+        Replay::Pending => Tuning::fell_back(
+            CUDA_GRAPH,
+            CUDA_GRAPH_VALUE,
+            "no epoch had more than 3 full batches (the warm-up) to record it with",
+        ),
+    }
 }
 
 /// Flex's rayon setting on the CPU.
@@ -333,12 +387,30 @@ impl BurnTrainer {
         let train_device = device.clone().autodiff();
         let net = net_with(spec.model, init, &train_device)?;
         let opt = adam();
+        let train = DeviceSplit::upload(&data.train, &train_device);
+        let loss = CrossEntropyLossConfig::new().init(&train_device);
+        let (net, captured) = match spec.profile {
+            Profile::Idiomatic => (Some(net), None),
+            Profile::Tuned => {
+                let state = StepState::new(
+                    net,
+                    DeviceAdam::new(spec.learning_rate, &device),
+                    loss.clone(),
+                    train.images.clone(),
+                    train.labels.clone(),
+                    spec.batch_size,
+                    &device,
+                );
+                (None, Some(Captured::new(state, device.clone())))
+            }
+        };
         Ok(Self {
-            net: Some(net),
+            net,
+            captured,
             opt,
-            loss: CrossEntropyLossConfig::new().init(&train_device),
+            loss,
             learning_rate: spec.learning_rate,
-            train: DeviceSplit::upload(&data.train, &train_device),
+            train,
             test: DeviceSplit::upload(&data.test, &device),
             train_device,
             device,
@@ -354,6 +426,9 @@ impl BurnTrainer {
         order: &[u32],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Totals, TrainError> {
+        if let Some(captured) = &mut self.captured {
+            return captured.epoch(order, progress);
+        }
         let n = order.len();
         let order: Vec<i64> = order.iter().map(|&i| i as i64).collect();
         let order = Tensor::<1, Int>::from_data(TensorData::new(order, [n]), &self.train_device);
@@ -402,12 +477,16 @@ impl BurnTrainer {
         })
     }
 
-    fn net(&self) -> Result<&Net, TrainError> {
-        self.net.as_ref().ok_or_else(lost)
+    /// The model without autodiff, wherever the profile keeps it.
+    fn valid_net(&self) -> Result<Net, TrainError> {
+        match &self.captured {
+            Some(captured) => captured.with_state(|s| s.net().map(Module::valid)),
+            None => self.net.as_ref().map(Module::valid).ok_or_else(lost),
+        }
     }
 
     fn eval(&self, split: SplitKind) -> Result<Totals, TrainError> {
-        let net = self.net()?.valid();
+        let net = self.valid_net()?;
         let (images, labels) = match split {
             SplitKind::Train => (
                 self.train.images.clone().inner(),
@@ -456,7 +535,7 @@ impl Trainer for BurnTrainer {
     }
 
     fn weights(&self) -> Result<Weights, TrainError> {
-        export(&self.net()?.valid())
+        export(&self.valid_net()?)
     }
 
     fn synchronize(&self) -> Result<(), TrainError> {
@@ -499,7 +578,13 @@ impl Trainer for BurnTrainer {
             threads,
             features,
             notes: vec![
-                "optimiser: burn Adam with epsilon 1e-8 (burn's default is 1e-5)".into(),
+                if self.captured.is_some() {
+                    "optimiser: burn-optim's Adam arithmetic with the step count on the device \
+                     (epsilon 1e-8)"
+                        .into()
+                } else {
+                    "optimiser: burn Adam with epsilon 1e-8 (burn's default is 1e-5)".into()
+                },
                 if self.cuda {
                     "backend: burn CUDA (cubecl)".into()
                 } else if self.compiled {
@@ -508,7 +593,13 @@ impl Trainer for BurnTrainer {
                     "backend: burn Flex (CPU)".into()
                 },
             ],
-            tuning: self.tuning.clone(),
+            tuning: {
+                let mut tuning = self.tuning.clone();
+                if let Some(captured) = &self.captured {
+                    tuning.push(graph_tuning(self.cuda, captured.replay()));
+                }
+                tuning
+            },
         }
     }
 }
