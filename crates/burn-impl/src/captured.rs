@@ -515,8 +515,8 @@ mod tests {
     }
 
     /// DeviceAdam makes the updates burn-optim's Adam makes, step for step over 200 steps of fixed
-    /// gradients of four magnitudes, to f32 rounding: the same math with the bias corrections
-    /// computed on the device.
+    /// gradients of four magnitudes, within 1e-6 (they differ by one f32 rounding at most): the
+    /// same math with the bias corrections computed on the device.
     #[test]
     fn device_adam_follows_burns_adam_on_fixed_gradients() {
         let device = Device::flex();
@@ -540,14 +540,9 @@ mod tests {
             let c = ours.advance();
             mine = ours.update(id, mine, g, &c);
             let (a, b) = (values(theirs.clone()), values(mine.clone()));
-            let moved: f32 = values(start.clone())
-                .iter()
-                .zip(&a)
-                .map(|(s, x)| (s - x).abs())
-                .fold(0.0, f32::max);
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
                 assert!(
-                    (x - y).abs() <= 1e-6 + 1e-3 * moved,
+                    (x - y).abs() <= 1e-6,
                     "step {} element {i}: burn's Adam {x}, device Adam {y}",
                     step + 1
                 );

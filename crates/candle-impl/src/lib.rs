@@ -11,7 +11,10 @@
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 mod bare;
+mod captured;
 pub mod model;
+
+use captured::{Captured, DeviceAdam, Replay, StepState};
 
 use model::Net;
 pub use model::{first_max_pool, Pool};
@@ -82,16 +85,25 @@ pub struct CandleTrainer {
     /// The tuned profile's settings, as applied.
     tuning: Vec<Tuning>,
     varmap: VarMap,
-    net: Net,
-    opt: candle_nn::AdamW,
+    /// The idiomatic profile's model and optimiser; the tuned profile's are in its step.
+    plain: Option<(Net, candle_nn::AdamW)>,
+    captured: Option<Captured>,
     device: Device,
     batch_size: usize,
     train: DeviceSplit,
     test: DeviceSplit,
 }
 
-fn pick_device(request: DeviceRequest) -> Result<Device, TrainError> {
-    let cuda = || Device::new_cuda(0);
+/// The device `request` asks for; on CUDA, with a stream of its own where `own_stream` (a CUDA
+/// graph cannot be recorded on the legacy default stream).
+fn pick_device(request: DeviceRequest, own_stream: bool) -> Result<Device, TrainError> {
+    let cuda = || {
+        if own_stream {
+            Device::new_cuda_with_stream(0)
+        } else {
+            Device::new_cuda(0)
+        }
+    };
     match request {
         DeviceRequest::Cpu => Ok(Device::Cpu),
         DeviceRequest::Auto => Ok(cuda().unwrap_or(Device::Cpu)),
@@ -190,14 +202,53 @@ fn correct(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
 /// The recipe's Adam over the variables of `varmap`: candle offers AdamW only, so weight decay 0
 /// makes it Adam (betas 0.9/0.999, eps 1e-8).
 fn adam(varmap: &VarMap, learning_rate: f64) -> Result<candle_nn::AdamW, TrainError> {
-    let params = ParamsAdamW {
+    candle_nn::AdamW::new(varmap.all_vars(), adam_params(learning_rate)).map_err(backend_error)
+}
+
+/// The recipe's Adam as candle's AdamW parameters.
+fn adam_params(learning_rate: f64) -> ParamsAdamW {
+    ParamsAdamW {
         lr: learning_rate,
         beta1: 0.9,
         beta2: 0.999,
         eps: 1e-8,
         weight_decay: 0.0,
-    };
-    candle_nn::AdamW::new(varmap.all_vars(), params).map_err(backend_error)
+    }
+}
+
+const DEVICE_ADAM: &str = "device-side Adam";
+const CUDA_GRAPH: &str = "CUDA graph";
+const CUDA_GRAPH_VALUE: &str = "whole step (cudarc stream capture)";
+
+/// The device-side Adam's entry.
+fn device_adam_tuning() -> Tuning {
+    Tuning::applied(
+        DEVICE_ADAM,
+        "step count and bias corrections on the device",
+        "candle-nn's AdamW arithmetic (weight decay 0, eps 1e-8) with its step count and \
+         1/(1-β^t) computed by tensor operations on the device, moments and parameters written \
+         back with Var::set: nothing in a step is a host value that changes from step to step",
+    )
+}
+
+/// The CUDA graph's entry: how the tuned step's full batches ran.
+fn graph_tuning(replay: &Replay) -> Tuning {
+    match replay {
+        Replay::Graph => Tuning::applied(
+            CUDA_GRAPH,
+            CUDA_GRAPH_VALUE,
+            "gather, forward, loss, backward, device-side Adam and the epoch's sums of a full \
+             batch recorded once through cudarc's stream capture (after 3 warm-up steps, on a \
+             stream of its own, event tracking off, candle's shape uploads cached) and replayed; \
+             a shorter last batch runs eagerly",
+        ),
+        Replay::Eager(why) => Tuning::fell_back(CUDA_GRAPH, CUDA_GRAPH_VALUE, why),
+        Replay::Pending => Tuning::fell_back(
+            CUDA_GRAPH,
+            CUDA_GRAPH_VALUE,
+            "no run had more than 3 full batches (the warm-up) to record it with",
+        ),
+    }
 }
 
 /// glibc's mmap threshold and trim threshold in the tuned profile on the CPU: buffers up to 256 MiB
@@ -263,22 +314,45 @@ impl CandleTrainer {
     ) -> Result<Self, TrainError> {
         // `spec.threads` reaches candle's CPU kernels through RAYON_NUM_THREADS, which the `lenet`
         // binary sets when it starts, before any thread exists.
-        let device = pick_device(spec.device)?;
-        let tuning = match spec.profile {
+        let tuned = spec.profile == Profile::Tuned;
+        let device = pick_device(spec.device, tuned)?;
+        #[cfg(feature = "cuda")]
+        if let (true, Device::Cuda(cuda)) = (tuned, &device) {
+            // SAFETY: every tensor of this run is made after this call and used on the device's
+            // one stream, so there is no other stream to synchronise with.
+            unsafe { cuda.disable_event_tracking() };
+        }
+        let mut tuning = match spec.profile {
             Profile::Idiomatic => Vec::new(),
             Profile::Tuned => tune(&device),
         };
         let (varmap, net) = build(spec.model, init, &device, pool)?;
-        let opt = adam(&varmap, spec.learning_rate)?;
         let upload = |s| DeviceSplit::upload(s, &device).map_err(backend_error);
+        let train = upload(&data.train)?;
+        let (plain, captured) = if tuned {
+            tuning.push(device_adam_tuning());
+            let adam = DeviceAdam::new(varmap.all_vars(), adam_params(spec.learning_rate))
+                .map_err(backend_error)?;
+            let state = StepState::new(
+                net,
+                adam,
+                train.images.clone(),
+                train.labels.clone(),
+                spec.batch_size,
+            )
+            .map_err(backend_error)?;
+            (None, Some(Captured::new(state)))
+        } else {
+            (Some((net, adam(&varmap, spec.learning_rate)?)), None)
+        };
         Ok(Self {
             pool,
             tuning,
-            train: upload(&data.train)?,
+            train,
             test: upload(&data.test)?,
             varmap,
-            net,
-            opt,
+            plain,
+            captured,
             batch_size: spec.batch_size,
             device,
         })
@@ -289,6 +363,11 @@ impl CandleTrainer {
         order: &[u32],
         progress: &mut dyn FnMut(usize),
     ) -> candle_core::Result<Totals> {
+        let (net, opt) = match (&mut self.captured, &mut self.plain) {
+            (Some(captured), _) => return captured.epoch(order, progress),
+            (None, Some((net, opt))) => (&*net, opt),
+            (None, None) => candle_core::bail!("the trainer has no model"),
+        };
         let n = order.len();
         let order = Tensor::from_slice(order, n, &self.device)?;
         let mut loss_sum = Tensor::zeros((), DType::F32, &self.device)?;
@@ -302,9 +381,9 @@ impl CandleTrainer {
             let idx = order.narrow(0, start, len)?;
             let xs = self.train.images.index_select(&idx, 0)?; // [batch, 1, 28, 28]
             let ys = self.train.labels.index_select(&idx, 0)?; // [batch]
-            let logits = self.net.forward(&xs)?; // [batch, 10]
+            let logits = net.forward(&xs)?; // [batch, 10]
             let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
-            self.opt.backward_step(&loss)?;
+            opt.backward_step(&loss)?;
             loss_sum = (loss_sum + (loss.detach() * len as f64)?)?;
             hits = (hits + correct(&logits.detach(), &ys)?)?;
             losses.push(loss.detach());
@@ -326,7 +405,17 @@ impl CandleTrainer {
         })
     }
 
+    /// The model, wherever the profile keeps it.
+    fn net(&self) -> candle_core::Result<&Net> {
+        match (&self.captured, &self.plain) {
+            (Some(captured), _) => Ok(captured.state().net()),
+            (None, Some((net, _))) => Ok(net),
+            (None, None) => candle_core::bail!("the trainer has no model"),
+        }
+    }
+
     fn eval(&self, split: SplitKind) -> candle_core::Result<Totals> {
+        let net = self.net()?;
         let data = match split {
             SplitKind::Train => &self.train,
             SplitKind::Test => &self.test,
@@ -340,7 +429,7 @@ impl CandleTrainer {
             let len = batch.min(n - start);
             let xs = data.images.narrow(0, start, len)?;
             let ys = data.labels.narrow(0, start, len)?;
-            let logits = self.net.forward(&xs)?.detach();
+            let logits = net.forward(&xs)?.detach();
             let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
             loss_sum = (loss_sum + (loss * len as f64)?)?;
             hits = (hits + correct(&logits, &ys)?)?;
@@ -396,7 +485,13 @@ impl Trainer for CandleTrainer {
             threads: candle_core::utils::get_num_threads(),
             features,
             notes: vec![
-                "optimiser: candle-nn AdamW with weight_decay 0 (plain Adam), eps 1e-8".into(),
+                if self.captured.is_some() {
+                    "optimiser: candle-nn's AdamW arithmetic (weight_decay 0, eps 1e-8) with the \
+                     step count on the device"
+                        .into()
+                } else {
+                    "optimiser: candle-nn AdamW with weight_decay 0 (plain Adam), eps 1e-8".into()
+                },
                 match self.pool {
                     Pool::MaxPool2d => "max-pool: candle's max_pool2d".into(),
                     Pool::FirstMax => {
@@ -410,7 +505,13 @@ impl Trainer for CandleTrainer {
                     candle_core::utils::with_f16c()
                 ),
             ],
-            tuning: self.tuning.clone(),
+            tuning: {
+                let mut tuning = self.tuning.clone();
+                if let Some(captured) = &self.captured {
+                    tuning.push(graph_tuning(captured.replay()));
+                }
+                tuning
+            },
         }
     }
 }
