@@ -139,7 +139,17 @@ impl TchTrainer {
         }
         let device = pick_device(spec.device)?;
         let tuned = spec.profile == Profile::Tuned;
-        let tuning = if tuned { tune(device) } else { Vec::new() };
+        let graph_steps = if tuned {
+            let value = std::env::var(tuned::GRAPH_STEPS_VAR).ok();
+            tuned::graph_steps(value.as_deref())?
+        } else {
+            tuned::DEFAULT_GRAPH_STEPS
+        };
+        let tuning = if tuned {
+            tune(device, graph_steps)
+        } else {
+            Vec::new()
+        };
         let applied = |setting: &str| tuning.iter().any(|t| t.setting == setting && t.applied);
         init.check(&spec.model.spec())?;
         let mut vs = nn::VarStore::new(device);
@@ -155,6 +165,7 @@ impl TchTrainer {
         let graphed = if applied(CUDA_GRAPH) {
             Some(tuned::Graphed::new(
                 spec.batch_size as i64,
+                graph_steps,
                 train.len(),
                 device,
             )?)
@@ -188,7 +199,12 @@ const CUDNN_BENCHMARK: &str = "cudnn.benchmark";
 const CUDA_GRAPH: &str = "CUDA graph";
 
 /// Applies the tuned profile's settings for `device` and says what they were.
-fn tune(device: Device) -> Vec<Tuning> {
+fn tune(device: Device, graph_steps: i64) -> Vec<Tuning> {
+    let graph_value = if graph_steps == 1 {
+        "whole step".to_string()
+    } else {
+        format!("{graph_steps} whole steps per graph")
+    };
     let mut out = Vec::new();
     out.push(if tuned::fused_adam_built() {
         Tuning::applied(
@@ -212,7 +228,7 @@ fn tune(device: Device) -> Vec<Tuning> {
         ));
         out.push(Tuning::fell_back(
             CUDA_GRAPH,
-            "whole step",
+            &graph_value,
             "the run is on the CPU: no CUDA graphs there",
         ));
         return out;
@@ -226,18 +242,32 @@ fn tune(device: Device) -> Vec<Tuning> {
     out.push(if !tuned::graphs_built() {
         Tuning::fell_back(
             CUDA_GRAPH,
-            "whole step",
+            &graph_value,
             "this build has no CUDA graph shim (no CUDA libtorch or CUDA headers when it was built)",
         )
     } else if !tuned::fused_adam_built() {
-        Tuning::fell_back(CUDA_GRAPH, "whole step", "it needs the fused Adam")
+        Tuning::fell_back(CUDA_GRAPH, &graph_value, "it needs the fused Adam")
     } else {
         Tuning::applied(
             CUDA_GRAPH,
-            "whole step",
-            "gather, forward, loss, backward, fused Adam and the sums of a full batch captured \
-             once (after 3 eager steps on the capture's side stream) through libtorch's \
-             at::cuda::CUDAGraph and replayed; a shorter last batch runs eagerly",
+            &graph_value,
+            &format!(
+                "gather, forward, loss, backward, fused Adam and the sums of {} captured once \
+                 (after 3 eager steps on the capture's side stream) through libtorch's \
+                 at::cuda::CUDAGraph and replayed, each replay's indices copied in at once; \
+                 {} ({} sets the steps per graph)",
+                if graph_steps == 1 {
+                    "a full batch".to_string()
+                } else {
+                    format!("{graph_steps} consecutive full batches")
+                },
+                if graph_steps == 1 {
+                    "a shorter last batch runs eagerly"
+                } else {
+                    "full batches too few for a replay and a shorter last batch run eagerly"
+                },
+                tuned::GRAPH_STEPS_VAR
+            ),
         )
     });
     out
@@ -352,10 +382,16 @@ fn eager_step(
 }
 
 impl TchTrainer {
-    /// The step of `idx` through the CUDA graph, capturing it first if this is the first replay;
-    /// `false` when the step is not for the graph (no graph, a warm-up step, a short batch).
+    /// The next steps from `start` in `order` (`remaining` examples left) through the CUDA graph,
+    /// capturing it first if this is the first replay; the number of steps replayed, 0 when the
+    /// next step is not for the graph (no graph, a warm-up step, too few full batches left).
     #[cfg(lenet_tch_graphs)]
-    fn replay_step(&mut self, idx: &Tensor, len: i64) -> Result<bool, TrainError> {
+    fn replay_steps(
+        &mut self,
+        order: &Tensor,
+        start: i64,
+        remaining: i64,
+    ) -> Result<i64, TrainError> {
         let device = self.device;
         let Self {
             graphed,
@@ -365,10 +401,10 @@ impl TchTrainer {
             ..
         } = self;
         let Some(g) = graphed else {
-            return Ok(false);
+            return Ok(0);
         };
-        if !g.replays(len) {
-            return Ok(false);
+        if !g.replays(remaining) {
+            return Ok(0);
         }
         if !g.captured {
             if let Device::Cuda(i) = device {
@@ -382,31 +418,44 @@ impl TchTrainer {
                 losses,
                 slot,
                 batch,
+                steps,
                 ..
             } = g;
-            let batch = *batch;
+            let (batch, steps) = (*batch, *steps);
             capture.capture(|| {
-                let (loss, correct) = train_step(net.as_ref(), opt, train, static_idx)?;
-                tch::no_grad(|| -> Result<(), tch::TchError> {
-                    let _ = loss_sum.f_add_(&(&loss * batch as f64))?;
-                    let _ = hits.f_add_(&correct)?;
-                    let _ = losses.f_index_copy_(0, &slot.view([1]), &loss.view([1]))?;
-                    let _ = slot.f_add_scalar_(1)?;
-                    Ok(())
-                })
-                .map_err(backend_error)
+                for k in 0..steps {
+                    let idx = static_idx.narrow(0, k * batch, batch);
+                    let (loss, correct) = train_step(net.as_ref(), opt, train, &idx)?;
+                    tch::no_grad(|| -> Result<(), tch::TchError> {
+                        let _ = loss_sum.f_add_(&(&loss * batch as f64))?;
+                        let _ = hits.f_add_(&correct)?;
+                        let _ = losses.f_index_copy_(0, &slot.view([1]), &loss.view([1]))?;
+                        let _ = slot.f_add_scalar_(1)?;
+                        Ok(())
+                    })
+                    .map_err(backend_error)?;
+                }
+                Ok(())
             })?;
             g.captured = true;
         }
-        g.idx.f_copy_(idx).map_err(backend_error)?;
+        let steps = g.steps;
+        g.idx
+            .f_copy_(&order.narrow(0, start, steps * g.batch))
+            .map_err(backend_error)?;
         g.capture.replay()?;
-        g.replayed.push(true);
-        Ok(true)
+        g.replayed.extend((0..steps).map(|_| true));
+        Ok(steps)
     }
 
     #[cfg(not(lenet_tch_graphs))]
-    fn replay_step(&mut self, _idx: &Tensor, _len: i64) -> Result<bool, TrainError> {
-        Ok(false)
+    fn replay_steps(
+        &mut self,
+        _order: &Tensor,
+        _start: i64,
+        _remaining: i64,
+    ) -> Result<i64, TrainError> {
+        Ok(0)
     }
 
     /// An eager step, on the graph's side stream while it warms up.
@@ -462,11 +511,18 @@ impl Trainer for TchTrainer {
         let mut start = 0;
         let mut step = 0;
         while start < n {
+            let replayed = self.replay_steps(&order, start, n - start)?;
+            if replayed > 0 {
+                start += replayed * self.batch_size;
+                for _ in 0..replayed {
+                    step += 1;
+                    progress(step);
+                }
+                continue;
+            }
             let len = self.batch_size.min(n - start);
             let idx = order.narrow(0, start, len);
-            if !self.replay_step(&idx, len)? {
-                self.eager(&idx, len, &mut loss_sum, &mut hits, &mut losses)?;
-            }
+            self.eager(&idx, len, &mut loss_sum, &mut hits, &mut losses)?;
             start += len;
             step += 1;
             progress(step);

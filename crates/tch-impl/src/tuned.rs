@@ -211,10 +211,36 @@ impl Drop for Capture {
 #[cfg(lenet_tch_graphs)]
 pub const WARMUP_STEPS: usize = 3;
 
-/// The whole training step of a full batch as one CUDA graph: the batch's indices are copied into
-/// a fixed buffer, and one replay gathers the batch, runs forward, loss, backward (gradients zeroed
-/// in place) and the fused Adam, adds the loss and the correct count to fixed sums and keeps the
-/// step's loss in a fixed slot. A batch of another size (the last, short one) runs eagerly.
+/// The environment variable that sets how many consecutive steps one graph holds.
+pub const GRAPH_STEPS_VAR: &str = "LENET_TCH_GRAPH_STEPS";
+
+/// Steps per graph unless [`GRAPH_STEPS_VAR`] says otherwise: one, as PyTorch's own recipe.
+pub const DEFAULT_GRAPH_STEPS: i64 = 1;
+
+/// The steps per graph that `value` (the variable's text, if set) asks for: a whole number from 1
+/// to 1000.
+pub fn graph_steps(value: Option<&str>) -> Result<i64, TrainError> {
+    let Some(text) = value else {
+        return Ok(DEFAULT_GRAPH_STEPS);
+    };
+    match text.trim().parse::<i64>() {
+        Ok(k) if (1..=1000).contains(&k) => Ok(k),
+        _ => Err(TrainError::Backend {
+            framework: FRAMEWORK,
+            message: format!(
+                "{GRAPH_STEPS_VAR}='{text}': give the steps per CUDA graph as a whole number \
+                 from 1 to 1000"
+            ),
+        }),
+    }
+}
+
+/// The whole training step of a full batch as one CUDA graph, or `steps` consecutive ones: the
+/// batches' indices are copied into a fixed buffer, and one replay, for each step, gathers its
+/// batch from its part of that buffer, runs forward, loss, backward (gradients zeroed in place)
+/// and the fused Adam, adds the loss and the correct count to fixed sums and keeps the step's loss
+/// in a fixed slot. Full batches too few for a replay, and a batch of another size (the last,
+/// short one), run eagerly.
 #[cfg(lenet_tch_graphs)]
 pub struct Graphed {
     pub capture: Capture,
@@ -222,6 +248,9 @@ pub struct Graphed {
     /// Warm-up steps run so far.
     pub warmed: usize,
     pub batch: i64,
+    /// Steps per replay.
+    pub steps: i64,
+    /// `steps` batches of indices, one after the other.
     pub idx: Tensor,
     pub loss_sum: Tensor,
     pub hits: Tensor,
@@ -234,13 +263,19 @@ pub struct Graphed {
 
 #[cfg(lenet_tch_graphs)]
 impl Graphed {
-    pub fn new(batch: i64, train_len: i64, device: tch::Device) -> Result<Self, TrainError> {
+    pub fn new(
+        batch: i64,
+        steps: i64,
+        train_len: i64,
+        device: tch::Device,
+    ) -> Result<Self, TrainError> {
         Ok(Self {
             capture: Capture::new()?,
             captured: false,
             warmed: 0,
             batch,
-            idx: Tensor::zeros([batch], (Kind::Int64, device)),
+            steps,
+            idx: Tensor::zeros([steps * batch], (Kind::Int64, device)),
             loss_sum: Tensor::zeros([], (Kind::Float, device)),
             hits: Tensor::zeros([], (Kind::Int64, device)),
             losses: Tensor::zeros([train_len / batch + 1], (Kind::Float, device)),
@@ -256,9 +291,10 @@ impl Graphed {
         self.replayed.clear();
     }
 
-    /// Whether a step of `len` examples is replayed (after the warm-up, at the full batch).
-    pub fn replays(&self, len: i64) -> bool {
-        len == self.batch && (self.captured || self.warmed >= WARMUP_STEPS)
+    /// Whether the next steps, with `remaining` examples left in the epoch, are replayed: after
+    /// the warm-up, when they hold `steps` full batches.
+    pub fn replays(&self, remaining: i64) -> bool {
+        remaining >= self.steps * self.batch && (self.captured || self.warmed >= WARMUP_STEPS)
     }
 
     /// Whether a step of `len` examples is a warm-up step (eager, on the side stream).
@@ -277,5 +313,24 @@ impl Graphed {
             .iter()
             .filter_map(|&r| if r { replayed.next() } else { eager.next() })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_steps_per_graph_are_a_whole_number_from_1_to_1000() {
+        assert_eq!(graph_steps(None).unwrap(), DEFAULT_GRAPH_STEPS);
+        assert_eq!(graph_steps(Some("5")).unwrap(), 5);
+        assert_eq!(graph_steps(Some(" 1000 ")).unwrap(), 1000);
+        for bad in ["0", "-3", "1001", "five", "2.5", ""] {
+            let e = graph_steps(Some(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{GRAPH_STEPS_VAR}='{bad}'")) && e.contains("1 to 1000"),
+                "{e}"
+            );
+        }
     }
 }
