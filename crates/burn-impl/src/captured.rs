@@ -371,11 +371,25 @@ impl Captured {
         while done < full {
             match &mut self.graph {
                 Some(graph) => {
-                    // SAFETY: every buffer the step touches is held by `self.state`, which the
-                    // graph's closure owns a handle to and nothing replaces while the graph
-                    // lives (a new order buffer drops the graph above); the replay is issued on
-                    // the device's own stream, like every read and refresh of those buffers.
-                    unsafe { graph.replay() };
+                    // burn's replay panics where the driver refuses it: that is this run's error.
+                    let replayed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        // SAFETY: every buffer the step touches is held by `self.state`, which
+                        // the graph's closure owns a handle to and nothing replaces while the
+                        // graph lives (a new order buffer drops the graph above); the replay is
+                        // issued on the device's own stream, like every read and refresh of
+                        // those buffers.
+                        unsafe { graph.replay() };
+                    }));
+                    if let Err(panic) = replayed {
+                        let why = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "no message".into());
+                        return Err(crate::backend_error(format!(
+                            "replaying the captured step failed: {why}"
+                        )));
+                    }
                     done += 1;
                     progress(done);
                 }
