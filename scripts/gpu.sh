@@ -10,9 +10,12 @@
 #   scripts/gpu.sh OUT MNIST_DIR [STEP...]
 #
 # OUT: where the results folder and results.tar.gz go. STEP (default: all of them, in this order):
-#   profiles:     (a) both models on CUDA, 3 epochs, batch 32, every row: PyTorch, tch and Keras in the
-#                 idiomatic and the tuned profile, candle and burn (whose tuned settings are CPU ones)
-#                 in the idiomatic one, with memory, energy and the device's busy share; tag `tuned`.
+#   profiles:     (a) both models on CUDA, 3 epochs, batch 32, every row in the idiomatic and the
+#                 tuned profile (PyTorch, tch and Keras, and candle's and burn's captured steps with
+#                 their device-side Adam), with memory, energy and the device's busy share; tag
+#                 `tuned`. Each tuned report says whether its step was replayed as a CUDA graph.
+#   graph-steps:  tch's tuned LeNet2 with 1, 3, 5, 15 and 25 steps per CUDA graph
+#                 (LENET_TCH_GRAPH_STEPS), 3 epochs each; tags `graph-steps-K`.
 #   kernels:      (b) the kernel pass of every run of `profiles` (`compare --kernels`, 2 epochs):
 #                 kernels, copies and device time per step and the device floor, joined to `tuned`'s
 #                 tables; the bundle's counter, liblenet_kernels.so.
@@ -35,7 +38,7 @@
 # (with BUNDLE=DIR from `scripts/cpu-bundle.sh DIR` where there is no CUDA bundle, and PYTHON=the
 # Python with torch for the launch-queue step).
 set -uo pipefail
-all=(profiles kernels launch-queue sweep-lenet2 sweep-lenet3 bench epochs-10 threads)
+all=(profiles graph-steps kernels launch-queue sweep-lenet2 sweep-lenet3 bench epochs-10 threads)
 joined="${all[*]}"
 usage="usage: scripts/gpu.sh OUT MNIST_DIR [${joined// /|}|tuned-lenet2|tuned-lenet3|warm-caches|compare ...]"
 out="${1:?$usage}"
@@ -49,7 +52,7 @@ bench_bundle="${BENCH_BUNDLE:-$here/.bundle-bench}"
 python="${PYTHON:-python3}"
 for s in "${steps[@]}"; do
   case "$s" in
-    profiles | kernels | launch-queue | sweep-lenet2 | sweep-lenet3 | bench | epochs-10 | threads | \
+    profiles | graph-steps | kernels | launch-queue | sweep-lenet2 | sweep-lenet3 | bench | epochs-10 | threads | \
       tuned-lenet2 | tuned-lenet3 | warm-caches | compare) ;;
     *) echo "error: unknown step '$s'; $usage" >&2; exit 2 ;;
   esac
@@ -114,12 +117,8 @@ step() { # NAME ARGS...: one compare, resumable
 }
 
 profiles() { # MODELS
-  # candle's and burn's tuned settings are CPU ones (docs/sweeps-and-tuning.md's table): on CUDA their
-  # tuned run would repeat the idiomatic one, so they run in the idiomatic profile alone.
-  step "$1 on $device, both profiles" --device "$device" --models "$1" --frameworks pytorch,tch,keras \
-    --profile idiomatic,tuned --epochs 3 --tag tuned
-  step "$1 on $device (candle, burn)" --device "$device" --models "$1" --frameworks candle,burn \
-    --epochs 3 --tag tuned
+  step "$1 on $device, both profiles" --device "$device" --models "$1" \
+    --frameworks pytorch,tch,keras,candle,burn --profile idiomatic,tuned --epochs 3 --tag tuned
 }
 
 for s in "${steps[@]}"; do
@@ -128,12 +127,16 @@ for s in "${steps[@]}"; do
       profiles lenet2,lenet3 ;;
     tuned-lenet2 | tuned-lenet3)
       profiles "${s#tuned-}" ;;
+    graph-steps)
+      for k in 1 3 5 15 25; do
+        LENET_TCH_GRAPH_STEPS=$k step "tch tuned, $k steps per graph" --device "$device" \
+          --models lenet2 --frameworks tch --profile tuned --epochs 3 --tag "graph-steps-$k"
+      done ;;
     kernels)
       counter="$bundle/liblenet_kernels.so"
       step "kernel pass, both profiles" --device "$device" --models lenet2,lenet3 \
-        --frameworks pytorch,tch,keras --profile idiomatic,tuned --epochs 2 --tag tuned --kernels "$counter"
-      step "kernel pass (candle, burn)" --device "$device" --models lenet2,lenet3 \
-        --frameworks candle,burn --epochs 2 --tag tuned --kernels "$counter" ;;
+        --frameworks pytorch,tch,keras,candle,burn --profile idiomatic,tuned --epochs 2 --tag tuned \
+        --kernels "$counter" ;;
     launch-queue)
       mkdir -p "$out/probes"
       limited "launch queue" "$python" "$bundle/launch_queue.py" --out "$out/probes/launch-queue.json" ;;
