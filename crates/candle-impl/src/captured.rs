@@ -36,8 +36,8 @@ use common::harness::{first_nonfinite, Totals};
 pub struct DeviceAdam {
     params: ParamsAdamW,
     /// Steps taken, an f64 scalar on the device: the corrections are computed in f64, as
-    /// candle-nn computes them on the host (in f32, `1-β₂ᵗ` would lose about five digits to
-    /// cancellation in the first steps).
+    /// candle-nn computes them on the host (in f32, cancellation would put `1-β₂ᵗ` off by up to
+    /// 6e-5 of itself in the first steps).
     time: Var,
     /// Each parameter with its first and second moments.
     vars: Vec<(Var, Var, Var)>,
@@ -57,12 +57,10 @@ impl DeviceAdam {
             .filter(|var| var.dtype().is_float())
             .map(|var| {
                 let zeros = || Var::zeros(var.shape(), var.dtype(), var.device());
-                Ok((zeros()?, zeros()?, var))
+                let (m, v) = (zeros()?, zeros()?);
+                Ok((var, m, v))
             })
-            .collect::<candle_core::Result<Vec<_>>>()?
-            .into_iter()
-            .map(|(m, v, var)| (var, m, v))
-            .collect();
+            .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             params,
             time: Var::zeros((), DType::F64, &device)?,
