@@ -5,7 +5,7 @@
 //! the registry at run time; it takes `cargo test`'s filters and options.
 
 use common::framework::Framework;
-use common::harness::{self, DeviceRequest, Profile, RunSpec, Silent, Tuning};
+use common::harness::{self, BackendInfo, DeviceRequest, Profile, RunSpec, Silent};
 use common::{Dataset, Mnist, ModelKind, Weights};
 use libtest_mimic::{Arguments, Trial};
 
@@ -134,13 +134,13 @@ fn step_losses(f: &dyn Framework, model: ModelKind, steps: usize) -> Vec<f64> {
     step_losses_in(f, model, steps, Profile::Idiomatic).0
 }
 
-/// [`step_losses`] in `profile`, with the trainer's tuned settings.
+/// [`step_losses`] in `profile`, with what the trainer says of its backend and tuned settings.
 fn step_losses_in(
     f: &dyn Framework,
     model: ModelKind,
     steps: usize,
     profile: Profile,
-) -> (Vec<f64>, Vec<Tuning>) {
+) -> (Vec<f64>, BackendInfo) {
     let mut data = mnist();
     let n = 32 * steps;
     data.limit(n);
@@ -155,23 +155,46 @@ fn step_losses_in(
         .chunks(32)
         .map(|batch| trainer.train_epoch(batch, &mut |_| {}).unwrap().mean_loss())
         .collect();
-    (losses, trainer.backend().tuning)
+    (losses, trainer.backend())
+}
+
+/// How far a tuned run may be from the idiomatic one after `step` steps, relative to the loss (or
+/// to the largest weight): 1e-4 where both run the same kernels (the same backend; the tuned
+/// profile changes how a step is launched, fused or recorded, not its arithmetic), and the
+/// framework's own tolerance against tch (`Framework::step_tolerance`) where the tuned profile
+/// swaps the backend for another implementation of the same operations (burn's compiled CPU
+/// backend instead of Flex), whose kernels sum in another order, as two frameworks' do.
+fn tuned_tolerance(
+    f: &dyn Framework,
+    idiomatic: &BackendInfo,
+    tuned: &BackendInfo,
+    model: ModelKind,
+    step: usize,
+) -> f64 {
+    const SAME_KERNELS: f64 = 1e-4;
+    if idiomatic.device_name == tuned.device_name {
+        return SAME_KERNELS;
+    }
+    f.step_tolerance(model, step).unwrap_or(SAME_KERNELS)
 }
 
 /// The tuned profile on the CPU follows the idiomatic run step for step (20 Adam steps within
-/// 1e-4 of the loss, the same math), and says what it set, applied or fallen back; the idiomatic
-/// run sets nothing.
+/// 1e-4 of the loss on the same backend, the same math; see [`tuned_tolerance`] for another),
+/// and says what it set, applied or fallen back; the idiomatic run sets nothing.
 fn the_tuned_profile_follows_the_idiomatic(f: &dyn Framework) {
     let framework = f.name();
     for model in ModelKind::ALL {
-        let (want, none) = step_losses_in(f, model, 20, Profile::Idiomatic);
-        let (got, tuning) = step_losses_in(f, model, 20, Profile::Tuned);
+        let (want, idiomatic) = step_losses_in(f, model, 20, Profile::Idiomatic);
+        let (got, tuned) = step_losses_in(f, model, 20, Profile::Tuned);
+        let (none, tuning) = (&idiomatic.tuning, &tuned.tuning);
         assert!(none.is_empty(), "{framework} idiomatic: {none:?}");
         assert!(!tuning.is_empty(), "{framework} tuned names no setting");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let tolerance = tuned_tolerance(f, &idiomatic, &tuned, model, i + 1);
             assert!(
-                (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-                "{framework} {model} tuned step {}: loss {g} against {w} idiomatic ({tuning:?})",
+                (g - w).abs() <= tolerance * w.abs().max(1.0),
+                "{framework} {model} tuned step {}: loss {g} against {w} idiomatic, beyond \
+                 {tolerance} ({tuning:?})",
                 i + 1
             );
         }
@@ -181,7 +204,7 @@ fn the_tuned_profile_follows_the_idiomatic(f: &dyn Framework) {
 
 /// The tuned profile over whole epochs, where a framework may record its step once and replay it
 /// (20 full batches and a short one, twice), ends each epoch at the idiomatic run's loss and
-/// accuracy, and its weights where the idiomatic run's are (within 1e-4 of the largest weight).
+/// accuracy, and its weights where the idiomatic run's are (every weight within one Adam step).
 fn a_tuned_epoch_ends_where_the_idiomatic_one_does(f: &dyn Framework) {
     let framework = f.name();
     let mut data = mnist();
@@ -200,14 +223,17 @@ fn a_tuned_epoch_ends_where_the_idiomatic_one_does(f: &dyn Framework) {
                 trainer.train_epoch(&order, &mut |_| {}).unwrap()
             })
             .collect();
-        (epochs, trainer.weights().unwrap())
+        (epochs, trainer.weights().unwrap(), trainer.backend())
     };
-    let (want, want_weights) = run(Profile::Idiomatic);
-    let (got, got_weights) = run(Profile::Tuned);
+    let (want, want_weights, idiomatic) = run(Profile::Idiomatic);
+    let (got, got_weights, tuned) = run(Profile::Tuned);
+    // 21 steps an epoch.
+    let tolerance =
+        |epoch: usize| tuned_tolerance(f, &idiomatic, &tuned, ModelKind::LeNet2, 21 * epoch);
     for (e, (g, w)) in got.iter().zip(&want).enumerate() {
         let (g_loss, w_loss) = (g.mean_loss(), w.mean_loss());
         assert!(
-            (g_loss - w_loss).abs() <= 1e-4 * w_loss.abs().max(1.0),
+            (g_loss - w_loss).abs() <= tolerance(e + 1) * w_loss.abs().max(1.0),
             "{framework} tuned epoch {}: loss {g_loss} against {w_loss} idiomatic",
             e + 1
         );
@@ -219,9 +245,24 @@ fn a_tuned_epoch_ends_where_the_idiomatic_one_does(f: &dyn Framework) {
             w.correct
         );
     }
+    // Adam moves a weight by up to about the learning rate a step whatever its gradient's size, so
+    // two implementations of it that round differently part most where a gradient is near zero
+    // (after these 42 steps, measured on a 2-core AMD EPYC: tch's fused Adam against its unfused
+    // one by up to 6.4e-4 in a weight, its losses within 1e-4; burn's compiled CPU backend against
+    // Flex by 1.3e-5; candle's device-side Adam not at all). A step replayed on frozen scalars or
+    // stale buffers, from the fourth step on, leaves weights many steps apart: every weight within
+    // one Adam step (the learning rate) of the idiomatic run's.
+    let step = harness::LEARNING_RATE as f32;
     for (name, w) in &want_weights.tensors {
-        let err = relative_error(&got_weights.tensors[name].data, &w.data);
-        assert!(err < 1e-4, "{framework} tuned {name}: relative error {err}");
+        let got = &got_weights.tensors[name].data;
+        let diff = got
+            .iter()
+            .zip(&w.data)
+            .fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+        assert!(
+            diff <= step,
+            "{framework} tuned {name}: a weight differs by {diff}, beyond one Adam step ({step})"
+        );
     }
 }
 
