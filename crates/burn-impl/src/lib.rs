@@ -231,9 +231,10 @@ fn tune(cuda: bool) -> Vec<Tuning> {
     let mut tuning = vec![Tuning::applied(
         DEVICE_ADAM,
         "step count and bias corrections on the device",
-        "burn-optim's Adam arithmetic (eps 1e-8) with its step count, β^t and bias corrections \
-         computed by tensor operations on the device, moments and parameters updated in place: \
-         nothing in a step is a host value that changes from step to step",
+        "burn-optim's Adam arithmetic (eps 1e-8) with its step count on the device and each \
+         step's bias corrections (computed on the host as burn-optim computes them, one table \
+         per epoch) read on the device at the step's slot, moments and parameters updated in \
+         place: nothing in a step is a host value that changes from step to step",
     )];
     tuning.extend(tune_backend(cuda));
     tuning
