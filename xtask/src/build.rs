@@ -22,15 +22,15 @@ pub struct Args {
     pub features: Vec<String>,
 }
 
-/// What a build with `features` needs: whether it links LLVM. An unknown name, or a CUDA build
-/// (which the bundle makes, with its toolkit), is refused.
-pub fn needs_llvm(workspace: &setup::Workspace, features: &[String]) -> Result<bool> {
+/// What a build with `features` (named by the flag `option`) needs: whether it links LLVM. An
+/// unknown name, or a CUDA build (which the bundle makes, with its toolkit), is refused.
+pub fn needs_llvm(workspace: &setup::Workspace, option: &str, features: &[String]) -> Result<bool> {
     let mut llvm = false;
     for f in features {
         let Some(on) = workspace.expand(f) else {
             let known: Vec<&str> = workspace.features.keys().map(String::as_str).collect();
             bail!(
-                "--features: unknown feature '{f}': expected one of {}",
+                "{option}: unknown feature '{f}': expected one of {}",
                 known.join(", ")
             );
         };
@@ -39,7 +39,7 @@ pub fn needs_llvm(workspace: &setup::Workspace, features: &[String]) -> Result<b
             .any(|o| o == "candle-impl/cuda" || o == "burn-impl/cuda")
         {
             bail!(
-                "--features {f}: a CUDA build needs the CUDA toolkit: `cargo xtask setup --cuda` \
+                "{option} {f}: a CUDA build needs the CUDA toolkit: `cargo xtask setup --cuda` \
                  checks it and `cargo xtask bundle --cuda` builds it"
             );
         }
@@ -50,7 +50,7 @@ pub fn needs_llvm(workspace: &setup::Workspace, features: &[String]) -> Result<b
 
 pub fn run(args: Args) -> Result<PathBuf> {
     let workspace = setup::workspace()?;
-    let llvm = needs_llvm(workspace, &args.features)?;
+    let llvm = needs_llvm(workspace, "--features", &args.features)?;
     // The default build's frameworks (tch among them: libtorch for torch-sys's build script).
     setup::run()?;
     let mut cmd = setup::cargo();
@@ -100,13 +100,13 @@ mod tests {
             ]),
         };
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(needs_llvm(&workspace, &names(&["burn-cpu"])).unwrap());
-        assert!(!needs_llvm(&workspace, &names(&["burn-rayon"])).unwrap());
-        let e = needs_llvm(&workspace, &names(&["burn-cuda"]))
+        assert!(needs_llvm(&workspace, "--features", &names(&["burn-cpu"])).unwrap());
+        assert!(!needs_llvm(&workspace, "--features", &names(&["burn-rayon"])).unwrap());
+        let e = needs_llvm(&workspace, "--features", &names(&["burn-cuda"]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("cargo xtask bundle --cuda"), "{e}");
-        let e = needs_llvm(&workspace, &names(&["burn-gpu"]))
+        let e = needs_llvm(&workspace, "--features", &names(&["burn-gpu"]))
             .unwrap_err()
             .to_string();
         assert!(

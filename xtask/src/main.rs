@@ -78,6 +78,12 @@ enum Command {
         /// to tch)
         #[arg(long, value_delimiter = ',', value_name = "F,...")]
         features: Option<Vec<String>>,
+        /// Also turn on these features of the root Cargo.toml beyond the frameworks' (burn-cpu:
+        /// burn's tuned profile on its compiled CPU backend; burn-rayon), with what they need
+        /// (LLVM 23.1 for burn-cpu, as `cargo xtask build` gives it). burn-cpu's first run of a
+        /// model compiles and tunes its kernels for many minutes on a small machine
+        #[arg(long, value_delimiter = ',', value_name = "F,...")]
+        with: Option<Vec<String>>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -113,7 +119,15 @@ fn main() -> ExitCode {
             check,
         } => setup_command(cuda, target_dir.as_deref(), check.as_deref()),
         Command::Compare(args) => compare::run(*args),
-        Command::Test { features, args } => test(features.as_deref(), &args),
+        Command::Test {
+            features,
+            with,
+            args,
+        } => test(
+            features.as_deref(),
+            with.as_deref().unwrap_or_default(),
+            &args,
+        ),
         Command::Report { out, merge, lenet } => report::run(&out, &merge, lenet.as_deref()),
         Command::Bundle(args) => bundle::run(args).map(|()| true),
         Command::Build(args) => build::run(args).map(|_| true),
@@ -201,9 +215,15 @@ fn lint(features: Option<&[String]>) -> Result<bool> {
     setup::status(&mut cmd)
 }
 
-fn test(features: Option<&[String]>, args: &[String]) -> Result<bool> {
-    let features = setup::Features::new("--features", features)?;
+fn test(features: Option<&[String]>, with: &[String], args: &[String]) -> Result<bool> {
+    let llvm = build::needs_llvm(setup::workspace()?, "--with", with)?;
+    let features = setup::Features::new("--features", features)?.with_extra("--with", with)?;
     let mut cmd = setup::cargo();
+    if llvm {
+        let llvm = llvm::setup()?;
+        println!("llvm: {}", llvm.prefix.display());
+        llvm.apply(&mut cmd);
+    }
     if features.has_tch() {
         let env = setup::run()?;
         // The Python with torch that the reference's tests run (tests/reference.rs).

@@ -232,10 +232,13 @@ pub fn frameworks_of(features: &serde_json::Value) -> Vec<String> {
 }
 
 /// Which frameworks a `lenet` build holds: all of them (the default), or those named with
-/// `--features` (framework features of the root `Cargo.toml`). Only tch needs libtorch.
+/// `--features` (framework features of the root `Cargo.toml`), and the root's other features it
+/// turns on (`burn-cpu`, ...; see [`Features::with_extra`]). Only tch needs libtorch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Features {
     chosen: Option<Vec<String>>,
+    /// Root features beyond the frameworks', in the order given.
+    extra: Vec<String>,
     /// The workspace: every framework feature, in the root's order, and their crates.
     workspace: Workspace,
 }
@@ -253,6 +256,7 @@ impl Features {
         let Some(named) = named else {
             return Ok(Self {
                 chosen: None,
+                extra: Vec::new(),
                 workspace,
             });
         };
@@ -275,8 +279,35 @@ impl Features {
         features.sort_by_key(|f| all.iter().position(|k| k == f));
         Ok(Self {
             chosen: Some(features),
+            extra: Vec::new(),
             workspace,
         })
+    }
+
+    /// Also turns on `extra`, features of the root package beyond the frameworks' (`option`: the
+    /// flag that named them). A name the root does not have is refused, and so is one that turns
+    /// on a framework this build leaves out (`burn-cpu` turns on burn).
+    pub fn with_extra(mut self, option: &str, extra: &[String]) -> Result<Self> {
+        let names = self.names();
+        for f in extra {
+            let Some(on) = self.workspace.expand(f) else {
+                let known: Vec<&str> = self.workspace.features.keys().map(String::as_str).collect();
+                bail!(
+                    "{option}: unknown feature '{f}': expected one of {}",
+                    known.join(", ")
+                );
+            };
+            if let Some(left_out) = on
+                .iter()
+                .find(|o| self.workspace.frameworks.contains(o) && !names.contains(o))
+            {
+                bail!("{option} {f} turns on {left_out}, which --features leaves out");
+            }
+            if !self.extra.contains(f) {
+                self.extra.push(f.clone());
+            }
+        }
+        Ok(self)
     }
 
     pub fn is_default(&self) -> bool {
@@ -300,10 +331,14 @@ impl Features {
     /// features resolve as in the default build and only the root package is compiled again for a
     /// set of frameworks (a build of the root alone resolves them differently and compiles most of
     /// the dependency graph again); the other members keep their default features. A build without
-    /// tch leaves tch's crate out, so that it needs no libtorch.
+    /// tch leaves tch's crate out, so that it needs no libtorch. The extra features join the
+    /// chosen ones.
     pub fn cargo_args(&self) -> Vec<String> {
         let mut args = vec!["--workspace".to_string()];
         let Some(chosen) = &self.chosen else {
+            if !self.extra.is_empty() {
+                args.extend(["--features".to_string(), self.extra.join(",")]);
+            }
             return args;
         };
         if !self.has_tch() {
@@ -313,6 +348,7 @@ impl Features {
         }
         let features: Vec<String> = chosen
             .iter()
+            .chain(&self.extra)
             .map(|f| format!("lenet-compare/{f}"))
             .chain(self.workspace.member_defaults.iter().cloned())
             .collect();
@@ -635,6 +671,71 @@ mod tests {
             "--frameworks: unknown framework feature 'dfdx': expected tch, candle, burn"
         );
         assert!(new("--features", Some(&[])).is_err());
+    }
+
+    /// `--with`: root features beyond the frameworks' join the default build's features or the
+    /// chosen frameworks' (once each); an unknown name, or one that turns on a framework the build
+    /// leaves out, is refused.
+    #[test]
+    fn extra_features_join_the_build() {
+        use super::{Features, Workspace};
+        let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let features = [
+            ("tch", list(&["dep:tch-impl"])),
+            ("burn", list(&["dep:burn-impl"])),
+            ("burn-cpu", list(&["burn", "burn-impl/cpu"])),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .into_iter()
+        .collect();
+        let workspace = Workspace {
+            frameworks: list(&["tch", "burn"]),
+            crates: ["tch", "burn"]
+                .map(|f| (f.to_string(), format!("{f}-impl")))
+                .to_vec(),
+            member_defaults: Vec::new(),
+            features,
+        };
+        let new = |named: Option<&[String]>| Features::among(&workspace, "--features", named);
+        let cpu = list(&["burn-cpu", "burn-cpu"]);
+        let default = new(None).unwrap().with_extra("--with", &cpu).unwrap();
+        assert_eq!(
+            default.cargo_args(),
+            list(&["--workspace", "--features", "burn-cpu"])
+        );
+        let burn = new(Some(&list(&["burn"])))
+            .unwrap()
+            .with_extra("--with", &cpu)
+            .unwrap();
+        assert_eq!(
+            burn.cargo_args(),
+            list(&[
+                "--workspace",
+                "--exclude",
+                "tch-impl",
+                "--no-default-features",
+                "--features",
+                "lenet-compare/burn,lenet-compare/burn-cpu"
+            ])
+        );
+        let e = new(Some(&list(&["tch"])))
+            .unwrap()
+            .with_extra("--with", &cpu)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--with burn-cpu turns on burn, which --features leaves out"
+        );
+        let e = new(None)
+            .unwrap()
+            .with_extra("--with", &list(&["burn-gpu"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--with: unknown feature 'burn-gpu': expected one of burn, burn-cpu, tch"
+        );
     }
 
     /// The workspace as cargo metadata lists it: the root's frameworks and their crates, and the
