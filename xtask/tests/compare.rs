@@ -176,7 +176,7 @@ fn report(dir: &Path, name: &str) -> RunReport {
 const EPOCHS: &[&str] = &["--epochs", "40"];
 
 #[test]
-fn a_killed_run_is_a_failed_row_and_resume_finishes_the_comparison() {
+fn a_killed_run_is_a_failed_row_and_retrying_it_finishes_the_comparison() {
     let data = data(320);
     let out = tempfile::tempdir().unwrap();
     let log = out.path().join("log.txt");
@@ -208,12 +208,23 @@ fn a_killed_run_is_a_failed_row_and_resume_finishes_the_comparison() {
         "{summary}"
     );
 
-    // --resume reruns the killed run only.
+    // --resume keeps the killed run as failed (a failure costs its time once), and with
+    // --retry-failed reruns it, and it alone.
     let kept: Vec<Vec<u8>> = ["tch-lenet2.json", "tch-lenet2-r3.json"]
         .iter()
         .map(|n| std::fs::read(dir.join(n)).unwrap())
         .collect();
     cmd = compare(data.path(), out.path(), &[EPOCHS, &["--resume"]].concat());
+    let output = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("kept the failed report"), "{text}");
+    assert!(!text.contains("== tch lenet2, 1 thread\n"), "{text}");
+    cmd = compare(
+        data.path(),
+        out.path(),
+        &[EPOCHS, &["--resume", "--retry-failed"]].concat(),
+    );
     let output = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{text}");
@@ -240,13 +251,175 @@ fn a_killed_run_is_a_failed_row_and_resume_finishes_the_comparison() {
         "{summary}"
     );
 
-    // Other settings are not "the same": nothing is kept.
+    // Another plan (here: fewer epochs) is refused before any run, with the way out; the folder
+    // is left as it was.
+    let before: Vec<Vec<u8>> = ["tch-lenet2.json", "tch-lenet2-r2.json", "summary.md"]
+        .iter()
+        .map(|n| std::fs::read(dir.join(n)).unwrap())
+        .collect();
     let output = compare(data.path(), out.path(), &["--epochs", "2", "--resume"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{text}");
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("holds 3 runs of 40 epochs on every image of MNIST and this comparison runs 2 epochs on every image of MNIST")
+            && first.contains("--tag NAME"),
+        "{text}"
+    );
+    assert!(!text.contains("== tch"), "no run should start: {text}");
+    for (name, bytes) in ["tch-lenet2.json", "tch-lenet2-r2.json", "summary.md"]
+        .iter()
+        .zip(&before)
+    {
+        assert_eq!(&std::fs::read(dir.join(name)).unwrap(), bytes, "{name}");
+    }
+    // In a folder of its own, the same comparison runs; nothing is kept (other settings).
+    let output = compare(
+        data.path(),
+        out.path(),
+        &["--epochs", "2", "--resume", "--tag", "short"],
+    )
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{text}");
     assert!(!text.contains("finished earlier"), "{text}");
+    assert_eq!(report(&dir.join("short"), "tch-lenet2.json").spec.epochs, 2);
+}
+
+/// A stand-in for `lenet` that answers everything as the real one does but `train`, which it
+/// counts in `COUNT` (a line per run) and then does as `mode` says: `hang` (a child process that
+/// never ends, `sleep 98765`, waited for) or `fail` (exits with status 3).
+fn stand_in(dir: &Path, mode: &str) -> PathBuf {
+    let script = dir.join("lenet");
+    let count = dir.join("count");
+    let act = match mode {
+        "hang" => "sleep 98765 & wait",
+        "fail" => "echo 'stand-in: failing on purpose' >&2; exit 3",
+        other => panic!("unknown mode {other}"),
+    };
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = train ]; then\n  echo run >>'{}'\n  {act}\nfi\nexec '{}' \"$@\"\n",
+            count.display(),
+            lenet().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// `compare` of one tch LeNet2 run on the CPU with the stand-in `lenet`, `extra` added.
+fn stand_in_compare(lenet: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.arg("compare")
+        .arg("--lenet")
+        .arg(lenet)
+        .args([
+            "--frameworks",
+            "tch",
+            "--models",
+            "lenet2",
+            "--machine",
+            "test",
+        ])
+        .args(["--device", "cpu", "--epochs", "1", "--data-dir"])
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env_remove("MNIST_DIR");
+    cmd.output().unwrap()
+}
+
+/// Whether a process whose command line holds `needle` is alive.
+fn alive(needle: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        !zombie
+            && String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(needle)
+    })
+}
+
+/// A run that hangs is stopped at its time limit with the processes it started, and becomes a
+/// failed report that says so; the comparison goes on and ends.
+#[test]
+fn a_hung_run_is_stopped_at_its_time_limit() {
+    let data = data(20);
+    let tmp = tempfile::tempdir().unwrap();
+    let lenet = stand_in(tmp.path(), "hang");
+    let out = tmp.path().join("out");
+    let start = Instant::now();
+    let output = stand_in_compare(&lenet, data.path(), &out, &["--run-timeout", "2"]);
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(start.elapsed() < Duration::from_secs(60), "{text}");
+    assert!(text.contains("1 run failed"), "{text}");
+    let failure = report(&out.join("test"), "tch-lenet2.json")
+        .failure
+        .unwrap();
+    assert!(
+        failure.starts_with("stopped at its time limit of 2 s (compare's --run-timeout)"),
+        "{failure}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!alive("sleep 98765"), "the run's child outlived it");
+    let summary = std::fs::read_to_string(out.join("test").join("summary.md")).unwrap();
+    assert!(summary.contains("stopped at its time limit"), "{summary}");
+}
+
+/// `--resume` keeps a failed run as failed without running it again; `--retry-failed` runs it.
+#[test]
+fn resume_keeps_a_failed_run_unless_asked_to_retry_it() {
+    let data = data(20);
+    let tmp = tempfile::tempdir().unwrap();
+    let lenet = stand_in(tmp.path(), "fail");
+    let out = tmp.path().join("out");
+    let runs = || {
+        std::fs::read_to_string(tmp.path().join("count"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let output = stand_in_compare(&lenet, data.path(), &out, &[]);
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(runs(), 1);
+    let failure = report(&out.join("test"), "tch-lenet2.json")
+        .failure
+        .unwrap();
+    assert!(failure.contains("exited with status 3"), "{failure}");
+
+    let output = stand_in_compare(&lenet, data.path(), &out, &["--resume"]);
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(runs(), 1, "{text}");
+    assert!(
+        text.contains("kept the failed report") && text.contains("--retry-failed runs it again"),
+        "{text}"
+    );
+    assert!(text.contains("1 run failed"), "{text}");
+
+    let output = stand_in_compare(&lenet, data.path(), &out, &["--resume", "--retry-failed"]);
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(runs(), 2, "{text}");
+    // --retry-failed alone (without --resume) is refused.
+    let output = stand_in_compare(&lenet, data.path(), &out, &["--retry-failed"]);
+    assert!(!output.status.success());
+    assert_eq!(runs(), 2);
 }
 
 /// A sweep point that fails (here its process is killed) is a failed point: the sweep goes on to

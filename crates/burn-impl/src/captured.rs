@@ -7,13 +7,30 @@
 //! scalars they were launched with. So nothing that changes from step to step may be a host value:
 //! the batch's positions in the epoch's order, the step count and Adam's bias corrections, and the
 //! slot of the step's loss all live in device tensors that the step itself advances. And every
-//! piece of state is updated in place (cubecl writes an operation's result into its left operand's
-//! buffer when that handle is the only one), so that each replay reads what the previous one
-//! wrote. burn's own Adam (burn-optim's `adam.rs`) computes its bias corrections on the host from a
-//! host step count: captured, it would train every replay with the corrections of the step it was
-//! recorded at. [`DeviceAdam`] is the same arithmetic with the corrections read on the device:
-//! the host computes an epoch's corrections before it starts, exactly as burn-optim does, and
-//! writes them in place into a table that each step reads at its own slot.
+//! piece of state is written back into its own buffer: a new value is computed from clones of the
+//! state (so that the state is only read by the computation) and then written over the state with
+//! a whole-range `slice_assign` ([`write_back`]). What an operation's result lands in is otherwise
+//! burn's choice: `Tensor::inplace` promises nothing about buffers (burn-tensor 0.23.0-pre.1,
+//! `tensor/api/base.rs`, its doc), and under fusion (the CUDA build's `Fusion<CubeBackend>`) a
+//! fused block's outputs take the buffers of its consumed inputs by position, not by name
+//! (burn-cubecl-fusion 0.23.0-pre.1: inputs listed in the order first read,
+//! `engine/trace/block.rs`; outputs sorted by shape and each given the first remaining input of its
+//! shape, `engine/launch/output.rs`), so that Adam's new second moment could land in the
+//! gradient's buffer and the new weights in the second moment's. `slice_assign` is never fused
+//! (burn-cubecl-fusion's `engine/fuser.rs` fuses no assignment) and burn-cubecl writes it into the
+//! destination's own buffer when that handle is the only one (`kernel/index/slice_assign.rs`),
+//! which the clones make it. burn-optim's own Adam (`adam.rs`) computes its bias corrections on the
+//! host from a host step count: captured, it would train every replay with the corrections of the
+//! step it was recorded at. [`DeviceAdam`] is the same arithmetic with the corrections read on the
+//! device: the host computes an epoch's corrections before it starts, exactly as burn-optim does,
+//! and writes them into a table that each step reads at its own slot.
+//!
+//! A replay is trusted only once it has proved itself: the first replay of a run is compared with
+//! an eager step from the same state (a twin of the state, in fresh buffers, stepped eagerly), by
+//! `common::replay_check`; where they disagree the run goes on eagerly from the twin, the graph
+//! dropped, and the report says by how much. A recording that fails on a device with graphs (whose
+//! buffers cubecl then marks as failed) leaves the run eager from the state saved on the host
+//! before the recording, with no step counted that did not run.
 //!
 //! Where the device has no graphs (the CPU backends), `capture` re-runs the step at each replay,
 //! so the same code trains, step for step, on the CPU: that is how it is tested.
@@ -21,16 +38,28 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Instant;
 
-use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::GradientsParams;
+use burn::tensor::kind::Basic;
 use burn::tensor::{Device, Graph, IndexingUpdateOp, Int, Tensor, TensorData};
+use common::replay_check::{self, StepOutcome};
 
 use crate::model::Net;
 use crate::{correct, lost, read_error, scalar};
 use common::harness::{first_nonfinite, Totals};
 use common::TrainError;
+
+/// Writes `value` over `dst`, into `dst`'s own buffer: a whole-range `slice_assign`, which burn's
+/// fusion never fuses and burn-cubecl runs in place on a destination that is the only handle on its
+/// buffer (see the module documentation). `value` must not be computed in place of `dst`: compute
+/// it from `dst.clone()`.
+fn write_back<const D: usize, K: Basic>(dst: &mut Tensor<D, K>, value: Tensor<D, K>) {
+    let old = std::mem::replace(dst, value.clone());
+    *dst = old.slice_assign(.., value);
+}
 
 /// The recipe's Adam with its step count and bias corrections on the device: per parameter the
 /// update burn-optim's Adam makes (`m·c / (√v + ε·√(1-β₂ᵗ))` with `c = √(1-β₂ᵗ)/(1-β₁ᵗ)`, times
@@ -41,7 +70,7 @@ use common::TrainError;
 /// (about 1e-4 of it at the first step), enough for LeNet3's losses to part from the idiomatic
 /// run's by 1.2e-4 at its tenth step on one CPU. The moments start at zero (burn's first step,
 /// which starts them from the gradient, gives the same values) and, like the parameters, are
-/// updated in place.
+/// written back into their own buffers.
 pub struct DeviceAdam {
     beta_1: f32,
     beta_2: f32,
@@ -94,8 +123,8 @@ impl DeviceAdam {
     }
 
     /// Writes the corrections of the next `steps` steps into the tables, at slots 0 to `steps-1`:
-    /// in place where the tables have that length, so that a step recorded on them replays on the
-    /// new values (returns true), else into new tables (false).
+    /// into the tables' own buffers where they have that length, so that a step recorded on them
+    /// replays on the new values (returns true), else into new tables (false).
     fn plan(&mut self, steps: usize, device: &Device) -> bool {
         let (factor, epsilon): (Vec<f32>, Vec<f32>) = (self.planned + 1..=self.planned + steps)
             .map(|t| self.corrections_at(t))
@@ -105,8 +134,8 @@ impl DeviceAdam {
         let epsilon = Tensor::<1>::from_data(TensorData::new(epsilon, [steps]), device);
         match &mut self.table {
             Some(t) if t.factor.dims()[0] == steps => {
-                t.factor.inplace(|f| f.slice_assign(0..steps, factor));
-                t.epsilon.inplace(|e| e.slice_assign(0..steps, epsilon));
+                write_back(&mut t.factor, factor);
+                write_back(&mut t.epsilon, epsilon);
                 true
             }
             _ => {
@@ -125,38 +154,52 @@ impl DeviceAdam {
         })
     }
 
-    /// The parameter `param` (flattened, on the plain device) after one step with `grad`.
-    fn update(
+    /// The parameter `param` (on the plain device) after one step with `grad` (flattened): the new
+    /// moments and the new parameter computed from clones of the old, then each written back into
+    /// its own buffer.
+    fn update<const D: usize>(
         &mut self,
         id: ParamId,
-        param: Tensor<1>,
+        param: Tensor<D>,
         grad: Tensor<1>,
         c: &Corrections,
-    ) -> Tensor<1> {
-        let (beta_1, beta_2) = (self.beta_1, self.beta_2);
+    ) -> Tensor<D> {
+        let (beta_1, beta_2, lr) = (self.beta_1, self.beta_2, self.learning_rate);
         let (m, v) = self
             .moments
             .entry(id)
             .or_insert_with(|| (grad.zeros_like(), grad.zeros_like()));
-        m.inplace(|m| {
-            m.mul_scalar(beta_1)
-                .add(grad.clone().mul_scalar(1.0 - beta_1))
-        });
-        v.inplace(|v| {
-            v.mul_scalar(beta_2)
-                .add(grad.square().mul_scalar(1.0 - beta_2))
-        });
-        let step = m
+        let m_new = m
+            .clone()
+            .mul_scalar(beta_1)
+            .add(grad.clone().mul_scalar(1.0 - beta_1));
+        let v_new = v
+            .clone()
+            .mul_scalar(beta_2)
+            .add(grad.square().mul_scalar(1.0 - beta_2));
+        let step = m_new
             .clone()
             .mul(c.factor.clone())
-            .div(v.clone().sqrt().add(c.epsilon.clone()));
-        param.sub(step.mul_scalar(self.learning_rate))
+            .div(v_new.clone().sqrt().add(c.epsilon.clone()));
+        let shape = param.shape();
+        let n = shape.num_elements();
+        let theta = param
+            .clone()
+            .reshape([n])
+            .sub(step.mul_scalar(lr))
+            .reshape(shape);
+        write_back(m, m_new);
+        write_back(v, v_new);
+        let mut param = param;
+        write_back(&mut param, theta);
+        param
     }
 
     /// `net` after one step with the gradients of `grads` and the step's `corrections` (from
-    /// [`DeviceAdam::at`]): each parameter updated in place, the step count advanced.
+    /// [`DeviceAdam::at`]): each parameter updated in its own buffer, the step count advanced.
     fn step(&mut self, net: Net, grads: GradientsParams, corrections: Corrections) -> Net {
-        self.time.inplace(|t| t.add_scalar(1.0));
+        let time = self.time.clone().add_scalar(1.0);
+        write_back(&mut self.time, time);
         net.map(&mut Mapper {
             adam: self,
             grads,
@@ -183,15 +226,23 @@ impl ModuleMapper for Mapper<'_> {
         let Some(grad) = self.grads.remove::<D>(id) else {
             return Param::from_mapped_value(id, tensor, mapper);
         };
-        let inner = tensor.inner();
-        let shape = inner.shape();
-        let n = shape.num_elements();
-        let updated =
-            self.adam
-                .update(id, inner.reshape([n]), grad.reshape([n]), &self.corrections);
-        let tensor = Tensor::from_inner(updated.reshape(shape)).require_grad();
+        let n = grad.shape().num_elements();
+        let updated = self
+            .adam
+            .update(id, tensor.inner(), grad.reshape([n]), &self.corrections);
+        let tensor = Tensor::from_inner(updated).require_grad();
         Param::from_mapped_value(id, tensor, mapper)
     }
+}
+
+/// A fault put into the replayed steps of a test, for the self-check to catch.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Fault {
+    /// The step leaves the parameters where they were.
+    SkipUpdate,
+    /// The step reads the bias corrections of the step before (a stale step count).
+    StaleCount,
 }
 
 /// Everything a step reads and writes, each in a buffer that stays put from one step to the next.
@@ -213,6 +264,75 @@ pub struct StepState {
     /// The current step's slot in `step_losses`, as a `[1]` index.
     slot: Tensor<1, Int>,
     batch_size: usize,
+    /// In a test: a fault the replayed steps make.
+    #[cfg(test)]
+    fault: Option<Fault>,
+    /// In a test: whether the step now running is a replay.
+    #[cfg(test)]
+    replaying: bool,
+}
+
+/// A step's whole mutable state on the host: the parameters by id (with their names), Adam's
+/// moments and step count, the positions, the slot and the epoch's sums.
+struct Saved {
+    params: Vec<(ParamId, String, TensorData)>,
+    moments: Vec<(ParamId, TensorData, TensorData)>,
+    time: TensorData,
+    positions: TensorData,
+    slot: TensorData,
+    loss_sum: TensorData,
+    hits: TensorData,
+    step_losses: Option<TensorData>,
+}
+
+fn host<const D: usize, K: Basic>(t: &Tensor<D, K>) -> Result<TensorData, TrainError> {
+    t.clone()
+        .try_into_data()
+        .map_err(|e| read_error("saving the captured step's state", e))
+}
+
+fn floats(data: &TensorData) -> Result<Vec<f32>, TrainError> {
+    data.try_to_vec_as::<f32>()
+        .map_err(|e| read_error("saving the captured step's state", e))
+}
+
+/// Reads every parameter of a module with its id and its path (`conv1.weight`).
+#[derive(Default)]
+struct Reader {
+    path: Vec<String>,
+    found: Vec<(ParamId, String, Result<TensorData, TrainError>)>,
+}
+
+impl ModuleVisitor for Reader {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = host(&param.val().inner());
+        self.found.push((param.id, self.path.join("."), value));
+    }
+}
+
+/// Puts saved values into every parameter of a module, each in a new buffer, keeping its id.
+struct Restorer<'a> {
+    saved: &'a HashMap<ParamId, TensorData>,
+    device: &'a Device,
+}
+
+impl ModuleMapper for Restorer<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(data) = self.saved.get(&id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let fresh = Tensor::<D>::from_data(data.clone(), self.device);
+        Param::from_mapped_value(id, Tensor::from_inner(fresh).require_grad(), mapper)
+    }
 }
 
 impl StepState {
@@ -238,6 +358,10 @@ impl StepState {
             step_losses: None,
             slot: Tensor::zeros([1], device),
             batch_size,
+            #[cfg(test)]
+            fault: None,
+            #[cfg(test)]
+            replaying: false,
         }
     }
 
@@ -255,8 +379,8 @@ impl StepState {
         let steps = n.div_ceil(self.batch_size);
         let kept = match (&mut self.order, &mut self.step_losses) {
             (Some(o), Some(l)) if o.dims()[0] == n && l.dims()[0] == steps => {
-                o.inplace(|o| o.slice_assign(0..n, values));
-                l.inplace(|l| l.slice_assign(0..steps, Tensor::zeros([steps], device)));
+                write_back(o, values);
+                write_back(l, Tensor::zeros([steps], device));
                 true
             }
             _ => {
@@ -267,26 +391,34 @@ impl StepState {
         };
         let kept = self.adam.plan(steps, device) && kept;
         let batch = self.batch_size;
-        let start = Tensor::<1, Int>::arange(0..batch as i64, device);
-        self.positions.inplace(|p| p.slice_assign(0..batch, start));
-        self.slot
-            .inplace(|s| s.slice_assign(0..1, Tensor::zeros([1], device)));
-        self.loss_sum
-            .inplace(|s| s.slice_assign(0..1, Tensor::zeros([1], device)));
-        self.hits
-            .inplace(|s| s.slice_assign(0..1, Tensor::zeros([1], device)));
+        write_back(
+            &mut self.positions,
+            Tensor::<1, Int>::arange(0..batch as i64, device),
+        );
+        write_back(&mut self.slot, Tensor::zeros([1], device));
+        write_back(&mut self.loss_sum, Tensor::zeros([1], device));
+        write_back(&mut self.hits, Tensor::zeros([1], device));
         kept
     }
 
     /// One step over the next `len` positions (a full batch, or the shorter last one).
     fn step(&mut self, len: usize) {
+        #[cfg(test)]
+        let fault = self.fault.filter(|_| self.replaying);
         let positions = if len == self.batch_size {
             self.positions.clone()
         } else {
             self.positions.clone().narrow(0, 0, len)
         };
+        #[cfg(test)]
+        let corrections = match fault {
+            Some(Fault::StaleCount) => self.adam.at(&self.slot.clone().sub_scalar(1)),
+            _ => self.adam.at(&self.slot),
+        };
+        #[cfg(not(test))]
+        let corrections = self.adam.at(&self.slot);
         let (Some(order), Some(step_losses), Some(corrections)) =
-            (&self.order, &mut self.step_losses, self.adam.at(&self.slot))
+            (&self.order, &mut self.step_losses, corrections)
         else {
             return;
         };
@@ -300,15 +432,139 @@ impl StepState {
         let loss = self.loss.forward(logits.clone(), ys.clone());
         let hits = correct(logits.inner(), ys.inner());
         let grads = GradientsParams::from_grads(loss.backward(), &net);
-        self.net = Some(self.adam.step(net, grads, corrections));
+        #[cfg(test)]
+        let net = if fault == Some(Fault::SkipUpdate) {
+            net
+        } else {
+            self.adam.step(net, grads, corrections)
+        };
+        #[cfg(not(test))]
+        let net = self.adam.step(net, grads, corrections);
+        self.net = Some(net);
         let loss = loss.inner();
-        self.loss_sum
-            .inplace(|s| s.add(loss.clone().mul_scalar(len as f64)));
-        self.hits.inplace(|h| h.add(hits));
+        let sum = self
+            .loss_sum
+            .clone()
+            .add(loss.clone().mul_scalar(len as f64));
+        write_back(&mut self.loss_sum, sum);
+        let total = self.hits.clone().add(hits);
+        write_back(&mut self.hits, total);
+        // select_assign is not fused either, and writes into the step losses' own buffer.
         let slot = self.slot.clone();
-        step_losses.inplace(|l| l.select_assign(0, slot, loss, IndexingUpdateOp::Add));
-        self.slot.inplace(|s| s.add_scalar(1));
-        self.positions.inplace(|p| p.add_scalar(len as i64));
+        let losses = std::mem::replace(step_losses, loss.clone());
+        *step_losses = losses.select_assign(0, slot, loss, IndexingUpdateOp::Add);
+        let next = self.slot.clone().add_scalar(1);
+        write_back(&mut self.slot, next);
+        let next = self.positions.clone().add_scalar(len as i64);
+        write_back(&mut self.positions, next);
+    }
+
+    /// The whole mutable state, read back to the host.
+    fn save(&self) -> Result<Saved, TrainError> {
+        let mut reader = Reader::default();
+        self.net()?.visit(&mut reader);
+        let params = reader
+            .found
+            .into_iter()
+            .map(|(id, name, value)| Ok((id, name, value?)))
+            .collect::<Result<Vec<_>, TrainError>>()?;
+        let moments = self
+            .adam
+            .moments
+            .iter()
+            .map(|(id, (m, v))| Ok((*id, host(m)?, host(v)?)))
+            .collect::<Result<Vec<_>, TrainError>>()?;
+        Ok(Saved {
+            params,
+            moments,
+            time: host(&self.adam.time)?,
+            positions: host(&self.positions)?,
+            slot: host(&self.slot)?,
+            loss_sum: host(&self.loss_sum)?,
+            hits: host(&self.hits)?,
+            step_losses: self.step_losses.as_ref().map(host).transpose()?,
+        })
+    }
+
+    /// A state with `saved`'s values, each in a new buffer on `device`, sharing with this one only
+    /// what a step never writes (the data, the epoch's order, Adam's corrections).
+    fn twin(&self, saved: &Saved, device: &Device) -> Result<StepState, TrainError> {
+        let values: HashMap<ParamId, TensorData> = saved
+            .params
+            .iter()
+            .map(|(id, _, data)| (*id, data.clone()))
+            .collect();
+        let net = self.net()?.clone().map(&mut Restorer {
+            saved: &values,
+            device,
+        });
+        let mut adam = DeviceAdam::with(
+            self.adam.beta_1,
+            self.adam.beta_2,
+            self.adam.epsilon,
+            self.adam.learning_rate,
+            device,
+        );
+        adam.time = Tensor::from_data(saved.time.clone(), device);
+        adam.planned = self.adam.planned;
+        adam.table = self.adam.table.clone();
+        adam.moments = saved
+            .moments
+            .iter()
+            .map(|(id, m, v)| {
+                let m = Tensor::from_data(m.clone(), device);
+                let v = Tensor::from_data(v.clone(), device);
+                (*id, (m, v))
+            })
+            .collect();
+        Ok(StepState {
+            net: Some(net),
+            adam,
+            loss: self.loss.clone(),
+            images: self.images.clone(),
+            labels: self.labels.clone(),
+            order: self.order.clone(),
+            positions: Tensor::from_data(saved.positions.clone(), device),
+            loss_sum: Tensor::from_data(saved.loss_sum.clone(), device),
+            hits: Tensor::from_data(saved.hits.clone(), device),
+            step_losses: saved
+                .step_losses
+                .as_ref()
+                .map(|l| Tensor::from_data(l.clone(), device)),
+            slot: Tensor::from_data(saved.slot.clone(), device),
+            batch_size: self.batch_size,
+            #[cfg(test)]
+            fault: None,
+            #[cfg(test)]
+            replaying: false,
+        })
+    }
+
+    /// What the step that just ran from `before` left: its loss (at `before`'s slot) and every
+    /// parameter.
+    fn outcome(&self, before: &Saved) -> Result<StepOutcome, TrainError> {
+        let slot = before
+            .slot
+            .try_to_vec_as::<i64>()
+            .map_err(|e| read_error("reading the step's slot", e))?
+            .first()
+            .copied()
+            .unwrap_or(0);
+        let losses = self.step_losses.as_ref().ok_or_else(lost)?;
+        let loss = floats(&host(losses)?)?
+            .get(usize::try_from(slot).unwrap_or(usize::MAX))
+            .copied()
+            .ok_or_else(|| crate::backend_error("the step's slot is past the epoch's steps"))?;
+        let now = self.save()?;
+        let tensors = now
+            .params
+            .iter()
+            .map(|(_, name, data)| Ok((name.clone(), floats(data)?)))
+            .collect::<Result<Vec<_>, TrainError>>()?;
+        Ok(StepOutcome {
+            loss: f64::from(loss),
+            tensors,
+        })
     }
 
     /// The epoch's totals, read back once, and a check that every step advanced the device's
@@ -348,13 +604,16 @@ impl StepState {
 type StepGraph = Graph<(), Box<dyn FnMut()>>;
 
 /// How a full step ran: recorded and replayed as a graph, or re-run eagerly because the device has
-/// no graphs (with burn's reason).
+/// no graphs or the recording failed (with burn's reason), or eagerly after the replay disagreed
+/// with the eager step (with the difference).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Replay {
     /// Not captured yet (no epoch has had enough full batches).
     Pending,
     Graph,
     Eager(String),
+    /// The replay failed its self-check: what the report says.
+    FellBack(String),
 }
 
 /// The tuned step of a run: its state, and its graph once recorded.
@@ -363,7 +622,15 @@ pub struct Captured {
     graph: Option<StepGraph>,
     /// The plain device under autodiff, where the graph is recorded.
     device: Device,
+    /// Whether the device records graphs (CUDA): a recording that fails there leaves buffers
+    /// marked as failed.
+    graphs: bool,
     replay: Replay,
+    /// Whether the graph's first replay has been checked against the eager step.
+    verified: bool,
+    /// The self-check's tolerance, and what it last found (`None` until a first replay).
+    tolerance: f64,
+    check: Option<String>,
 }
 
 /// Full steps `capture` runs before its graph is there: three warm-up steps (autotuning, and the
@@ -372,17 +639,28 @@ pub struct Captured {
 const WARMUP_STEPS: usize = 3;
 
 impl Captured {
-    pub fn new(state: StepState, device: Device) -> Self {
+    /// `graphs`: whether `device` records graphs (CUDA); `tolerance`: how closely the first
+    /// replay must agree with the eager step (relative, see `common::replay_check`).
+    pub fn new(state: StepState, device: Device, graphs: bool, tolerance: f64) -> Self {
         Self {
             state: Rc::new(RefCell::new(state)),
             graph: None,
             device,
+            graphs,
             replay: Replay::Pending,
+            verified: false,
+            tolerance,
+            check: None,
         }
     }
 
     pub fn replay(&self) -> &Replay {
         &self.replay
+    }
+
+    /// What the self-check found: the report's words, once the first replay was checked.
+    pub fn check(&self) -> Option<&str> {
+        self.check.as_deref()
     }
 
     /// A second handle on the state, to watch it between steps.
@@ -396,8 +674,122 @@ impl Captured {
         f(&self.state.borrow())
     }
 
+    /// One replay of the graph; burn's replay panics where the driver refuses it: that is this
+    /// run's error.
+    fn replay_once(&mut self) -> Result<(), TrainError> {
+        let Some(graph) = &mut self.graph else {
+            return Err(lost());
+        };
+        #[cfg(test)]
+        {
+            self.state.borrow_mut().replaying = true;
+        }
+        let replayed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: every buffer the step touches is held by `self.state`, which the graph's
+            // closure owns a handle to and nothing replaces while the graph lives (a new order
+            // buffer, a fallen-back check or a failed recording drops the graph); the replay is
+            // issued on the device's own stream, like every read and refresh of those buffers.
+            unsafe { graph.replay() };
+        }));
+        #[cfg(test)]
+        {
+            self.state.borrow_mut().replaying = false;
+        }
+        replayed.map_err(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "no message".into());
+            crate::backend_error(format!("replaying the captured step failed: {why}"))
+        })
+    }
+
+    /// The first replay, checked: from the state as it is, a twin in fresh buffers takes the step
+    /// eagerly and the graph replays it; where the two disagree, the twin becomes the state and
+    /// the graph is dropped. `step` is the step's number in the epoch (from 1), for the report.
+    fn checked_replay(&mut self, batch: usize, step: usize) -> Result<(), TrainError> {
+        let start = Instant::now();
+        let (before, mut twin) = {
+            let state = self.state.borrow();
+            let before = state.save()?;
+            let twin = state.twin(&before, &self.device)?;
+            (before, twin)
+        };
+        twin.step(batch);
+        let eager = twin.outcome(&before)?;
+        self.replay_once()?;
+        let replayed = self.state.borrow().outcome(&before)?;
+        let names: Vec<(String, Vec<f32>)> = before
+            .params
+            .iter()
+            .map(|(_, name, data)| Ok((name.clone(), floats(data)?)))
+            .collect::<Result<_, TrainError>>()?;
+        let seconds = start.elapsed().as_secs_f64();
+        self.verified = true;
+        match replay_check::compare(&names, &eager, &replayed, self.tolerance) {
+            Ok(agreement) => {
+                self.check = Some(replay_check::passed_note(
+                    &agreement,
+                    self.tolerance,
+                    step,
+                    seconds,
+                ));
+            }
+            Err(disagreement) => {
+                let note = replay_check::failed_note(&disagreement, step, seconds);
+                *self.state.borrow_mut() = twin;
+                self.graph = None;
+                self.replay = Replay::FellBack(note.clone());
+                self.check = Some(note);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the step (`capture` runs its warm-up steps first) and returns the full steps that
+    /// ran. A recording that fails on a device with graphs leaves buffers marked as failed: the
+    /// state comes back from the host copy saved before, and no step counts.
+    fn record(&mut self, batch: usize) -> Result<usize, TrainError> {
+        let saved = if self.graphs {
+            Some(self.state.borrow().save()?)
+        } else {
+            None
+        };
+        let state = Rc::clone(&self.state);
+        let step: Box<dyn FnMut()> = Box::new(move || state.borrow_mut().step(batch));
+        let graph = burn::tensor::capture(&self.device, step);
+        self.verified = false;
+        if graph.is_hardware() {
+            self.replay = Replay::Graph;
+            self.graph = Some(graph);
+            return Ok(WARMUP_STEPS);
+        }
+        let why = graph
+            .capture_error()
+            .map_or_else(|| "no reason given".to_string(), |e| format!("{e}"));
+        match saved {
+            None => {
+                // No graphs here: the recording run was an ordinary step, and each replay re-runs
+                // the step.
+                self.replay = Replay::Eager(why);
+                self.graph = Some(graph);
+                Ok(WARMUP_STEPS + 1)
+            }
+            Some(saved) => {
+                drop(graph);
+                let fresh = self.state.borrow().twin(&saved, &self.device)?;
+                *self.state.borrow_mut() = fresh;
+                self.replay = Replay::Eager(format!(
+                    "{why}; the run went on eagerly from the state saved before the recording"
+                ));
+                Ok(0)
+            }
+        }
+    }
+
     /// One epoch over `order`: full batches through the graph (recording it on the first epoch
-    /// that has enough of them), the shorter last batch eagerly.
+    /// that has enough of them, and checking its first replay), the shorter last batch eagerly.
     pub fn epoch(
         &mut self,
         order: &[u32],
@@ -407,7 +799,7 @@ impl Captured {
         let (batch, steps_before) = {
             let mut state = self.state.borrow_mut();
             if !state.start_epoch(order, &self.device) {
-                // A buffer was replaced: a graph recorded on the old one is stale.
+                // A buffer was replaced: a graph recorded before is stale.
                 self.graph = None;
             }
             (state.batch_size, state.adam.steps()?)
@@ -415,55 +807,25 @@ impl Captured {
         let full = n / batch;
         let mut done = 0;
         while done < full {
-            match &mut self.graph {
-                Some(graph) => {
-                    // burn's replay panics where the driver refuses it: that is this run's error.
-                    let replayed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        // SAFETY: every buffer the step touches is held by `self.state`, which
-                        // the graph's closure owns a handle to and nothing replaces while the
-                        // graph lives (a new order buffer drops the graph above); the replay is
-                        // issued on the device's own stream, like every read and refresh of
-                        // those buffers.
-                        unsafe { graph.replay() };
-                    }));
-                    if let Err(panic) = replayed {
-                        let why = panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "no message".into());
-                        return Err(crate::backend_error(format!(
-                            "replaying the captured step failed: {why}"
-                        )));
-                    }
+            let eager_only = matches!(self.replay, Replay::FellBack(_))
+                || (self.graphs && matches!(self.replay, Replay::Eager(_)));
+            if self.graph.is_some() && !self.verified {
+                self.checked_replay(batch, done + 1)?;
+                done += 1;
+                progress(done);
+            } else if self.graph.is_some() {
+                self.replay_once()?;
+                done += 1;
+                progress(done);
+            } else if !eager_only && full - done > WARMUP_STEPS {
+                for _ in 0..self.record(batch)? {
                     done += 1;
                     progress(done);
                 }
-                None if full - done > WARMUP_STEPS => {
-                    let state = Rc::clone(&self.state);
-                    let step: Box<dyn FnMut()> = Box::new(move || state.borrow_mut().step(batch));
-                    let graph = burn::tensor::capture(&self.device, step);
-                    let ran = if graph.is_hardware() {
-                        self.replay = Replay::Graph;
-                        WARMUP_STEPS
-                    } else {
-                        let why = graph
-                            .capture_error()
-                            .map_or_else(|| "no reason given".to_string(), |e| format!("{e}"));
-                        self.replay = Replay::Eager(why);
-                        WARMUP_STEPS + 1
-                    };
-                    self.graph = Some(graph);
-                    for _ in 0..ran {
-                        done += 1;
-                        progress(done);
-                    }
-                }
-                None => {
-                    self.state.borrow_mut().step(batch);
-                    done += 1;
-                    progress(done);
-                }
+            } else {
+                self.state.borrow_mut().step(batch);
+                done += 1;
+                progress(done);
             }
         }
         let steps = n.div_ceil(batch);
@@ -518,7 +880,7 @@ mod tests {
             32,
             &device,
         );
-        Captured::new(state, device)
+        Captured::new(state, device, false, 1e-3)
     }
 
     fn weights(state: &StepState) -> common::weights::Weights {
@@ -572,6 +934,65 @@ mod tests {
             "{:?}",
             captured.replay()
         );
+    }
+
+    /// Two epochs of the tuned step with `fault` in its replays: the captured step and its weights.
+    fn two_epochs(fault: Option<Fault>) -> (Captured, common::weights::Weights) {
+        let n = 32 * 10 + 5;
+        let mut captured = tuned(n);
+        captured.state().borrow_mut().fault = fault;
+        let order: Vec<u32> = (0..n as u32).rev().collect();
+        for _ in 0..2 {
+            captured.epoch(&order, &mut |_| {}).unwrap();
+        }
+        let w = weights(&captured.state().borrow());
+        (captured, w)
+    }
+
+    /// A replay that does what the eager step does passes the self-check, which the report then
+    /// states with the difference it found (none: on the CPU both run the same code).
+    #[test]
+    fn the_self_check_passes_a_correct_replay() {
+        let (captured, _) = two_epochs(None);
+        let check = captured.check().unwrap();
+        assert!(
+            check.starts_with(
+                "its first replay (step 5) was checked against the eager step from the same \
+                 state: agreed within 0.00e0"
+            ),
+            "{check}"
+        );
+        assert!(matches!(captured.replay(), Replay::Eager(_)));
+    }
+
+    /// A replay that skips the update, or reads a stale step's bias corrections, fails the
+    /// self-check on its first replay: the run goes on eagerly from the eager step's state (its
+    /// weights after two epochs are those of a run without the fault, to the bit) and the report
+    /// says by how much the replay was off.
+    #[test]
+    fn the_self_check_catches_a_wrong_replay_and_the_run_goes_on_eagerly() {
+        let (_, clean) = two_epochs(None);
+        for (fault, expected) in [
+            (Fault::SkipUpdate, "update off by 1.00e0"),
+            (Fault::StaleCount, "update off by "),
+        ] {
+            let (captured, w) = two_epochs(Some(fault));
+            let Replay::FellBack(why) = captured.replay() else {
+                panic!("{fault:?}: {:?}", captured.replay());
+            };
+            assert!(
+                why.starts_with("replay disagreed with the eager step: ") && why.contains(expected),
+                "{fault:?}: {why}"
+            );
+            assert!(
+                why.contains("(at step 5); the run went on eagerly"),
+                "{why}"
+            );
+            assert_eq!(captured.check(), Some(why.as_str()));
+            for (name, t) in &clean.tensors {
+                assert_eq!(t, &w.tensors[name], "{fault:?}: {name}");
+            }
+        }
     }
 
     /// DeviceAdam makes the updates burn-optim's Adam makes, to the bit, step for step over 200

@@ -282,20 +282,28 @@ fn tune_backend(cuda: bool) -> Vec<Tuning> {
     tuning
 }
 
-/// The CUDA graph's entry: how the tuned step's full batches ran.
-fn graph_tuning(cuda: bool, replay: &Replay) -> Tuning {
+/// The CUDA graph's entry: how the tuned step's full batches ran, and what the self-check of its
+/// first replay found (`check`).
+fn graph_tuning(cuda: bool, replay: &Replay, check: Option<&str>) -> Tuning {
+    let checked = |note: &str| match check {
+        Some(check) => format!("{note}; {check}"),
+        None => note.to_string(),
+    };
     match replay {
         Replay::Graph => Tuning::applied(
             CUDA_GRAPH,
             CUDA_GRAPH_VALUE,
-            "gather, forward, loss, backward, device-side Adam and the epoch's sums of a full \
-             batch recorded once (after 3 warm-up steps) on the plain CUDA device under autodiff \
-             and replayed; a shorter last batch runs eagerly",
+            &checked(
+                "gather, forward, loss, backward, device-side Adam and the epoch's sums of a full \
+                 batch recorded once (after 3 warm-up steps) on the plain CUDA device under \
+                 autodiff and replayed; a shorter last batch runs eagerly",
+            ),
         ),
+        Replay::FellBack(why) => Tuning::fell_back(CUDA_GRAPH, CUDA_GRAPH_VALUE, why),
         _ if !cuda => Tuning::fell_back(
             CUDA_GRAPH,
             CUDA_GRAPH_VALUE,
-            "the run is on the CPU: no CUDA graphs there (the same step runs eagerly)",
+            &checked("the run is on the CPU: no CUDA graphs there (the same step runs eagerly)"),
         ),
         Replay::Eager(why) => Tuning::fell_back(
             CUDA_GRAPH,
@@ -402,7 +410,10 @@ impl BurnTrainer {
                     spec.batch_size,
                     &device,
                 );
-                (None, Some(Captured::new(state, device.clone())))
+                // The self-check holds the first replay to burn's tolerance against tch.
+                let tolerance = BURN.step_tolerance(spec.model, 1).unwrap_or(1e-3);
+                let captured = Captured::new(state, device.clone(), cuda, tolerance);
+                (None, Some(captured))
             }
         };
         Ok(Self {
@@ -597,7 +608,7 @@ impl Trainer for BurnTrainer {
             tuning: {
                 let mut tuning = self.tuning.clone();
                 if let Some(captured) = &self.captured {
-                    tuning.push(graph_tuning(self.cuda, captured.replay()));
+                    tuning.push(graph_tuning(self.cuda, captured.replay(), captured.check()));
                 }
                 tuning
             },

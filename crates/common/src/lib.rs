@@ -12,7 +12,7 @@
 //! nothing; `idx` on `error`; `mnist` on `idx`; `spec` on `mnist`; `order` on nothing; `weights` on
 //! `spec` and `order`; `reference` on `spec` and `weights`; `harness` on all of those; `bare` on
 //! `error`; `framework` on `harness` and `bare`; `cli` (the shared run options, with the `cli`
-//! feature) on `harness` and `mnist`.
+//! feature) on `harness` and `mnist`; `replay_check` (a captured step's self-check) on nothing.
 
 pub mod bare;
 #[cfg(feature = "cli")]
@@ -25,6 +25,7 @@ pub mod idx;
 pub mod mnist;
 pub mod order;
 pub mod reference;
+pub mod replay_check;
 pub mod spec;
 pub mod weights;
 

@@ -53,9 +53,36 @@ pub fn kernel_pass_file(timed: &Path) -> PathBuf {
     timed.with_file_name(format!("{stem}{KERNEL_PASS_SUFFIX}"))
 }
 
-fn is_kernel_pass_file(path: &Path) -> bool {
+/// Whether `path` is named as a kernel pass's report.
+pub fn is_kernel_pass_file(path: &Path) -> bool {
     path.file_name()
         .is_some_and(|n| n.to_string_lossy().ends_with(KERNEL_PASS_SUFFIX))
+}
+
+/// A warning for a folder whose runs were made with different plans (epochs, images, dataset,
+/// initial weights, learning rate), naming each plan and its rows; `None` when they share one.
+pub fn mixed_plans(reports: &[RunReport]) -> Option<String> {
+    let plans = reports::plan::plans(reports.iter().map(|r| &r.spec));
+    if plans.len() < 2 {
+        return None;
+    }
+    let each: Vec<String> = plans
+        .iter()
+        .map(|(plan, _)| {
+            let mut rows: Vec<String> = reports
+                .iter()
+                .filter(|r| reports::Plan::of(&r.spec) == *plan)
+                .map(|r| format!("{} {}", r.label(), r.spec.model))
+                .collect();
+            rows.dedup();
+            format!("{plan} ({})", rows.join(", "))
+        })
+        .collect();
+    Some(format!(
+        "**Warning: these runs do not share one plan, so rows of different plans do not compare.** \
+         {}.",
+        each.join("; ")
+    ))
 }
 
 /// Whether a kernel pass measured the configuration of a timed run: the same framework, model,
@@ -115,9 +142,13 @@ impl ResultsFolder {
         })
     }
 
-    /// The comparison table.
+    /// The comparison table, under a warning when its runs do not share one plan.
     pub fn table(&self, catalogue: &Catalogue) -> String {
-        summary::table(&self.reports, catalogue)
+        let table = summary::table(&self.reports, catalogue);
+        match mixed_plans(&self.reports) {
+            Some(warning) => format!("{warning}\n\n{table}"),
+            None => table,
+        }
     }
 
     /// Rewrites `summary.md` and the charts from the reports; returns the table.
@@ -510,7 +541,9 @@ fn summary_markdown(
     }
     let failed: Vec<&RunReport> = reports.iter().filter(|r| !r.succeeded()).collect();
     if !failed.is_empty() {
-        text.push_str("Failed runs (`--resume` reruns them and keeps the others):\n\n");
+        text.push_str(
+            "Failed runs (`--resume --retry-failed` runs them again and keeps the others):\n\n",
+        );
         for r in failed {
             // The point, where the folder has several.
             let mut point = String::new();

@@ -1,21 +1,29 @@
 //! One run in its own process: the Python rows' plan file first, then the run, supervised until
-//! it ends or Ctrl-C stops it; a process that ends without a report leaves a failed one that says how.
+//! it ends, passes its time limit or Ctrl-C stops it; a process that ends without a report leaves a
+//! failed one that says how.
+//!
+//! Each run process leads a process group of its own, so that a run stopped at its time limit or by
+//! Ctrl-C is stopped with every process it started (a Python row's workers, say), and on Linux it
+//! is killed with `compare` if `compare` itself is killed.
 
 use super::*;
 use common::harness::DeviceKind;
 
 /// Runs one (framework, model, seed) in its own process and returns its report: the one the process
-/// wrote, or a failed one that says how the process ended. `None` when Ctrl-C stopped it (no report
-/// is left for it then). A Python reference first gets its plan file (the shared weights and the
-/// batch orders over `examples` training examples) from `lenet plan`.
+/// wrote, or a failed one that says how the process ended (or that it passed `limit`, the run's
+/// time limit, plan file included). `None` when Ctrl-C stopped it (no report is left for it then).
+/// A Python reference first gets its plan file (the shared weights and the batch orders over
+/// `examples` training examples) from `lenet plan`.
 pub(super) fn run_one(
     tools: &Tools,
     args: &Args,
     info: &FrameworkInfo,
     spec: &RunSpec,
     examples: usize,
+    limit: Duration,
     report_path: &Path,
 ) -> Result<Option<RunReport>> {
+    let deadline = Instant::now() + limit;
     let framework = spec.framework.as_str();
     let model = spec.model;
     // A report left by an earlier run must not pass for this one.
@@ -40,15 +48,16 @@ pub(super) fn run_one(
                 .args(["--examples", &examples.to_string()])
                 .arg("--out")
                 .arg(&plan);
-            match run_child(&mut planner) {
-                Ok(Some(status)) if status.success() => {}
-                Ok(Some(status)) => {
+            match run_child(&mut planner, deadline) {
+                Ok(Ended::Exited(status)) if status.success() => {}
+                Ok(Ended::Exited(status)) => {
                     return failed(format!(
                         "`lenet plan` (the reference run's weights and batch order) {}",
                         ended(status)
                     ))
                 }
-                Ok(None) => return Ok(None),
+                Ok(Ended::TimedOut) => return failed(timed_out(limit)),
+                Ok(Ended::Interrupted) => return Ok(None),
                 Err(e) => return failed(format!("{e:#}")),
             }
             let script = match (&args.scripts, &info.script) {
@@ -82,13 +91,17 @@ pub(super) fn run_one(
         cmd.arg("--data-dir").arg(dir);
     }
     cmd.arg("--out").arg(report_path);
-    let status = run_child(&mut cmd);
+    let status = run_child(&mut cmd, deadline);
     let _ = std::fs::remove_file(&plan);
     let status = match status {
-        Ok(Some(status)) => status,
-        Ok(None) => {
+        Ok(Ended::Exited(status)) => status,
+        Ok(Ended::Interrupted) => {
             let _ = std::fs::remove_file(report_path);
             return Ok(None);
+        }
+        Ok(Ended::TimedOut) => {
+            let _ = std::fs::remove_file(&records);
+            return failed(timed_out(limit));
         }
         Err(e) => return failed(format!("{e:#}")),
     };
@@ -119,31 +132,98 @@ fn attribute_python_pass(report: &mut RunReport, records: &Path) {
     });
 }
 
-/// Starts `cmd` and waits for it; `Ok(None)` when Ctrl-C came first (the process is then stopped).
-pub(super) fn run_child(cmd: &mut Command) -> Result<Option<ExitStatus>> {
+/// The failure of a run stopped at its time limit.
+fn timed_out(limit: Duration) -> String {
+    format!(
+        "stopped at its time limit of {} s (compare's --run-timeout): the run and every process \
+         it started were killed",
+        limit.as_secs()
+    )
+}
+
+/// How a supervised process ended.
+#[derive(Debug)]
+pub(super) enum Ended {
+    Exited(ExitStatus),
+    /// Ctrl-C came first; the process is stopped.
+    Interrupted,
+    /// The deadline came first; the process and its group are killed.
+    TimedOut,
+}
+
+/// Starts `cmd` as the leader of a process group of its own and waits for it until `deadline`.
+pub(super) fn run_child(cmd: &mut Command, deadline: Instant) -> Result<Ended> {
+    own_group(cmd);
     let mut child: Child = cmd
         .spawn()
         .with_context(|| format!("cannot start {}", cmd.get_program().to_string_lossy()))?;
     loop {
         let status = child.try_wait().context("cannot wait for a run process")?;
         if let Some(status) = status {
-            // Ctrl-C at a terminal reaches the run process too, which may end before the handler
-            // has set the flag: give the handler a moment to tell that apart from a crash.
+            // A signal sent to `compare`'s own group (a terminal's Ctrl-C, `timeout`) may reach
+            // the run before the handler has set the flag: give the handler a moment to tell that
+            // apart from a crash.
             if signal(status).is_some() {
                 std::thread::sleep(Duration::from_millis(300));
             }
+            // What the run started may outlive it.
+            kill_group(&mut child);
             if INTERRUPTED.load(Ordering::SeqCst) {
-                return Ok(None);
+                return Ok(Ended::Interrupted);
             }
-            return Ok(Some(status));
+            return Ok(Ended::Exited(status));
         }
         if INTERRUPTED.load(Ordering::SeqCst) {
-            let _ = child.kill();
+            kill_group(&mut child);
             let _ = child.wait();
-            return Ok(None);
+            return Ok(Ended::Interrupted);
+        }
+        if Instant::now() >= deadline {
+            kill_group(&mut child);
+            let _ = child.wait();
+            return Ok(Ended::TimedOut);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Makes the process `cmd` starts the leader of a new process group, killed (on Linux) when the
+/// process that started it dies.
+#[cfg(unix)]
+fn own_group(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe and touches only the new process's own settings.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(unix))]
+fn own_group(_: &mut Command) {}
+
+/// Kills `child`'s process group (the child and whatever it started that is still in the group).
+#[cfg(unix)]
+fn kill_group(child: &mut Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: a plain system call. The group is the one `own_group` made, led by `child`; a
+        // group keeps its id while any member lives, and Linux gives no new process an id that a
+        // group still uses, so this reaches that group or, when it is gone, nothing of ours.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_group(child: &mut Child) {
+    let _ = child.kill();
 }
 
 #[cfg(unix)]

@@ -16,12 +16,12 @@ use anyhow::{bail, Context, Result};
 use common::framework::{FrameworkInfo, Runner};
 use common::harness::{DeviceRequest, Profile, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
 use common::{Dataset, ModelKind};
-use reports::{Catalogue, Environment, RunReport};
+use reports::{Catalogue, Environment, Plan, RunReport};
 use results::folder::{self, write_picture};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::setup;
 pub use common::cli::RunArgs;
@@ -100,10 +100,20 @@ pub struct Args {
     /// cannot share one binary, so the GPU bundle has one for each
     #[arg(long, value_name = "FRAMEWORK=FILE", value_parser = parse_lenet_for)]
     pub lenet_for: Vec<(String, PathBuf)>,
-    /// Keep the runs whose reports are already in the results folder, finished with the same
-    /// settings (framework, model, dataset, seed, epochs, ...), and run only the others
+    /// Keep the runs whose reports are already in the results folder, made with the same settings
+    /// (framework, model, dataset, seed, epochs, ...), and run only the others; a run that failed
+    /// with the same settings is kept as failed (see --retry-failed)
     #[arg(long)]
     pub resume: bool,
+    /// With --resume: run again the runs whose reports say they failed
+    #[arg(long, requires = "resume")]
+    pub retry_failed: bool,
+    /// Stop a run that takes longer than SECONDS, with every process it started, and write a
+    /// failed report that says so (default: from the plan: 300 s for start-up, compilation and
+    /// autotuning, plus 10 ms for each image of each epoch, training and test; twice that for a
+    /// kernel pass)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub run_timeout: Option<u64>,
     /// Run only slice I of N of the comparison's runs, for a scheduler that starts N jobs of this
     /// command: I/N (I from 1), or N alone to take I from the scheduler (Slurm job arrays'
     /// SLURM_ARRAY_TASK_ID counted from SLURM_ARRAY_TASK_MIN, Kubernetes Indexed Jobs'
@@ -169,6 +179,7 @@ pub fn run(args: Args) -> Result<bool> {
     let tools = tools(&args)?;
     // What the plan file's batch orders must cover: the training examples a run will have.
     let examples = data.train.len();
+    let test_examples = data.test.len();
     let env = Environment::capture();
     let machine = args.machine.clone().unwrap_or_else(|| {
         env.machine_slug(args.run.device != DeviceRequest::Cpu && env.gpu.is_some())
@@ -188,6 +199,7 @@ pub fn run(args: Args) -> Result<bool> {
     if let Some(tag) = &tag {
         dir = dir.join(tag);
     }
+    check_folder_plan(&dir, &args)?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the results folder {}", dir.display()))?;
     common::fsio::check_writable_dir(&dir)
@@ -233,15 +245,31 @@ pub fn run(args: Args) -> Result<bool> {
                     };
                     let seed = args.run.seed + u64::from(repeat - 1);
                     let spec = spec(&args, framework, *model, seed, *point);
-                    if args.resume && finished_earlier(&path, &spec) {
-                        eprintln!(
-                            "== {}: kept {} (finished earlier with the same settings)",
-                            describe(&spec),
-                            path.display()
-                        );
-                        continue;
+                    if args.resume {
+                        match earlier(&path, &spec) {
+                            Earlier::Finished => {
+                                eprintln!(
+                                    "== {}: kept {} (finished earlier with the same settings)",
+                                    describe(&spec),
+                                    path.display()
+                                );
+                                continue;
+                            }
+                            Earlier::Failed(why) if !args.retry_failed => {
+                                eprintln!(
+                                    "== {}: kept the failed report {} (failed earlier with the \
+                                     same settings: {why}; --retry-failed runs it again)",
+                                    describe(&spec),
+                                    path.display()
+                                );
+                                failed.push(path);
+                                continue;
+                            }
+                            Earlier::Failed(_) | Earlier::Nothing => {}
+                        }
                     }
-                    match run_one(&tools, &args, info, &spec, examples, &path)? {
+                    let limit = run_limit(&args, &spec, examples, test_examples);
+                    match run_one(&tools, &args, info, &spec, examples, limit, &path)? {
                         Some(report) if !report.succeeded() => failed.push(path),
                         Some(_) => {}
                         None => break 'runs,
@@ -439,6 +467,30 @@ mod tests {
             }
         }
         assert!(Cli::try_parse_from(["compare", "--profile", "fast"]).is_err());
+    }
+
+    /// A run's time limit follows the plan: the allowance and 10 ms per image of every epoch,
+    /// doubled for a kernel pass; --run-timeout replaces it.
+    #[test]
+    fn a_runs_time_limit_follows_its_plan() {
+        let recipe = RunSpec::recipe("tch", ModelKind::LeNet2);
+        let limit = |line: &[&str], spec: &RunSpec, train, test| {
+            run_limit(&args(line), spec, train, test).as_secs()
+        };
+        // 10 epochs of 60,000 + 10,000 images: 7,000 s, and the allowance.
+        assert_eq!(limit(&[], &recipe, 60_000, 10_000), 300 + 7_000);
+        let short = RunSpec {
+            epochs: 1,
+            ..recipe.clone()
+        };
+        assert_eq!(limit(&[], &short, 6_400, 6_400), 300 + 128);
+        assert_eq!(
+            limit(&["--kernels", "counter.so"], &short, 6_400, 6_400),
+            2 * (300 + 128)
+        );
+        assert_eq!(limit(&["--run-timeout", "90"], &recipe, 60_000, 10_000), 90);
+        assert!(Cli::try_parse_from(["compare", "--run-timeout", "0"]).is_err());
+        assert!(Cli::try_parse_from(["compare", "--retry-failed"]).is_err());
     }
 
     #[test]

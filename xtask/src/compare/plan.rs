@@ -174,12 +174,89 @@ pub(super) fn check_data(args: &Args) -> Result<(PathBuf, common::Mnist)> {
     Ok((dir, data))
 }
 
-/// Whether `path` holds a successful report of exactly `spec` (what `--resume` keeps).
-pub(super) fn finished_earlier(path: &Path, spec: &RunSpec) -> bool {
+/// What `--resume` finds of a run at `path`.
+#[derive(Debug, PartialEq)]
+pub(super) enum Earlier {
+    /// No report of exactly this run's settings.
+    Nothing,
+    /// A successful report of exactly these settings.
+    Finished,
+    /// A failed report of exactly these settings: its failure's first line.
+    Failed(String),
+}
+
+pub(super) fn earlier(path: &Path, spec: &RunSpec) -> Earlier {
     match RunReport::read(path) {
-        Ok(r) => r.succeeded() && r.spec == *spec,
-        Err(_) => false,
+        Ok(r) if r.spec != *spec => Earlier::Nothing,
+        Ok(r) if r.succeeded() => Earlier::Finished,
+        Ok(r) => Earlier::Failed(
+            r.failure
+                .as_deref()
+                .and_then(|f| f.lines().next())
+                .unwrap_or("no reason recorded")
+                .to_string(),
+        ),
+        Err(_) => Earlier::Nothing,
     }
+}
+
+/// Seconds a run may take to start (CUDA's context, a framework's kernels loaded or compiled and
+/// autotuned: burn's take 35-55 s per new shape on an H200, candle's first CUDA epoch 22 s) and end.
+pub const RUN_ALLOWANCE_SECONDS: u64 = 300;
+/// Milliseconds a run may take per image of each epoch, training and test: the slowest row
+/// measured on two cores (candle's LeNet3, 2.3 ms per training image) with a margin of four.
+pub const RUN_MS_PER_IMAGE: u64 = 10;
+
+/// The time limit of a run of `spec` over `train` and `test` images: `--run-timeout`, else the
+/// allowance plus the per-image time of every epoch (twice that for a kernel pass).
+pub(super) fn run_limit(args: &Args, spec: &RunSpec, train: usize, test: usize) -> Duration {
+    if let Some(seconds) = args.run_timeout {
+        return Duration::from_secs(seconds);
+    }
+    let images = u64::from(spec.epochs) * (train + test) as u64;
+    let seconds = RUN_ALLOWANCE_SECONDS + images * RUN_MS_PER_IMAGE / 1000;
+    let factor = if args.kernels.is_some() { 2 } else { 1 };
+    Duration::from_secs(seconds * factor)
+}
+
+/// Refuses a comparison whose runs would sit in `dir` beside reports of another plan (epochs,
+/// images, dataset, initial weights, learning rate): one table would mix them, and their names
+/// would replace each other. A kernel pass is held to the folder's kernel passes (it may take
+/// fewer epochs than the timed runs it measures).
+pub(super) fn check_folder_plan(dir: &Path, args: &Args) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let passes = args.kernels.is_some();
+    let specs: Vec<RunSpec> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json") && folder::is_kernel_pass_file(p) == passes
+        })
+        .filter_map(|p| RunReport::read(&p).ok().map(|r| r.spec))
+        .collect();
+    let ours = Plan::of(&spec(
+        args,
+        "",
+        ModelKind::LeNet2,
+        args.run.seed,
+        points(args, false, 1)[0],
+    ));
+    let others: Vec<String> = reports::plan::plans(&specs)
+        .into_iter()
+        .filter(|(plan, _)| *plan != ours)
+        .map(|(plan, n)| format!("{n} run{} of {plan}", if n == 1 { "" } else { "s" }))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} holds {} and this comparison runs {ours}: one table would mix them; give it a folder of \
+         its own with --tag NAME (a subfolder there) or --out DIR, or move those reports away first",
+        dir.display(),
+        others.join(", ")
+    )
 }
 
 /// `FRAMEWORK-MODEL[-DATASET][-bBATCH][-tTHREADS][-tuned][-rK].json`: MNIST, the recipe's batch
