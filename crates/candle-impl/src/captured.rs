@@ -22,12 +22,27 @@
 //! device tensor that the step advances, and all state is written back into its own buffer with
 //! `Var::set` (a device copy). candle-nn's AdamW computes its bias corrections on the host from a
 //! host step count; [`DeviceAdam`] is its arithmetic with those on the device.
+//!
+//! A replay is trusted only once it has proved itself: the first replay of a graph runs from a
+//! saved copy of the whole state, the state is then put back (`Var::set`, into the same buffers)
+//! and the same step runs eagerly, and `common::replay_check` compares the two. The state goes on
+//! from the eager step either way; where the replay disagreed, the graph is dropped and the report
+//! says by how much. On the CPU, where there are no graphs, the first step after the warm-up is
+//! checked the same way (its "replay" is the step itself), which is how the check is tested.
+//!
+//! A recording that fails leaves the stream out of capture mode and cudarc's stored error taken
+//! (`record`): otherwise cudarc hands the capture's error to the next call, once, and the eager
+//! step that follows fails with it. The recording launched nothing, so the state is as the
+//! warm-up steps left it.
+
+use std::time::Instant;
 
 use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
 use candle_nn::{Module, ParamsAdamW};
 
 use crate::model::Net;
 use common::harness::{first_nonfinite, Totals};
+use common::replay_check::{self, StepOutcome};
 
 /// candle-nn's AdamW (here with weight decay 0: Adam) with its step count on the device: per
 /// parameter `θ - lr·m̂/(√v̂ + ε)` with `m̂ = m/(1-β₁ᵗ)` and `v̂ = v/(1-β₂ᵗ)`, as candle-nn computes
@@ -39,22 +54,27 @@ pub struct DeviceAdam {
     /// candle-nn computes them on the host (in f32, cancellation would put `1-β₂ᵗ` off by up to
     /// 6e-5 of itself in the first steps).
     time: Var,
-    /// Each parameter with its first and second moments.
+    /// Each parameter with its first and second moments, and its name.
     vars: Vec<(Var, Var, Var)>,
+    names: Vec<String>,
 }
 
 impl DeviceAdam {
-    /// Adam over `vars` with `params`; weight decay must be 0 (the recipe's plain Adam).
-    pub fn new(vars: Vec<Var>, params: ParamsAdamW) -> candle_core::Result<Self> {
+    /// Adam over `vars`, each with its name (what the self-check's report calls it), with
+    /// `params`; weight decay must be 0 (the recipe's plain Adam).
+    pub fn named(vars: Vec<(String, Var)>, params: ParamsAdamW) -> candle_core::Result<Self> {
         if params.weight_decay != 0.0 {
             candle_core::bail!("the device-side Adam has no weight decay");
         }
         let device = vars
             .first()
-            .map_or(Device::Cpu, |v| v.as_tensor().device().clone());
+            .map_or(Device::Cpu, |(_, v)| v.as_tensor().device().clone());
+        let (names, vars): (Vec<String>, Vec<Var>) = vars
+            .into_iter()
+            .filter(|(_, var)| var.dtype().is_float())
+            .unzip();
         let vars = vars
             .into_iter()
-            .filter(|var| var.dtype().is_float())
             .map(|var| {
                 let zeros = || Var::zeros(var.shape(), var.dtype(), var.device());
                 let (m, v) = (zeros()?, zeros()?);
@@ -65,6 +85,7 @@ impl DeviceAdam {
             params,
             time: Var::zeros((), DType::F64, &device)?,
             vars,
+            names,
         })
     }
 
@@ -131,6 +152,30 @@ pub struct StepState {
     slot: Var,
     one: Tensor,
     batch_size: usize,
+    /// In a test: a fault the replayed steps make.
+    #[cfg(test)]
+    fault: Option<Fault>,
+    /// In a test: whether the step now running is a replay.
+    #[cfg(test)]
+    replaying: bool,
+}
+
+/// A fault put into the replayed steps of a test, for the self-check to catch.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Fault {
+    /// The step leaves the parameters and moments where they were.
+    SkipUpdate,
+    /// The step's Adam uses the step count before this step's (stale bias corrections).
+    StaleCount,
+}
+
+/// A copy, on the device, of every variable a step writes, and the slot the step starts at.
+struct Saved {
+    vars: Vec<(Var, Tensor)>,
+    /// The parameters' values before the step, by name, on the host.
+    params: Vec<(String, Vec<f32>)>,
+    slot: usize,
 }
 
 impl StepState {
@@ -156,6 +201,10 @@ impl StepState {
             slot: Var::zeros(1, DType::U32, &device)?,
             one: Tensor::ones(1, DType::U32, &device)?,
             batch_size,
+            #[cfg(test)]
+            fault: None,
+            #[cfg(test)]
+            replaying: false,
         })
     }
 
@@ -209,6 +258,19 @@ impl StepState {
         let logits = self.net.forward(&xs)?; // [len, 10]
         let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
         let grads = loss.backward()?;
+        #[cfg(test)]
+        match self.fault.filter(|_| self.replaying) {
+            Some(Fault::SkipUpdate) => {}
+            Some(Fault::StaleCount) => {
+                // The step count one behind for this step's corrections, then advanced as usual.
+                let time = self.adam.time.as_tensor().clone();
+                self.adam.time.set(&(&time - 1.0)?)?;
+                self.adam.step(&grads)?;
+                self.adam.time.set(&(&time + 1.0)?)?;
+            }
+            None => self.adam.step(&grads)?,
+        }
+        #[cfg(not(test))]
         self.adam.step(&grads)?;
         let loss = loss.detach();
         self.loss_sum
@@ -226,6 +288,77 @@ impl StepState {
                 .set(&(self.positions.as_tensor() + &self.stride)?)?;
         }
         Ok(())
+    }
+
+    /// Every variable a step writes.
+    fn vars(&self) -> Vec<&Var> {
+        let mut vars = vec![
+            &self.adam.time,
+            &self.positions,
+            &self.loss_sum,
+            &self.hits,
+            &self.slot,
+        ];
+        vars.extend(self.step_losses.as_ref());
+        for (theta, m, v) in &self.adam.vars {
+            vars.extend([theta, m, v]);
+        }
+        vars
+    }
+
+    /// A copy of the whole state on the device (and of the parameters on the host).
+    fn save(&self) -> candle_core::Result<Saved> {
+        let vars = self
+            .vars()
+            .into_iter()
+            .map(|var| Ok((var.clone(), var.as_tensor().copy()?)))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Saved {
+            vars,
+            params: self.params()?,
+            slot: self
+                .slot
+                .as_tensor()
+                .to_vec1::<u32>()?
+                .first()
+                .copied()
+                .unwrap_or(0) as usize,
+        })
+    }
+
+    /// Puts the saved state back, into the same buffers.
+    fn restore(&self, saved: &Saved) -> candle_core::Result<()> {
+        for (var, copy) in &saved.vars {
+            var.set(copy)?;
+        }
+        Ok(())
+    }
+
+    /// Every parameter's values, by name, on the host.
+    fn params(&self) -> candle_core::Result<Vec<(String, Vec<f32>)>> {
+        self.adam
+            .names
+            .iter()
+            .zip(&self.adam.vars)
+            .map(|(name, (theta, _, _))| {
+                Ok((name.clone(), theta.as_tensor().flatten_all()?.to_vec1()?))
+            })
+            .collect()
+    }
+
+    /// What the step that just ran from `saved` left: its loss and every parameter.
+    fn outcome(&self, saved: &Saved) -> candle_core::Result<StepOutcome> {
+        let Some(losses) = &self.step_losses else {
+            candle_core::bail!("a step before its epoch's order");
+        };
+        let losses = losses.as_tensor().to_vec1::<f32>()?;
+        let Some(&loss) = losses.get(saved.slot) else {
+            candle_core::bail!("the step's slot {} is past the epoch's steps", saved.slot);
+        };
+        Ok(StepOutcome {
+            loss: f64::from(loss),
+            tensors: self.params()?,
+        })
     }
 
     /// The epoch's totals, read back once, and a check that every step advanced the device's
@@ -265,11 +398,12 @@ pub enum Replay {
     Graph,
     /// Each step run eagerly: on the CPU, or on CUDA after a recording that failed (why).
     Eager(String),
+    /// The replay failed its self-check: what the report says.
+    FellBack(String),
 }
 
 /// Full steps run eagerly before the recording: they load every kernel, run cuBLAS's first
 /// calls and fill candle's cache of uploaded shapes, so that the recorded step needs none of it.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub const WARMUP_STEPS: usize = 3;
 
 /// The tuned step of a run: its state, and its graph once recorded.
@@ -278,13 +412,19 @@ pub struct Captured {
     #[cfg(feature = "cuda")]
     graph: Option<cuda::StepGraph>,
     /// Warm-up steps run so far.
-    #[cfg(feature = "cuda")]
     warmed: usize,
     replay: Replay,
+    /// Whether the first replay (on the CPU: the first step after the warm-up) was checked.
+    verified: bool,
+    /// The self-check's tolerance, and what it last found.
+    tolerance: f64,
+    check: Option<String>,
 }
 
 impl Captured {
-    pub fn new(state: StepState) -> Self {
+    /// `tolerance`: how closely the first replay must agree with the eager step (relative, see
+    /// `common::replay_check`).
+    pub fn new(state: StepState, tolerance: f64) -> Self {
         let replay = if state.images.device().is_cuda() {
             Replay::Pending
         } else {
@@ -294,14 +434,21 @@ impl Captured {
             state,
             #[cfg(feature = "cuda")]
             graph: None,
-            #[cfg(feature = "cuda")]
             warmed: 0,
             replay,
+            verified: false,
+            tolerance,
+            check: None,
         }
     }
 
     pub fn replay(&self) -> &Replay {
         &self.replay
+    }
+
+    /// What the self-check found: the report's words, once a first replay was checked.
+    pub fn check(&self) -> Option<&str> {
+        self.check.as_deref()
     }
 
     pub fn state(&self) -> &StepState {
@@ -323,13 +470,14 @@ impl Captured {
             // The order's buffer was replaced: the graph recorded on the old one is stale.
             self.replay = Replay::Pending;
             self.warmed = 0;
+            self.verified = false;
         }
         #[cfg(not(feature = "cuda"))]
         let _ = kept;
         let steps_before = self.state.adam.steps()?;
         let full = n / batch;
         for done in 1..=full {
-            self.full_step()?;
+            self.full_step(done)?;
             progress(done);
         }
         let steps = n.div_ceil(batch);
@@ -340,49 +488,159 @@ impl Captured {
         self.state.totals(n, steps_before, steps)
     }
 
-    /// A full step: replayed, recorded, or eager.
-    #[cfg(feature = "cuda")]
-    fn full_step(&mut self) -> candle_core::Result<()> {
+    /// A full step (the epoch's `number`th): replayed, recorded, checked or eager.
+    fn full_step(&mut self, number: usize) -> candle_core::Result<()> {
+        #[cfg(feature = "cuda")]
+        if self.state.images.device().is_cuda() {
+            return self.cuda_step(number);
+        }
         let batch = self.state.batch_size;
-        if let Some(graph) = &self.graph {
-            return graph.launch();
-        }
-        if self.replay != Replay::Pending {
-            return self.state.step(batch);
-        }
-        // Warm-up steps with the shape cache on, then the recording; the recording launches
-        // nothing, so its graph is launched once for that step.
-        let device = self.state.images.device().as_cuda_device()?.clone();
-        let _cache = device.enable_cuda_graph_htod_cache();
-        if self.warmed < WARMUP_STEPS {
+        if self.warmed < WARMUP_STEPS || self.verified {
             self.warmed += 1;
             return self.state.step(batch);
         }
-        match cuda::StepGraph::record(&device, || self.state.step(batch)) {
-            Ok(graph) => {
-                graph.launch()?;
-                self.graph = Some(graph);
-                self.replay = Replay::Graph;
+        // No graphs here: the step after the warm-up is checked as a first replay would be.
+        self.checked(number, |state| state.step(batch)).map(|_| ())
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_step(&mut self, number: usize) -> candle_core::Result<()> {
+        let batch = self.state.batch_size;
+        if self.graph.is_none() && self.replay == Replay::Pending {
+            // Warm-up steps with the shape cache on, then the recording, which launches nothing.
+            let device = self.state.images.device().as_cuda_device()?.clone();
+            let _cache = device.enable_cuda_graph_htod_cache();
+            if self.warmed < WARMUP_STEPS {
+                self.warmed += 1;
+                return self.state.step(batch);
+            }
+            match cuda::StepGraph::record(&device, || self.state.step(batch)) {
+                Ok(graph) => {
+                    self.graph = Some(graph);
+                    self.replay = Replay::Graph;
+                    self.verified = false;
+                }
+                Err(why) => {
+                    // The stream is out of capture and cudarc's stored error taken: this step
+                    // runs eagerly, from the state the warm-up steps left.
+                    self.replay = Replay::Eager(why);
+                    return self.state.step(batch);
+                }
+            }
+        }
+        match self.graph.take() {
+            Some(graph) if !self.verified => {
+                let agreed = self.checked(number, |_| graph.launch())?;
+                if agreed {
+                    self.graph = Some(graph);
+                }
                 Ok(())
             }
-            Err(why) => {
-                self.replay = Replay::Eager(why);
-                self.state.step(batch)
+            Some(graph) => {
+                let launched = graph.launch();
+                self.graph = Some(graph);
+                launched
             }
+            None => self.state.step(batch),
         }
     }
 
-    #[cfg(not(feature = "cuda"))]
-    fn full_step(&mut self) -> candle_core::Result<()> {
-        self.state.step(self.state.batch_size)
+    /// The checked first replay: from a saved copy of the state, `replay` runs the step; the
+    /// state is put back and the step runs eagerly; the two outcomes are compared. The state goes
+    /// on from the eager step. Returns whether they agreed (else the replay has fallen back).
+    fn checked(
+        &mut self,
+        number: usize,
+        replay: impl FnOnce(&mut StepState) -> candle_core::Result<()>,
+    ) -> candle_core::Result<bool> {
+        let start = Instant::now();
+        let saved = self.state.save()?;
+        #[cfg(test)]
+        {
+            self.state.replaying = true;
+        }
+        let ran = replay(&mut self.state);
+        #[cfg(test)]
+        {
+            self.state.replaying = false;
+        }
+        ran?;
+        let replayed = self.state.outcome(&saved)?;
+        self.state.restore(&saved)?;
+        self.state.step(self.state.batch_size)?;
+        let eager = self.state.outcome(&saved)?;
+        let seconds = start.elapsed().as_secs_f64();
+        self.verified = true;
+        match replay_check::compare(&saved.params, &eager, &replayed, self.tolerance) {
+            Ok(agreement) => {
+                self.check = Some(replay_check::passed_note(
+                    &agreement,
+                    self.tolerance,
+                    number,
+                    seconds,
+                ));
+                Ok(true)
+            }
+            Err(disagreement) => {
+                let note = replay_check::failed_note(&disagreement, number, seconds);
+                self.replay = Replay::FellBack(note.clone());
+                self.check = Some(note);
+                Ok(false)
+            }
+        }
     }
 }
 
 /// cudarc's stream capture of a step on candle's CUDA device.
 #[cfg(feature = "cuda")]
 mod cuda {
-    use candle_core::cuda_backend::cudarc::driver::{sys, CudaGraph};
+    use std::sync::Arc;
+
+    use candle_core::cuda_backend::cudarc::driver::{result, sys, CudaGraph, CudaStream};
     use candle_core::CudaDevice;
+
+    /// Takes `stream` out of capture mode where a failed recording left it there (the partial
+    /// graph destroyed) and takes cudarc's stored errors, which cudarc would otherwise return
+    /// from the next call; then waits for the stream, which reports a fault that no fallback
+    /// survives. Returns what it found on the way.
+    fn abandon(stream: &Arc<CudaStream>) -> Result<Vec<String>, String> {
+        use sys::CUstreamCaptureStatus as Status;
+        let context = stream.context();
+        let mut notes = Vec::new();
+        if let Err(e) = context.check_err() {
+            notes.push(format!("pending: {e}"));
+        }
+        let status = stream
+            .capture_status()
+            .map_err(|e| format!("reading the capture's status: {e}"))?;
+        if status != Status::CU_STREAM_CAPTURE_STATUS_NONE {
+            // SAFETY: the stream is this device's, capturing on this thread; ending the capture
+            // hands back the partial graph (or none, for an invalidated capture), which nothing
+            // else holds and which is destroyed here.
+            match unsafe { result::stream::end_capture(stream.cu_stream()) } {
+                Ok(graph) if !graph.is_null() => {
+                    if let Err(e) = unsafe { result::graph::destroy(graph) } {
+                        notes.push(format!("destroying the partial graph: {e}"));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => notes.push(format!("ending the capture: {e}")),
+            }
+        }
+        if let Err(e) = context.check_err() {
+            notes.push(format!("pending: {e}"));
+        }
+        let status = stream
+            .capture_status()
+            .map_err(|e| format!("reading the capture's status: {e}"))?;
+        if status != Status::CU_STREAM_CAPTURE_STATUS_NONE {
+            return Err("the stream is still capturing".into());
+        }
+        stream
+            .synchronize()
+            .map_err(|e| format!("after the capture: {e}"))?;
+        Ok(notes)
+    }
 
     /// A step recorded on the device's stream.
     pub struct StepGraph(CudaGraph);
@@ -390,24 +648,41 @@ mod cuda {
     impl StepGraph {
         /// Records what `step` launches on `device`'s stream, and instantiates it to free the
         /// step's temporaries at each launch. The step's error, or the driver's, is the reason
-        /// returned when it cannot be recorded; the stream is out of capture either way.
+        /// returned when it cannot be recorded; the stream is then out of capture mode and
+        /// cudarc's stored error taken (named in the reason), so that the eager step that
+        /// follows starts clean.
         pub fn record(
             device: &CudaDevice,
             step: impl FnOnce() -> candle_core::Result<()>,
         ) -> Result<Self, String> {
             let stream = device.cuda_stream();
+            // An error cudarc kept from before is not the capture's: say so, and start clean.
+            stream
+                .context()
+                .check_err()
+                .map_err(|e| format!("an earlier CUDA error was pending: {e}"))?;
             stream
                 .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
                 .map_err(|e| format!("starting the capture: {e}"))?;
             let ran = step();
             let flags =
                 sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH;
-            let graph = stream.end_capture(flags);
-            ran.map_err(|e| format!("the step under capture: {e}"))?;
-            match graph {
-                Ok(Some(graph)) => Ok(Self(graph)),
-                Ok(None) => Err("the capture recorded nothing".into()),
-                Err(e) => Err(format!("ending the capture: {e}")),
+            let graph = match &ran {
+                Ok(()) => stream.end_capture(flags),
+                Err(_) => Ok(None),
+            };
+            let failure = match (ran, graph) {
+                (Ok(()), Ok(Some(graph))) => return Ok(Self(graph)),
+                (Err(e), _) => format!("the step under capture: {e}"),
+                (Ok(()), Ok(None)) => "the capture recorded nothing".to_string(),
+                (Ok(()), Err(e)) => format!("ending the capture: {e}"),
+            };
+            match abandon(&stream) {
+                Ok(notes) if notes.is_empty() => Err(failure),
+                Ok(notes) => Err(format!("{failure} ({})", notes.join("; "))),
+                Err(e) => Err(format!(
+                    "{failure}; and the stream could not be cleaned up: {e}"
+                )),
             }
         }
 
@@ -446,9 +721,10 @@ mod tests {
         let labels: Vec<u32> = (0..n).map(|i| (i * 7 % 10) as u32).collect();
         let images = Tensor::from_vec(pixels, (n, 1, side, side), &Device::Cpu).unwrap();
         let labels = Tensor::from_vec(labels, n, &Device::Cpu).unwrap();
-        let adam = DeviceAdam::new(varmap.all_vars(), crate::adam_params(1e-3)).unwrap();
+        let vars = crate::named_vars(&varmap).unwrap();
+        let adam = DeviceAdam::named(vars, crate::adam_params(1e-3)).unwrap();
         let state = StepState::new(net, adam, images, labels, 32).unwrap();
-        (Captured::new(state), varmap)
+        (Captured::new(state, 1e-3), varmap)
     }
 
     /// Every step of an epoch, full or short, advances the device's step count by one and
@@ -483,6 +759,64 @@ mod tests {
         assert!(matches!(captured.replay(), Replay::Eager(_)));
     }
 
+    /// Two epochs of the tuned step with `fault` in its replays: the captured step and the
+    /// weights it ends with.
+    fn two_epochs(fault: Option<Fault>) -> (Captured, common::weights::Weights) {
+        let n = 32 * 10 + 5;
+        let (mut captured, varmap) = tuned(n);
+        captured.state.fault = fault;
+        let order: Vec<u32> = (0..n as u32).rev().collect();
+        for _ in 0..2 {
+            captured.epoch(&order, &mut |_| {}).unwrap();
+        }
+        (captured, crate::export(&varmap).unwrap())
+    }
+
+    /// A replay that does what the eager step does passes the self-check (on the CPU the step
+    /// after the warm-up stands for it), which the report then states.
+    #[test]
+    fn the_self_check_passes_a_correct_replay() {
+        let (captured, _) = two_epochs(None);
+        let check = captured.check().unwrap();
+        assert!(
+            check.starts_with(
+                "its first replay (step 4) was checked against the eager step from the same \
+                 state: agreed within 0.00e0"
+            ),
+            "{check}"
+        );
+        assert!(matches!(captured.replay(), Replay::Eager(_)));
+    }
+
+    /// A replay that skips the update, or uses a stale step count, fails the self-check: the run
+    /// goes on from the eager step (its weights after two epochs are a clean run's, to the bit)
+    /// and the report says by how much the replay was off.
+    #[test]
+    fn the_self_check_catches_a_wrong_replay_and_the_run_goes_on_eagerly() {
+        let (_, clean) = two_epochs(None);
+        for (fault, expected) in [
+            (Fault::SkipUpdate, "update off by 1.00e0"),
+            (Fault::StaleCount, "update off by "),
+        ] {
+            let (captured, w) = two_epochs(Some(fault));
+            let Replay::FellBack(why) = captured.replay() else {
+                panic!("{fault:?}: {:?}", captured.replay());
+            };
+            assert!(
+                why.starts_with("replay disagreed with the eager step: ") && why.contains(expected),
+                "{fault:?}: {why}"
+            );
+            assert!(
+                why.contains("(at step 4); the run went on eagerly"),
+                "{why}"
+            );
+            assert_eq!(captured.check(), Some(why.as_str()));
+            for (name, t) in &clean.tensors {
+                assert_eq!(t, &w.tensors[name], "{fault:?}: {name}");
+            }
+        }
+    }
+
     /// DeviceAdam makes the updates candle-nn's AdamW (weight decay 0) makes, step for step over
     /// 200 steps of fixed gradients, within 1e-6 (on the CPU they agree to the bit); the step count
     /// is on the device.
@@ -501,7 +835,7 @@ mod tests {
         let theirs = Var::from_tensor(&start).unwrap();
         let mine = Var::from_tensor(&start).unwrap();
         let mut candle_adam = AdamW::new(vec![theirs.clone()], params.clone()).unwrap();
-        let mut ours = DeviceAdam::new(vec![mine.clone()], params).unwrap();
+        let mut ours = DeviceAdam::named(vec![("x".into(), mine.clone())], params).unwrap();
         for step in 0..200 {
             // The gradient of sum(x·g) is g: a backward pass per optimiser gives each its store.
             let g = gradient(step, n);

@@ -136,6 +136,18 @@ fn build(
 }
 
 /// The variables of `varmap` in PyTorch's names and layouts (which are candle's own).
+/// The variables of `varmap` with their names, in the names' order.
+fn named_vars(varmap: &VarMap) -> Result<Vec<(String, candle_core::Var)>, TrainError> {
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| TrainError::Weights("the variable map is poisoned".into()))?;
+    let mut named: Vec<(String, candle_core::Var)> =
+        vars.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(named)
+}
+
 fn export(varmap: &VarMap) -> Result<Weights, TrainError> {
     let vars = varmap
         .data()
@@ -232,17 +244,24 @@ fn device_adam_tuning() -> Tuning {
 }
 
 /// The CUDA graph's entry: how the tuned step's full batches ran.
-fn graph_tuning(replay: &Replay) -> Tuning {
+fn graph_tuning(replay: &Replay, check: Option<&str>) -> Tuning {
+    let checked = |note: &str| match check {
+        Some(check) => format!("{note}; {check}"),
+        None => note.to_string(),
+    };
     match replay {
         Replay::Graph => Tuning::applied(
             CUDA_GRAPH,
             CUDA_GRAPH_VALUE,
-            "gather, forward, loss, backward, device-side Adam and the epoch's sums of a full \
-             batch recorded once through cudarc's stream capture (after 3 warm-up steps, on a \
-             stream of its own, event tracking off, candle's shape uploads cached) and replayed; \
-             a shorter last batch runs eagerly",
+            &checked(
+                "gather, forward, loss, backward, device-side Adam and the epoch's sums of a full \
+                 batch recorded once through cudarc's stream capture (after 3 warm-up steps, on a \
+                 stream of its own, event tracking off, candle's shape uploads cached) and \
+                 replayed; a shorter last batch runs eagerly",
+            ),
         ),
-        Replay::Eager(why) => Tuning::fell_back(CUDA_GRAPH, CUDA_GRAPH_VALUE, why),
+        Replay::Eager(why) => Tuning::fell_back(CUDA_GRAPH, CUDA_GRAPH_VALUE, &checked(why)),
+        Replay::FellBack(why) => Tuning::fell_back(CUDA_GRAPH, CUDA_GRAPH_VALUE, why),
         Replay::Pending => Tuning::fell_back(
             CUDA_GRAPH,
             CUDA_GRAPH_VALUE,
@@ -331,7 +350,7 @@ impl CandleTrainer {
         let train = upload(&data.train)?;
         let (plain, captured) = if tuned {
             tuning.push(device_adam_tuning());
-            let adam = DeviceAdam::new(varmap.all_vars(), adam_params(spec.learning_rate))
+            let adam = DeviceAdam::named(named_vars(&varmap)?, adam_params(spec.learning_rate))
                 .map_err(backend_error)?;
             let state = StepState::new(
                 net,
@@ -341,7 +360,11 @@ impl CandleTrainer {
                 spec.batch_size,
             )
             .map_err(backend_error)?;
-            (None, Some(Captured::new(state)))
+            // The self-check holds the first replay to candle's tolerance against tch (1e-3).
+            let tolerance = CANDLE_FIRSTMAX
+                .step_tolerance(spec.model, 1)
+                .unwrap_or(1e-3);
+            (None, Some(Captured::new(state, tolerance)))
         } else {
             (Some((net, adam(&varmap, spec.learning_rate)?)), None)
         };
@@ -508,7 +531,7 @@ impl Trainer for CandleTrainer {
             tuning: {
                 let mut tuning = self.tuning.clone();
                 if let Some(captured) = &self.captured {
-                    tuning.push(graph_tuning(captured.replay()));
+                    tuning.push(graph_tuning(captured.replay(), captured.check()));
                 }
                 tuning
             },

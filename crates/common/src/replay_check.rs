@@ -106,7 +106,9 @@ pub fn compare(
 
 /// Whether `difference` is a number no greater than `tolerance` (NaN never is).
 fn within(difference: f64, tolerance: f64) -> bool {
-    difference.partial_cmp(&tolerance).is_some_and(|o| o.is_le())
+    difference
+        .partial_cmp(&tolerance)
+        .is_some_and(|o| o.is_le())
 }
 
 fn values<'a>(outcome: &'a StepOutcome, name: &str) -> Option<&'a Vec<f32>> {

@@ -439,12 +439,120 @@ impl TchTrainer {
             })?;
             g.captured = true;
         }
+        if !g.verified {
+            return self.checked_replay(order, start);
+        }
         let steps = g.steps;
         g.idx
             .f_copy_(&order.narrow(0, start, steps * g.batch))
             .map_err(backend_error)?;
         g.capture.replay()?;
         g.replayed.extend((0..steps).map(|_| true));
+        Ok(steps)
+    }
+
+    /// The graph's first replay, checked: from a saved copy of everything its steps write, the
+    /// graph replays them; the state is put back (copied into the same storage, which the graph
+    /// reads) and the same steps run eagerly; `common::replay_check` compares the two (the mean
+    /// of the steps' losses, and each parameter's update). The run goes on from the eager steps,
+    /// counted as the graph's; where the replay disagreed, no replay follows. Returns the steps.
+    #[cfg(lenet_tch_graphs)]
+    fn checked_replay(&mut self, order: &Tensor, start: i64) -> Result<i64, TrainError> {
+        use common::replay_check::{self, StepOutcome};
+        let clock = std::time::Instant::now();
+        let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let host = |named: &[(String, Tensor)]| -> Result<Vec<(String, Vec<f32>)>, TrainError> {
+            named
+                .iter()
+                .map(|(name, t)| {
+                    let values = Vec::<f32>::try_from(t.flatten(0, -1).to_kind(Kind::Float))
+                        .map_err(backend_error)?;
+                    Ok((name.clone(), values))
+                })
+                .collect()
+        };
+        let floats = |t: &Tensor| -> Result<Vec<f32>, TrainError> {
+            Vec::<f32>::try_from(t.to_kind(Kind::Float)).map_err(backend_error)
+        };
+        let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
+        let Optim::Fused(fused) = &self.opt else {
+            return Err(TrainError::Backend {
+                framework: FRAMEWORK,
+                message: "the CUDA graph needs the fused Adam".into(),
+            });
+        };
+        let mut written = fused.state();
+        let Some(g) = self.graphed.as_mut() else {
+            return Ok(0);
+        };
+        let (steps, batch) = (g.steps, g.batch);
+        let idx = order.narrow(0, start, steps * batch);
+        written.extend([&g.loss_sum, &g.hits, &g.losses, &g.slot].map(Tensor::shallow_clone));
+        let saved: Vec<Tensor> = tch::no_grad(|| written.iter().map(Tensor::copy).collect());
+        let before = host(&named)?;
+        let slot = i64::try_from(&g.slot).map_err(backend_error)?;
+        g.idx.f_copy_(&idx).map_err(backend_error)?;
+        g.capture.replay()?;
+        let replayed = StepOutcome {
+            loss: mean(&floats(&g.losses.narrow(0, slot, steps))?),
+            tensors: host(&named)?,
+        };
+        tch::no_grad(|| -> Result<(), tch::TchError> {
+            for (t, s) in written.iter_mut().zip(&saved) {
+                t.f_copy_(s)?;
+            }
+            Ok(())
+        })
+        .map_err(backend_error)?;
+        let mut loss_sum = Tensor::zeros([], (Kind::Float, self.device));
+        let mut hits = Tensor::zeros([], (Kind::Int64, self.device));
+        let mut losses = Vec::new();
+        for k in 0..steps {
+            let idx = idx.narrow(0, k * batch, batch);
+            let (net, opt, train) = (self.net.as_ref(), &mut self.opt, &self.train);
+            eager_step(
+                net,
+                opt,
+                train,
+                &idx,
+                batch,
+                &mut loss_sum,
+                &mut hits,
+                &mut losses,
+            )?;
+        }
+        let losses = Tensor::stack(&losses, 0).to_kind(Kind::Float);
+        let eager = StepOutcome {
+            loss: mean(&floats(&losses)?),
+            tensors: host(&named)?,
+        };
+        let Some(g) = self.graphed.as_mut() else {
+            return Ok(0);
+        };
+        tch::no_grad(|| -> Result<(), tch::TchError> {
+            let _ = g.loss_sum.f_add_(&loss_sum)?;
+            let _ = g.hits.f_add_(&hits)?;
+            g.losses.narrow(0, slot, steps).f_copy_(&losses)?;
+            let _ = g.slot.f_add_scalar_(steps)?;
+            Ok(())
+        })
+        .map_err(backend_error)?;
+        g.replayed.extend((0..steps).map(|_| true));
+        g.verified = true;
+        let seconds = clock.elapsed().as_secs_f64();
+        let first = g.replayed.len() - steps as usize + 1;
+        g.check = Some(
+            match replay_check::compare(&before, &eager, &replayed, REPLAY_TOLERANCE) {
+                Ok(agreement) => {
+                    replay_check::passed_note(&agreement, REPLAY_TOLERANCE, first, seconds)
+                }
+                Err(disagreement) => {
+                    g.fell_back = true;
+                    replay_check::failed_note(&disagreement, first, seconds)
+                }
+            },
+        );
         Ok(steps)
     }
 
@@ -606,8 +714,35 @@ impl Trainer for TchTrainer {
                 vec!["libtorch CPU only".into()]
             },
             notes,
-            tuning: self.tuning.clone(),
+            tuning: self.tuning_as_run(),
         }
+    }
+}
+
+/// How closely the CUDA graph's first replay must agree with the same steps run eagerly (relative:
+/// the same kernels on the same device; `common::replay_check`), as for candle and burn.
+#[cfg(lenet_tch_graphs)]
+const REPLAY_TOLERANCE: f64 = 1e-3;
+
+impl TchTrainer {
+    /// The tuned settings, with what the CUDA graph's self-check found on its entry.
+    fn tuning_as_run(&self) -> Vec<Tuning> {
+        #[allow(unused_mut)]
+        let mut tuning = self.tuning.clone();
+        #[cfg(lenet_tch_graphs)]
+        if let Some(g) = &self.graphed {
+            for t in tuning.iter_mut().filter(|t| t.setting == CUDA_GRAPH) {
+                match (&g.check, g.fell_back) {
+                    (Some(check), true) => {
+                        t.applied = false;
+                        t.note = check.clone();
+                    }
+                    (Some(check), false) => t.note = format!("{}; {check}", t.note),
+                    (None, _) => {}
+                }
+            }
+        }
+        tuning
     }
 }
 

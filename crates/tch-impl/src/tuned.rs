@@ -139,6 +139,17 @@ impl FusedAdam {
         })
     }
 
+    /// Every tensor a step writes: the parameters, the moments and the step counts (shallow
+    /// copies: the same storage).
+    #[cfg(lenet_tch_graphs)]
+    pub fn state(&self) -> Vec<Tensor> {
+        [&self.params, &self.exp_avgs, &self.exp_avg_sqs, &self.steps]
+            .into_iter()
+            .flatten()
+            .map(Tensor::shallow_clone)
+            .collect()
+    }
+
     #[cfg(not(lenet_tch_shim))]
     pub fn step(&mut self) -> Result<(), TrainError> {
         Err(TrainError::Backend {
@@ -259,6 +270,12 @@ pub struct Graphed {
     pub slot: Tensor,
     /// Per step of this epoch: replayed (true) or eager.
     pub replayed: Vec<bool>,
+    /// Whether the first replay was checked against the eager steps from the same state.
+    pub verified: bool,
+    /// What that check found (the report's words), and whether the replay disagreed (no replay
+    /// follows then: every step runs eagerly).
+    pub check: Option<String>,
+    pub fell_back: bool,
 }
 
 #[cfg(lenet_tch_graphs)]
@@ -281,6 +298,9 @@ impl Graphed {
             losses: Tensor::zeros([train_len / batch + 1], (Kind::Float, device)),
             slot: Tensor::zeros([], (Kind::Int64, device)),
             replayed: Vec::new(),
+            verified: false,
+            check: None,
+            fell_back: false,
         })
     }
 
@@ -294,7 +314,9 @@ impl Graphed {
     /// Whether the next steps, with `remaining` examples left in the epoch, are replayed: after
     /// the warm-up, when they hold `steps` full batches.
     pub fn replays(&self, remaining: i64) -> bool {
-        remaining >= self.steps * self.batch && (self.captured || self.warmed >= WARMUP_STEPS)
+        !self.fell_back
+            && remaining >= self.steps * self.batch
+            && (self.captured || self.warmed >= WARMUP_STEPS)
     }
 
     /// Whether a step of `len` examples is a warm-up step (eager, on the side stream).
