@@ -359,3 +359,35 @@ fn model_summaries_show_shapes_and_counts() {
     assert!(text.contains("[batch, 16, 5, 5]"), "{text}");
     assert!(text.contains("total parameters: 61706"), "{text}");
 }
+
+/// A table over runs of several plans opens with a warning naming each plan and its rows; runs of
+/// one plan (at several points, in both profiles) get none.
+#[test]
+fn a_table_of_several_plans_says_so() {
+    let long = report("tch", &[5.0, 4.0, 4.0], &[0.9, 0.95, 0.97]);
+    let mut other = report("burn", &[5.0, 4.0, 4.0], &[0.9, 0.95, 0.97]);
+    other.spec.batch_size = 128;
+    other.spec.profile = common::harness::Profile::Tuned;
+    assert_eq!(
+        results::folder::mixed_plans(&[long.clone(), other.clone()]),
+        None
+    );
+    let mut short = report("pytorch", &[0.2], &[0.35]);
+    short.spec.epochs = 1;
+    short.spec.limit = Some(640);
+    let warning = results::folder::mixed_plans(&[long.clone(), other, short.clone()]).unwrap();
+    assert_eq!(
+        warning,
+        "**Warning: these runs do not share one plan, so rows of different plans do not \
+         compare.** 10 epochs on every image of MNIST (tch lenet2, burn (tuned) lenet2); 1 epoch \
+         on the first 640 images of MNIST (pytorch lenet2)."
+    );
+    // In a folder, the table carries it.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, r) in [("tch-lenet2.json", &long), ("pytorch-lenet2.json", &short)] {
+        r.write(&dir.path().join(name)).unwrap();
+    }
+    let folder = results::ResultsFolder::load(dir.path(), "test", &catalogue()).unwrap();
+    let table = folder.table(&catalogue());
+    assert!(table.starts_with("**Warning: these runs do not share one plan"), "{table}");
+}
