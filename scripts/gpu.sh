@@ -45,6 +45,8 @@
 #
 # STEP_SECONDS caps every step (default 540); RUN_SECONDS is each run's time limit (compare's
 # --run-timeout; default 240, 150 in the smoke step), so that a hung run costs at most that.
+# RESERVE_SECONDS (default 30) is kept free before the deadline, and a step starts only with
+# MIN_STEP_SECONDS (default 60) left (the script's own test sets both small).
 # DRY_RUN=1: the same steps on the CPU on 640 images, to try the script on a machine without a GPU
 # (with BUNDLE=DIR from `scripts/cpu-bundle.sh DIR` where there is no CUDA bundle, and PYTHON=the
 # Python with torch for the launch-queue step).
@@ -92,7 +94,8 @@ limit="${STEP_SECONDS:-540}"
 run_seconds="${RUN_SECONDS:-240}"
 # Kept free before the deadline: a step stopped at its limit gets 20 s to write its summary, then
 # the pack.
-reserve=30
+reserve="${RESERVE_SECONDS:-30}"
+min_start="${MIN_STEP_SECONDS:-60}"
 
 device=cuda
 dry=()
@@ -115,11 +118,11 @@ pack() {
 }
 
 # The seconds a step may take: its cap, or what is left before the deadline; 0 when too little is
-# left to start it (under a minute: its first runs would not finish).
+# left to start it (under MIN_STEP_SECONDS: its first runs would not finish).
 seconds_for() {
   local left
   left=$((DEADLINE - ($(date +%s) - start) - reserve))
-  if [ "$left" -lt 60 ]; then
+  if [ "$left" -lt "$min_start" ]; then
     echo 0
   elif [ "$left" -lt "$limit" ]; then
     echo "$left"

@@ -995,6 +995,37 @@ mod tests {
         }
     }
 
+    /// A recording that fails on a device with graphs (here: Flex, told it has graphs, where
+    /// `capture` cannot record) leaves the run eager from the state saved before the recording:
+    /// the warm-up steps and the recording run are not counted, their batches run again, and the
+    /// run ends where a clean one does, to the bit, with every step counted once.
+    #[test]
+    fn a_failed_recording_leaves_the_run_eager_from_the_saved_state() {
+        let (_, clean) = two_epochs(None);
+        let n = 32 * 10 + 5;
+        let mut captured = tuned(n);
+        captured.graphs = true;
+        let order: Vec<u32> = (0..n as u32).rev().collect();
+        for epoch in 0..2 {
+            let mut seen = Vec::new();
+            captured.epoch(&order, &mut |done| seen.push(done)).unwrap();
+            assert_eq!(seen, (1..=11).collect::<Vec<_>>(), "epoch {epoch}");
+        }
+        let Replay::Eager(why) = captured.replay() else {
+            panic!("{:?}", captured.replay());
+        };
+        assert!(
+            why.ends_with("; the run went on eagerly from the state saved before the recording"),
+            "{why}"
+        );
+        assert!(captured.graph.is_none());
+        assert_eq!(captured.state().borrow().adam.steps().unwrap(), 22.0);
+        let w = weights(&captured.state().borrow());
+        for (name, t) in &clean.tensors {
+            assert_eq!(t, &w.tensors[name], "{name}");
+        }
+    }
+
     /// DeviceAdam makes the updates burn-optim's Adam makes, to the bit, step for step over 200
     /// steps of fixed gradients of four magnitudes, planned as two epochs of 100 (the second
     /// written into the first's tables in place): the same math with the bias corrections read

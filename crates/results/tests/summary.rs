@@ -389,5 +389,8 @@ fn a_table_of_several_plans_says_so() {
     }
     let folder = results::ResultsFolder::load(dir.path(), "test", &catalogue()).unwrap();
     let table = folder.table(&catalogue());
-    assert!(table.starts_with("**Warning: these runs do not share one plan"), "{table}");
+    assert!(
+        table.starts_with("**Warning: these runs do not share one plan"),
+        "{table}"
+    );
 }
