@@ -44,10 +44,15 @@ fn data(n: usize) -> tempfile::TempDir {
 
 /// `compare` of tch LeNet2 on the CPU with results in `OUT/test/`, then `args`.
 fn xtask(args: &[&str]) -> Command {
+    xtask_with(&lenet(), args)
+}
+
+/// `compare` of tch LeNet2 with the binary `lenet`, results in `OUT/test/`, then `args`.
+fn xtask_with(lenet: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.arg("compare")
         .arg("--lenet")
-        .arg(lenet())
+        .arg(lenet)
         .args([
             "--frameworks",
             "tch",
@@ -316,24 +321,8 @@ fn stand_in(dir: &Path, mode: &str) -> PathBuf {
 
 /// `compare` of one tch LeNet2 run on the CPU with the stand-in `lenet`, `extra` added.
 fn stand_in_compare(lenet: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.arg("compare")
-        .arg("--lenet")
-        .arg(lenet)
-        .args([
-            "--frameworks",
-            "tch",
-            "--models",
-            "lenet2",
-            "--machine",
-            "test",
-        ])
-        .args(["--device", "cpu", "--epochs", "1", "--data-dir"])
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .env_remove("MNIST_DIR");
+    let mut cmd = xtask_with(lenet, &["--device", "cpu", "--epochs", "1", "--data-dir"]);
+    cmd.arg(data).arg("--out").arg(out).args(extra);
     cmd.output().unwrap()
 }
 

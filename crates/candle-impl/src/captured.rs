@@ -605,15 +605,20 @@ mod cuda {
     /// survives. Returns what it found on the way.
     fn abandon(stream: &Arc<CudaStream>) -> Result<Vec<String>, String> {
         use sys::CUstreamCaptureStatus as Status;
-        let context = stream.context();
         let mut notes = Vec::new();
-        if let Err(e) = context.check_err() {
-            notes.push(format!("pending: {e}"));
-        }
-        let status = stream
-            .capture_status()
-            .map_err(|e| format!("reading the capture's status: {e}"))?;
-        if status != Status::CU_STREAM_CAPTURE_STATUS_NONE {
+        let take_error = |notes: &mut Vec<String>| {
+            if let Err(e) = stream.context().check_err() {
+                notes.push(format!("pending: {e}"));
+            }
+        };
+        let capturing = || -> Result<bool, String> {
+            let status = stream
+                .capture_status()
+                .map_err(|e| format!("reading the capture's status: {e}"))?;
+            Ok(status != Status::CU_STREAM_CAPTURE_STATUS_NONE)
+        };
+        take_error(&mut notes);
+        if capturing()? {
             // SAFETY: the stream is this device's, capturing on this thread; ending the capture
             // hands back the partial graph (or none, for an invalidated capture), which nothing
             // else holds and which is destroyed here.
@@ -627,13 +632,8 @@ mod cuda {
                 Err(e) => notes.push(format!("ending the capture: {e}")),
             }
         }
-        if let Err(e) = context.check_err() {
-            notes.push(format!("pending: {e}"));
-        }
-        let status = stream
-            .capture_status()
-            .map_err(|e| format!("reading the capture's status: {e}"))?;
-        if status != Status::CU_STREAM_CAPTURE_STATUS_NONE {
+        take_error(&mut notes);
+        if capturing()? {
             return Err("the stream is still capturing".into());
         }
         stream
