@@ -127,133 +127,20 @@ pub struct Args {
 const MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What `run.sh` and `bench.sh` share: this machine's torch and NVIDIA libraries on the loader's
-/// path, a `CUDA_PATH` with libdevice for burn, and the binaries unpacked once.
-const PRELUDE: &str = r#"python="${PYTHON:-python3}"
-site="$("$python" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))')"
-version="$("$python" -c 'import torch; print(torch.__version__)')"
-case "$version" in
-  2.11.0*) ;;
-  *) echo "error: $python has torch $version, the bundle needs 2.11.0" >&2; exit 1 ;;
-esac
-libs="$site/torch/lib"
-[ -d /usr/local/nvidia/lib64 ] && libs="$libs:/usr/local/nvidia/lib64"
-for d in "$site"/nvidia/*/lib "$site"/nvidia/cu13/lib; do
-  [ -d "$d" ] && libs="$libs:$d"
-done
-# burn's CUDA backend links some kernels against libdevice (CUDA's math library), which it looks for
-# at $CUDA_PATH/nvvm/libdevice/libdevice.10.bc: use a toolkit that has it, else the copy that triton
-# (which torch depends on) ships, laid out as burn expects in a folder beside this script.
-has_libdevice() { [ -f "$1/nvvm/libdevice/libdevice.10.bc" ]; }
-if [ -z "${CUDA_PATH:-}" ] || ! has_libdevice "$CUDA_PATH"; then
-  for d in "$site/nvidia/cu13" "$site/nvidia/cuda_nvcc" /usr/local/cuda; do
-    if has_libdevice "$d"; then
-      export CUDA_PATH="$d"
-      break
-    fi
-  done
-fi
-if [ -z "${CUDA_PATH:-}" ] || ! has_libdevice "$CUDA_PATH"; then
-  triton="$site/triton/backends/nvidia/lib/libdevice.10.bc"
-  if [ -f "$triton" ]; then
-    mkdir -p "$here/cuda/nvvm/libdevice"
-    ln -sf "$triton" "$here/cuda/nvvm/libdevice/libdevice.10.bc"
-    export CUDA_PATH="$here/cuda"
-  else
-    echo "warning: no libdevice.10.bc here (set CUDA_PATH to a CUDA toolkit): burn's CUDA kernels" \
-      "that need CUDA's math functions will fail" >&2
-  fi
-fi
-unxz() { # FILE.xz -> FILE, once
-  if [ ! -e "${1%.xz}" ] || [ "$1" -nt "${1%.xz}" ]; then
-    "$python" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
-      "$1" "${1%.xz}.tmp"
-    chmod +x "${1%.xz}.tmp"
-    mv "${1%.xz}.tmp" "${1%.xz}"
-  fi
-}
-export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-for packed in "$here"/*.xz; do
-  unxz "$packed"
-done
-"#;
+/// path, a `CUDA_PATH` with libdevice for burn, and the binaries unpacked once. The scripts are
+/// templates in `bundle/`, their placeholder lines (`PRELUDE`, `KERAS`, `LENET_FOR`, `BENCH_CUDA`,
+/// `PINNED`) filled in by [`run_sh`] and [`bench_sh`].
+const PRELUDE: &str = include_str!("bundle/prelude.sh");
 
-const RUN_SH: &str = r#"#!/usr/bin/env bash
-# Runs the lenet-compare comparison with the binaries beside this script, against this machine's own
-# torch 2.11 and NVIDIA libraries. Usage: ./run.sh RESULTS_DIR [compare options...]
-set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-out="${1:?usage: run.sh RESULTS_DIR [compare options]}"
-shift
-PRELUDE
-KERAS
-exec "$here/xtask" compare --lenet "$here/lenet"LENET_FOR \
-  --python "$python" --scripts "$here" --out "$out" "$@"
-"#;
+const RUN_SH: &str = include_str!("bundle/run.sh");
 
-const BENCH_SH: &str = r#"#!/usr/bin/env bash
-# Runs the criterion benches (benches/train_step.rs: one training step at batch 32 and 256, inference
-# on 1,000 images) built with the CUDA features, beside this script, against this machine's own torch
-# 2.11 and NVIDIA libraries: `cargo bench` where there is no Rust toolchain.
-#
-#   ./bench.sh RESULTS_DIR MNIST_DIR [GROUP]
-#
-# GROUP: a regular expression on the group names (train_step_b32/lenet2, inference_b1000/lenet3, ...;
-# all by default). BENCH_DEVICE=cpu measures the CPU instead of CUDA. Criterion's reports go to
-# RESULTS_DIR/criterion, its console output to RESULTS_DIR/bench.txt as well.
-set -uo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-usage="usage: bench.sh RESULTS_DIR MNIST_DIR [GROUP]"
-out="${1:?$usage}"
-data="${2:?$usage}"
-group="${3:-}"
-[ -d "$data" ] || { echo "error: no MNIST folder at $data" >&2; exit 2; }
-set -e
-PRELUDE
-set +e
-mkdir -p "$out"
-export MNIST_DIR="$(cd "$data" && pwd)" CRITERION_HOME="$out/criterion"
-failed=0
-bench() { # BINARY FILTER: one bench binary, its benchmarks that match FILTER
-  echo "== $(basename "$1") --bench '$2'" | tee -a "$out/bench.txt"
-  "$1" --bench "$2" 2>&1 | tee -a "$out/bench.txt"
-  [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
-}
-case "${BENCH_DEVICE:-cuda}" in
-  cuda)
-BENCH_CUDA ;;
-  cpu) bench "$here/train_step" "${group}.*/cpu\$" ;;
-  *) echo "error: BENCH_DEVICE is cuda or cpu, not '$BENCH_DEVICE'" >&2; exit 2 ;;
-esac
-exit "$failed"
-"#;
+const BENCH_SH: &str = include_str!("bundle/bench.sh");
 
 /// What `run.sh` does for the keras row: the machine's python runs it with the machine's own jax (a
 /// CUDA jax there) and, from the wheels beside the script, keras and each of its imports that the
 /// machine lacks; a machine without a jax gets one line that says so, and the keras rows fail as
 /// rows with their reason.
-const KERAS_SH: &str = r#"# The keras row: keras and what it imports that this machine's python lacks, from the wheels.
-pysite="$(mktemp -d)"
-"$python" - "$here/wheels" "$pysite" <<'PY'
-import importlib.util, pathlib, sys, zipfile
-wheels, site = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-site.mkdir(exist_ok=True)
-here = f"cp{sys.version_info.major}{sys.version_info.minor}"
-for wheel in sorted(wheels.glob("*.whl")):
-    if wheel.name.split("-")[2] not in ("py3", here):
-        continue  # built for another Python: this one's own copy has to do
-    with zipfile.ZipFile(wheel) as z:
-        top = sorted({n.split("/")[0] for n in z.namelist() if "/" in n and not n.split("/")[0].endswith((".dist-info", ".data"))})
-        pinned = wheel.name.split("-")[0] in PINNED
-        if pinned or any(importlib.util.find_spec(t) is None for t in top):
-            z.extractall(site)
-PY
-export PYTHONPATH="$pysite${PYTHONPATH:+:$PYTHONPATH}"
-if ! keras_versions="$(KERAS_BACKEND="${KERAS_BACKEND:-jax}" "$python" -c 'import jax, keras; print(f"keras {keras.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}")' 2>&1)"; then
-  echo "warning: the keras row cannot run here (it needs a jax; its rows will fail): $(echo "$keras_versions" | tail -1)" >&2
-else
-  echo "keras row: $(echo "$keras_versions" | tail -1)" >&2
-fi
-"#;
+const KERAS_SH: &str = include_str!("bundle/keras.sh");
 
 /// The wheels of the keras row for the GPU machine's Python (`GPU_PYTHON`), which has jax but not
 /// Keras: the pinned keras, and what it imports that jax and torch do not bring (`import keras`
@@ -680,6 +567,7 @@ mod tests {
     /// binary of its own with that binary.
     #[test]
     fn every_framework_is_in_one_binary_and_run_sh() {
+        // (The scripts' syntax: `the_bundle_scripts_are_valid_bash`.)
         let catalogue = registry();
         let builds = super::cuda_builds(&catalogue);
         assert_eq!(builds.len(), 2);
@@ -741,5 +629,33 @@ mod tests {
             Some("/t/release/deps/train_step-0a1b".into())
         );
         assert_eq!(super::bench_executable(&messages, "harness"), None);
+    }
+
+    /// The scripts the bundle writes, filled in from the templates in `bundle/`, are valid bash
+    /// (`bash -n`), and so is each template on its own.
+    #[test]
+    fn the_bundle_scripts_are_valid_bash() {
+        let builds = super::cuda_builds(&registry());
+        let scripts = [
+            ("run.sh", super::run_sh(&builds)),
+            ("bench.sh", super::bench_sh(&builds)),
+            ("bundle/prelude.sh", super::PRELUDE.to_string()),
+            ("bundle/keras.sh", super::KERAS_SH.to_string()),
+        ];
+        for (name, text) in scripts {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("script.sh");
+            std::fs::write(&file, &text).unwrap();
+            let output = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
     }
 }
