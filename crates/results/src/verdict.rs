@@ -31,6 +31,20 @@ pub const END: &str = "<!-- end of verdict -->";
 
 /// Cores up to which a CPU machine counts as "few".
 pub const FEW_CORES: usize = 4;
+
+/// The runs the few-core CPU answers and headline read: on the CPU of a machine with few cores, at
+/// the recipe's batch size, with the framework's own threads.
+fn few_core_cpu_at_recipe_batch(r: &RunReport) -> bool {
+    r.device() == "cpu"
+        && r.spec.batch_size == BATCH_SIZE
+        && r.environment.logical_cpus <= FEW_CORES
+        && r.spec.threads.is_none()
+}
+
+/// The runs the GPU answers and headline read: on CUDA, at the recipe's batch size.
+fn gpu_at_recipe_batch(r: &RunReport) -> bool {
+    r.device() == "cuda" && r.spec.batch_size == BATCH_SIZE
+}
 /// The smallest batch size that counts as "large".
 pub const LARGE_BATCH: usize = 512;
 
@@ -88,16 +102,15 @@ impl Evidence<'_> {
     /// Every need, in the front page's order.
     pub fn verdicts(&self) -> Vec<Verdict> {
         vec![
-            self.fastest("Fastest GPU training at the recipe's batch (32)", |r| {
-                r.device() == "cuda" && r.spec.batch_size == BATCH_SIZE
-            }),
+            self.fastest(
+                "Fastest GPU training at the recipe's batch (32)",
+                gpu_at_recipe_batch,
+            ),
             self.large_batch(),
-            self.fastest("Fastest CPU training on few cores (batch 32)", |r| {
-                r.device() == "cpu"
-                    && r.spec.batch_size == BATCH_SIZE
-                    && r.environment.logical_cpus <= FEW_CORES
-                    && r.spec.threads.is_none()
-            }),
+            self.fastest(
+                "Fastest CPU training on few cores (batch 32)",
+                few_core_cpu_at_recipe_batch,
+            ),
             self.build(),
             self.no_native(),
             self.step_for_step(),
@@ -429,12 +442,7 @@ impl Evidence<'_> {
         if pure.is_empty() {
             return Self::cannot(need, "every measured build loads a native library");
         }
-        let keep = |r: &RunReport| {
-            r.device() == "cpu"
-                && r.spec.batch_size == BATCH_SIZE
-                && r.environment.logical_cpus <= FEW_CORES
-                && r.spec.threads.is_none()
-        };
+        let keep = few_core_cpu_at_recipe_batch;
         let mut says = format!(
             "{} load no library outside the system's ({dir})",
             pure.join(" and ")
@@ -582,13 +590,8 @@ impl Evidence<'_> {
     /// The headline tables: on a CPU with few cores, and on a GPU, at the recipe's batch, each row
     /// (in each profile it ran) from the folder the verdict reads; `None` where there is none.
     pub fn headlines(&self) -> Vec<(String, String)> {
-        let cpu = |r: &RunReport| {
-            r.device() == "cpu"
-                && r.spec.batch_size == BATCH_SIZE
-                && r.environment.logical_cpus <= FEW_CORES
-                && r.spec.threads.is_none()
-        };
-        let gpu = |r: &RunReport| r.device() == "cuda" && r.spec.batch_size == BATCH_SIZE;
+        let cpu = few_core_cpu_at_recipe_batch;
+        let gpu = gpu_at_recipe_batch;
         let mut out = Vec::new();
         for (what, keep) in [
             ("CPU", &cpu as &dyn Fn(&RunReport) -> bool),
