@@ -3,7 +3,7 @@
 //! shared weights go in and out by field name with burn-store's safetensors store and its PyTorch
 //! adapter (which turns PyTorch's `[out, in]` linear weights into burn's `[in, out]`), as burn's
 //! book imports a PyTorch model. The regions between the `listing` markers are copied into the
-//! README by `cargo xtask report`.
+//! docs/models.md by `cargo xtask report`.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};

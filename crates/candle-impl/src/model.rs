@@ -2,7 +2,7 @@
 //! a `VarBuilder` (`vb.pp("conv1")` names the variables `conv1.weight`, `conv1.bias`, ...) and
 //! `impl Module` with a `forward` that applies them in turn. The pooling is a field so that
 //! `candle-firstmax` is the same model with another [`Pool`]. The regions between the `listing`
-//! markers are copied into the README by `cargo xtask report`.
+//! markers are copied into docs/models.md by `cargo xtask report`.
 
 use candle_core::{Result, Tensor, D};
 use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, Module, VarBuilder};

@@ -50,7 +50,7 @@ pub trait Framework: Sync {
     fn colour(&self) -> Colour;
 
     /// The source file that defines LeNet2 and LeNet3 as this framework's users write them,
-    /// relative to the repository; the README shows its marked regions side by side with the
+    /// relative to the repository; docs/models.md shows its marked regions side by side with the
     /// other frameworks' (`results::listings`).
     fn model_source(&self) -> &'static str;
 
@@ -68,7 +68,7 @@ pub trait Framework: Sync {
 
     /// How far its loss after `step` (1-based) Adam steps of batch 32 may be from the parity
     /// framework's (tch's) on the same batches from the same weights, relative to the loss (absolute
-    /// below 1); `None` when only its logits are held to parity (see the README for why).
+    /// below 1); `None` when only its logits are held to parity (see docs/frameworks.md for why).
     fn step_tolerance(&self, _model: ModelKind, _step: usize) -> Option<f64> {
         Some(1e-3)
     }
@@ -180,7 +180,7 @@ pub struct FrameworkInfo {
     pub colour: Colour,
     pub defaults: FrameworkDefaults,
     /// The source file that defines its models, relative to the repository, with the regions the
-    /// README shows marked `listing: lenet2` ... `end listing` (see `results::listings`).
+    /// page docs/models.md shows marked `listing: lenet2` ... `end listing` (see `results::listings`).
     #[serde(default)]
     pub model_source: Option<String>,
     /// How far its losses over 20 Adam steps of batch 32 may be from the parity reference's (tch's),

@@ -24,7 +24,7 @@ pub const END: &str = "<!-- end of listings -->";
 pub struct Source {
     /// The framework's name as the tables show it (`pytorch`, `tch`, ...).
     pub framework: String,
-    /// The file, relative to the repository, as the README names it.
+    /// The file, relative to the repository, as docs/models.md names it.
     pub path: String,
     pub text: String,
 }
@@ -210,7 +210,7 @@ pub fn update_page(catalogue: &Catalogue, root: &Path) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// `readme` with its generated section replaced by `section`. The README must hold both markers,
+/// `readme` with its generated section replaced by `section`. The page must hold both markers,
 /// in order, each on a line of its own.
 pub fn replace(readme: &str, section: &str) -> Result<String, Error> {
     let missing = |what: &str| {

@@ -1,7 +1,7 @@
 //! LeNet2 and LeNet3 as tch's examples write a model: a struct of `nn` layers created under an
 //! `nn::Path`, so that each variable is named after its field (`conv1.weight`, `fc1.bias`, ...),
 //! and `nn::Module`'s `forward` as one chain of calls. The regions between the `listing` markers
-//! are copied into the README by `cargo xtask report`.
+//! are copied into docs/models.md by `cargo xtask report`.
 
 use common::spec::ModelKind;
 use tch::nn::{self, Module, Path};
