@@ -459,15 +459,20 @@ impl StepState {
         write_back(&mut self.positions, next);
     }
 
-    /// The whole mutable state, read back to the host.
-    fn save(&self) -> Result<Saved, TrainError> {
+    /// Every parameter with its id and its path, read back to the host.
+    fn params(&self) -> Result<Vec<(ParamId, String, TensorData)>, TrainError> {
         let mut reader = Reader::default();
         self.net()?.visit(&mut reader);
-        let params = reader
+        reader
             .found
             .into_iter()
             .map(|(id, name, value)| Ok((id, name, value?)))
-            .collect::<Result<Vec<_>, TrainError>>()?;
+            .collect()
+    }
+
+    /// The whole mutable state, read back to the host.
+    fn save(&self) -> Result<Saved, TrainError> {
+        let params = self.params()?;
         let moments = self
             .adam
             .moments
@@ -555,9 +560,8 @@ impl StepState {
             .get(usize::try_from(slot).unwrap_or(usize::MAX))
             .copied()
             .ok_or_else(|| crate::backend_error("the step's slot is past the epoch's steps"))?;
-        let now = self.save()?;
-        let tensors = now
-            .params
+        let tensors = self
+            .params()?
             .iter()
             .map(|(_, name, data)| Ok((name.clone(), floats(data)?)))
             .collect::<Result<Vec<_>, TrainError>>()?;
@@ -727,17 +731,9 @@ impl Captured {
             .collect::<Result<_, TrainError>>()?;
         let seconds = start.elapsed().as_secs_f64();
         self.verified = true;
-        match replay_check::compare(&names, &eager, &replayed, self.tolerance) {
-            Ok(agreement) => {
-                self.check = Some(replay_check::passed_note(
-                    &agreement,
-                    self.tolerance,
-                    step,
-                    seconds,
-                ));
-            }
-            Err(disagreement) => {
-                let note = replay_check::failed_note(&disagreement, step, seconds);
+        match replay_check::judge(&names, &eager, &replayed, self.tolerance, step, seconds) {
+            Ok(note) => self.check = Some(note),
+            Err(note) => {
                 *self.state.borrow_mut() = twin;
                 self.graph = None;
                 self.replay = Replay::FellBack(note.clone());

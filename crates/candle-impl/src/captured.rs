@@ -571,18 +571,20 @@ impl Captured {
         let eager = self.state.outcome(&saved)?;
         let seconds = start.elapsed().as_secs_f64();
         self.verified = true;
-        match replay_check::compare(&saved.params, &eager, &replayed, self.tolerance) {
-            Ok(agreement) => {
-                self.check = Some(replay_check::passed_note(
-                    &agreement,
-                    self.tolerance,
-                    number,
-                    seconds,
-                ));
+        let judged = replay_check::judge(
+            &saved.params,
+            &eager,
+            &replayed,
+            self.tolerance,
+            number,
+            seconds,
+        );
+        match judged {
+            Ok(note) => {
+                self.check = Some(note);
                 Ok(true)
             }
-            Err(disagreement) => {
-                let note = replay_check::failed_note(&disagreement, number, seconds);
+            Err(note) => {
                 self.replay = Replay::FellBack(note.clone());
                 self.check = Some(note);
                 Ok(false)

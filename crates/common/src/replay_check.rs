@@ -132,8 +132,25 @@ fn short(x: f64) -> String {
     format!("{x:.2e}")
 }
 
+/// The check of a replay from `before`, `step` being its step in the epoch and `seconds` what the
+/// check took, as the report says it: `Ok` with the words for a replay that agreed (see
+/// [`compare`]), `Err` with the words for one that did not, after which the run goes on eagerly.
+pub fn judge(
+    before: &[(String, Vec<f32>)],
+    eager: &StepOutcome,
+    replayed: &StepOutcome,
+    tolerance: f64,
+    step: usize,
+    seconds: f64,
+) -> Result<String, String> {
+    match compare(before, eager, replayed, tolerance) {
+        Ok(agreement) => Ok(passed_note(&agreement, tolerance, step, seconds)),
+        Err(disagreement) => Err(failed_note(&disagreement, step, seconds)),
+    }
+}
+
 /// The report's words for a check that passed: where, how close, and what it cost.
-pub fn passed_note(agreement: &Agreement, tolerance: f64, step: usize, seconds: f64) -> String {
+fn passed_note(agreement: &Agreement, tolerance: f64, step: usize, seconds: f64) -> String {
     format!(
         "its first replay (step {step}) was checked against the eager step from the same state: \
          agreed within {} ({}; tolerance {tolerance:e}); the check took {:.1} ms",
@@ -144,7 +161,7 @@ pub fn passed_note(agreement: &Agreement, tolerance: f64, step: usize, seconds: 
 }
 
 /// The report's words for a check that failed and the run that went on eagerly.
-pub fn failed_note(disagreement: &Disagreement, step: usize, seconds: f64) -> String {
+fn failed_note(disagreement: &Disagreement, step: usize, seconds: f64) -> String {
     format!(
         "{disagreement} (at step {step}); the run went on eagerly from the eager step's state, \
          the graph dropped (the check took {:.1} ms)",
@@ -174,6 +191,33 @@ mod tests {
         let a = compare(&before, &eager, &close, 1e-3).unwrap();
         assert!(a.difference > 0.0 && a.difference < 1e-3, "{a:?}");
         assert_eq!(a.worst, "fc1.weight's update");
+    }
+
+    /// The report's words: where and how close for a pass, the difference and the fall-back for
+    /// a failure, the step and the check's cost in both.
+    #[test]
+    fn the_report_says_what_the_check_found() {
+        let before = vec![("fc1.weight".to_string(), vec![1.0, -2.0, 0.5])];
+        let eager = outcome(2.3, &[0.999, -1.999, 0.501]);
+        assert_eq!(
+            judge(&before, &eager, &eager, 1e-3, 5, 0.0123),
+            Ok(
+                "its first replay (step 5) was checked against the eager step from the same \
+                state: agreed within 0.00e0 (the step's loss; tolerance 1e-3); the check took \
+                12.3 ms"
+                    .to_string()
+            )
+        );
+        let skipped = outcome(2.3, &[1.0, -2.0, 0.5]);
+        assert_eq!(
+            judge(&before, &eager, &skipped, 1e-3, 5, 0.0123),
+            Err(
+                "replay disagreed with the eager step: fc1.weight's update off by 1.00e0 of its \
+                 largest element (tolerance 1e-3) (at step 5); the run went on eagerly from the \
+                 eager step's state, the graph dropped (the check took 12.3 ms)"
+                    .to_string()
+            )
+        );
     }
 
     #[test]

@@ -45,6 +45,7 @@ fn few_core_cpu_at_recipe_batch(r: &RunReport) -> bool {
 fn gpu_at_recipe_batch(r: &RunReport) -> bool {
     r.device() == "cuda" && r.spec.batch_size == BATCH_SIZE
 }
+
 /// The smallest batch size that counts as "large".
 pub const LARGE_BATCH: usize = 512;
 

@@ -542,17 +542,10 @@ impl TchTrainer {
         g.verified = true;
         let seconds = clock.elapsed().as_secs_f64();
         let first = g.replayed.len() - steps as usize + 1;
-        g.check = Some(
-            match replay_check::compare(&before, &eager, &replayed, REPLAY_TOLERANCE) {
-                Ok(agreement) => {
-                    replay_check::passed_note(&agreement, REPLAY_TOLERANCE, first, seconds)
-                }
-                Err(disagreement) => {
-                    g.fell_back = true;
-                    replay_check::failed_note(&disagreement, first, seconds)
-                }
-            },
-        );
+        let judged =
+            replay_check::judge(&before, &eager, &replayed, REPLAY_TOLERANCE, first, seconds);
+        g.fell_back = judged.is_err();
+        g.check = Some(judged.unwrap_or_else(|note| note));
         Ok(steps)
     }
 
