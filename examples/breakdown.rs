@@ -62,35 +62,40 @@ fn main() -> anyhow::Result<()> {
                 ms(bwd),
                 ms(opt)
             );
-            let ops = loop_.op_times(&order[..32], 50)?;
-            if ops.is_empty() {
-                continue;
-            }
-            let step = bare_time.as_secs_f64() * 1e3 / steps as f64;
-            let pct = |d: Duration| d.as_secs_f64() * 1e3 / step * 100.0;
-            println!(
-                "  {:<72} {:>8} {:>8} {:>6}",
-                "layer", "fwd ms", "bwd ms", "% step"
-            );
-            for op in &ops {
-                println!(
-                    "  {:<72} {:>8.3} {:>8.3} {:>5.1}%",
-                    op.name,
-                    op.forward.as_secs_f64() * 1e3,
-                    op.backward.as_secs_f64() * 1e3,
-                    pct(op.forward + op.backward)
-                );
-                for (part, d) in &op.parts {
-                    println!(
-                        "    {:<70} {:>8} {:>8.3} {:>5.1}%",
-                        format!("backward: {part}"),
-                        "",
-                        d.as_secs_f64() * 1e3,
-                        pct(*d)
-                    );
-                }
-            }
+            let step_ms = bare_time.as_secs_f64() * 1e3 / steps as f64;
+            print_layers(&loop_.op_times(&order[..32], 50)?, step_ms);
         }
     }
     Ok(())
+}
+
+/// Each layer's forward and backward time (and the backward's parts, where the framework times
+/// them), and its share of a bare step of `step_ms`.
+fn print_layers(ops: &[common::bare::OpTime], step_ms: f64) {
+    if ops.is_empty() {
+        return;
+    }
+    let pct = |d: Duration| d.as_secs_f64() * 1e3 / step_ms * 100.0;
+    println!(
+        "  {:<72} {:>8} {:>8} {:>6}",
+        "layer", "fwd ms", "bwd ms", "% step"
+    );
+    for op in ops {
+        println!(
+            "  {:<72} {:>8.3} {:>8.3} {:>5.1}%",
+            op.name,
+            op.forward.as_secs_f64() * 1e3,
+            op.backward.as_secs_f64() * 1e3,
+            pct(op.forward + op.backward)
+        );
+        for (part, d) in &op.parts {
+            println!(
+                "    {:<70} {:>8} {:>8.3} {:>5.1}%",
+                format!("backward: {part}"),
+                "",
+                d.as_secs_f64() * 1e3,
+                pct(*d)
+            );
+        }
+    }
 }

@@ -245,15 +245,55 @@ class EpochClock(keras.callbacks.Callback):
         return numbers[:len(losses)], losses
 
 
-def main():
-    env = common.environment(sys.argv)
-    gpu = accelerator()
-    if args.device == "cuda" and gpu is None:
-        sys.exit(f"error: keras: CUDA was asked for, but {backend_version()} finds no GPU")
-    use_cuda = gpu is not None
+def evaluate(model, x, y):
+    """A pass over a split with `model.evaluate`, timed from the device's end of what came before."""
+    wait_for_device(model)
+    start = time.perf_counter()
+    out = model.evaluate(x, y, batch_size=1000, verbose=0, return_dict=True)
+    return common.eval_record(float(out["loss"]), float(out["accuracy"]), int(y.shape[0]),
+                              time.perf_counter() - start)
 
-    setup = time.perf_counter()
-    plan = common.read_safetensors(args.plan)
+
+class KerasRow:
+    """The keras row's side of the shared epoch loop (`lenet_common.train_epochs`): one `fit` over the
+    epoch's data in the plan's order, timed by its EpochClock, and the test evaluation."""
+
+    def __init__(self, model, train, test, clock, batch_size):
+        self.model, (self.train_x, self.train_y), self.test_split = model, train, test
+        self.clock, self.batch_size, self.n = clock, batch_size, train[1].shape[0]
+
+    def prepare(self, epoch, order):
+        xs, ys = self.train_x[order], self.train_y[order]
+        self.clock.epoch = epoch
+        return xs, ys
+
+    def train(self, epoch, data):
+        # One epoch of `fit` over the data in the plan's order, not shuffled: the batch order of
+        # every other row.
+        self.model.fit(*data, batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[self.clock])
+        clock, n, batch = self.clock, self.n, self.batch_size
+
+        def steps():
+            numbers, losses = clock.steps(batch, n)
+            return losses, numbers, -(-n // batch)
+
+        # `fit` queues its steps itself: when the host had queued the last one is not seen from
+        # outside it (no queued time).
+        return common.EpochTraining(float(clock.logs["loss"]), float(clock.logs["accuracy"]), clock.seconds, None,
+                                    steps)
+
+    def test(self):
+        return evaluate(self.model, *self.test_split)
+
+    def out_of_memory(self, error):
+        # The backends' out-of-memory errors have no common type.
+        text = str(error)
+        return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
+def load(plan):
+    """The two splits (channels last) and the model with the plan's weights (or Keras's own
+    initialisers, seeded); the initial weights written for --initial-weights."""
     train_x, train_y = common.load_split(args, "train_images", "train_labels")
     test_x, test_y = common.load_split(args, "test_images", "test_labels")
     train_x, test_x = train_x[..., None], test_x[..., None]  # channels last: [n, 28, 28, 1]
@@ -263,14 +303,15 @@ def main():
         set_shared_weights(model, plan)
     if args.initial_weights:
         common.write_safetensors(args.initial_weights, shared_weights(model))
-    if args.logits:
-        images = common.LOGIT_IMAGES
-        common.write_logits(args.logits, model.predict(test_x[:images], batch_size=images, verbose=0))
-        return
-    tuned = args.profile == "tuned"
+    return (train_x, train_y), (test_x, test_y), model
+
+
+def compile_model(model):
+    """Compiles the model with the recipe's Adam and loss, as the profile has it; the tuned
+    profile's settings as the report records them."""
     tuning = []
     steps_per_execution = 1
-    if tuned:
+    if args.profile == "tuned":
         steps_per_execution = TUNED_STEPS_PER_EXECUTION
         tuning.append(common.tuning_entry(
             FRAMEWORK, "steps_per_execution", str(steps_per_execution), True,
@@ -282,55 +323,11 @@ def main():
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
     )
-    wait_for_device(model)
-    setup_seconds = time.perf_counter() - setup
-    nvml = common.Nvml.open(0) if use_cuda else None
-    if nvml:
-        nvml.start_sampling()
+    return tuning
 
-    def evaluate(x, y):
-        wait_for_device(model)
-        start = time.perf_counter()
-        out = model.evaluate(x, y, batch_size=1000, verbose=0, return_dict=True)
-        return {"loss": float(out["loss"]), "accuracy": float(out["accuracy"]), "examples": int(y.shape[0]),
-                "seconds": time.perf_counter() - start}
 
-    n = train_y.shape[0]
-    clock = EpochClock(COUNTER)
-    epochs, failure, step_losses = [], None, {}
-    try:
-        for epoch in range(1, args.epochs + 1):
-            order = common.epoch_order(plan, args, epoch, n)
-            xs, ys = train_x[order], train_y[order]
-            clock.epoch = epoch
-            energy_start = nvml.energy_mj() if nvml else None
-            busy_start = nvml.busy_snapshot() if nvml else None
-            # One epoch of `fit` over the data in the plan's order, not shuffled: the batch order of
-            # every other row.
-            model.fit(xs, ys, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
-            energy = common.joules_between(energy_start, nvml.energy_mj()) if nvml else None
-            busy = nvml.busy_since(busy_start) if nvml else None
-            train_loss, train_accuracy = float(clock.logs["loss"]), float(clock.logs["accuracy"])
-            numbers, steps = clock.steps(args.batch_size, n)
-            step_losses[epoch] = steps
-            if not np.isfinite(train_loss):
-                failure = common.nan_failure(epoch, steps, total=-(-n // args.batch_size), numbers=numbers)
-                break
-            # `fit` queues its steps itself: when the host had queued the last one is not seen from
-            # outside it (no queued time).
-            epochs.append(common.epoch_record(epoch, train_loss, train_accuracy, evaluate(test_x, test_y),
-                                              clock.seconds, None, energy, busy))
-            common.announce(args, epochs[-1])
-    except Exception as e:  # the backends' out-of-memory errors have no common type
-        text = str(e)
-        if "RESOURCE_EXHAUSTED" not in text and "out of memory" not in text.lower():
-            raise
-        failure = common.out_of_memory(FRAMEWORK, e)
-
-    if COUNTER:
-        COUNTER.finish()
-    if args.step_losses:
-        common.write_report(args.step_losses, {str(e): v for e, v in step_losses.items()})
+def backend(model, gpu, tuning):
+    """What the row says about itself (the report's backend)."""
     notes = [
         f"backend: {BACKEND}",
         f"fit jit-compiled: {'yes' if model.jit_compile else 'no'} (model.jit_compile)",
@@ -339,17 +336,41 @@ def main():
         "one fit call per epoch over that epoch's batch order, shuffle off; fit takes NumPy arrays and "
         "sends each batch to the device",
     ]
-    if use_cuda and BACKEND == "jax" and os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true") != "false":
+    if gpu is not None and BACKEND == "jax" and os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true") != "false":
         notes.append("JAX preallocates 75% of the GPU's memory (its default): the driver's GPU memory reading "
                      "is that pool; peak device memory is JAX's own peak_bytes_in_use")
-    backend = {"framework": FRAMEWORK,
-               "framework_version": f"keras {keras.__version__}, {backend_version()}, python {platform.python_version()}",
-               "device": "cuda" if use_cuda else "cpu", "device_name": gpu or "cpu",
-               "threads": len(os.sched_getaffinity(0)), "features": [f"backend={BACKEND}"],
-               "notes": notes, "tuning": tuning}
-    splits = {"test": (test_x, test_y), "train": (train_x, train_y)}
-    report = common.report(args, backend, env, model.count_params(), n, test_y.shape[0], setup_seconds, epochs,
-                           failure, lambda split: evaluate(*splits[split]),
+    return common.backend_info(
+        FRAMEWORK, f"keras {keras.__version__}, {backend_version()}, python {platform.python_version()}",
+        "cuda" if gpu is not None else "cpu", gpu or "cpu", len(os.sched_getaffinity(0)), [f"backend={BACKEND}"],
+        notes, tuning)
+
+
+def main():
+    env = common.environment(sys.argv)
+    gpu = accelerator()
+    if args.device == "cuda" and gpu is None:
+        sys.exit(f"error: keras: CUDA was asked for, but {backend_version()} finds no GPU")
+    use_cuda = gpu is not None
+
+    setup = time.perf_counter()
+    plan = common.read_safetensors(args.plan)
+    train, test, model = load(plan)
+    if args.logits:
+        images = common.LOGIT_IMAGES
+        common.write_logits(args.logits, model.predict(test[0][:images], batch_size=images, verbose=0))
+        return
+    tuning = compile_model(model)
+    wait_for_device(model)
+    setup_seconds = time.perf_counter() - setup
+    nvml = common.Nvml.open(0) if use_cuda else None
+    if nvml:
+        nvml.start_sampling()
+
+    row = KerasRow(model, train, test, EpochClock(COUNTER), args.batch_size)
+    epochs, failure = common.train_epochs(args, plan, row.n, row, nvml, COUNTER)
+    splits = {"test": test, "train": train}
+    report = common.report(args, backend(model, gpu, tuning), env, model.count_params(), row.n, test[1].shape[0],
+                           setup_seconds, epochs, failure, lambda split: evaluate(model, *splits[split]),
                            peak_device_bytes if use_cuda else None, nvml.finish_sampling if nvml else None)
     common.finish(args, report)
 

@@ -23,7 +23,7 @@ import sys
 import time
 
 
-def main():
+def options():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the JSON file to write")
     p.add_argument("--launches", type=int, default=8192, help="launches after each spin kernel")
@@ -34,7 +34,69 @@ def main():
     args = p.parse_args()
     if args.launches < 1 or args.repeats < 1 or args.spin_ms <= 0 or args.graph_kernels < 1:
         p.error("--launches, --repeats, --spin-ms and --graph-kernels must be positive")
+    return args
 
+
+def measure(torch, args, cycles, launch):
+    """Each launch's host time (ns) after a spin kernel, and how many returned before it ended."""
+    torch.cuda._sleep(cycles)
+    times = []
+    for _ in range(args.launches):
+        t0 = time.perf_counter_ns()
+        launch()
+        times.append(time.perf_counter_ns() - t0)
+    torch.cuda.synchronize()
+    # The first launch that waited for the spin kernel: far longer than any queued one.
+    blocked = next((i for i, t in enumerate(times) if t > 0.25 * args.spin_ms * 1e6), None)
+    return {"queued_before_blocking": blocked, "launch_ns": times}
+
+
+def measure_graph(torch, args, cycles, x):
+    """The measurement with a captured graph of --graph-kernels kernels replayed, and None; or None and
+    why not, where graphs do not work (the eager measurement then stands alone)."""
+    try:
+        g = torch.cuda.CUDAGraph()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            with torch.cuda.graph(g, stream=stream):
+                for _ in range(args.graph_kernels):
+                    x.add_(1)
+        torch.cuda.current_stream().wait_stream(stream)
+        torch.cuda.synchronize()
+        return [measure(torch, args, cycles, g.replay) for _ in range(args.repeats)], None
+    except Exception as e:  # a driver without graphs: the eager measurement stands alone
+        return None, str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def summary(args, runs):
+    """The depth each repeat measured, and the median of the launches that returned quickly."""
+    depths = [r["queued_before_blocking"] for r in runs]
+    quick = [t for r in runs for t in r["launch_ns"][: r["queued_before_blocking"] or args.launches]]
+    quick.sort()
+    return {"queued_before_blocking": depths,
+            "median_quick_launch_us": quick[len(quick) // 2] / 1e3 if quick else None}
+
+
+def result(torch, device, args, cycles, eager, graph, graph_error):
+    """The file's content: the machine, the versions, the command, the settings and both measurements."""
+    return {
+        "what": "launches queued behind a spin kernel before a launch call blocked",
+        "machine": {"gpu": torch.cuda.get_device_name(device), "cpu": platform.processor() or platform.machine(),
+                    "logical_cpus": os.cpu_count(), "os": platform.platform()},
+        "versions": {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+                     "driver": driver_version()},
+        "command": [os.path.basename(sys.argv[0])] + sys.argv[1:],
+        "settings": {"launches": args.launches, "repeats": args.repeats, "spin_ms": args.spin_ms,
+                     "spin_cycles": cycles, "graph_kernels": args.graph_kernels},
+        "eager": {"kernel": "x.add_(1) on one float", **summary(args, eager), "runs": eager},
+        "graph": ({"kernels_per_launch": args.graph_kernels, **summary(args, graph), "runs": graph}
+                  if graph else {"error": graph_error}),
+    }
+
+
+def main():
+    args = options()
     try:
         import torch
     except ImportError as e:
@@ -47,64 +109,18 @@ def main():
     torch.cuda.synchronize()
     cycles = spin_cycles(torch, args.spin_ms)
 
-    def measure(launch):
-        """Each launch's host time (ns) after a spin kernel, and how many returned before it ended."""
-        torch.cuda._sleep(cycles)
-        times = []
-        for _ in range(args.launches):
-            t0 = time.perf_counter_ns()
-            launch()
-            times.append(time.perf_counter_ns() - t0)
-        torch.cuda.synchronize()
-        # The first launch that waited for the spin kernel: far longer than any queued one.
-        blocked = next((i for i, t in enumerate(times) if t > 0.25 * args.spin_ms * 1e6), None)
-        return {"queued_before_blocking": blocked, "launch_ns": times}
-
-    eager = [measure(lambda: x.add_(1)) for _ in range(args.repeats)]
-    graph, graph_error = None, None
-    try:
-        g = torch.cuda.CUDAGraph()
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            with torch.cuda.graph(g, stream=stream):
-                for _ in range(args.graph_kernels):
-                    x.add_(1)
-        torch.cuda.current_stream().wait_stream(stream)
-        torch.cuda.synchronize()
-        graph = [measure(g.replay) for _ in range(args.repeats)]
-    except Exception as e:  # a driver without graphs: the eager measurement stands alone
-        graph_error = str(e).splitlines()[0] if str(e) else type(e).__name__
-
-    def summary(runs):
-        depths = [r["queued_before_blocking"] for r in runs]
-        quick = [t for r in runs for t in r["launch_ns"][: r["queued_before_blocking"] or args.launches]]
-        quick.sort()
-        return {"queued_before_blocking": depths,
-                "median_quick_launch_us": quick[len(quick) // 2] / 1e3 if quick else None}
-
-    result = {
-        "what": "launches queued behind a spin kernel before a launch call blocked",
-        "machine": {"gpu": torch.cuda.get_device_name(device), "cpu": platform.processor() or platform.machine(),
-                    "logical_cpus": os.cpu_count(), "os": platform.platform()},
-        "versions": {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-                     "driver": driver_version()},
-        "command": [os.path.basename(sys.argv[0])] + sys.argv[1:],
-        "settings": {"launches": args.launches, "repeats": args.repeats, "spin_ms": args.spin_ms,
-                     "spin_cycles": cycles, "graph_kernels": args.graph_kernels},
-        "eager": {"kernel": "x.add_(1) on one float", **summary(eager), "runs": eager},
-        "graph": ({"kernels_per_launch": args.graph_kernels, **summary(graph), "runs": graph}
-                  if graph else {"error": graph_error}),
-    }
+    eager = [measure(torch, args, cycles, lambda: x.add_(1)) for _ in range(args.repeats)]
+    graph, graph_error = measure_graph(torch, args, cycles, x)
+    out = result(torch, device, args, cycles, eager, graph, graph_error)
     tmp = f"{args.out}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
-        json.dump(result, f)
+        json.dump(out, f)
         f.write("\n")
     os.replace(tmp, args.out)
-    print(f"eager: {result['eager']['queued_before_blocking']} launches queued before one blocked "
-          f"(median quick launch {result['eager']['median_quick_launch_us']:.1f} µs)")
+    print(f"eager: {out['eager']['queued_before_blocking']} launches queued before one blocked "
+          f"(median quick launch {out['eager']['median_quick_launch_us']:.1f} µs)")
     if graph:
-        print(f"graph of {args.graph_kernels} kernels: {result['graph']['queued_before_blocking']} replays queued")
+        print(f"graph of {args.graph_kernels} kernels: {out['graph']['queued_before_blocking']} replays queued")
     else:
         print(f"graph: not measured ({graph_error})")
 

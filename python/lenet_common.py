@@ -1,8 +1,10 @@
 """What the Python rows of lenet-compare share (python/reference.py, PyTorch, and python/keras_reference.py,
 Keras): the options of a run (the same as `lenet train`'s, `RunSpec::to_args` on the Rust side), the
-data files and the plan file that `lenet plan` writes, the machine probe, the GPU's own counters, the
-NaN check's message and the report file. Only the standard library and numpy: no framework is imported
-here, so each script imports its own framework after its options are read.
+data files and the plan file that `lenet plan` writes, the epoch loop's bookkeeping around each row's
+own training (the plan's orders, the GPU's own counters, the NaN check, the epoch records, the progress
+lines, the step losses), the machine probe and the report file (from `lenet_report.py`). Only the
+standard library and numpy: no framework is imported here, so each script imports its own framework
+after its options are read.
 """
 
 import argparse
@@ -10,17 +12,15 @@ import ctypes
 import gzip
 import json
 import os
-import platform
-import resource
-import socket
-import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 
-SCHEMA = 1
+# The report's records and the machine probe, given to the rows from here.
+from lenet_report import (SCHEMA, backend_info, environment, epoch_record, eval_record, failed_report,  # noqa: F401
+                          HOST_MEMORY, peak_host_bytes, portable_command, run_report, run_spec, tuning_record, write_report)
+
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -147,14 +147,6 @@ def positive(text):
     return value
 
 
-def spec_of(args):
-    """The run's settings as the report records them (common::harness::RunSpec)."""
-    return {"framework": args.framework, "model": args.model, "dataset": args.dataset, "init": args.init,
-            "device": args.device, "epochs": args.epochs, "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate, "seed": args.seed, "limit": args.limit,
-            "threads": args.threads, "profile": args.profile}
-
-
 def load_split(args, images, labels):
     """A split's images normalised as every row normalises them ((x / 255 - 0.5) / 0.5, float32,
     [n, 28, 28]) and its labels (int64), cut to `--limit`."""
@@ -202,20 +194,6 @@ def write_logits(path, logits):
     write_report(path, {"images": LOGIT_IMAGES, "logits": np.asarray(logits, np.float64).ravel().tolist()})
 
 
-def epoch_record(epoch, train_loss, train_accuracy, test, train_seconds, queued_seconds, energy_joules,
-                 device_busy=None):
-    """One epoch of the report (common::harness::EpochRecord): the mean training loss and accuracy,
-    the test evaluation's loss, accuracy and time, and the epoch's clocks, energy and the share of it
-    the GPU was busy."""
-    record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
-              "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-              "train_seconds": train_seconds, "eval_seconds": test["seconds"],
-              "queued_seconds": queued_seconds, "energy_joules": energy_joules}
-    if device_busy is not None:
-        record["device_busy"] = device_busy
-    return record
-
-
 def announce(args, record):
     """The progress line of an epoch, as the Rust runs print it."""
     print(f"{args.framework} {args.model} epoch {record['epoch']}/{args.epochs}: loss {record['train_loss']:.4f}, "
@@ -230,6 +208,59 @@ def out_of_memory(framework, error):
     return f"out of device memory: {framework}: {text.splitlines()[0] if text else 'out of memory'}"
 
 
+class EpochTraining:
+    """One epoch's training as a row measured it: the mean loss and accuracy over its steps, its
+    clock (`seconds`, to the device's end of the last step) and when the host had queued its last
+    step (`queued`, None where the row cannot tell), and `steps()`, which reads back each step's loss
+    (only for the check or to name the first bad step) as (losses, their step numbers or None where
+    they are the positions, the epoch's steps or None where they are all there)."""
+
+    def __init__(self, loss, accuracy, seconds, queued, steps):
+        self.loss, self.accuracy, self.seconds, self.queued, self.steps = loss, accuracy, seconds, queued, steps
+
+
+def train_epochs(args, plan, n, row, nvml, counter):
+    """The epoch loop of every Python row, around the row's own training: each epoch's order from the
+    plan, the GPU's energy and busy share around its training, the step losses (for --step-losses, or
+    to name the first bad step of an epoch whose loss is not finite: the run stops there), the test
+    evaluation, the epoch's record and progress line; the kernel counter finished and the step losses
+    written at the end. `row` gives `prepare(epoch, order)` (what comes before the meters start),
+    `train(epoch, prepared)` (the epoch's training, an EpochTraining, marked for `counter` by the row),
+    `test()` (the test evaluation) and `out_of_memory(error)` (whether an error is the device's memory
+    running out: the run then fails with it, any other error is raised). Returns (epochs, failure)."""
+    epochs, failure, step_losses = [], None, {}
+    try:
+        for epoch in range(1, args.epochs + 1):
+            prepared = row.prepare(epoch, epoch_order(plan, args, epoch, n))
+            HOST_MEMORY.epoch_started()
+            energy_start = nvml.energy_mj() if nvml else None
+            busy_start = nvml.busy_snapshot() if nvml else None
+            trained = row.train(epoch, prepared)
+            energy = joules_between(energy_start, nvml.energy_mj()) if nvml else None
+            busy = nvml.busy_since(busy_start) if nvml else None
+            finite = np.isfinite(trained.loss)
+            if args.step_losses or not finite:
+                # Read back only for the check, or to name the first bad step.
+                steps, numbers, total = trained.steps()
+                step_losses[epoch] = steps
+            if not finite:
+                failure = nan_failure(epoch, steps, total=total, numbers=numbers)
+                break
+            test = row.test()
+            epochs.append(epoch_record(epoch, trained.loss, trained.accuracy, test, trained.seconds,
+                                       trained.queued, energy, busy, HOST_MEMORY.epoch_finished()))
+            announce(args, epochs[-1])
+    except Exception as e:  # the frameworks' out-of-memory errors have no common type
+        if not row.out_of_memory(e):
+            raise
+        failure = out_of_memory(args.framework, e)
+    if counter:
+        counter.finish()
+    if args.step_losses:
+        write_report(args.step_losses, {str(e): v for e, v in step_losses.items()})
+    return epochs, failure
+
+
 def report(args, backend, environment, parameters, train_examples, test_examples, setup_seconds, epochs,
            failure, evaluate, peak_device_bytes, gpu_process_bytes):
     """The run's report (results::RunReport). `evaluate(split)` ("test", "train") gives the final
@@ -238,29 +269,10 @@ def report(args, backend, environment, parameters, train_examples, test_examples
     final_test = final_train = None
     if failure is None:
         final_test, final_train = evaluate("test"), evaluate("train")
-    return {
-        "schema": SCHEMA, "spec": spec_of(args), "backend": backend, "environment": environment,
-        "parameters": int(parameters), "train_examples": int(train_examples), "test_examples": int(test_examples),
-        "setup_seconds": setup_seconds, "epochs": epochs, "final_train": final_train, "final_test": final_test,
-        "peak_host_bytes": peak_host_bytes(),
-        "peak_device_bytes": peak_device_bytes() if peak_device_bytes else None,
-        "gpu_process_bytes": gpu_process_bytes() if gpu_process_bytes else None,
-        "failure": failure,
-    }
-
-
-def peak_host_bytes():
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def write_report(path, report):
-    """Writes the report to a temporary file and renames it: never half a file."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    return run_report(run_spec(args), backend, environment, parameters, train_examples, test_examples,
+                      setup_seconds, epochs, final_train, final_test, peak_host_bytes(),
+                      peak_device_bytes() if peak_device_bytes else None,
+                      gpu_process_bytes() if gpu_process_bytes else None, failure)
 
 
 def finish(args, report):
@@ -273,13 +285,7 @@ def finish(args, report):
 def fail_before_start(args, reason):
     """A run that cannot start (its framework cannot be imported, say) leaves a failed report with
     the reason, as the Rust runs do, so that a comparison's table says why; then exits."""
-    parameters = {"lenet2": 61706, "lenet3": 121994}[args.model]
-    finish(args, {
-        "schema": SCHEMA, "spec": spec_of(args), "backend": None, "environment": environment(sys.argv),
-        "parameters": parameters, "train_examples": 0, "test_examples": 0, "setup_seconds": 0.0,
-        "epochs": [], "final_train": None, "final_test": None, "peak_host_bytes": None,
-        "peak_device_bytes": None, "gpu_process_bytes": None, "failure": reason,
-    })
+    finish(args, failed_report(args, environment(sys.argv), reason))
 
 
 def run_main(main, framework):
@@ -312,63 +318,10 @@ def write_safetensors(path, tensors):
 
 
 def tuning_entry(framework, setting, value, applied, note):
-    """One setting of the tuned profile, as the Rust runs record it (common::harness::Tuning)."""
+    """One setting of the tuned profile, as the Rust runs record it (common::harness::Tuning), and
+    said on stderr as they say it."""
     print(f"{framework} tuned: {setting}: {value} ({'applied' if applied else 'fell back'}: {note})", file=sys.stderr)
-    return {"setting": setting, "value": value, "applied": applied, "note": note}
-
-
-def portable_command(argv, cwd):
-    """The command line as it can be published (as the Rust side records it): the program by its
-    file name, each absolute path relative to `cwd` when under it, else by its file name."""
-    def path(arg):
-        if not os.path.isabs(arg):
-            return arg
-        rel = os.path.relpath(arg, cwd) if cwd else ".."
-        return rel if not rel.startswith("..") else os.path.basename(arg.rstrip("/")) or arg
-
-    out = []
-    for i, arg in enumerate(argv):
-        if i == 0:
-            out.append(os.path.basename(arg) or arg)
-        elif arg.startswith("--") and "=" in arg:
-            option, value = arg.split("=", 1)
-            out.append(f"{option}={path(value)}")
-        else:
-            out.append(path(arg))
-    return out
-
-
-def environment(command):
-    cpu = "unknown-cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    gpu = driver = None
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader", "--id=0"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        gpu, driver = [s.strip() for s in out.split(",", 1)]
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        pass
-    now = int(time.time())
-    return {
-        "lenet_version": "python-reference",
-        "os": platform.system().lower(),
-        "arch": platform.machine(),
-        "cpu_model": cpu,
-        "logical_cpus": os.cpu_count() or 1,
-        "hostname": socket.gethostname(),
-        "gpu": gpu,
-        "gpu_driver": driver,
-        "command": portable_command(command, os.getcwd()),
-        "started_unix": now,
-        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-    }
+    return tuning_record(setting, value, applied, note)
 
 
 class Nvml:

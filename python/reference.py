@@ -11,7 +11,6 @@ import platform
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -75,10 +74,9 @@ def evaluate(model, images, labels, device, batch=1000):
             logits = model(xs)
             loss_sum += F.cross_entropy(logits, ys) * ys.shape[0]
             hits += (logits.argmax(-1) == ys).sum()
-    record = {"loss": loss_sum.item() / n, "accuracy": hits.item() / n, "examples": n}
+    loss, accuracy = loss_sum.item() / n, hits.item() / n
     sync(device)
-    record["seconds"] = time.perf_counter() - start
-    return record
+    return common.eval_record(loss, accuracy, n, time.perf_counter() - start)
 
 
 def tuning_entry(setting, value, applied, note):
@@ -171,30 +169,96 @@ class GraphedStep:
         return [next(replayed) if r else next(eager) for r in self.order]
 
 
-def main():
+class TorchRow:
+    """The PyTorch row's side of the shared epoch loop (`lenet_common.train_epochs`): an epoch of
+    eager steps (or of replays of the tuned step's CUDA graph), timed from its first step to the
+    device's end of its last one, and the test evaluation."""
+
+    def __init__(self, model, opt, train, test, device, graphed, counter, batch_size):
+        self.model, self.opt, self.device, self.graphed = model, opt, device, graphed
+        (self.train_x, self.train_y), self.test_split = train, test
+        self.counter, self.batch_size, self.n = counter, batch_size, train[1].shape[0]
+
+    def prepare(self, epoch, order):
+        return torch.from_numpy(order.copy())
+
+    def train(self, epoch, order):
+        device, graphed = self.device, self.graphed
+        sync(device)
+        if self.counter:
+            self.counter.mark(True, epoch)
+        start = time.perf_counter()
+        order = order.to(device)
+        sums = [torch.zeros((), device=device), torch.zeros((), dtype=torch.int64, device=device)]
+        # Each step's loss stays on the device; read back only if the epoch's sum is not finite (as
+        # the Rust frameworks do, so that every run pays the same for it).
+        losses = []
+        if graphed:
+            graphed.start_epoch()
+        for s in range(0, self.n, self.batch_size):
+            idx = order[s:s + self.batch_size]
+            if graphed and graphed.step(idx):
+                continue
+            with graphed.eager(idx) if graphed else contextlib.nullcontext():
+                losses.append(self.eager_step(idx, sums))
+        loss_sum, hits = sums
+        if graphed:
+            # The replays' sums beside the eager steps'.
+            loss_sum += graphed.loss_sum
+            hits += graphed.hits
+        # When the host had queued the last step (the Rust harness records the same).
+        queued_seconds = time.perf_counter() - start
+        train_loss, train_hits = loss_sum.item(), hits.item()
+        sync(device)
+        train_seconds = time.perf_counter() - start
+        if self.counter:
+            self.counter.mark(False, epoch)
+
+        def steps():
+            every = graphed.step_losses(losses) if graphed else losses
+            return torch.stack(every).double().cpu().numpy().tolist(), None, None
+
+        n = self.n
+        return common.EpochTraining(train_loss / n, train_hits / n, train_seconds, queued_seconds, steps)
+
+    def eager_step(self, idx, sums):
+        """One training step of the batch `idx`, its loss and correct count added to `sums` on the
+        device; its loss (on the device)."""
+        xs, ys = self.train_x.index_select(0, idx), self.train_y.index_select(0, idx)
+        logits = self.model(xs)
+        loss = F.cross_entropy(logits, ys)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            sums[0] += loss.detach() * ys.shape[0]
+            sums[1] += (logits.argmax(-1) == ys).sum()
+        return loss.detach()
+
+    def test(self):
+        return evaluate(self.model, *self.test_split, self.device)
+
+    def out_of_memory(self, error):
+        return isinstance(error, torch.cuda.OutOfMemoryError)
+
+
+def options():
     p = common.arguments("pytorch", __doc__.split("\n\n")[0],
                          "tuned: fused Adam; on CUDA also cudnn.benchmark and the whole step captured as a CUDA graph")
     args = p.parse_args()
     common.check_kernel_args(p, args)
-    # A kernel pass: the counter loaded before torch's first CUDA call.
-    counter = common.KernelCounter.start(args)
+    return args
 
-    env = common.environment(sys.argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        sys.exit("error: pytorch: CUDA was asked for, but torch finds no CUDA device")
-    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    device = torch.device("cuda:0" if use_cuda else "cpu")
 
+def load(args, plan, device):
+    """The two splits on the device, and the model with the plan's weights (or PyTorch's own
+    initialisers, seeded); the initial weights written for --initial-weights."""
     def split(images, labels):
         x, y = common.load_split(args, images, labels)
         return torch.from_numpy(x).reshape(-1, 1, 28, 28).to(device), torch.from_numpy(y).to(device)
 
-    setup = time.perf_counter()
-    plan = common.read_safetensors(args.plan)
-    train_x, train_y = split("train_images", "train_labels")
-    test_x, test_y = split("test_images", "test_labels")
+    train = split("train_images", "train_labels")
+    test = split("test_images", "test_labels")
     torch.manual_seed(args.seed)
     model = (LeNet2() if args.model == "lenet2" else LeNet3()).to(device)
     if args.init == "shared":
@@ -202,10 +266,12 @@ def main():
     if args.initial_weights:
         common.write_safetensors(args.initial_weights,
                                  {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
-    if args.logits:
-        with torch.no_grad():
-            common.write_logits(args.logits, model(test_x[:common.LOGIT_IMAGES]).cpu().numpy())
-        return
+    return train, test, model
+
+
+def optimiser(args, model, train, device, use_cuda):
+    """Adam as the profile has it, the tuned profile's settings as the report records them, and the
+    tuned step's CUDA graph (None but in the tuned profile on CUDA)."""
     tuned = args.profile == "tuned"
     tuning = []
     if tuned and use_cuda:
@@ -223,93 +289,59 @@ def main():
     graphed = None
     if tuned:
         if use_cuda:
-            graphed = GraphedStep(model, opt, train_x, train_y, args.batch_size, device)
+            graphed = GraphedStep(model, opt, *train, args.batch_size, device)
             tuning.append(tuning_entry("CUDA graph", "whole step", True,
                                        f"gather, forward, loss, backward, Adam and the sums of a batch of {args.batch_size} "
                                        f"captured once after {WARMUP_STEPS} eager steps and replayed; a shorter last batch runs eagerly"))
         else:
             tuning.append(tuning_entry("CUDA graph", "whole step", False, "the run is on the CPU: no CUDA graphs there"))
+    return opt, tuning, graphed
+
+
+def backend(device, use_cuda, tuning):
+    """What the row says about itself (the report's backend)."""
+    notes = [f"cudnn: {'available' if torch.backends.cudnn.is_available() else 'not available'}"]
+    if use_cuda:
+        benchmark = str(torch.backends.cudnn.benchmark).lower()
+        notes.append(f"cudnn.benchmark: {benchmark} ({'the tuned profile' if tuning else 'torch default'})")
+    return common.backend_info("pytorch", f"torch {torch.__version__}, python {platform.python_version()}",
+                               "cuda" if use_cuda else "cpu", str(device), torch.get_num_threads(), [], notes,
+                               tuning)
+
+
+def main():
+    args = options()
+    # A kernel pass: the counter loaded before torch's first CUDA call.
+    counter = common.KernelCounter.start(args)
+
+    env = common.environment(sys.argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("error: pytorch: CUDA was asked for, but torch finds no CUDA device")
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda:0" if use_cuda else "cpu")
+
+    setup = time.perf_counter()
+    plan = common.read_safetensors(args.plan)
+    train, test, model = load(args, plan, device)
+    if args.logits:
+        with torch.no_grad():
+            common.write_logits(args.logits, model(test[0][:common.LOGIT_IMAGES]).cpu().numpy())
+        return
+    opt, tuning, graphed = optimiser(args, model, train, device, use_cuda)
     sync(device)
     setup_seconds = time.perf_counter() - setup
     nvml = common.Nvml.open(0) if use_cuda else None
     if nvml:
         nvml.start_sampling()
 
-    n = train_y.shape[0]
-    epochs, failure, step_losses = [], None, {}
-    try:
-        for epoch in range(1, args.epochs + 1):
-            order = torch.from_numpy(common.epoch_order(plan, args, epoch, n).copy())
-            energy_start = nvml.energy_mj() if nvml else None
-            busy_start = nvml.busy_snapshot() if nvml else None
-            sync(device)
-            if counter:
-                counter.mark(True, epoch)
-            start = time.perf_counter()
-            order = order.to(device)
-            loss_sum = torch.zeros((), device=device)
-            hits = torch.zeros((), dtype=torch.int64, device=device)
-            # Each step's loss stays on the device; read back only if the epoch's sum is not finite (as
-            # the Rust frameworks do, so that every run pays the same for it).
-            losses = []
-            if graphed:
-                graphed.start_epoch()
-            for s in range(0, n, args.batch_size):
-                idx = order[s:s + args.batch_size]
-                if graphed and graphed.step(idx):
-                    continue
-                with graphed.eager(idx) if graphed else contextlib.nullcontext():
-                    xs, ys = train_x.index_select(0, idx), train_y.index_select(0, idx)
-                    logits = model(xs)
-                    loss = F.cross_entropy(logits, ys)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    with torch.no_grad():
-                        loss_sum += loss.detach() * ys.shape[0]
-                        hits += (logits.argmax(-1) == ys).sum()
-                    losses.append(loss.detach())
-            if graphed:
-                # The replays' sums beside the eager steps'.
-                loss_sum += graphed.loss_sum
-                hits += graphed.hits
-            # When the host had queued the last step (the Rust harness records the same).
-            queued_seconds = time.perf_counter() - start
-            train_loss, train_hits = loss_sum.item(), hits.item()
-            sync(device)
-            train_seconds = time.perf_counter() - start
-            if counter:
-                counter.mark(False, epoch)
-            energy = common.joules_between(energy_start, nvml.energy_mj()) if nvml else None
-            busy = nvml.busy_since(busy_start) if nvml else None
-            if args.step_losses or not np.isfinite(train_loss):
-                # Read back only for the check, or to name the first bad step.
-                steps = torch.stack(graphed.step_losses(losses) if graphed else losses).double().cpu().numpy()
-                step_losses[epoch] = steps.tolist()
-            if not np.isfinite(train_loss):
-                failure = common.nan_failure(epoch, steps)
-                break
-            epochs.append(common.epoch_record(epoch, train_loss / n, train_hits / n,
-                                              evaluate(model, test_x, test_y, device),
-                                              train_seconds, queued_seconds, energy, busy))
-            common.announce(args, epochs[-1])
-    except torch.cuda.OutOfMemoryError as e:
-        failure = common.out_of_memory("pytorch", e)
-
-    if counter:
-        counter.finish()
-    if args.step_losses:
-        common.write_report(args.step_losses, {str(e): v for e, v in step_losses.items()})
-    notes = [f"cudnn: {'available' if torch.backends.cudnn.is_available() else 'not available'}"]
-    if use_cuda:
-        benchmark = str(torch.backends.cudnn.benchmark).lower()
-        notes.append(f"cudnn.benchmark: {benchmark} ({'the tuned profile' if tuning else 'torch default'})")
-    backend = {"framework": "pytorch", "framework_version": f"torch {torch.__version__}, python {platform.python_version()}",
-               "device": "cuda" if use_cuda else "cpu", "device_name": str(device),
-               "threads": torch.get_num_threads(), "features": [], "notes": notes, "tuning": tuning}
-    splits = {"test": (test_x, test_y), "train": (train_x, train_y)}
-    report = common.report(args, backend, env, sum(p.numel() for p in model.parameters()), n, test_y.shape[0],
-                           setup_seconds, epochs, failure, lambda split: evaluate(model, *splits[split], device),
+    row = TorchRow(model, opt, train, test, device, graphed, counter, args.batch_size)
+    epochs, failure = common.train_epochs(args, plan, row.n, row, nvml, counter)
+    splits = {"test": test, "train": train}
+    report = common.report(args, backend(device, use_cuda, tuning), env, sum(p.numel() for p in model.parameters()),
+                           row.n, test[1].shape[0], setup_seconds, epochs, failure,
+                           lambda split: evaluate(model, *splits[split], device),
                            (lambda: torch.cuda.max_memory_allocated(device)) if use_cuda else None,
                            nvml.finish_sampling if nvml else None)
     common.finish(args, report)

@@ -20,21 +20,19 @@ compile_error!(
 pub mod cli;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use common::error::failure_text;
 use common::framework::{Framework, FrameworkDefaults, FrameworkInfo, Runner};
-use common::harness::{self, InitKind, Observer, RunSpec};
+use common::harness::{self, InitKind, Observer, RunSpec, Trainer};
 use common::weights::ModelFile;
 use common::{
     DeviceKind, DeviceRequest, EpochRecord, Mnist, ModelKind, SplitKind, Totals, TrainError,
     Weights,
 };
-use meters::{gpu, kernels};
+use meters::{KernelCounter, Meters};
 use reports::catalogue::NotBuilt;
-use reports::report::KernelPass;
 use reports::{Catalogue, Environment, RunReport, SCHEMA};
 
 /// The frameworks compiled into this binary, in the order tables list them.
@@ -223,7 +221,7 @@ impl Observer for Bars {
         }
     }
 
-    fn epoch_finished(&mut self, r: &EpochRecord) {
+    fn epoch_finished(&mut self, r: &mut EpochRecord) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -244,7 +242,44 @@ impl Observer for Bars {
 
 /// Loads the data, trains, and returns the report (a failed one if the framework failed, or could
 /// not start). Errors in the user's input (bad data, bad options) are returned as errors instead.
+///
+/// A run is four steps: [`prepare`] (the spec checked, the data and the initial weights),
+/// [`start`] (the kernel counter where asked, the trainer, the meters), [`train`] (the epoch loop,
+/// observed by the meters and the display) and [`finish`] (the meters' last word, the weights, the
+/// report). A step that ends the run early leaves a failed report, never a missing one.
 pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
+    let prepared = match prepare(spec, options)? {
+        Ok(prepared) => prepared,
+        Err(report) => return Ok(RunOutput::failed(report)),
+    };
+    let started = match start(spec, options, prepared) {
+        Ok(started) => started,
+        Err(report) => return Ok(RunOutput::failed(report)),
+    };
+    let trained = train(spec, options, started);
+    Ok(finish(spec, options, trained))
+}
+
+impl RunOutput {
+    fn failed(report: Box<RunReport>) -> Self {
+        Self {
+            report: *report,
+            weights: None,
+        }
+    }
+}
+
+/// What a run has before its framework starts.
+struct Prepared {
+    framework: &'static dyn Framework,
+    environment: Environment,
+    data: Mnist,
+    init: Weights,
+}
+
+/// Checks the spec and loads the data (a user's mistake is an error), and draws the initial
+/// weights (a framework that cannot draw its own leaves a failed report).
+fn prepare(spec: &RunSpec, options: &RunOptions) -> Result<Result<Prepared, Box<RunReport>>> {
     spec.validate()?;
     if let Some(script) = references()
         .into_iter()
@@ -265,46 +300,57 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
         data.check_limit(n, SplitKind::Train)?;
         data.limit(n);
     }
-    let model = spec.model.spec();
     let init = match spec.init {
-        InitKind::Shared => Weights::init(&model, spec.seed),
+        InitKind::Shared => Weights::init(&spec.model.spec(), spec.seed),
         InitKind::Native => match framework.native_weights(spec.model, spec.seed) {
             Ok(w) => w,
-            Err(e) => {
-                return Ok(RunOutput {
-                    report: RunReport::failed(spec.clone(), environment, e.to_string()),
-                    weights: None,
-                })
-            }
+            Err(e) => return Ok(Err(failed(spec, environment, e.to_string()))),
         },
     };
-    // A kernel pass: the counter loaded before the framework's first CUDA call (on the CPU there is
-    // nothing for it to see).
-    let records = options
-        .kernels
-        .as_ref()
-        .map(|_| std::env::temp_dir().join(format!("lenet-kernels-{}.txt", std::process::id())));
+    Ok(Ok(Prepared {
+        framework,
+        environment,
+        data,
+        init,
+    }))
+}
+
+fn failed(spec: &RunSpec, environment: Environment, failure: String) -> Box<RunReport> {
+    Box::new(RunReport::failed(spec.clone(), environment, failure))
+}
+
+/// A run whose trainer is built, with its meters.
+struct Started {
+    prepared: Prepared,
+    trainer: Box<dyn Trainer>,
+    setup_seconds: f64,
+    meters: Meters,
+}
+
+/// Loads a kernel pass's counter (before the framework's first CUDA call), builds the trainer
+/// (a framework that cannot start, CUDA asked for where there is none say, leaves a failed report,
+/// so that a comparison shows why the row is missing) and the meters for its device.
+fn start(
+    spec: &RunSpec,
+    options: &RunOptions,
+    prepared: Prepared,
+) -> Result<Started, Box<RunReport>> {
+    let on_device = spec.device != DeviceRequest::Cpu;
     let counter = options
         .kernels
         .as_deref()
-        .filter(|_| spec.device != DeviceRequest::Cpu)
-        .zip(records.as_deref())
-        .map(|(library, records)| kernels::Counter::start(library, records));
+        .map(|library| KernelCounter::start(library, on_device));
     let setup = Instant::now();
-    // A framework that cannot start (no CUDA where CUDA was asked for, say) still leaves a report,
-    // so that a comparison shows why the row is missing.
-    let mut trainer = match guarded(|| framework.trainer(spec, &data, &init)) {
+    let built = guarded(|| {
+        prepared
+            .framework
+            .trainer(spec, &prepared.data, &prepared.init)
+    });
+    let trainer = match built {
         Ok(t) => t,
         Err(e) => {
-            let on_device = spec.device != DeviceRequest::Cpu;
-            return Ok(RunOutput {
-                report: RunReport::failed(
-                    spec.clone(),
-                    environment,
-                    failure_text(e.to_string(), on_device),
-                ),
-                weights: None,
-            });
+            let failure = failure_text(e.to_string(), on_device);
+            return Err(failed(spec, prepared.environment, failure));
         }
     };
     let setup_seconds = setup.elapsed().as_secs_f64();
@@ -314,6 +360,25 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
             eprintln!("{} {} tuned: {t}", spec.framework, spec.model);
         }
     }
+    let meters = Meters::for_run(trainer.backend().device, counter);
+    Ok(Started {
+        prepared,
+        trainer,
+        setup_seconds,
+        meters,
+    })
+}
+
+/// A run that has trained (or failed while training).
+struct Trained {
+    started: Started,
+    outcome: harness::Outcome,
+}
+
+/// The epoch loop, observed by the meters and then the display. A framework that panics (an
+/// assertion deep in its kernels, say) ends this run, not the process: the report says what
+/// happened.
+fn train(spec: &RunSpec, options: &RunOptions, mut started: Started) -> Trained {
     let mut bars = Bars {
         epochs: spec.epochs,
         bar: None,
@@ -325,152 +390,87 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunOutput> {
     } else {
         &mut silent
     };
-    // On a GPU, its driver's own counters, the same for every framework: the process's memory and
-    // the GPU's utilization, sampled in the background, and the energy of each epoch's training.
-    let counters: Option<Arc<dyn gpu::Counters>> = match trainer.backend().device {
-        DeviceKind::Cuda => gpu::Nvml::open(0).map(|n| Arc::new(n) as Arc<dyn gpu::Counters>),
-        DeviceKind::Cpu => None,
-    };
-    let sampler = counters
-        .clone()
-        .map(|c| gpu::PeakSampler::start(c, std::process::id(), gpu::SAMPLE_PERIOD));
-    let mut observer = Metered {
-        display,
-        energy: counters.map(gpu::EnergyMeter::new),
-        busy: sampler.as_ref().map(|s| gpu::BusyMeter::new(s.busy())),
-        counter: counter.as_ref().and_then(|c| c.as_ref().ok()),
-    };
-    // A framework that panics (an assertion deep in its kernels, say) ends this run, not the
-    // process: the report says what happened.
-    let mut outcome = guarded(|| {
-        Ok(harness::train(
-            trainer.as_mut(),
-            spec,
-            data.train.len(),
-            &mut observer,
-        ))
-    })
-    .unwrap_or_else(|e| harness::Outcome {
-        failure: Some(e.to_string()),
-        ..Default::default()
-    });
-    if let Some(meter) = observer.energy.take() {
-        for (record, joules) in outcome.epochs.iter_mut().zip(meter.epochs) {
-            record.energy_joules = joules;
-        }
-    }
-    if let Some(meter) = observer.busy.take() {
-        for (record, busy) in outcome.epochs.iter_mut().zip(meter.epochs) {
-            record.device_busy = busy;
-        }
-    }
-    let device = trainer.backend().device;
-    let kernel_pass = options
-        .kernels
-        .is_some()
-        .then(|| kernel_pass(counter, &mut outcome.epochs, device));
-    if let Some(records) = &records {
-        // Read by now (or never written); a file left behind would only be clutter.
-        let _ = std::fs::remove_file(records);
-    }
-    let gpu_process_bytes = sampler.and_then(gpu::PeakSampler::finish);
+    let mut observer = Chain(&mut started.meters, display);
+    let train_len = started.prepared.data.train.len();
+    let trainer = started.trainer.as_mut();
+    let outcome = guarded(|| Ok(harness::train(trainer, spec, train_len, &mut observer)))
+        .unwrap_or_else(|e| harness::Outcome {
+            failure: Some(e.to_string()),
+            ..Default::default()
+        });
+    Trained { started, outcome }
+}
+
+/// The meters' last word into the epochs, the trained weights where they were asked for, and the
+/// report.
+fn finish(spec: &RunSpec, options: &RunOptions, trained: Trained) -> RunOutput {
+    let Trained {
+        started,
+        mut outcome,
+    } = trained;
+    let measures = started.meters.finish(&mut outcome.epochs);
+    let trainer = started.trainer;
     let mut failure = outcome.failure;
     let weights = match (options.keep_weights, &failure) {
-        (true, None) => match trainer.weights() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                failure = Some(format!("cannot read the trained weights back: {e}"));
-                None
-            }
-        },
+        (true, None) => trainer
+            .weights()
+            .map_err(|e| failure = Some(format!("cannot read the trained weights back: {e}")))
+            .ok(),
         _ => None,
     };
     let backend = trainer.backend();
     let failure = failure.map(|f| failure_text(f, backend.device == DeviceKind::Cuda));
+    let data = &started.prepared.data;
     let report = RunReport {
         schema: SCHEMA,
         spec: spec.clone(),
         backend: Some(backend),
-        environment,
-        parameters: model.num_params(),
+        environment: started.prepared.environment,
+        parameters: spec.model.spec().num_params(),
         train_examples: data.train.len(),
         test_examples: data.test.len(),
-        setup_seconds,
+        setup_seconds: started.setup_seconds,
         epochs: outcome.epochs,
         final_train: outcome.final_train,
         final_test: outcome.final_test,
-        peak_host_bytes: reports::env::peak_rss_bytes(),
+        peak_host_bytes: measures.peak_host_bytes,
         peak_device_bytes: trainer.peak_device_bytes(),
-        gpu_process_bytes,
+        gpu_process_bytes: measures.gpu_process_bytes,
         failure,
-        kernel_pass,
+        kernel_pass: measures.kernel_pass,
         device_steps: None,
     };
-    Ok(RunOutput { report, weights })
+    RunOutput { report, weights }
 }
 
-/// A kernel pass's epochs given the counter's records, and what the pass could measure (on the
-/// CPU: nothing, and it says so).
-fn kernel_pass(
-    counter: Option<Result<kernels::Counter, kernels::KernelsError>>,
-    epochs: &mut [EpochRecord],
-    device: DeviceKind,
-) -> KernelPass {
-    match counter {
-        Some(counter) if device == DeviceKind::Cuda => {
-            kernels::attribute(counter.and_then(kernels::Counter::finish), epochs)
-        }
-        _ => KernelPass::nothing("the run trained on the CPU"),
-    }
-}
+/// Two observers, one after the other: the meters write their fields into a record before the
+/// display shows it.
+struct Chain<'a>(&'a mut dyn Observer, &'a mut dyn Observer);
 
-/// Forwards to the progress display, and reads the GPU's energy counter and its utilization
-/// readings when each epoch starts and when its training has finished on the device.
-struct Metered<'a> {
-    display: &'a mut dyn Observer,
-    energy: Option<gpu::EnergyMeter>,
-    busy: Option<gpu::BusyMeter>,
-    /// A kernel pass's counter, marking each epoch's training.
-    counter: Option<&'a kernels::Counter>,
-}
-
-impl Observer for Metered<'_> {
+impl Observer for Chain<'_> {
     fn epoch_started(&mut self, epoch: u32, steps: usize) {
-        if let Some(meter) = &mut self.energy {
-            meter.epoch_started();
-        }
-        if let Some(meter) = &mut self.busy {
-            meter.epoch_started();
-        }
-        if let Some(counter) = self.counter {
-            counter.mark(true, epoch);
-        }
-        self.display.epoch_started(epoch, steps);
+        self.0.epoch_started(epoch, steps);
+        self.1.epoch_started(epoch, steps);
     }
 
     fn step(&mut self, steps_done: usize) {
-        self.display.step(steps_done);
+        self.0.step(steps_done);
+        self.1.step(steps_done);
     }
 
     fn epoch_trained(&mut self, epoch: u32) {
-        if let Some(meter) = &mut self.energy {
-            meter.epoch_trained();
-        }
-        if let Some(meter) = &mut self.busy {
-            meter.epoch_trained();
-        }
-        if let Some(counter) = self.counter {
-            counter.mark(false, epoch);
-        }
-        self.display.epoch_trained(epoch);
+        self.0.epoch_trained(epoch);
+        self.1.epoch_trained(epoch);
     }
 
-    fn epoch_finished(&mut self, record: &EpochRecord) {
-        self.display.epoch_finished(record);
+    fn epoch_finished(&mut self, record: &mut EpochRecord) {
+        self.0.epoch_finished(record);
+        self.1.epoch_finished(record);
     }
 
     fn evaluating(&mut self, what: &str) {
-        self.display.evaluating(what);
+        self.0.evaluating(what);
+        self.1.evaluating(what);
     }
 }
 

@@ -4,7 +4,7 @@
 //! else the cache, else a download). The test harness is libtest-mimic's, since the tests come from
 //! the registry at run time; it takes `cargo test`'s filters and options.
 
-use common::framework::Framework;
+use common::framework::{Framework, FrameworkDefaults};
 use common::harness::{self, BackendInfo, DeviceRequest, Profile, RunSpec, Silent};
 use common::{Dataset, Mnist, ModelKind, Weights};
 use libtest_mimic::{Arguments, Trial};
@@ -180,7 +180,10 @@ fn tuned_tolerance(
     if idiomatic.device_name == tuned.device_name {
         return SAME_KERNELS;
     }
-    f.step_tolerance(model, step).unwrap_or(SAME_KERNELS)
+    f.description()
+        .parity
+        .step_tolerance(model, step)
+        .unwrap_or(SAME_KERNELS)
 }
 
 /// The tuned profile on the CPU follows the idiomatic run step for step (20 Adam steps within
@@ -293,7 +296,7 @@ fn step_parity_with_tch(f: &dyn Framework) {
         let want = step_losses(tch(), model, 20);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             let step = i + 1;
-            let tolerance = f.step_tolerance(model, step).unwrap();
+            let tolerance = f.description().parity.step_tolerance(model, step).unwrap();
             assert!(
                 (g - w).abs() <= tolerance * w.abs().max(1.0),
                 "{framework} {model} step {step}: loss {g} against tch's {w}"
@@ -363,7 +366,7 @@ fn native_init_follows_the_defaults_table(f: &dyn Framework) {
     let w = f.native_weights(ModelKind::LeNet3, 5).unwrap();
     w.check(&spec).unwrap();
     assert_ne!(w, shared, "{framework}");
-    let d = f.defaults();
+    let d = FrameworkDefaults::row(f.description().defaults);
     support::follows_the_defaults(framework, &d, &w);
     let again = f.native_weights(ModelKind::LeNet3, 5).unwrap();
     let seeded = d.seeded.starts_with("yes");
@@ -484,8 +487,8 @@ fn the_registry_is_consistent() {
     assert!(!colours.contains(&reports::catalogue::GREY));
     assert_eq!(catalogue.baseline(), Some("pytorch"));
     for f in lenet_compare::FRAMEWORKS {
-        let build = f.cuda_build();
-        for feature in &build.features {
+        let build = f.description().cuda;
+        for feature in build.features {
             assert!(
                 feature.contains('/'),
                 "{}: CUDA feature '{feature}' is PACKAGE/FEATURE",
@@ -536,6 +539,45 @@ fn the_registry_is_consistent() {
 /// Every check, once per registered framework, and the checks of the registry as a whole.
 fn main() {
     let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    let mut native_rows: Vec<&str> = Vec::new();
+    for &f in lenet_compare::FRAMEWORKS {
+        trials.extend(framework_trials(f, &mut native_rows));
+    }
+    trials.push(trial(
+        "saved_models_reload_in_every_framework",
+        saved_models_reload_in_every_framework,
+    ));
+    // The README shows every framework's listing and verdict: only a build with all of them can
+    // check them.
+    if lenet_compare::not_built().is_empty() {
+        trials.push(trial(
+            "the_front_page_says_what_the_results_say",
+            the_front_page_says_what_the_results_say,
+        ));
+        trials.push(trial(
+            "the_readme_shows_the_models_as_the_sources_write_them",
+            the_readme_shows_the_models_as_the_sources_write_them,
+        ));
+    }
+    trials.push(trial(
+        "the_registry_is_consistent",
+        the_registry_is_consistent,
+    ));
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn trial(name: impl Into<String>, check: impl FnOnce() + Send + 'static) -> Trial {
+    Trial::test(name, move || {
+        check();
+        Ok(())
+    })
+}
+
+/// The shared checks of one framework, named `CHECK::FRAMEWORK`; native initialisation once per
+/// row of the defaults table (`native_rows`: the rows already checked), since it belongs to a
+/// framework, not to each of its configurations.
+fn framework_trials(f: &'static dyn Framework, native_rows: &mut Vec<&'static str>) -> Vec<Trial> {
     type Check = fn(&dyn Framework);
     let mut checks: Vec<(&str, Check)> = vec![
         ("logits_match_reference", logits_match_reference),
@@ -553,86 +595,28 @@ fn main() {
             a_tuned_epoch_ends_where_the_idiomatic_one_does,
         ),
     ];
-    checks.sort_by_key(|(name, _)| *name);
-    let mut trials = Vec::new();
-    let mut native_rows: Vec<String> = Vec::new();
     // Parity is with tch: a build without it (`--no-default-features --features burn`) runs every
     // other check.
     let parity = lenet_compare::framework("tch").is_ok();
-    for &f in lenet_compare::FRAMEWORKS {
-        for &(check, run) in &checks {
-            trials.push(Trial::test(format!("{check}::{}", f.name()), move || {
-                run(f);
-                Ok(())
-            }));
-        }
-        if parity && f.name() != tch().name() {
-            trials.push(Trial::test(
-                format!("parity::logits::{}", f.name()),
-                move || {
-                    logits_parity_with_tch(f);
-                    Ok(())
-                },
-            ));
-        }
-        if parity && f.step_tolerance(ModelKind::LeNet2, 1).is_some() {
-            trials.push(Trial::test(
-                format!("parity::steps::{}", f.name()),
-                move || {
-                    step_parity_with_tch(f);
-                    Ok(())
-                },
-            ));
-        }
-        // Native initialisation belongs to a framework, not to each of its configurations: once per
-        // row of the defaults table.
-        let row = f.defaults().framework;
-        if !native_rows.contains(&row) {
-            native_rows.push(row);
-            trials.push(Trial::test(
-                format!("native_init_follows_the_defaults_table::{}", f.name()),
-                move || {
-                    native_init_follows_the_defaults_table(f);
-                    Ok(())
-                },
-            ));
-            trials.push(Trial::test(
-                format!("native_init_trains::{}", f.name()),
-                move || {
-                    native_init_trains(f);
-                    Ok(())
-                },
-            ));
-        }
+    if parity && f.name() != tch().name() {
+        checks.push(("parity::logits", logits_parity_with_tch));
     }
-    trials.push(Trial::test(
-        "saved_models_reload_in_every_framework",
-        || {
-            saved_models_reload_in_every_framework();
-            Ok(())
-        },
-    ));
-    // The README shows every framework's listing and verdict: only a build with all of them can
-    // check them.
-    if lenet_compare::not_built().is_empty() {
-        trials.push(Trial::test(
-            "the_front_page_says_what_the_results_say",
-            || {
-                the_front_page_says_what_the_results_say();
-                Ok(())
-            },
-        ));
-        trials.push(Trial::test(
-            "the_readme_shows_the_models_as_the_sources_write_them",
-            || {
-                the_readme_shows_the_models_as_the_sources_write_them();
-                Ok(())
-            },
-        ));
+    let held_to_steps = f.description().parity.step_tolerance(ModelKind::LeNet2, 1);
+    if parity && held_to_steps.is_some() {
+        checks.push(("parity::steps", step_parity_with_tch));
     }
-    trials.push(Trial::test("the_registry_is_consistent", || {
-        the_registry_is_consistent();
-        Ok(())
-    }));
-    libtest_mimic::run(&args, trials).exit();
+    let row = f.description().defaults[0];
+    if !native_rows.contains(&row) {
+        native_rows.push(row);
+        checks.push((
+            "native_init_follows_the_defaults_table",
+            native_init_follows_the_defaults_table,
+        ));
+        checks.push(("native_init_trains", native_init_trains));
+    }
+    checks.sort_by_key(|(name, _)| *name);
+    checks
+        .into_iter()
+        .map(|(check, run)| trial(format!("{check}::{}", f.name()), move || run(f)))
+        .collect()
 }

@@ -14,114 +14,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use reports::Catalogue;
-
-use crate::{compare, cuda, llvm, setup};
-
-/// Where the CUDA-enabled build goes, apart from the CPU build so that neither rebuilds the other.
-pub const CUDA_TARGET_DIR: &str = "target/cuda";
-/// One CUDA build of `lenet`, made from the registry's `CudaBuild`s.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CudaBinary {
-    /// `package/feature`s that compile the CUDA code of its frameworks.
-    pub features: Vec<String>,
-    /// Its compressed binary in the bundle.
-    pub binary: String,
-    /// Whether it links burn's CUDA backend, which needs LLVM (see `llvm.rs`).
-    pub llvm: bool,
-    /// The frameworks that need this binary rather than the main one (`--lenet-for`).
-    pub own: Vec<String>,
-}
-
-/// The CUDA binaries the frameworks of `catalogue` need: `lenet`, with the CUDA code of every
-/// framework that can share it, then one `lenet-NAME` for each framework that needs its own.
-pub fn cuda_builds(catalogue: &Catalogue) -> Vec<CudaBinary> {
-    let mut main = CudaBinary {
-        features: Vec::new(),
-        binary: "lenet.xz".into(),
-        llvm: false,
-        own: Vec::new(),
-    };
-    let mut own = Vec::new();
-    for f in &catalogue.frameworks {
-        let Some(build) = &f.cuda_build else { continue };
-        if build.own_binary {
-            own.push(CudaBinary {
-                features: build.features.clone(),
-                binary: format!("lenet-{}.xz", f.name),
-                llvm: build.llvm,
-                own: vec![f.name.clone()],
-            });
-        } else {
-            for feature in &build.features {
-                if !main.features.contains(feature) {
-                    main.features.push(feature.clone());
-                }
-            }
-            main.llvm |= build.llvm;
-        }
-    }
-    std::iter::once(main).chain(own).collect()
-}
-
-/// The CUDA builds `cargo xtask setup --cuda` checks: those of every framework with CUDA code of
-/// its own to compile, or of the frameworks named in `only` (`--check`), each of which must have
-/// some, or none for `--check none`.
-pub fn checked_builds(catalogue: &Catalogue, only: Option<&[String]>) -> Result<Vec<CudaBinary>> {
-    if only.is_some_and(|o| o.len() == 1 && o[0] == "none") {
-        return Ok(Vec::new());
-    }
-    let compiled: Vec<&common::framework::FrameworkInfo> = catalogue
-        .frameworks
-        .iter()
-        .filter(|f| {
-            f.cuda_build
-                .as_ref()
-                .is_some_and(|b| !b.features.is_empty())
-        })
-        .collect();
-    let names: Vec<&str> = compiled.iter().map(|f| f.name.as_str()).collect();
-    if let Some(only) = only {
-        if only.is_empty() {
-            bail!(
-                "--check needs at least one framework ({}), or none",
-                names.join(", ")
-            );
-        }
-        if let Some(other) = only.iter().find(|o| !names.contains(&o.as_str())) {
-            bail!(
-                "--check {other}: the frameworks with CUDA code of their own to check are {} (or none)",
-                names.join(", ")
-            );
-        }
-    }
-    let chosen = Catalogue::new(
-        compiled
-            .into_iter()
-            .filter(|f| only.is_none_or(|o| o.contains(&f.name)))
-            .cloned()
-            .collect(),
-    );
-    // The shared binary's build is empty when none of its frameworks was chosen.
-    Ok(cuda_builds(&chosen)
-        .into_iter()
-        .filter(|b| !b.features.is_empty())
-        .collect())
-}
-
-#[derive(clap::Args)]
-pub struct Args {
-    /// Build the CUDA-enabled binaries (the only kind of bundle there is so far)
-    #[arg(long)]
-    pub cuda: bool,
-    /// Build the criterion bench (`benches/train_step.rs`) with the CUDA features and `bench.sh`
-    /// instead of the comparison: a bundle of its own, since both together pass the size limit
-    #[arg(long)]
-    pub bench: bool,
-    /// Where to put the bundle (default: .bundle, or .bundle-bench with --bench)
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
+use crate::cuda::{self, Toolkit};
+use crate::llvm::{self, Llvm};
+use crate::python_env::{self, Env};
+use crate::registry::{self, CudaBinary, CUDA_TARGET_DIR};
+use crate::{counter, flags, process};
 
 /// The most a bundle may weigh, so that it can be copied around easily.
 const MAX_BYTES: u64 = 64 * 1024 * 1024;
@@ -217,11 +114,12 @@ fn bench_binary(build: &CudaBinary) -> String {
     build.binary.replacen("lenet", "train_step", 1)
 }
 
-pub fn run(args: Args) -> Result<()> {
-    if !args.cuda {
+/// Builds the bundle `flags` asks for.
+pub fn run(flags: flags::Bundle) -> Result<()> {
+    if !flags.cuda {
         bail!("only CUDA bundles exist: pass --cuda");
     }
-    let env = setup::run()?;
+    let env = python_env::setup()?;
     if !env.libtorch.join("lib").join("libtorch_cuda.so").exists() {
         bail!(
             "{} has no libtorch_cuda.so: a CUDA bundle needs a CUDA build of libtorch",
@@ -230,8 +128,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     let toolkit = cuda::setup()?;
     let llvm = llvm::setup()?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(if args.bench {
+    let out = flags.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if flags.bench {
             ".bundle-bench"
         } else {
             ".bundle"
@@ -243,26 +141,29 @@ pub fn run(args: Args) -> Result<()> {
         env.root.join(out)
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let lenet = env.build_lenet()?;
-    let builds = cuda_builds(&compare::catalogue(&lenet)?);
-    if args.bench {
-        for build in &builds {
-            let bench = build_bench(&env, &toolkit, &llvm, build)?;
-            let _ = std::fs::remove_file(out.join(bench_binary(build).trim_end_matches(".xz")));
-            strip_copy(&bench, &out.join(bench_binary(build)), true)?;
-        }
-        return finish(
-            &out,
-            "bench bundle",
-            "bench.sh",
-            &bench_sh(&builds),
-            "RESULTS_DIR MNIST_DIR",
-        );
+    let lenet = registry::build_lenet(&env)?;
+    let builds = registry::cuda_builds(&registry::catalogue(&lenet)?);
+    let toolchains = (&toolkit, &llvm);
+    if flags.bench {
+        bench_bundle(toolchains, &builds, &out)
+    } else {
+        run_bundle(&env, toolchains, &builds, &out)
     }
-    for build in &builds {
+}
+
+/// The comparison's bundle in `out`: the CUDA binaries, xtask, the kernel counter, the Python rows'
+/// scripts and wheels, and `run.sh`.
+fn run_bundle(
+    env: &Env,
+    toolchains: (&Toolkit, &Llvm),
+    builds: &[CudaBinary],
+    out: &Path,
+) -> Result<()> {
+    let (toolkit, llvm) = toolchains;
+    for build in builds {
         let features = build.features.join(",");
         eprintln!("building lenet with --features {features} (release, {CUDA_TARGET_DIR})");
-        let mut cmd = env.cargo();
+        let mut cmd = process::cargo();
         cmd.args(["build", "--release", "--quiet", "--features", &features])
             .args(["--package", "lenet-compare", "--bin", "lenet"])
             .args(["--target-dir", CUDA_TARGET_DIR]);
@@ -270,7 +171,7 @@ pub fn run(args: Args) -> Result<()> {
         if build.llvm {
             llvm.apply(&mut cmd);
         }
-        if !setup::status(&mut cmd)? {
+        if !process::status(&mut cmd)? {
             bail!("cargo build --features {features} failed");
         }
         let _ = std::fs::remove_file(out.join(build.binary.trim_end_matches(".xz")));
@@ -280,32 +181,63 @@ pub fn run(args: Args) -> Result<()> {
             true,
         )?;
     }
-    let release = env.build_release(&["xtask"])?;
+    let release = build_release(env, &["xtask"])?;
     strip_copy(&release.join("xtask"), &out.join("xtask"), false)?;
     // The kernel counter, for a kernel pass on the GPU machine (`lenet train --kernels
     // liblenet_kernels.so`; run.sh's loader path finds the wheels' libcupti.so.13 there).
-    crate::counter::build(&toolkit, &out)?;
+    counter::build(toolkit, out)?;
     // Bundles before LLVM was linked statically carried its shared libraries here.
     let lib = out.join("lib");
     if lib.exists() {
         std::fs::remove_dir_all(&lib).with_context(|| format!("cannot clear {}", lib.display()))?;
     }
-    copy_python(&env.root.join("python"), &out)?;
-    download_wheels(&env, &out.join("wheels"))?;
+    copy_python(&env.root.join("python"), out)?;
+    download_wheels(env, &out.join("wheels"))?;
     finish(
-        &out,
+        out,
         "bundle",
         "run.sh",
-        &run_sh(&builds),
+        &run_sh(builds),
         "RESULTS_DIR [compare options]",
     )
+}
+
+/// The bench's bundle in `out`: one criterion bench binary per CUDA build, and `bench.sh`.
+fn bench_bundle(toolchains: (&Toolkit, &Llvm), builds: &[CudaBinary], out: &Path) -> Result<()> {
+    let (toolkit, llvm) = toolchains;
+    for build in builds {
+        let bench = build_bench(toolkit, llvm, build)?;
+        let _ = std::fs::remove_file(out.join(bench_binary(build).trim_end_matches(".xz")));
+        strip_copy(&bench, &out.join(bench_binary(build)), true)?;
+    }
+    finish(
+        out,
+        "bench bundle",
+        "bench.sh",
+        &bench_sh(builds),
+        "RESULTS_DIR MNIST_DIR",
+    )
+}
+
+/// Builds `packages` in release mode and returns the release folder.
+fn build_release(env: &Env, packages: &[&str]) -> Result<PathBuf> {
+    eprintln!("building {} (release)", packages.join(" and "));
+    let mut cmd = process::cargo();
+    cmd.args(["build", "--release", "--quiet"]);
+    for p in packages {
+        cmd.args(["--package", p]);
+    }
+    if !process::status(&mut cmd)? {
+        bail!("cargo build failed");
+    }
+    Ok(env.root.join("target").join("release"))
 }
 
 /// Writes a bundle's script `name` into `out`, checks the bundle's size and says how to run it.
 fn finish(out: &Path, what: &str, name: &str, text: &str, usage: &str) -> Result<()> {
     let script = out.join(name);
     std::fs::write(&script, text).with_context(|| format!("cannot write {}", script.display()))?;
-    set_executable(&script)?;
+    process::set_executable(&script)?;
     let size = check_size(out)?;
     println!(
         "{what}: {} ({:.1} MiB); run it there as {}/{name} {usage}",
@@ -333,9 +265,9 @@ fn copy_python(from: &Path, out: &Path) -> Result<()> {
 
 /// The keras row's wheels for the GPU machine's Python (`KERAS_WHEELS`), downloaded once into the
 /// cache and copied into `wheels`.
-fn download_wheels(env: &setup::Env, wheels: &Path) -> Result<()> {
-    let cache = setup::cache_dir()?.join(format!("wheels-py{GPU_PYTHON}"));
-    let ok = setup::status(
+fn download_wheels(env: &Env, wheels: &Path) -> Result<()> {
+    let cache = process::cache_dir()?.join(format!("wheels-py{GPU_PYTHON}"));
+    let ok = process::status(
         std::process::Command::new(&env.python)
             .args([
                 "-m",
@@ -371,7 +303,7 @@ fn download_wheels(env: &setup::Env, wheels: &Path) -> Result<()> {
         .with_context(|| format!("cannot create {}", wheels.display()))?;
     for want in KERAS_WHEELS {
         let (name, version) = want.split_once("==").unwrap_or((want, ""));
-        let found = setup::find_wheel(&cache, name, version)?;
+        let found = python_env::find_wheel(&cache, name, version)?;
         std::fs::copy(&found, wheels.join(found.file_name().unwrap_or_default()))
             .with_context(|| format!("cannot copy {}", found.display()))?;
     }
@@ -394,15 +326,10 @@ fn check_size(out: &Path) -> Result<u64> {
 
 /// Builds the criterion bench `train_step` with `build`'s CUDA features (`cargo bench --no-run`)
 /// and returns the executable cargo reports for it.
-fn build_bench(
-    env: &setup::Env,
-    toolkit: &cuda::Toolkit,
-    llvm: &llvm::Llvm,
-    build: &CudaBinary,
-) -> Result<PathBuf> {
+fn build_bench(toolkit: &Toolkit, llvm: &Llvm, build: &CudaBinary) -> Result<PathBuf> {
     let features = build.features.join(",");
     eprintln!("building the train_step bench with --features {features} ({CUDA_TARGET_DIR})");
-    let mut cmd = env.cargo();
+    let mut cmd = process::cargo();
     cmd.args(["bench", "--no-run", "--quiet", "--features", &features])
         .args(["--package", "lenet-compare", "--bench", "train_step"])
         .args(["--target-dir", CUDA_TARGET_DIR])
@@ -446,7 +373,7 @@ fn strip_copy(from: &Path, to: &Path, compress: bool) -> Result<()> {
         .with_context(|| format!("cannot copy {} to {}", from.display(), plain.display()))?;
     let _ = std::process::Command::new("strip").arg(&plain).status();
     if compress {
-        let ok = setup::status(
+        let ok = process::status(
             std::process::Command::new("xz")
                 .args(["-6", "--force", "--threads=0", "--keep"])
                 .arg(&plain),
@@ -462,13 +389,7 @@ fn strip_copy(from: &Path, to: &Path, compress: bool) -> Result<()> {
         }
         return Ok(());
     }
-    set_executable(&plain)
-}
-
-fn set_executable(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("cannot make {} executable", path.display()))
+    process::set_executable(&plain)
 }
 
 fn dir_size(dir: &Path) -> Result<u64> {
@@ -487,95 +408,14 @@ fn dir_size(dir: &Path) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use common::framework::{CudaBuild, FrameworkDefaults, FrameworkInfo, Runner};
-    use reports::Catalogue;
+    use crate::registry::{self, sample};
 
-    fn info(name: &str, build: Option<CudaBuild>) -> FrameworkInfo {
-        FrameworkInfo {
-            name: name.into(),
-            runner: if build.is_some() {
-                Runner::Lenet
-            } else {
-                Runner::Python
-            },
-            script: None,
-            baseline: false,
-            compared_by_default: true,
-            cuda_available: false,
-            cuda_build: build,
-            colour: [0, 0, 0],
-            defaults: FrameworkDefaults::row([name; 8]),
-            model_source: None,
-            step_tolerance: None,
-            parity_reference: false,
-        }
-    }
-
-    /// The registry's CUDA builds as they are: candle's (and its first-max variant's) shared in the
-    /// main binary, burn's in one of its own, with LLVM.
-    fn registry() -> Catalogue {
-        let shared = |f: &str| CudaBuild {
-            features: vec![f.into()],
-            own_binary: false,
-            llvm: false,
-        };
-        Catalogue::new(vec![
-            info("pytorch", None),
-            info("tch", Some(CudaBuild::library())),
-            info("candle", Some(shared("candle-impl/cudnn"))),
-            info("candle-firstmax", Some(shared("candle-impl/cudnn"))),
-            info(
-                "burn",
-                Some(CudaBuild {
-                    features: vec!["burn-impl/cuda".into()],
-                    own_binary: true,
-                    llvm: true,
-                }),
-            ),
-        ])
-    }
-
-    /// `setup --cuda` checks the builds of the frameworks with CUDA code of their own, all of them or
-    /// those named (tch's CUDA is in libtorch, the Python rows have none), and refuses other names.
+    /// run.sh runs each framework with a binary of its own with that binary (that every
+    /// framework's CUDA code is in exactly one binary: `registry::every_framework_is_in_one_binary`).
     #[test]
-    fn the_cuda_check_builds_what_it_is_asked_to() {
-        let catalogue = registry();
-        let features = |only: Option<&[String]>| {
-            super::checked_builds(&catalogue, only)
-                .unwrap()
-                .into_iter()
-                .map(|b| b.features.join(","))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(features(None), ["candle-impl/cudnn", "burn-impl/cuda"]);
-        // The shared binary's build is left out when none of its frameworks is asked for.
-        assert_eq!(features(Some(&["burn".into()])), ["burn-impl/cuda"]);
-        assert_eq!(features(Some(&["candle".into()])), ["candle-impl/cudnn"]);
-        for wrong in ["tch", "pytorch", "jax"] {
-            let e = super::checked_builds(&catalogue, Some(&[wrong.into()])).unwrap_err();
-            assert_eq!(
-                e.to_string(),
-                format!("--check {wrong}: the frameworks with CUDA code of their own to check are candle, candle-firstmax, burn (or none)")
-            );
-        }
-        assert!(super::checked_builds(&catalogue, Some(&[])).is_err());
-        assert!(features(Some(&["none".into()])).is_empty());
-        assert!(super::checked_builds(&catalogue, Some(&["none".into(), "burn".into()])).is_err());
-    }
-
-    /// Every framework's CUDA code is in exactly one binary, and run.sh runs each framework with a
-    /// binary of its own with that binary.
-    #[test]
-    fn every_framework_is_in_one_binary_and_run_sh() {
+    fn run_sh_runs_each_framework_with_its_binary() {
         // (The scripts' syntax: `the_bundle_scripts_are_valid_bash`.)
-        let catalogue = registry();
-        let builds = super::cuda_builds(&catalogue);
-        assert_eq!(builds.len(), 2);
-        assert_eq!(builds[0].features, ["candle-impl/cudnn"]);
-        assert!(!builds[0].llvm && builds[0].own.is_empty());
-        assert_eq!(builds[1].binary, "lenet-burn.xz");
-        assert_eq!(builds[1].features, ["burn-impl/cuda"]);
-        assert!(builds[1].llvm);
+        let builds = registry::cuda_builds(&sample::registry());
         let script = super::run_sh(&builds);
         assert!(
             script.contains(r#"--lenet "$here/lenet" --lenet-for "burn=$here/lenet-burn" \"#),
@@ -635,7 +475,7 @@ mod tests {
     /// (`bash -n`), and so is each template on its own.
     #[test]
     fn the_bundle_scripts_are_valid_bash() {
-        let builds = super::cuda_builds(&registry());
+        let builds = registry::cuda_builds(&sample::registry());
         let scripts = [
             ("run.sh", super::run_sh(&builds)),
             ("bench.sh", super::bench_sh(&builds)),

@@ -11,30 +11,13 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use reports::cost::{self, BuildCost, FirstEpoch, NativeLibrary};
-use reports::Environment;
+use reports::{Catalogue, Environment};
 
-use crate::setup;
-
-#[derive(clap::Args)]
-pub struct Args {
-    /// Comma-separated frameworks (framework features of the root Cargo.toml, listed by `cargo
-    /// xtask frameworks`; default: all of them)
-    #[arg(long, value_delimiter = ',', value_name = "F,...")]
-    pub frameworks: Option<Vec<String>>,
-    /// Results go to OUT/MACHINE/build-cost/
-    #[arg(long, default_value = "results", value_name = "OUT")]
-    pub out: PathBuf,
-    /// Name of the machine's results folder (default: from the CPU model, as `compare` names it)
-    #[arg(long)]
-    pub machine: Option<String>,
-    /// Keep each framework's build folder (target/cost/FRAMEWORK, a few GB) instead of removing it
-    #[arg(long)]
-    pub keep: bool,
-    /// The CUDA builds of candle and burn instead of the CPU builds, with the toolkit and LLVM of
-    /// `cargo xtask setup --cuda` (tch's CUDA is in libtorch: its CPU build is its CUDA build)
-    #[arg(long)]
-    pub cuda: bool,
-}
+use crate::cuda::{self, Toolkit};
+use crate::features::Features;
+use crate::llvm::{self, Llvm};
+use crate::workspace::{self, Need};
+use crate::{flags, process, python_env, registry};
 
 /// One build to measure.
 struct Job {
@@ -62,37 +45,31 @@ fn measured_minutes(committed: &Path, job: &Job, cores: f64) -> Option<f64> {
         })
 }
 
-pub fn run(args: Args) -> Result<bool> {
-    let features = setup::Features::new("--frameworks", args.frameworks.as_deref())?;
-    let frameworks = features.names();
-    let root = setup::root();
-    let environment = Environment::capture();
-    let machine = args
-        .machine
-        .clone()
-        .unwrap_or_else(|| environment.machine_slug(false));
-    let dir = args.out.join(&machine).join(cost::FOLDER);
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the results folder {}", dir.display()))?;
-    common::fsio::check_writable_dir(&dir)
-        .with_context(|| format!("cannot write into the results folder {}", dir.display()))?;
+/// What every build of one `cargo xtask cost` shares: its options, this machine, the folder the
+/// records go to, the compiler, and for `--cuda` the toolchains.
+struct Session {
+    flags: flags::Cost,
+    root: PathBuf,
+    environment: Environment,
+    machine: String,
+    /// OUT/MACHINE/build-cost/
+    dir: PathBuf,
+    /// `rustc --version`.
+    rustc: String,
+    /// The host's target triple, whose dependencies are counted.
+    host: String,
+    /// The CUDA toolkit and LLVM, for `--cuda`'s builds.
+    toolchains: Option<(Toolkit, Llvm)>,
+}
 
-    // What is not timed: the sources of the dependencies, and libtorch for tch.
-    eprintln!("cost: downloading the dependencies' sources first (cargo fetch, not timed)");
-    if !setup::status(setup::cargo().arg("fetch"))? {
-        bail!("cargo fetch failed");
-    }
-    if features.has_tch() {
-        setup::run().context("tch's build needs libtorch")?;
-    }
-    let rustc = output(Command::new("rustc").arg("--version"))?;
-    let host = output(Command::new("rustc").arg("-vV"))?
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
-        .context("rustc -vV names no host")?;
+/// Measures every build and writes the records, their summary and the index.
+pub fn run(flags: flags::Cost) -> Result<bool> {
+    let features = Features::new("--frameworks", flags.frameworks.as_deref())?;
+    let frameworks = features.names();
+    let mut session = Session::open(flags, &features)?;
     let mut jobs: Vec<Job> = frameworks
         .iter()
-        .filter(|_| !args.cuda)
+        .filter(|_| !session.flags.cuda)
         .map(|f| Job {
             framework: f.clone(),
             device: "cpu",
@@ -101,48 +78,128 @@ pub fn run(args: Args) -> Result<bool> {
         })
         .collect();
     // The registry of the default build: the CUDA builds' features, and the index at the end.
-    let catalogue = crate::compare::catalogue(&setup::run()?.build_lenet()?)?;
-    let mut toolchains = None;
-    if args.cuda {
-        for f in frameworks.iter().filter(|f| *f != "tch") {
-            let Some(build) = catalogue.get(f).and_then(|i| i.cuda_build.clone()) else {
-                continue;
-            };
-            jobs.push(Job {
+    let catalogue = registry::catalogue(&registry::build_lenet(&python_env::setup()?)?)?;
+    if session.flags.cuda {
+        jobs.extend(cuda_jobs(&frameworks, &catalogue));
+        session.toolchains = Some((cuda::setup()?, llvm::setup()?));
+        if jobs.is_empty() {
+            bail!(
+                "--cuda: of these frameworks only {} have CUDA builds of their own",
+                with_cuda_builds(&catalogue)?
+            );
+        }
+    }
+    session.announce(&jobs);
+    let started = Instant::now();
+    for (i, job) in jobs.iter().enumerate() {
+        let step = format!(
+            "[{}/{}] {} ({})",
+            i + 1,
+            jobs.len(),
+            job.framework,
+            job.device
+        );
+        session.measure(job, &step, started)?;
+    }
+    session.finish(&catalogue)
+}
+
+/// The CUDA builds of `frameworks` that compile CUDA code of their own (tch's CUDA is in libtorch:
+/// its CPU build is its CUDA build), as the registry describes them.
+fn cuda_jobs(frameworks: &[String], catalogue: &Catalogue) -> Vec<Job> {
+    frameworks
+        .iter()
+        .filter_map(|f| {
+            let info = catalogue.get(f).filter(|i| registry::compiles_cuda(i))?;
+            let build = info.cuda_build.clone()?;
+            Some(Job {
                 framework: f.clone(),
                 device: "cuda",
                 extra: build.features,
                 llvm: build.llvm,
-            });
-        }
-        toolchains = Some((crate::cuda::setup()?, crate::llvm::setup()?));
-        if jobs.is_empty() {
-            bail!("--cuda: of these frameworks only candle and burn have CUDA builds of their own");
-        }
-    }
-    let cores = environment.logical_cpus.max(1) as f64;
-    let committed = root.join("results");
-    let minutes = |job: &Job| measured_minutes(&committed, job, cores);
-    let about = |m: Option<f64>| match m {
-        Some(m) => format!("about {:.0} min", m.ceil()),
-        None => "not measured before".to_string(),
-    };
-    let estimate: Option<f64> = jobs.iter().map(minutes).sum();
-    eprintln!(
-        "cost: {} cold build{} of lenet, one framework each, in target/cost/ ({} on {} cores, \
-         each followed by a rebuild), into {}",
-        jobs.len(),
-        if jobs.len() == 1 { "" } else { "s" },
-        about(estimate),
-        environment.logical_cpus,
-        dir.display()
-    );
+            })
+        })
+        .collect()
+}
 
-    let started = Instant::now();
-    for (i, job) in jobs.iter().enumerate() {
+/// The framework features whose frameworks have CUDA builds of their own, as `a, b and c`.
+fn with_cuda_builds(catalogue: &Catalogue) -> Result<String> {
+    let names: Vec<&str> = workspace::framework_features()?
+        .iter()
+        .filter(|f| catalogue.get(f).is_some_and(registry::compiles_cuda))
+        .map(String::as_str)
+        .collect();
+    Ok(match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    })
+}
+
+impl Session {
+    /// The results folder made and checked, then what is not timed: the sources of the
+    /// dependencies, and libtorch where a build needs it; then the compiler's version and host.
+    fn open(flags: flags::Cost, features: &Features) -> Result<Self> {
+        let root = process::root();
+        let environment = Environment::capture();
+        let machine = flags
+            .machine
+            .clone()
+            .unwrap_or_else(|| environment.machine_slug(false));
+        let dir = flags.out.join(&machine).join(cost::FOLDER);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the results folder {}", dir.display()))?;
+        common::fsio::check_writable_dir(&dir)
+            .with_context(|| format!("cannot write into the results folder {}", dir.display()))?;
+        eprintln!("cost: downloading the dependencies' sources first (cargo fetch, not timed)");
+        if !process::status(process::cargo().arg("fetch"))? {
+            bail!("cargo fetch failed");
+        }
+        if features.needs(Need::Libtorch) {
+            python_env::setup().context("tch's build needs libtorch")?;
+        }
+        let rustc = output(Command::new("rustc").arg("--version"))?;
+        let host = output(Command::new("rustc").arg("-vV"))?
+            .lines()
+            .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+            .context("rustc -vV names no host")?;
+        Ok(Self {
+            flags,
+            root,
+            environment,
+            machine,
+            dir,
+            rustc,
+            host,
+            toolchains: None,
+        })
+    }
+
+    /// Minutes of a cold build of `job` measured before, on this machine's cores.
+    fn minutes(&self, job: &Job) -> Option<f64> {
+        let cores = self.environment.logical_cpus.max(1) as f64;
+        measured_minutes(&self.root.join("results"), job, cores)
+    }
+
+    /// Says what is about to be built, and how long that took before.
+    fn announce(&self, jobs: &[Job]) {
+        let estimate: Option<f64> = jobs.iter().map(|j| self.minutes(j)).sum();
+        eprintln!(
+            "cost: {} cold build{} of lenet, one framework each, in target/cost/ ({} on {} cores, \
+             each followed by a rebuild), into {}",
+            jobs.len(),
+            if jobs.len() == 1 { "" } else { "s" },
+            about(estimate),
+            self.environment.logical_cpus,
+            self.dir.display()
+        );
+    }
+
+    /// Builds `job` cold and again, measures what it built and writes its record; `step` names it
+    /// in what is printed, `started` is when the first build began.
+    fn measure(&self, job: &Job, step: &str, started: Instant) -> Result<()> {
         let framework = &job.framework;
-        let step = format!("[{}/{}] {framework} ({})", i + 1, jobs.len(), job.device);
-        let target = root
+        let target = self
+            .root
             .join("target")
             .join("cost")
             .join(format!("{framework}-{}", job.device));
@@ -165,50 +222,79 @@ pub fn run(args: Args) -> Result<bool> {
         ]
         .map(String::from)
         .to_vec();
-        let prepare = |cmd: &mut Command| {
-            if let (Some((toolkit, llvm)), "cuda") = (&toolchains, job.device) {
-                toolkit.apply(cmd);
-                if job.llvm {
-                    llvm.apply(cmd);
-                }
-            }
-        };
         eprintln!(
             "{step}: cold build ({}; {:.0} min so far)",
-            about(minutes(job)),
+            about(self.minutes(job)),
             started.elapsed().as_secs_f64() / 60.0
         );
+        let prepare = |cmd: &mut Command| self.prepare(job, cmd);
         let cold = build(&target, &cargo_args, &prepare)?;
         let touched = format!("crates/{framework}-impl/src/lib.rs");
-        touch(&root.join(&touched))?;
+        touch(&self.root.join(&touched))?;
         eprintln!("{step}: cold build {cold:.0} s; rebuild after touching {touched}");
         let rebuild = build(&target, &cargo_args, &prepare)?;
+        let timed = Timed {
+            cargo_args,
+            cold,
+            rebuild,
+            touched,
+        };
+        let record = self.record(job, &target, &features, timed)?;
+        record.write(&self.dir.join(format!("{framework}-{}.json", job.device)))?;
+        eprintln!(
+            "{step}: cold build {cold:.0} s, rebuild {rebuild:.0} s, binary {:.1} MiB ({:.1} \
+             stripped), native libraries {:.0} MiB, {} crates",
+            record.binary_bytes as f64 / 1048576.0,
+            record.stripped_bytes as f64 / 1048576.0,
+            record.native_bytes() as f64 / 1048576.0,
+            record.crates
+        );
+        if !self.flags.keep {
+            std::fs::remove_dir_all(&target)
+                .with_context(|| format!("cannot remove {}", target.display()))?;
+        }
+        Ok(())
+    }
+
+    /// A CUDA build's environment: the toolkit, and LLVM where it needs it.
+    fn prepare(&self, job: &Job, cmd: &mut Command) {
+        if let (Some((toolkit, llvm)), "cuda") = (&self.toolchains, job.device) {
+            toolkit.apply(cmd);
+            if job.llvm {
+                llvm.apply(cmd);
+            }
+        }
+    }
+
+    /// The record of `job`, built into `target` with `features` as `timed` says: its binary, with
+    /// and without symbols, the native libraries it loads, its dependencies, and its first epochs.
+    fn record(&self, job: &Job, target: &Path, features: &str, timed: Timed) -> Result<BuildCost> {
         let binary = target.join("release").join("lenet");
         let binary_bytes = size(&binary)?;
         let stripped = target.join("lenet-stripped");
         std::fs::copy(&binary, &stripped)
             .with_context(|| format!("cannot copy {}", binary.display()))?;
-        if !setup::status(Command::new("strip").arg(&stripped))? {
+        if !process::status(Command::new("strip").arg(&stripped))? {
             bail!("strip {} failed", stripped.display());
         }
         let stripped_bytes = size(&stripped)?;
         let (native_libraries, missing_libraries) = native_libraries(&binary)?;
-        let (crates, build_scripts) = dependencies(&features, &host)?;
+        let (crates, build_scripts) = dependencies(features, &self.host)?;
         // A CUDA build's first epochs are a GPU machine's (docs/cost.md).
         let first_epochs = match job.device {
-            "cpu" => first_epochs(&args.out.join(&machine), framework),
+            "cpu" => first_epochs(&self.flags.out.join(&self.machine), &job.framework),
             _ => Vec::new(),
         };
-        let record = BuildCost {
+        Ok(BuildCost {
             schema: cost::COST_SCHEMA,
-            framework: framework.clone(),
+            framework: job.framework.clone(),
             device: job.device.into(),
-            cargo_args: cargo_args.clone(),
-            rustc: rustc.trim().to_string(),
-            environment: environment.clone(),
-            cold_build_seconds: cold,
-            rebuild_seconds: rebuild,
-            touched,
+            cargo_args: timed.cargo_args,
+            rustc: self.rustc.trim().to_string(),
+            environment: self.environment.clone(),
+            cold_build_seconds: timed.cold,
+            rebuild_seconds: timed.rebuild,
+            touched: timed.touched,
             binary_bytes,
             stripped_bytes,
             native_libraries,
@@ -216,40 +302,50 @@ pub fn run(args: Args) -> Result<bool> {
             crates,
             build_scripts,
             first_epochs,
-        };
-        record.write(&dir.join(format!("{framework}-{}.json", job.device)))?;
-        eprintln!(
-            "{step}: cold build {cold:.0} s, rebuild {rebuild:.0} s, binary {:.1} MiB ({:.1} \
-             stripped), native libraries {:.0} MiB, {crates} crates",
-            binary_bytes as f64 / 1048576.0,
-            stripped_bytes as f64 / 1048576.0,
-            record.native_bytes() as f64 / 1048576.0
-        );
-        if !args.keep {
-            std::fs::remove_dir_all(&target)
-                .with_context(|| format!("cannot remove {}", target.display()))?;
-        }
+        })
     }
-    let n = results::cost::write_summary(&dir, &format!("{machine}/{}", cost::FOLDER))?;
-    println!(
-        "{}",
-        std::fs::read_to_string(dir.join("summary.md")).unwrap_or_default()
-    );
-    println!("written to {} ({n} builds)", dir.display());
-    let folders = results::folder::load_all(&args.out, &catalogue)?;
-    results::folder::write_index(&args.out, &folders)?;
-    Ok(true)
+
+    /// The folder's summary, printed, and the results index.
+    fn finish(&self, catalogue: &Catalogue) -> Result<bool> {
+        let dir = &self.dir;
+        let n = results::cost::write_summary(dir, &format!("{}/{}", self.machine, cost::FOLDER))?;
+        println!(
+            "{}",
+            std::fs::read_to_string(dir.join("summary.md")).unwrap_or_default()
+        );
+        println!("written to {} ({n} builds)", dir.display());
+        let folders = results::folder::load_all(&self.flags.out, catalogue)?;
+        results::folder::write_index(&self.flags.out, &folders)?;
+        Ok(true)
+    }
+}
+
+/// The two timed builds of a job: their cargo arguments, their seconds, and the file touched
+/// between them.
+struct Timed {
+    cargo_args: Vec<String>,
+    cold: f64,
+    rebuild: f64,
+    touched: String,
+}
+
+/// An estimate in words.
+fn about(minutes: Option<f64>) -> String {
+    match minutes {
+        Some(m) => format!("about {:.0} min", m.ceil()),
+        None => "not measured before".to_string(),
+    }
 }
 
 /// `cargo build --release` into `target`, its environment set by `prepare`; its seconds.
 fn build(target: &Path, cargo_args: &[String], prepare: &dyn Fn(&mut Command)) -> Result<f64> {
-    let mut cmd = setup::cargo();
+    let mut cmd = process::cargo();
     prepare(&mut cmd);
     cmd.args(["build", "--release", "--quiet", "--target-dir"])
         .arg(target)
         .args(cargo_args);
     let start = Instant::now();
-    if !setup::status(&mut cmd)? {
+    if !process::status(&mut cmd)? {
         bail!("cargo build {} failed", cargo_args.join(" "));
     }
     Ok(start.elapsed().as_secs_f64())
@@ -323,7 +419,7 @@ fn native_libraries(binary: &Path) -> Result<(Vec<NativeLibrary>, Vec<String>)> 
 fn dependencies(features: &str, host: &str) -> Result<(usize, usize)> {
     // Features without a package are the root package's, as in the build.
     let text = output(
-        setup::cargo()
+        process::cargo()
             .args(["metadata", "--format-version", "1", "--no-default-features"])
             .args(["--features", features])
             .args(["--filter-platform", host]),

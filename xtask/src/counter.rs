@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::{cuda, setup};
+use crate::{cuda, process};
 
 /// The counter's source, from the repository root.
 pub const SOURCE: &str = "crates/meters/cupti/kernel_counter.c";
@@ -39,7 +39,7 @@ pub fn build(toolkit: &cuda::Toolkit, out_dir: &Path) -> Result<PathBuf> {
         .unwrap_or_else(|| lib64.clone());
     let compiler = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
     let mut cmd = Command::new(&compiler);
-    cmd.current_dir(setup::root())
+    cmd.current_dir(process::root())
         .args([
             "-shared",
             "-fPIC",
@@ -59,7 +59,7 @@ pub fn build(toolkit: &cuda::Toolkit, out_dir: &Path) -> Result<PathBuf> {
         .arg(&lib64)
         .arg("-lcupti")
         .arg(format!("-Wl,-rpath,{}", cupti_dir.display()));
-    if !setup::status(&mut cmd)? {
+    if !process::status(&mut cmd)? {
         bail!(
             "{} could not compile the kernel counter ({SOURCE})",
             compiler.to_string_lossy()

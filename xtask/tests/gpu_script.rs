@@ -110,8 +110,14 @@ fn a_call_is_cut_at_its_deadline_and_the_next_call_resumes_from_its_pack() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.starts_with("error: DEADLINE must be"), "{err}");
     assert!(calls(dir).is_empty());
+    a_first_call_is_cut_at_its_deadline(dir);
+    the_next_call_resumes_from_the_pack(dir);
+}
 
-    // First call: 12 s, and the profiles step (tag `tuned`) hangs.
+/// First call: 12 s, and the profiles step (tag `tuned`) hangs: the smoke step and the kernel pass
+/// run first, the hanging step is cut and not marked done, the steps after it are left; only the
+/// pack and the log come back.
+fn a_first_call_is_cut_at_its_deadline(dir: &Path) {
     let start = Instant::now();
     let output = run(
         dir,
@@ -163,9 +169,11 @@ fn a_call_is_cut_at_its_deadline_and_the_next_call_resumes_from_its_pack() {
         );
     }
     assert_eq!(done(dir), ["smoke"]);
+}
 
-    // Second call, on a fresh work folder, from the first call's pack: the smoke step is not run
-    // again; the cut step runs again (with --resume), and so does every step after it.
+/// Second call, on a fresh work folder, from the first call's pack: the smoke step is not run
+/// again; the cut step runs again (with --resume), and so does every step after it.
+fn the_next_call_resumes_from_the_pack(dir: &Path) {
     let pack = dir.join("first.tar.gz");
     std::fs::copy(dir.join("out/results.tar.gz"), &pack).unwrap();
     let output = run(

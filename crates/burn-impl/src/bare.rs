@@ -10,7 +10,10 @@ use common::bare::{BareLoop, OpTime};
 use common::harness::LEARNING_RATE;
 use common::{Mnist, ModelKind, TrainError, Weights};
 
-use super::{backend_error, lost, net_with, DeviceSplit, Net};
+use crate::device::DeviceSplit;
+use crate::model::Net;
+use crate::weights::net_with;
+use crate::{backend_error, lost};
 
 /// A model, its optimiser and the training split on the CPU, as a bare loop would hold them.
 pub struct Bare {
@@ -27,7 +30,7 @@ impl Bare {
         let device = Device::flex().autodiff();
         let init = Weights::init(&model.spec(), 0);
         let net = net_with(model, &init, &device)?;
-        let opt = super::adam();
+        let opt = crate::trainer::adam();
         let train = DeviceSplit::upload(&data.train, &device);
         Ok(Self {
             net: Some(net),

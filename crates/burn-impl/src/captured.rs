@@ -45,10 +45,19 @@ use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::GradientsParams;
 use burn::tensor::kind::Basic;
 use burn::tensor::{Device, Graph, IndexingUpdateOp, Int, Tensor, TensorData};
-use common::replay_check::{self, StepOutcome};
+// `capture` runs WARMUP_STEPS warm-up steps before its graph is there (autotuning, and the buffers
+// the recording reuses) and, on a device without graphs, the recording run itself, which there is an
+// ordinary step; on a device with graphs the recording run launches nothing.
+use common::capture::{FirstReplay, Replay, WARMUP_STEPS};
+use common::replay_check::StepOutcome;
 
+mod adam;
+
+pub use adam::DeviceAdam;
+
+use crate::device::correct;
 use crate::model::Net;
-use crate::{correct, lost, read_error, scalar};
+use crate::{lost, read_error, scalar};
 use common::harness::{first_nonfinite, Totals};
 use common::TrainError;
 
@@ -59,180 +68,6 @@ use common::TrainError;
 fn write_back<const D: usize, K: Basic>(dst: &mut Tensor<D, K>, value: Tensor<D, K>) {
     let old = std::mem::replace(dst, value.clone());
     *dst = old.slice_assign(.., value);
-}
-
-/// The recipe's Adam with its step count and bias corrections on the device: per parameter the
-/// update burn-optim's Adam makes (`m·c / (√v + ε·√(1-β₂ᵗ))` with `c = √(1-β₂ᵗ)/(1-β₁ᵗ)`, times
-/// the learning rate), with `c` and `ε·√(1-β₂ᵗ)` read from tables on the device at the step's slot
-/// in the epoch. [`DeviceAdam::plan`] fills the tables before each epoch with the host's values of
-/// exactly burn-optim's expressions (`powi` in f32), so that on the CPU each update is burn's to
-/// the bit. Computing `βᵗ` on the device instead (`exp(t·ln β)` in f32) loses digits in `1-β₂ᵗ`
-/// (about 1e-4 of it at the first step), enough for LeNet3's losses to part from the idiomatic
-/// run's by 1.2e-4 at its tenth step on one CPU. The moments start at zero (burn's first step,
-/// which starts them from the gradient, gives the same values) and, like the parameters, are
-/// written back into their own buffers.
-pub struct DeviceAdam {
-    beta_1: f32,
-    beta_2: f32,
-    epsilon: f32,
-    learning_rate: f64,
-    /// Steps taken, as an f32 `[1]` on the device (exact up to 2²⁴ steps).
-    time: Tensor<1>,
-    /// Steps whose corrections [`DeviceAdam::plan`] has written.
-    planned: usize,
-    /// The planned steps' corrections, one entry per step of the epoch (none before the first).
-    table: Option<Corrections>,
-    /// Each parameter's first and second moments, flattened.
-    moments: HashMap<ParamId, (Tensor<1>, Tensor<1>)>,
-}
-
-/// Bias corrections, shared by every parameter: one entry per step (a table), or one step's (`[1]`).
-#[derive(Clone)]
-struct Corrections {
-    /// `√(1-β₂ᵗ) / (1-β₁ᵗ)`.
-    factor: Tensor<1>,
-    /// `ε·√(1-β₂ᵗ)`.
-    epsilon: Tensor<1>,
-}
-
-impl DeviceAdam {
-    /// The recipe's Adam (betas 0.9/0.999, eps 1e-8) at `learning_rate`, its state on `device`.
-    pub fn new(learning_rate: f64, device: &Device) -> Self {
-        Self::with(0.9, 0.999, 1e-8, learning_rate, device)
-    }
-
-    fn with(beta_1: f32, beta_2: f32, epsilon: f32, learning_rate: f64, device: &Device) -> Self {
-        Self {
-            beta_1,
-            beta_2,
-            epsilon,
-            learning_rate,
-            time: Tensor::zeros([1], device),
-            planned: 0,
-            table: None,
-            moments: HashMap::new(),
-        }
-    }
-
-    /// Step `t`'s (from 1) corrections, as burn-optim's Adam computes them on the host.
-    fn corrections_at(&self, t: usize) -> (f32, f32) {
-        let t = i32::try_from(t).unwrap_or(i32::MAX);
-        let bias_correction2_sqrt = (1.0 - self.beta_2.powi(t)).sqrt();
-        let factor = bias_correction2_sqrt / (1.0 - self.beta_1.powi(t));
-        (factor, self.epsilon * bias_correction2_sqrt)
-    }
-
-    /// Writes the corrections of the next `steps` steps into the tables, at slots 0 to `steps-1`:
-    /// into the tables' own buffers where they have that length, so that a step recorded on them
-    /// replays on the new values (returns true), else into new tables (false).
-    fn plan(&mut self, steps: usize, device: &Device) -> bool {
-        let (factor, epsilon): (Vec<f32>, Vec<f32>) = (self.planned + 1..=self.planned + steps)
-            .map(|t| self.corrections_at(t))
-            .unzip();
-        self.planned += steps;
-        let factor = Tensor::<1>::from_data(TensorData::new(factor, [steps]), device);
-        let epsilon = Tensor::<1>::from_data(TensorData::new(epsilon, [steps]), device);
-        match &mut self.table {
-            Some(t) if t.factor.dims()[0] == steps => {
-                write_back(&mut t.factor, factor);
-                write_back(&mut t.epsilon, epsilon);
-                true
-            }
-            _ => {
-                self.table = Some(Corrections { factor, epsilon });
-                false
-            }
-        }
-    }
-
-    /// The corrections at `slot` (a `[1]` index into the planned steps), read on the device.
-    fn at(&self, slot: &Tensor<1, Int>) -> Option<Corrections> {
-        let table = self.table.as_ref()?;
-        Some(Corrections {
-            factor: table.factor.clone().select(0, slot.clone()),
-            epsilon: table.epsilon.clone().select(0, slot.clone()),
-        })
-    }
-
-    /// The parameter `param` (on the plain device) after one step with `grad` (flattened): the new
-    /// moments and the new parameter computed from clones of the old, then each written back into
-    /// its own buffer.
-    fn update<const D: usize>(
-        &mut self,
-        id: ParamId,
-        param: Tensor<D>,
-        grad: Tensor<1>,
-        c: &Corrections,
-    ) -> Tensor<D> {
-        let (beta_1, beta_2, lr) = (self.beta_1, self.beta_2, self.learning_rate);
-        let (m, v) = self
-            .moments
-            .entry(id)
-            .or_insert_with(|| (grad.zeros_like(), grad.zeros_like()));
-        let m_new = m
-            .clone()
-            .mul_scalar(beta_1)
-            .add(grad.clone().mul_scalar(1.0 - beta_1));
-        let v_new = v
-            .clone()
-            .mul_scalar(beta_2)
-            .add(grad.square().mul_scalar(1.0 - beta_2));
-        let step = m_new
-            .clone()
-            .mul(c.factor.clone())
-            .div(v_new.clone().sqrt().add(c.epsilon.clone()));
-        let shape = param.shape();
-        let n = shape.num_elements();
-        let theta = param
-            .clone()
-            .reshape([n])
-            .sub(step.mul_scalar(lr))
-            .reshape(shape);
-        write_back(m, m_new);
-        write_back(v, v_new);
-        let mut param = param;
-        write_back(&mut param, theta);
-        param
-    }
-
-    /// `net` after one step with the gradients of `grads` and the step's `corrections` (from
-    /// [`DeviceAdam::at`]): each parameter updated in its own buffer, the step count advanced.
-    fn step(&mut self, net: Net, grads: GradientsParams, corrections: Corrections) -> Net {
-        let time = self.time.clone().add_scalar(1.0);
-        write_back(&mut self.time, time);
-        net.map(&mut Mapper {
-            adam: self,
-            grads,
-            corrections,
-        })
-    }
-
-    /// The steps taken, read back from the device.
-    pub fn steps(&self) -> Result<f32, TrainError> {
-        scalar(self.time.clone(), "reading Adam's step count")
-    }
-}
-
-/// Applies [`DeviceAdam`] to each parameter of a module.
-struct Mapper<'a> {
-    adam: &'a mut DeviceAdam,
-    grads: GradientsParams,
-    corrections: Corrections,
-}
-
-impl ModuleMapper for Mapper<'_> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let (id, tensor, mapper) = param.consume();
-        let Some(grad) = self.grads.remove::<D>(id) else {
-            return Param::from_mapped_value(id, tensor, mapper);
-        };
-        let n = grad.shape().num_elements();
-        let updated = self
-            .adam
-            .update(id, tensor.inner(), grad.reshape([n]), &self.corrections);
-        let tensor = Tensor::from_inner(updated).require_grad();
-        Param::from_mapped_value(id, tensor, mapper)
-    }
 }
 
 /// A fault put into the replayed steps of a test, for the self-check to catch.
@@ -607,19 +442,6 @@ impl StepState {
 
 type StepGraph = Graph<(), Box<dyn FnMut()>>;
 
-/// How a full step ran: recorded and replayed as a graph, or re-run eagerly because the device has
-/// no graphs or the recording failed (with burn's reason), or eagerly after the replay disagreed
-/// with the eager step (with the difference).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Replay {
-    /// Not captured yet (no epoch has had enough full batches).
-    Pending,
-    Graph,
-    Eager(String),
-    /// The replay failed its self-check: what the report says.
-    FellBack(String),
-}
-
 /// The tuned step of a run: its state, and its graph once recorded.
 pub struct Captured {
     state: Rc<RefCell<StepState>>,
@@ -630,17 +452,9 @@ pub struct Captured {
     /// marked as failed.
     graphs: bool,
     replay: Replay,
-    /// Whether the graph's first replay has been checked against the eager step.
-    verified: bool,
-    /// The self-check's tolerance, and what it last found (`None` until a first replay).
-    tolerance: f64,
-    check: Option<String>,
+    /// The self-check of the graph's first replay against the eager step.
+    check: FirstReplay,
 }
-
-/// Full steps `capture` runs before its graph is there: three warm-up steps (autotuning, and the
-/// buffers the recording reuses) and, on a device without graphs, the recording run itself, which
-/// there is an ordinary step. On a device with graphs the recording run launches nothing.
-const WARMUP_STEPS: usize = 3;
 
 impl Captured {
     /// `graphs`: whether `device` records graphs (CUDA); `tolerance`: how closely the first
@@ -652,9 +466,7 @@ impl Captured {
             device,
             graphs,
             replay: Replay::Pending,
-            verified: false,
-            tolerance,
-            check: None,
+            check: FirstReplay::new(tolerance),
         }
     }
 
@@ -664,7 +476,7 @@ impl Captured {
 
     /// What the self-check found: the report's words, once the first replay was checked.
     pub fn check(&self) -> Option<&str> {
-        self.check.as_deref()
+        self.check.found()
     }
 
     /// A second handle on the state, to watch it between steps.
@@ -730,15 +542,12 @@ impl Captured {
             .map(|(_, name, data)| Ok((name.clone(), floats(data)?)))
             .collect::<Result<_, TrainError>>()?;
         let seconds = start.elapsed().as_secs_f64();
-        self.verified = true;
-        match replay_check::judge(&names, &eager, &replayed, self.tolerance, step, seconds) {
-            Ok(note) => self.check = Some(note),
-            Err(note) => {
-                *self.state.borrow_mut() = twin;
-                self.graph = None;
-                self.replay = Replay::FellBack(note.clone());
-                self.check = Some(note);
-            }
+        let agreed = self
+            .check
+            .judge(&mut self.replay, &names, &eager, &replayed, (step, seconds));
+        if !agreed {
+            *self.state.borrow_mut() = twin;
+            self.graph = None;
         }
         Ok(())
     }
@@ -755,7 +564,7 @@ impl Captured {
         let state = Rc::clone(&self.state);
         let step: Box<dyn FnMut()> = Box::new(move || state.borrow_mut().step(batch));
         let graph = burn::tensor::capture(&self.device, step);
-        self.verified = false;
+        self.check.recorded();
         if graph.is_hardware() {
             self.replay = Replay::Graph;
             self.graph = Some(graph);
@@ -805,7 +614,7 @@ impl Captured {
         while done < full {
             let eager_only = matches!(self.replay, Replay::FellBack(_))
                 || (self.graphs && matches!(self.replay, Replay::Eager(_)));
-            if self.graph.is_some() && !self.verified {
+            if self.graph.is_some() && self.check.due() {
                 self.checked_replay(batch, done + 1)?;
                 done += 1;
                 progress(done);
@@ -834,234 +643,4 @@ impl Captured {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::optim::{AdamConfig, Optimizer};
-
-    /// Fixed gradients, the same for both optimisers: a sine pattern per step.
-    fn gradient(step: usize, n: usize, device: &Device) -> Tensor<1> {
-        let values: Vec<f32> = (0..n)
-            .map(|i| ((step * 31 + i * 7) as f32 * 0.37).sin() * 10f32.powi(-((i % 4) as i32)))
-            .collect();
-        Tensor::from_data(TensorData::new(values, [n]), device)
-    }
-
-    fn values(t: Tensor<1>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().unwrap()
-    }
-
-    /// A tuned step over synthetic data: LeNet2 with the shared initial weights, `n` random
-    /// images of ten classes, batches of 32.
-    fn tuned(n: usize) -> Captured {
-        let device = Device::flex();
-        let train_device = device.clone().autodiff();
-        let model = common::spec::ModelKind::LeNet2;
-        let weights = common::weights::Weights::init(&model.spec(), 3);
-        let net = crate::net_with(model, &weights, &train_device).unwrap();
-        let side = common::mnist::IMAGE_SIDE;
-        let pixels: Vec<f32> = (0..n * side * side)
-            .map(|i| ((i * 2654435761usize) % 1000) as f32 / 500.0 - 1.0)
-            .collect();
-        let labels: Vec<i64> = (0..n).map(|i| (i * 7 % 10) as i64).collect();
-        let images =
-            Tensor::<4>::from_data(TensorData::new(pixels, [n, 1, side, side]), &train_device);
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &train_device);
-        let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&train_device);
-        let state = StepState::new(
-            net,
-            DeviceAdam::new(1e-3, &device),
-            loss,
-            images,
-            labels,
-            32,
-            &device,
-        );
-        Captured::new(state, device, false, 1e-3)
-    }
-
-    fn weights(state: &StepState) -> common::weights::Weights {
-        crate::export(&state.net().unwrap().valid()).unwrap()
-    }
-
-    /// Every step of an epoch, whether a warm-up, a replay or the short last batch, advances the
-    /// device's step count by one and changes every parameter tensor: a replay on stale scalars
-    /// or stale buffers would leave one of them where it was.
-    #[test]
-    fn every_replay_advances_the_step_count_and_the_parameters() {
-        let n = 32 * 10 + 5;
-        let mut captured = tuned(n);
-        let state = captured.state();
-        let mut last = (0.0, weights(&state.borrow()));
-        let order: Vec<u32> = (0..n as u32).rev().collect();
-        for epoch in 0..2 {
-            let mut seen = 0;
-            let totals = captured
-                .epoch(&order, &mut |done| {
-                    let state = state.borrow();
-                    let steps = state.adam.steps().unwrap();
-                    let now = weights(&state);
-                    // capture() runs the first 4 steps here (3 warm-up steps and the recording
-                    // run, which has no graph to record on the CPU) and reports them after.
-                    let expected = if epoch == 0 && done <= 4 {
-                        4
-                    } else {
-                        epoch * 11 + done
-                    };
-                    assert_eq!(steps, expected as f32, "epoch {epoch}, step {done}");
-                    if done > 4 || epoch > 0 {
-                        assert_eq!(steps, last.0 + 1.0, "epoch {epoch}, step {done}");
-                        for (name, t) in &now.tensors {
-                            assert_ne!(
-                                t, &last.1.tensors[name],
-                                "{name} did not change at epoch {epoch}, step {done}"
-                            );
-                        }
-                    }
-                    last = (steps, now);
-                    seen = done;
-                })
-                .unwrap();
-            assert_eq!(seen, 11);
-            assert_eq!(totals.examples, n as u64);
-            assert!(totals.loss_sum.is_finite() && totals.loss_sum > 0.0);
-        }
-        assert!(
-            matches!(captured.replay(), Replay::Eager(_)),
-            "{:?}",
-            captured.replay()
-        );
-    }
-
-    /// Two epochs of the tuned step with `fault` in its replays: the captured step and its weights.
-    fn two_epochs(fault: Option<Fault>) -> (Captured, common::weights::Weights) {
-        let n = 32 * 10 + 5;
-        let mut captured = tuned(n);
-        captured.state().borrow_mut().fault = fault;
-        let order: Vec<u32> = (0..n as u32).rev().collect();
-        for _ in 0..2 {
-            captured.epoch(&order, &mut |_| {}).unwrap();
-        }
-        let w = weights(&captured.state().borrow());
-        (captured, w)
-    }
-
-    /// A replay that does what the eager step does passes the self-check, which the report then
-    /// states with the difference it found (none: on the CPU both run the same code).
-    #[test]
-    fn the_self_check_passes_a_correct_replay() {
-        let (captured, _) = two_epochs(None);
-        let check = captured.check().unwrap();
-        assert!(
-            check.starts_with(
-                "its first replay (step 5) was checked against the eager step from the same \
-                 state: agreed within 0.00e0"
-            ),
-            "{check}"
-        );
-        assert!(matches!(captured.replay(), Replay::Eager(_)));
-    }
-
-    /// A replay that skips the update, or reads a stale step's bias corrections, fails the
-    /// self-check on its first replay: the run goes on eagerly from the eager step's state (its
-    /// weights after two epochs are those of a run without the fault, to the bit) and the report
-    /// says by how much the replay was off.
-    #[test]
-    fn the_self_check_catches_a_wrong_replay_and_the_run_goes_on_eagerly() {
-        let (_, clean) = two_epochs(None);
-        for (fault, expected) in [
-            (Fault::SkipUpdate, "update off by 1.00e0"),
-            (Fault::StaleCount, "update off by "),
-        ] {
-            let (captured, w) = two_epochs(Some(fault));
-            let Replay::FellBack(why) = captured.replay() else {
-                panic!("{fault:?}: {:?}", captured.replay());
-            };
-            assert!(
-                why.starts_with("replay disagreed with the eager step: ") && why.contains(expected),
-                "{fault:?}: {why}"
-            );
-            assert!(
-                why.contains("(at step 5); the run went on eagerly"),
-                "{why}"
-            );
-            assert_eq!(captured.check(), Some(why.as_str()));
-            for (name, t) in &clean.tensors {
-                assert_eq!(t, &w.tensors[name], "{fault:?}: {name}");
-            }
-        }
-    }
-
-    /// A recording that fails on a device with graphs (here: Flex, told it has graphs, where
-    /// `capture` cannot record) leaves the run eager from the state saved before the recording:
-    /// the warm-up steps and the recording run are not counted, their batches run again, and the
-    /// run ends where a clean one does, to the bit, with every step counted once.
-    #[test]
-    fn a_failed_recording_leaves_the_run_eager_from_the_saved_state() {
-        let (_, clean) = two_epochs(None);
-        let n = 32 * 10 + 5;
-        let mut captured = tuned(n);
-        captured.graphs = true;
-        let order: Vec<u32> = (0..n as u32).rev().collect();
-        for epoch in 0..2 {
-            let mut seen = Vec::new();
-            captured.epoch(&order, &mut |done| seen.push(done)).unwrap();
-            assert_eq!(seen, (1..=11).collect::<Vec<_>>(), "epoch {epoch}");
-        }
-        let Replay::Eager(why) = captured.replay() else {
-            panic!("{:?}", captured.replay());
-        };
-        assert!(
-            why.ends_with("; the run went on eagerly from the state saved before the recording"),
-            "{why}"
-        );
-        assert!(captured.graph.is_none());
-        assert_eq!(captured.state().borrow().adam.steps().unwrap(), 22.0);
-        let w = weights(&captured.state().borrow());
-        for (name, t) in &clean.tensors {
-            assert_eq!(t, &w.tensors[name], "{name}");
-        }
-    }
-
-    /// DeviceAdam makes the updates burn-optim's Adam makes, to the bit, step for step over 200
-    /// steps of fixed gradients of four magnitudes, planned as two epochs of 100 (the second
-    /// written into the first's tables in place): the same math with the bias corrections read
-    /// on the device at each step's slot.
-    #[test]
-    fn device_adam_is_burns_adam_on_fixed_gradients() {
-        let device = Device::flex();
-        let n = 64;
-        let lr = 1e-3;
-        let start: Vec<f32> = (0..n).map(|i| (i as f32 * 0.1).cos()).collect();
-        let start = Tensor::<1>::from_data(TensorData::new(start, [n]), &device);
-        let burn_adam = AdamConfig::new()
-            .with_beta_1(0.9)
-            .with_beta_2(0.999)
-            .with_epsilon(1e-8)
-            .build();
-        let mut ours = DeviceAdam::new(lr, &device);
-        let id = ParamId::new();
-        let (mut theirs, mut state) = (start.clone(), None);
-        let mut mine = start.clone();
-        for step in 0..200 {
-            let slot = step % 100;
-            if slot == 0 {
-                assert_eq!(ours.plan(100, &device), step > 0, "step {step}");
-            }
-            let g = gradient(step, n, &device);
-            let (next, next_state) = burn_adam.step(lr, theirs, g.clone(), state);
-            (theirs, state) = (next, next_state);
-            let slot =
-                Tensor::<1, Int>::from_data(TensorData::new(vec![slot as i64], [1]), &device);
-            let c = ours.at(&slot).unwrap();
-            ours.time.inplace(|t| t.add_scalar(1.0));
-            mine = ours.update(id, mine, g, &c);
-            assert_eq!(
-                values(theirs.clone()),
-                values(mine.clone()),
-                "step {}: burn's Adam against the device Adam",
-                step + 1
-            );
-        }
-        assert_eq!(ours.steps().unwrap(), 200.0);
-    }
-}
+mod tests;

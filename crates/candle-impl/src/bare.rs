@@ -10,7 +10,11 @@ use common::harness::LEARNING_RATE;
 use common::{Mnist, ModelKind, TrainError, Weights};
 
 use super::model::{Net, Stage};
-use super::{adam, backend_error, build, DeviceSplit, Pool};
+use crate::backend_error;
+use crate::device::DeviceSplit;
+use crate::model::Pool;
+use crate::trainer::adam;
+use crate::weights::build;
 
 /// A model, its optimiser and the training split on the CPU, as a bare loop would hold them.
 pub struct Bare {
@@ -91,35 +95,10 @@ impl Bare {
             let loss = probe(&y, &g)?;
             let with_probe = mean(&mut || loss.backward().map(drop))?;
             let backward = with_probe.saturating_sub(probe_backward(&y, &g)?);
-            let mut parts = Vec::new();
-            if let Stage::Conv(_, conv) = op {
-                let g = g.reshape(y.shape())?;
-                let kernel = conv.weight();
-                let padding = conv.config().padding;
-                let k = kernel.dim(2)?;
-                let out_padding = input.dim(2)? - ((g.dim(2)? - 1) + (k - 1) + 1 - 2 * padding);
-                parts.push((
-                    "conv_transpose2d (input gradient)",
-                    mean(&mut || {
-                        g.conv_transpose2d(kernel, padding, out_padding, 1, 1)
-                            .map(drop)
-                    })?,
-                ));
-                parts.push((
-                    "conv2d (kernel gradient)",
-                    mean(&mut || {
-                        input
-                            .transpose(0, 1)?
-                            .conv2d(&g.transpose(0, 1)?, padding, 1, 1, 1)?
-                            .transpose(0, 1)
-                            .map(drop)
-                    })?,
-                ));
-                parts.push((
-                    "sum over batch and space (bias gradient)",
-                    mean(&mut || g.sum_keepdim(&[0usize, 2, 3][..]).map(drop))?,
-                ));
-            }
+            let parts = match op {
+                Stage::Conv(_, conv) => conv_parts(conv, &input, &y, &g, &mean)?,
+                _ => Vec::new(),
+            };
             out.push(OpTime {
                 name: format!("{} {:?} -> {:?}", op.name(), x.dims(), y.dims()),
                 forward,
@@ -141,6 +120,50 @@ impl Bare {
         });
         Ok(out)
     }
+}
+
+/// Times a closure: its mean over a number of repetitions after a warm-up.
+type Timer<'a> =
+    dyn Fn(&mut dyn FnMut() -> candle_core::Result<()>) -> candle_core::Result<Duration> + 'a;
+
+/// The three parts of a convolution's backward pass, each timed by `mean`: the input's gradient
+/// (a transposed convolution), the kernel's (a convolution of the input with the gradient) and
+/// the bias's (a sum), for the layer's output gradient `g` (shaped as `y`).
+fn conv_parts(
+    conv: &candle_nn::Conv2d,
+    input: &Tensor,
+    y: &Tensor,
+    g: &Tensor,
+    mean: &Timer<'_>,
+) -> candle_core::Result<Vec<(&'static str, Duration)>> {
+    let g = g.reshape(y.shape())?;
+    let kernel = conv.weight();
+    let padding = conv.config().padding;
+    let k = kernel.dim(2)?;
+    let out_padding = input.dim(2)? - ((g.dim(2)? - 1) + (k - 1) + 1 - 2 * padding);
+    Ok(vec![
+        (
+            "conv_transpose2d (input gradient)",
+            mean(&mut || {
+                g.conv_transpose2d(kernel, padding, out_padding, 1, 1)
+                    .map(drop)
+            })?,
+        ),
+        (
+            "conv2d (kernel gradient)",
+            mean(&mut || {
+                input
+                    .transpose(0, 1)?
+                    .conv2d(&g.transpose(0, 1)?, padding, 1, 1, 1)?
+                    .transpose(0, 1)
+                    .map(drop)
+            })?,
+        ),
+        (
+            "sum over batch and space (bias gradient)",
+            mean(&mut || g.sum_keepdim(&[0usize, 2, 3][..]).map(drop))?,
+        ),
+    ])
 }
 
 impl BareLoop for Bare {

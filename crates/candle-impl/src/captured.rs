@@ -37,100 +37,18 @@
 
 use std::time::Instant;
 
-use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
-use candle_nn::{Module, ParamsAdamW};
+use candle_core::{DType, Tensor, Var};
+use candle_nn::Module;
+
+mod adam;
+
+pub(crate) use adam::adam_params;
+pub use adam::DeviceAdam;
 
 use crate::model::Net;
+use common::capture::{FirstReplay, Replay, WARMUP_STEPS};
 use common::harness::{first_nonfinite, Totals};
-use common::replay_check::{self, StepOutcome};
-
-/// candle-nn's AdamW (here with weight decay 0: Adam) with its step count on the device: per
-/// parameter `θ - lr·m̂/(√v̂ + ε)` with `m̂ = m/(1-β₁ᵗ)` and `v̂ = v/(1-β₂ᵗ)`, as candle-nn computes
-/// it, but with `1/(1-βᵗ)` computed by tensor operations from a step count that is a device
-/// variable. Moments and parameters are written back into their own buffers.
-pub struct DeviceAdam {
-    params: ParamsAdamW,
-    /// Steps taken, an f64 scalar on the device: the corrections are computed in f64, as
-    /// candle-nn computes them on the host (in f32, cancellation would put `1-β₂ᵗ` off by up to
-    /// 6e-5 of itself in the first steps).
-    time: Var,
-    /// Each parameter with its first and second moments, and its name.
-    vars: Vec<(Var, Var, Var)>,
-    names: Vec<String>,
-}
-
-impl DeviceAdam {
-    /// Adam over `vars`, each with its name (what the self-check's report calls it), with
-    /// `params`; weight decay must be 0 (the recipe's plain Adam).
-    pub fn named(vars: Vec<(String, Var)>, params: ParamsAdamW) -> candle_core::Result<Self> {
-        if params.weight_decay != 0.0 {
-            candle_core::bail!("the device-side Adam has no weight decay");
-        }
-        let device = vars
-            .first()
-            .map_or(Device::Cpu, |(_, v)| v.as_tensor().device().clone());
-        let (names, vars): (Vec<String>, Vec<Var>) = vars
-            .into_iter()
-            .filter(|(_, var)| var.dtype().is_float())
-            .unzip();
-        let vars = vars
-            .into_iter()
-            .map(|var| {
-                let zeros = || Var::zeros(var.shape(), var.dtype(), var.device());
-                let (m, v) = (zeros()?, zeros()?);
-                Ok((var, m, v))
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Self {
-            params,
-            time: Var::zeros((), DType::F64, &device)?,
-            vars,
-            names,
-        })
-    }
-
-    /// One step with `grads`, every parameter and moment written in place.
-    pub fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        self.time.set(&(self.time.as_tensor() + 1.0)?)?;
-        let ParamsAdamW {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            ..
-        } = self.params;
-        // 1/(1-βᵗ) in f64, with βᵗ = exp(t·ln β) from the device's step count, then in f32 as
-        // candle's kernels take the host's f64 scale.
-        let scale = |beta: f64| -> candle_core::Result<Tensor> {
-            (self.time.as_tensor() * beta.ln())?
-                .exp()?
-                .affine(-1.0, 1.0)?
-                .recip()?
-                .to_dtype(DType::F32)
-        };
-        let (scale_m, scale_v) = (scale(beta1)?, scale(beta2)?);
-        for (theta, m, v) in &self.vars {
-            let Some(g) = grads.get(theta) else {
-                continue;
-            };
-            let next_m = ((m.as_tensor() * beta1)? + (g * (1.0 - beta1))?)?;
-            let next_v = ((v.as_tensor() * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-            let m_hat = next_m.broadcast_mul(&scale_m)?;
-            let v_hat = next_v.broadcast_mul(&scale_v)?;
-            let adjusted = (m_hat / (v_hat.sqrt()? + eps)?)?;
-            let next_theta = (theta.as_tensor() - (adjusted * lr)?)?;
-            m.set(&next_m)?;
-            v.set(&next_v)?;
-            theta.set(&next_theta)?;
-        }
-        Ok(())
-    }
-
-    /// The steps taken, read back from the device.
-    pub fn steps(&self) -> candle_core::Result<f32> {
-        Ok(self.time.as_tensor().to_scalar::<f64>()? as f32)
-    }
-}
+use common::replay_check::StepOutcome;
 
 /// Everything a step reads and writes, each in a buffer that stays put from one step to the next.
 pub struct StepState {
@@ -276,7 +194,7 @@ impl StepState {
         self.loss_sum
             .set(&(self.loss_sum.as_tensor() + (&loss * len as f64)?)?)?;
         self.hits
-            .set(&(self.hits.as_tensor() + crate::correct(&logits.detach(), &ys)?)?)?;
+            .set(&(self.hits.as_tensor() + crate::device::correct(&logits.detach(), &ys)?)?)?;
         step_losses.set(&step_losses.as_tensor().index_add(
             self.slot.as_tensor(),
             &loss.reshape(1)?,
@@ -388,24 +306,6 @@ impl StepState {
     }
 }
 
-/// How the full steps ran.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Replay {
-    /// Not recorded yet (CUDA, and no epoch has had enough full batches yet).
-    Pending,
-    /// Recorded once and replayed.
-    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-    Graph,
-    /// Each step run eagerly: on the CPU, or on CUDA after a recording that failed (why).
-    Eager(String),
-    /// The replay failed its self-check: what the report says.
-    FellBack(String),
-}
-
-/// Full steps run eagerly before the recording: they load every kernel, run cuBLAS's first
-/// calls and fill candle's cache of uploaded shapes, so that the recorded step needs none of it.
-pub const WARMUP_STEPS: usize = 3;
-
 /// The tuned step of a run: its state, and its graph once recorded.
 pub struct Captured {
     state: StepState,
@@ -414,11 +314,8 @@ pub struct Captured {
     /// Warm-up steps run so far.
     warmed: usize,
     replay: Replay,
-    /// Whether the first replay (on the CPU: the first step after the warm-up) was checked.
-    verified: bool,
-    /// The self-check's tolerance, and what it last found.
-    tolerance: f64,
-    check: Option<String>,
+    /// The self-check of the first replay (on the CPU: of the first step after the warm-up).
+    check: FirstReplay,
 }
 
 impl Captured {
@@ -436,9 +333,7 @@ impl Captured {
             graph: None,
             warmed: 0,
             replay,
-            verified: false,
-            tolerance,
-            check: None,
+            check: FirstReplay::new(tolerance),
         }
     }
 
@@ -448,7 +343,7 @@ impl Captured {
 
     /// What the self-check found: the report's words, once a first replay was checked.
     pub fn check(&self) -> Option<&str> {
-        self.check.as_deref()
+        self.check.found()
     }
 
     pub fn state(&self) -> &StepState {
@@ -470,7 +365,7 @@ impl Captured {
             // The order's buffer was replaced: the graph recorded on the old one is stale.
             self.replay = Replay::Pending;
             self.warmed = 0;
-            self.verified = false;
+            self.check.recorded();
         }
         #[cfg(not(feature = "cuda"))]
         let _ = kept;
@@ -495,7 +390,7 @@ impl Captured {
             return self.cuda_step(number);
         }
         let batch = self.state.batch_size;
-        if self.warmed < WARMUP_STEPS || self.verified {
+        if self.warmed < WARMUP_STEPS || !self.check.due() {
             self.warmed += 1;
             return self.state.step(batch);
         }
@@ -518,7 +413,7 @@ impl Captured {
                 Ok(graph) => {
                     self.graph = Some(graph);
                     self.replay = Replay::Graph;
-                    self.verified = false;
+                    self.check.recorded();
                 }
                 Err(why) => {
                     // The stream is out of capture and cudarc's stored error taken: this step
@@ -529,7 +424,7 @@ impl Captured {
             }
         }
         match self.graph.take() {
-            Some(graph) if !self.verified => {
+            Some(graph) if self.check.due() => {
                 let agreed = self.checked(number, |_| graph.launch())?;
                 if agreed {
                     self.graph = Some(graph);
@@ -570,26 +465,13 @@ impl Captured {
         self.state.step(self.state.batch_size)?;
         let eager = self.state.outcome(&saved)?;
         let seconds = start.elapsed().as_secs_f64();
-        self.verified = true;
-        let judged = replay_check::judge(
+        Ok(self.check.judge(
+            &mut self.replay,
             &saved.params,
             &eager,
             &replayed,
-            self.tolerance,
-            number,
-            seconds,
-        );
-        match judged {
-            Ok(note) => {
-                self.check = Some(note);
-                Ok(true)
-            }
-            Err(note) => {
-                self.replay = Replay::FellBack(note.clone());
-                self.check = Some(note);
-                Ok(false)
-            }
-        }
+            (number, seconds),
+        ))
     }
 }
 
@@ -697,163 +579,4 @@ mod cuda {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_nn::{AdamW, Optimizer};
-
-    /// Fixed gradients, the same for both optimisers: a sine pattern per step at four magnitudes.
-    fn gradient(step: usize, n: usize) -> Tensor {
-        let values: Vec<f32> = (0..n)
-            .map(|i| ((step * 31 + i * 7) as f32 * 0.37).sin() * 10f32.powi(-((i % 4) as i32)))
-            .collect();
-        Tensor::from_vec(values, n, &Device::Cpu).unwrap()
-    }
-
-    /// A tuned step over synthetic data: LeNet2 with the shared initial weights, `n` images of
-    /// ten classes, batches of 32, on the CPU.
-    fn tuned(n: usize) -> (Captured, candle_nn::VarMap) {
-        let model = common::spec::ModelKind::LeNet2;
-        let weights = common::weights::Weights::init(&model.spec(), 3);
-        let (varmap, net) =
-            crate::build(model, &weights, &Device::Cpu, crate::Pool::MaxPool2d).unwrap();
-        let side = common::mnist::IMAGE_SIDE;
-        let pixels: Vec<f32> = (0..n * side * side)
-            .map(|i| ((i * 2654435761usize) % 1000) as f32 / 500.0 - 1.0)
-            .collect();
-        let labels: Vec<u32> = (0..n).map(|i| (i * 7 % 10) as u32).collect();
-        let images = Tensor::from_vec(pixels, (n, 1, side, side), &Device::Cpu).unwrap();
-        let labels = Tensor::from_vec(labels, n, &Device::Cpu).unwrap();
-        let vars = crate::named_vars(&varmap).unwrap();
-        let adam = DeviceAdam::named(vars, crate::adam_params(1e-3)).unwrap();
-        let state = StepState::new(net, adam, images, labels, 32).unwrap();
-        (Captured::new(state, 1e-3), varmap)
-    }
-
-    /// Every step of an epoch, full or short, advances the device's step count by one and
-    /// changes every parameter tensor: a step on stale scalars or stale buffers would leave one
-    /// of them where it was. The epoch's sums count every example.
-    #[test]
-    fn every_step_advances_the_step_count_and_the_parameters() {
-        let n = 32 * 10 + 5;
-        let (mut captured, varmap) = tuned(n);
-        let order: Vec<u32> = (0..n as u32).rev().collect();
-        let mut last = crate::export(&varmap).unwrap();
-        for epoch in 0..2 {
-            let mut steps_seen = 0;
-            let mut changed = Vec::new();
-            let totals = captured
-                .epoch(&order, &mut |done| {
-                    let now = crate::export(&varmap).unwrap();
-                    changed.push(now.tensors.iter().all(|(k, t)| t != &last.tensors[k]));
-                    last = now;
-                    steps_seen = done;
-                })
-                .unwrap();
-            assert_eq!(steps_seen, 11);
-            assert!(changed.iter().all(|&c| c), "epoch {epoch}: {changed:?}");
-            assert_eq!(
-                captured.state().adam.steps().unwrap(),
-                11.0 * (epoch + 1) as f32
-            );
-            assert_eq!(totals.examples, n as u64);
-            assert!(totals.loss_sum.is_finite() && totals.loss_sum > 0.0);
-        }
-        assert!(matches!(captured.replay(), Replay::Eager(_)));
-    }
-
-    /// Two epochs of the tuned step with `fault` in its replays: the captured step and the
-    /// weights it ends with.
-    fn two_epochs(fault: Option<Fault>) -> (Captured, common::weights::Weights) {
-        let n = 32 * 10 + 5;
-        let (mut captured, varmap) = tuned(n);
-        captured.state.fault = fault;
-        let order: Vec<u32> = (0..n as u32).rev().collect();
-        for _ in 0..2 {
-            captured.epoch(&order, &mut |_| {}).unwrap();
-        }
-        (captured, crate::export(&varmap).unwrap())
-    }
-
-    /// A replay that does what the eager step does passes the self-check (on the CPU the step
-    /// after the warm-up stands for it), which the report then states.
-    #[test]
-    fn the_self_check_passes_a_correct_replay() {
-        let (captured, _) = two_epochs(None);
-        let check = captured.check().unwrap();
-        assert!(
-            check.starts_with(
-                "its first replay (step 4) was checked against the eager step from the same \
-                 state: agreed within 0.00e0"
-            ),
-            "{check}"
-        );
-        assert!(matches!(captured.replay(), Replay::Eager(_)));
-    }
-
-    /// A replay that skips the update, or uses a stale step count, fails the self-check: the run
-    /// goes on from the eager step (its weights after two epochs are a clean run's, to the bit)
-    /// and the report says by how much the replay was off.
-    #[test]
-    fn the_self_check_catches_a_wrong_replay_and_the_run_goes_on_eagerly() {
-        let (_, clean) = two_epochs(None);
-        for (fault, expected) in [
-            (Fault::SkipUpdate, "update off by 1.00e0"),
-            (Fault::StaleCount, "update off by "),
-        ] {
-            let (captured, w) = two_epochs(Some(fault));
-            let Replay::FellBack(why) = captured.replay() else {
-                panic!("{fault:?}: {:?}", captured.replay());
-            };
-            assert!(
-                why.starts_with("replay disagreed with the eager step: ") && why.contains(expected),
-                "{fault:?}: {why}"
-            );
-            assert!(
-                why.contains("(at step 4); the run went on eagerly"),
-                "{why}"
-            );
-            assert_eq!(captured.check(), Some(why.as_str()));
-            for (name, t) in &clean.tensors {
-                assert_eq!(t, &w.tensors[name], "{fault:?}: {name}");
-            }
-        }
-    }
-
-    /// DeviceAdam makes the updates candle-nn's AdamW (weight decay 0) makes, step for step over
-    /// 200 steps of fixed gradients, within 1e-6 (on the CPU they agree to the bit); the step count
-    /// is on the device.
-    #[test]
-    fn device_adam_follows_candles_adamw_on_fixed_gradients() {
-        let n = 64;
-        let params = ParamsAdamW {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        };
-        let start: Vec<f32> = (0..n).map(|i| (i as f32 * 0.1).cos()).collect();
-        let start = Tensor::from_vec(start, n, &Device::Cpu).unwrap();
-        let theirs = Var::from_tensor(&start).unwrap();
-        let mine = Var::from_tensor(&start).unwrap();
-        let mut candle_adam = AdamW::new(vec![theirs.clone()], params.clone()).unwrap();
-        let mut ours = DeviceAdam::named(vec![("x".into(), mine.clone())], params).unwrap();
-        for step in 0..200 {
-            // The gradient of sum(x·g) is g: a backward pass per optimiser gives each its store.
-            let g = gradient(step, n);
-            let grads = |v: &Var| (v.as_tensor() * &g).unwrap().sum_all().unwrap().backward();
-            candle_adam.step(&grads(&theirs).unwrap()).unwrap();
-            ours.step(&grads(&mine).unwrap()).unwrap();
-            let a = theirs.as_tensor().to_vec1::<f32>().unwrap();
-            let b = mine.as_tensor().to_vec1::<f32>().unwrap();
-            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                assert!(
-                    (x - y).abs() <= 1e-6,
-                    "step {} element {i}: candle's AdamW {x}, device Adam {y}",
-                    step + 1
-                );
-            }
-        }
-        assert_eq!(ours.steps().unwrap(), 200.0);
-    }
-}
+mod tests;

@@ -1,8 +1,9 @@
 //! What a framework crate tells the registry about itself. Each framework crate implements
 //! [`Framework`] once (candle twice, one value per pooling) and the `lenet` binary keeps one slice of
-//! them; every question about a framework (can it use CUDA here, which colour is its line, which
-//! build carries its CUDA code, what does it do by default) is a method here, not a `match` on its
-//! name elsewhere. [`FrameworkInfo`] is the same, as plain data: what `lenet frameworks --json`
+//! them; what runs is the trait's methods (a trainer, logits, weights, the bare loop, whether CUDA
+//! is there), and every other question about a framework (which colour is its line, which build
+//! carries its CUDA code, what does it do by default, how is it held to parity) is a field of its
+//! [`Description`], not a `match` on its name elsewhere. [`FrameworkInfo`] is the same, as plain data: what `lenet frameworks --json`
 //! prints, so that tools that only run the binary (xtask, the GPU bundle) keep no list of their own.
 
 use serde::{Deserialize, Serialize};
@@ -14,10 +15,17 @@ use crate::mnist::Mnist;
 use crate::spec::ModelKind;
 use crate::weights::Weights;
 
-/// One framework (or one configuration of a framework) that the `lenet` binary can train with.
+/// One framework (or one configuration of a framework) that the `lenet` binary can train with:
+/// what runs. What it is (its name, colours, defaults, listing, parity and CUDA build) is plain data,
+/// its [`Description`].
 pub trait Framework: Sync {
+    /// What the framework is, as data.
+    fn description(&self) -> &Description;
+
     /// The name users pass to `--framework`, reports record and tables show.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.description().name
+    }
 
     /// A trainer for `spec` (its device, batch size, learning rate, threads) over `data`, starting
     /// from `init`. Asking for CUDA where this framework cannot use it is an error that says so.
@@ -29,7 +37,7 @@ pub trait Framework: Sync {
     ) -> Result<Box<dyn Trainer>, TrainError>;
 
     /// The weights this framework's own layers draw with their default initialisers, seeded with
-    /// `seed` where the framework allows it (see [`Framework::defaults`]).
+    /// `seed` where the framework allows it (see [`Description::defaults`]).
     fn native_weights(&self, model: ModelKind, seed: u64) -> Result<Weights, TrainError>;
 
     /// Logits `[n, 10]` of the forward pass on the CPU, for checks.
@@ -43,35 +51,103 @@ pub trait Framework: Sync {
     /// Whether this build of the framework can use a CUDA device on this machine.
     fn cuda_available(&self) -> bool;
 
-    /// What the framework does when nothing is aligned (a row of `lenet defaults`).
-    fn defaults(&self) -> FrameworkDefaults;
-
-    /// The colour of its lines in the charts.
-    fn colour(&self) -> Colour;
-
-    /// The source file that defines LeNet2 and LeNet3 as this framework's users write them,
-    /// relative to the repository; docs/models.md shows its marked regions side by side with the
-    /// other frameworks' (`results::listings`).
-    fn model_source(&self) -> &'static str;
-
-    /// How its CUDA code gets into a binary.
-    fn cuda_build(&self) -> CudaBuild;
-
-    /// Whether `cargo xtask compare` runs it when `--frameworks` is not given.
-    fn compared_by_default(&self) -> bool {
-        true
-    }
-
     /// The bare training loop on the CPU for measurements (`examples/breakdown.rs`,
     /// `benches/harness.rs`), from the shared weights of seed 0 with the recipe's Adam.
     fn bare(&self, model: ModelKind, data: &Mnist) -> Result<Box<dyn BareLoop>, TrainError>;
+}
 
-    /// How far its loss after `step` (1-based) Adam steps of batch 32 may be from the parity
-    /// framework's (tch's) on the same batches from the same weights, relative to the loss (absolute
-    /// below 1); `None` when only its logits are held to parity (see docs/frameworks.md for why).
-    fn step_tolerance(&self, _model: ModelKind, _step: usize) -> Option<f64> {
-        Some(1e-3)
+/// What a framework is, as a plain value: everything the tables, the docs, the tests and the tools
+/// ask about it that needs no code of its own to answer. What building it needs beyond cargo
+/// (libtorch, LLVM, the CUDA toolkit) is in its crate's manifest, `[package.metadata.lenet]`,
+/// where the tools read it before anything is built.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Description {
+    /// The name users pass to `--framework`, reports record and tables show.
+    pub name: &'static str,
+    /// The colour of its lines in the charts.
+    pub colour: Colour,
+    /// What the framework does when nothing is aligned, a row of `lenet defaults`, in
+    /// [`FrameworkDefaults`]'s order: framework, conv weight, conv bias, linear weight, linear
+    /// bias, Adam, weight decay, seeded.
+    pub defaults: [&'static str; 8],
+    /// The source file that defines LeNet2 and LeNet3 as this framework's users write them,
+    /// relative to the repository; docs/models.md shows its marked regions side by side with the
+    /// other frameworks' (`results::listings`).
+    pub model_source: &'static str,
+    /// Whether `cargo xtask compare` runs it when `--frameworks` is not given.
+    pub compared_by_default: bool,
+    /// How it is held to the parity reference.
+    pub parity: Parity,
+    /// How its CUDA code gets into a binary.
+    pub cuda: CudaCode,
+}
+
+/// How a framework is held to the others' arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Parity {
+    /// The framework every other row's logits and steps are held to (libtorch through tch, the
+    /// library PyTorch itself runs).
+    Reference,
+    /// Only its logits are held to the reference's (see docs/frameworks.md for why).
+    Logits,
+    /// Its logits, and its loss after each of [`PARITY_STEPS`] Adam steps of batch 32 from the
+    /// same weights, within `within` of the reference's (relative to the loss, absolute below 1);
+    /// `later`: a wider tolerance for one model from a step on.
+    Steps { within: f64, later: Option<Later> },
+}
+
+/// A wider step tolerance for `model` after step `after`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Later {
+    pub model: ModelKind,
+    pub after: usize,
+    pub within: f64,
+}
+
+impl Parity {
+    /// The tolerance of its loss after `step` (1-based) Adam steps; `None` where only its logits
+    /// are held to parity, and for the reference itself.
+    pub fn step_tolerance(&self, model: ModelKind, step: usize) -> Option<f64> {
+        match *self {
+            Parity::Reference | Parity::Logits => None,
+            Parity::Steps {
+                later: Some(later), ..
+            } if later.model == model && step > later.after => Some(later.within),
+            Parity::Steps { within, .. } => Some(within),
+        }
     }
+
+    /// The widest step tolerance over both models and the steps a check compares.
+    pub fn widest(&self) -> Option<f64> {
+        crate::spec::ModelKind::ALL
+            .into_iter()
+            .flat_map(|m| (1..=PARITY_STEPS).map(move |s| self.step_tolerance(m, s)))
+            .collect::<Option<Vec<f64>>>()
+            .and_then(|t| t.into_iter().reduce(f64::max))
+    }
+}
+
+/// How a framework's CUDA code gets into a `lenet` binary, as a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CudaCode {
+    /// Cargo features (`package/feature`) that compile its CUDA code; none when a library it links
+    /// brings CUDA (libtorch).
+    pub features: &'static [&'static str],
+    /// Whether it needs a `lenet` binary of its own, apart from the main CUDA build (a backend
+    /// that loads the CUDA libraries at run time cannot share a binary with one that links them;
+    /// cudarc allows one way per binary).
+    pub own_binary: bool,
+    /// Whether building it needs LLVM.
+    pub llvm: bool,
+}
+
+impl CudaCode {
+    /// No CUDA code of its own to compile.
+    pub const LIBRARY: CudaCode = CudaCode {
+        features: &[],
+        own_binary: false,
+        llvm: false,
+    };
 }
 
 /// An RGB colour.
@@ -94,10 +170,16 @@ pub struct CudaBuild {
 impl CudaBuild {
     /// No CUDA code of its own to compile.
     pub fn library() -> Self {
+        CudaCode::LIBRARY.into()
+    }
+}
+
+impl From<CudaCode> for CudaBuild {
+    fn from(code: CudaCode) -> Self {
         Self {
-            features: Vec::new(),
-            own_binary: false,
-            llvm: false,
+            features: code.features.iter().map(|f| f.to_string()).collect(),
+            own_binary: code.own_binary,
+            llvm: code.llvm,
         }
     }
 }
@@ -188,38 +270,31 @@ pub struct FrameworkInfo {
     /// `None` where only its logits are held to parity, and for the reference itself.
     #[serde(default)]
     pub step_tolerance: Option<f64>,
-    /// Whether it is the parity reference ([`PARITY_REFERENCE`]), which every other row is held to.
+    /// Whether it is the parity reference ([`Parity::Reference`]), which every other row is held to.
     #[serde(default)]
     pub parity_reference: bool,
 }
 
-/// The framework every other row's logits and steps are held to: libtorch through tch, the library
-/// PyTorch itself runs.
-pub const PARITY_REFERENCE: &str = "tch";
-
-/// The steps a parity check compares (see [`Framework::step_tolerance`]).
+/// The steps a parity check compares (see [`Parity::step_tolerance`]).
 pub const PARITY_STEPS: usize = 20;
 
 impl FrameworkInfo {
     /// The description of a framework in this build.
     pub fn of(f: &dyn Framework) -> Self {
+        let d = f.description();
         Self {
-            name: f.name().to_string(),
+            name: d.name.to_string(),
             runner: Runner::Lenet,
             script: None,
             baseline: false,
-            compared_by_default: f.compared_by_default(),
+            compared_by_default: d.compared_by_default,
             cuda_available: f.cuda_available(),
-            cuda_build: Some(f.cuda_build()),
-            colour: f.colour(),
-            defaults: f.defaults(),
-            model_source: Some(f.model_source().to_string()),
-            step_tolerance: crate::spec::ModelKind::ALL
-                .into_iter()
-                .flat_map(|m| (1..=PARITY_STEPS).map(move |s| f.step_tolerance(m, s)))
-                .collect::<Option<Vec<f64>>>()
-                .and_then(|t| t.into_iter().reduce(f64::max)),
-            parity_reference: f.name() == PARITY_REFERENCE,
+            cuda_build: Some(d.cuda.into()),
+            colour: d.colour,
+            defaults: FrameworkDefaults::row(d.defaults),
+            model_source: Some(d.model_source.to_string()),
+            step_tolerance: d.parity.widest(),
+            parity_reference: d.parity == Parity::Reference,
         }
     }
 }

@@ -14,6 +14,9 @@ use crate::order::epoch_order;
 use crate::spec::ModelKind;
 use crate::weights::Weights;
 
+// The records the loop fills are the report's schema below the run, in `record`.
+pub use crate::record::{DeviceActivity, EpochRecord, EvalRecord, KernelPass, KernelTime};
+
 /// The device a user asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -298,107 +301,6 @@ impl RunSpec {
     }
 }
 
-/// One epoch's numbers. Accuracy is a fraction in [0, 1]; the training figures are running figures
-/// over the epoch's steps, the test figures come from a pass after the epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: u32,
-    pub train_loss: f64,
-    pub train_accuracy: f64,
-    pub test_loss: f64,
-    pub test_accuracy: f64,
-    /// From the first step to a device synchronisation after the last.
-    pub train_seconds: f64,
-    pub eval_seconds: f64,
-    /// From the first step until the host had queued the last one (the trainer's last progress
-    /// call); the rest of `train_seconds` is the device finishing what was queued, and the reading
-    /// of the epoch's totals. `None` in reports written before it was recorded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queued_seconds: Option<f64>,
-    /// The GPU's energy over this epoch's training, from its driver's counter; `None` without one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub energy_joules: Option<f64>,
-    /// The share of this epoch's training during which a kernel was running on the GPU: its
-    /// driver's utilization counter (NVML), averaged over the readings taken during the epoch;
-    /// `None` without a GPU or a reading.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_busy: Option<f64>,
-    /// What the device did during this epoch's training, kernel by kernel: only in the report of a
-    /// kernel pass (`lenet train --kernels`), never in a timed run's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_activity: Option<DeviceActivity>,
-}
-
-/// What the device did during one epoch's training, from the kernel counter's records (CUPTI's own
-/// start and end of every kernel, memory copy and memory set, on the device).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeviceActivity {
-    pub kernels: u64,
-    /// Kernels that ran as nodes of a CUDA graph (a replayed step).
-    pub graph_kernels: u64,
-    pub copies: u64,
-    pub sets: u64,
-    /// The union of the kernels' intervals: the time during which at least one kernel ran.
-    pub busy_seconds: f64,
-    /// The sum of the kernels' durations (more than `busy_seconds` where kernels overlapped).
-    pub kernel_seconds: f64,
-    /// From the harness's mark at the epoch's first step to its mark after the last.
-    pub span_seconds: f64,
-    /// The kernels that took the most time, most first (at most five).
-    pub top: Vec<KernelTime>,
-}
-
-/// What a kernel pass's counter could measure (its numbers are in the epochs' `device_activity`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KernelPass {
-    /// Whether any epoch's device activity was measured.
-    pub measured: bool,
-    /// Why nothing was measured ("no device activity measured: ..."), or what makes the counts
-    /// doubtful (records CUPTI dropped); `None` for a clean measurement.
-    pub note: Option<String>,
-}
-
-impl KernelPass {
-    /// The text a report and a table give where no device activity was measured.
-    pub const NOTHING: &'static str = "no device activity measured";
-
-    /// Nothing measured, and why.
-    pub fn nothing(why: &str) -> Self {
-        Self {
-            measured: false,
-            note: Some(format!("{}: {why}", Self::NOTHING)),
-        }
-    }
-}
-
-/// One kernel's share of an epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KernelTime {
-    pub name: String,
-    pub count: u64,
-    pub seconds: f64,
-}
-
-/// A pass over a whole split without training.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalRecord {
-    pub loss: f64,
-    pub accuracy: f64,
-    pub examples: u64,
-    pub seconds: f64,
-}
-
-impl EvalRecord {
-    pub fn new(totals: &Totals, seconds: f64) -> Self {
-        Self {
-            loss: totals.mean_loss(),
-            accuracy: totals.accuracy(),
-            examples: totals.examples,
-            seconds,
-        }
-    }
-}
-
 /// Sums over one pass, read from the device once at its end.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Totals {
@@ -479,13 +381,14 @@ pub trait Trainer {
     }
 }
 
-/// Hooks for progress display; all optional.
+/// Hooks of the epoch loop, for the progress display and the meters; all optional.
 pub trait Observer {
     fn epoch_started(&mut self, _epoch: u32, _steps: usize) {}
     fn step(&mut self, _steps_done: usize) {}
     /// The epoch's training has finished on the device (its evaluation comes next).
     fn epoch_trained(&mut self, _epoch: u32) {}
-    fn epoch_finished(&mut self, _record: &EpochRecord) {}
+    /// The epoch's record, before it is kept: a meter writes its own fields into it.
+    fn epoch_finished(&mut self, _record: &mut EpochRecord) {}
     fn evaluating(&mut self, _what: &str) {}
 }
 
@@ -557,7 +460,7 @@ fn train_into(
         }
         observer.evaluating("test");
         let test = timed_eval(trainer, SplitKind::Test)?;
-        let record = EpochRecord {
+        let mut record = EpochRecord {
             epoch,
             train_loss: totals.mean_loss(),
             train_accuracy: totals.accuracy(),
@@ -569,8 +472,9 @@ fn train_into(
             energy_joules: None,
             device_busy: None,
             device_activity: None,
+            peak_host_bytes: None,
         };
-        observer.epoch_finished(&record);
+        observer.epoch_finished(&mut record);
         outcome.epochs.push(record);
         if epoch == spec.epochs {
             outcome.final_test = Some(test);

@@ -15,6 +15,7 @@
 //! feature) on `harness` and `mnist`; `replay_check` (a captured step's self-check) on nothing.
 
 pub mod bare;
+pub mod capture;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
@@ -24,13 +25,14 @@ pub mod harness;
 pub mod idx;
 pub mod mnist;
 pub mod order;
+pub mod record;
 pub mod reference;
 pub mod replay_check;
 pub mod spec;
 pub mod weights;
 
 pub use error::{DataError, Error, TrainError, UnknownValue};
-pub use framework::{Framework, FrameworkDefaults, FrameworkInfo};
+pub use framework::{Description, Framework, FrameworkDefaults, FrameworkInfo, Parity};
 pub use harness::{
     BackendInfo, DeviceKind, DeviceRequest, EpochRecord, EvalRecord, Observer, Profile, RunSpec,
     Totals, Trainer, Tuning,

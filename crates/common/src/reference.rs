@@ -35,59 +35,22 @@ fn apply(
     Ok(match *layer {
         Layer::Conv2d {
             name,
-            in_channels: cin,
-            out_channels: cout,
-            kernel: k,
-            padding: p,
+            in_channels,
+            out_channels,
+            kernel,
+            padding,
         } => {
-            let (h, w) = (shape[1], shape[2]);
             let wt = &weights
-                .get(&format!("{name}.weight"), &[cout, cin, k, k])?
+                .get(
+                    &format!("{name}.weight"),
+                    &[out_channels, in_channels, kernel, kernel],
+                )?
                 .data;
-            let b = &weights.get(&format!("{name}.bias"), &[cout])?.data;
-            let (oh, ow) = (h + 2 * p + 1 - k, w + 2 * p + 1 - k);
-            let mut y = vec![0f32; cout * oh * ow];
-            for o in 0..cout {
-                for i in 0..oh {
-                    for j in 0..ow {
-                        let mut acc = b[o] as f64;
-                        for c in 0..cin {
-                            for u in 0..k {
-                                for v in 0..k {
-                                    let (r, s) = (
-                                        (i + u) as isize - p as isize,
-                                        (j + v) as isize - p as isize,
-                                    );
-                                    if r < 0 || s < 0 || r >= h as isize || s >= w as isize {
-                                        continue;
-                                    }
-                                    acc += wt[((o * cin + c) * k + u) * k + v] as f64
-                                        * x[(c * h + r as usize) * w + s as usize] as f64;
-                                }
-                            }
-                        }
-                        y[(o * oh + i) * ow + j] = acc as f32;
-                    }
-                }
-            }
-            (y, vec![cout, oh, ow])
+            let b = &weights.get(&format!("{name}.bias"), &[out_channels])?.data;
+            conv2d(&x, shape, wt, b, kernel, padding)
         }
         Layer::Relu => (x.into_iter().map(|v| v.max(0.0)).collect(), shape.to_vec()),
-        Layer::MaxPool2 => {
-            let (c, h, w) = (shape[0], shape[1], shape[2]);
-            let (oh, ow) = (h / 2, w / 2);
-            let mut y = vec![0f32; c * oh * ow];
-            for ch in 0..c {
-                for i in 0..oh {
-                    for j in 0..ow {
-                        let at = |u: usize, v: usize| x[(ch * h + 2 * i + u) * w + 2 * j + v];
-                        y[(ch * oh + i) * ow + j] =
-                            at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
-                    }
-                }
-            }
-            (y, vec![c, oh, ow])
-        }
+        Layer::MaxPool2 => max_pool2(&x, shape),
         Layer::Flatten => {
             let n = x.len();
             (x, vec![n])
@@ -112,4 +75,58 @@ fn apply(
             (y, vec![outputs])
         }
     })
+}
+
+/// A convolution of `x` (`[cin, h, w]`) with `wt` (`[cout, cin, k, k]`) and bias `b`, stride 1,
+/// zero padding `p`, summed in f64.
+fn conv2d(
+    x: &[f32],
+    shape: &[usize],
+    wt: &[f32],
+    b: &[f32],
+    k: usize,
+    p: usize,
+) -> (Vec<f32>, Vec<usize>) {
+    let (cin, h, w) = (shape[0], shape[1], shape[2]);
+    let cout = b.len();
+    let (oh, ow) = (h + 2 * p + 1 - k, w + 2 * p + 1 - k);
+    let mut y = vec![0f32; cout * oh * ow];
+    for o in 0..cout {
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut acc = b[o] as f64;
+                for c in 0..cin {
+                    for u in 0..k {
+                        for v in 0..k {
+                            let (r, s) =
+                                ((i + u) as isize - p as isize, (j + v) as isize - p as isize);
+                            if r < 0 || s < 0 || r >= h as isize || s >= w as isize {
+                                continue;
+                            }
+                            acc += wt[((o * cin + c) * k + u) * k + v] as f64
+                                * x[(c * h + r as usize) * w + s as usize] as f64;
+                        }
+                    }
+                }
+                y[(o * oh + i) * ow + j] = acc as f32;
+            }
+        }
+    }
+    (y, vec![cout, oh, ow])
+}
+
+/// A 2x2 max-pool of `x` (`[c, h, w]`), stride 2.
+fn max_pool2(x: &[f32], shape: &[usize]) -> (Vec<f32>, Vec<usize>) {
+    let (c, h, w) = (shape[0], shape[1], shape[2]);
+    let (oh, ow) = (h / 2, w / 2);
+    let mut y = vec![0f32; c * oh * ow];
+    for ch in 0..c {
+        for i in 0..oh {
+            for j in 0..ow {
+                let at = |u: usize, v: usize| x[(ch * h + 2 * i + u) * w + 2 * j + v];
+                y[(ch * oh + i) * ow + j] = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+            }
+        }
+    }
+    (y, vec![c, oh, ow])
 }

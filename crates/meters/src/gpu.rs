@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use common::harness::{EpochRecord, Observer};
+
 /// What a run reads from the driver. [`Nvml`] is the real one; tests bring their own.
 pub trait Counters: Send + Sync {
     /// The energy the GPU has used since the driver was loaded, in millijoules.
@@ -214,6 +216,20 @@ impl EnergyMeter {
     }
 }
 
+impl Observer for EnergyMeter {
+    fn epoch_started(&mut self, _epoch: u32, _steps: usize) {
+        EnergyMeter::epoch_started(self);
+    }
+
+    fn epoch_trained(&mut self, _epoch: u32) {
+        EnergyMeter::epoch_trained(self);
+    }
+
+    fn epoch_finished(&mut self, record: &mut EpochRecord) {
+        record.energy_joules = self.epochs.last().copied().flatten();
+    }
+}
+
 /// The share of each epoch's training during which a kernel was running: the mean of the
 /// sampler's utilization readings between the epoch's start and the end of its training.
 pub struct BusyMeter {
@@ -241,6 +257,20 @@ impl BusyMeter {
         let (sum, count) = (sum - self.start.0, count - self.start.1);
         self.epochs
             .push((count > 0).then(|| sum as f64 / count as f64 / 100.0));
+    }
+}
+
+impl Observer for BusyMeter {
+    fn epoch_started(&mut self, _epoch: u32, _steps: usize) {
+        BusyMeter::epoch_started(self);
+    }
+
+    fn epoch_trained(&mut self, _epoch: u32) {
+        BusyMeter::epoch_trained(self);
+    }
+
+    fn epoch_finished(&mut self, record: &mut EpochRecord) {
+        record.device_busy = self.epochs.last().copied().flatten();
     }
 }
 

@@ -175,89 +175,132 @@ pub fn parse(text: &str) -> Result<Trace, KernelsError> {
         Some((_, first)) if first.trim_end() == HEADER => {}
         _ => return Err(KernelsError::Header),
     }
-    let mut names: HashMap<u32, String> = HashMap::new();
-    let mut kernels: Vec<(Span, u32, bool)> = Vec::new();
-    let mut copies: Vec<Span> = Vec::new();
-    let mut sets: Vec<Span> = Vec::new();
-    let mut begins: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut ends: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut records = Records::default();
     let mut trace = Trace::default();
     for (i, line) in lines {
+        records.read(i + 1, line, &mut trace)?;
+    }
+    records.kernels.sort_by_key(|(s, _, _)| (s.start, s.end));
+    for (&epoch, &begin) in &records.begins {
+        let Some(&end) = records.ends.get(&epoch).filter(|&&e| e >= begin) else {
+            continue;
+        };
+        trace.epochs.insert(epoch, records.epoch(begin, end));
+    }
+    Ok(trace)
+}
+
+/// The counter's records, read line by line.
+#[derive(Default)]
+struct Records {
+    names: HashMap<u32, String>,
+    /// Each kernel's span, its name's index and whether it ran in a graph.
+    kernels: Vec<(Span, u32, bool)>,
+    copies: Vec<Span>,
+    sets: Vec<Span>,
+    /// The harness's marks: each epoch's first and last step.
+    begins: BTreeMap<u32, u64>,
+    ends: BTreeMap<u32, u64>,
+}
+
+impl Records {
+    /// Line `number` of the records (its format is at the top of the C source); the dropped
+    /// records and failed calls go straight into `trace`.
+    fn read(&mut self, number: usize, line: &str, trace: &mut Trace) -> Result<(), KernelsError> {
         let bad = || KernelsError::Line {
-            line: i + 1,
+            line: number,
             text: line.chars().take(120).collect(),
         };
         let mut fields = line.split(' ');
         let kind = fields.next().unwrap_or_default();
-        let mut number = || -> Result<u64, KernelsError> {
+        let mut next = || -> Result<u64, KernelsError> {
             fields
                 .next()
                 .and_then(|f| f.parse::<u64>().ok())
                 .ok_or_else(bad)
         };
         match kind {
-            "" => continue,
+            "" => {}
             "N" => {
-                let index = u32::try_from(number()?).map_err(|_| bad())?;
+                let index = u32::try_from(next()?).map_err(|_| bad())?;
                 let name = line
                     .splitn(3, ' ')
                     .nth(2)
                     .filter(|n| !n.is_empty())
                     .ok_or_else(bad)?;
-                names.insert(index, demangle(name));
+                self.names.insert(index, demangle(name));
             }
             "K" => {
-                let span = span(number()?, number()?).ok_or_else(bad)?;
-                let index = u32::try_from(number()?).map_err(|_| bad())?;
-                let graph = number()? != 0;
-                if !names.contains_key(&index) {
+                let span = span(next()?, next()?).ok_or_else(bad)?;
+                let index = u32::try_from(next()?).map_err(|_| bad())?;
+                let graph = next()? != 0;
+                if !self.names.contains_key(&index) {
                     return Err(bad());
                 }
-                kernels.push((span, index, graph));
+                self.kernels.push((span, index, graph));
             }
             "C" | "S" => {
-                let span = span(number()?, number()?).ok_or_else(bad)?;
-                number()?;
+                let span = span(next()?, next()?).ok_or_else(bad)?;
+                next()?;
                 if kind == "C" {
-                    copies.push(span);
+                    self.copies.push(span);
                 } else {
-                    sets.push(span);
+                    self.sets.push(span);
                 }
             }
-            "M" => {
-                let at = number()?;
-                let which = fields.next().ok_or_else(bad)?;
-                let epoch = fields
-                    .next()
-                    .and_then(|f| f.parse::<u32>().ok())
-                    .ok_or_else(bad)?;
-                match which {
-                    "B" => begins.insert(epoch, at),
-                    "E" => ends.insert(epoch, at),
-                    _ => return Err(bad()),
-                };
-            }
-            "D" => trace.dropped += number()?,
+            "M" => self.mark(line, &bad)?,
+            "D" => trace.dropped += next()?,
             "F" => {
-                let status = fields
-                    .next()
-                    .and_then(|f| f.parse::<i32>().ok())
-                    .ok_or_else(bad)?;
-                trace.failures.push(status);
+                let status = line.split(' ').nth(1).and_then(|f| f.parse::<i32>().ok());
+                trace.failures.push(status.ok_or_else(bad)?);
             }
             _ => return Err(bad()),
         }
+        Ok(())
     }
-    kernels.sort_by_key(|(s, _, _)| (s.start, s.end));
-    for (&epoch, &begin) in &begins {
-        let Some(&end) = ends.get(&epoch).filter(|&&e| e >= begin) else {
-            continue;
+
+    /// A mark line, `M <at> B|E <epoch>`.
+    fn mark(&mut self, line: &str, bad: &dyn Fn() -> KernelsError) -> Result<(), KernelsError> {
+        let mut fields = line.split(' ').skip(1);
+        let at = fields
+            .next()
+            .and_then(|f| f.parse::<u64>().ok())
+            .ok_or_else(bad)?;
+        let which = fields.next().ok_or_else(bad)?;
+        let epoch = fields
+            .next()
+            .and_then(|f| f.parse::<u32>().ok())
+            .ok_or_else(bad)?;
+        match which {
+            "B" => self.begins.insert(epoch, at),
+            "E" => self.ends.insert(epoch, at),
+            _ => return Err(bad()),
         };
+        Ok(())
+    }
+
+    /// What the device did between the marks `begin` and `end` (the kernels sorted by start).
+    fn epoch(&self, begin: u64, end: u64) -> DeviceActivity {
         let within = |s: &Span| s.start >= begin && s.start <= end;
-        let epoch_kernels: Vec<&(Span, u32, bool)> =
-            kernels.iter().filter(|(s, _, _)| within(s)).collect();
+        let kernels: Vec<&(Span, u32, bool)> =
+            self.kernels.iter().filter(|(s, _, _)| within(s)).collect();
+        let spans: Vec<Span> = kernels.iter().map(|(s, _, _)| *s).collect();
+        DeviceActivity {
+            kernels: kernels.len() as u64,
+            graph_kernels: kernels.iter().filter(|(_, _, g)| *g).count() as u64,
+            copies: self.copies.iter().filter(|s| within(s)).count() as u64,
+            sets: self.sets.iter().filter(|s| within(s)).count() as u64,
+            busy_seconds: union_ns(&spans) as f64 * 1e-9,
+            kernel_seconds: spans.iter().map(|s| s.end - s.start).sum::<u64>() as f64 * 1e-9,
+            span_seconds: (end - begin) as f64 * 1e-9,
+            top: self.top(&kernels),
+        }
+    }
+
+    /// The [`TOP`] kernels by time among `kernels`.
+    fn top(&self, kernels: &[&(Span, u32, bool)]) -> Vec<KernelTime> {
         let mut by_name: HashMap<u32, (u64, u64)> = HashMap::new();
-        for (s, index, _) in &epoch_kernels {
+        for (s, index, _) in kernels {
             let entry = by_name.entry(*index).or_default();
             entry.0 += 1;
             entry.1 += s.end - s.start;
@@ -265,7 +308,7 @@ pub fn parse(text: &str) -> Result<Trace, KernelsError> {
         // Kernels with the same name under two indices (the counter's table was full) are one.
         let mut named: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for (index, (count, ns)) in by_name {
-            let entry = named.entry(names[&index].as_str()).or_default();
+            let entry = named.entry(self.names[&index].as_str()).or_default();
             entry.0 += count;
             entry.1 += ns;
         }
@@ -279,22 +322,8 @@ pub fn parse(text: &str) -> Result<Trace, KernelsError> {
             .collect();
         top.sort_by(|a, b| b.seconds.total_cmp(&a.seconds).then(a.name.cmp(&b.name)));
         top.truncate(TOP);
-        let spans: Vec<Span> = epoch_kernels.iter().map(|(s, _, _)| *s).collect();
-        trace.epochs.insert(
-            epoch,
-            DeviceActivity {
-                kernels: epoch_kernels.len() as u64,
-                graph_kernels: epoch_kernels.iter().filter(|(_, _, g)| *g).count() as u64,
-                copies: copies.iter().filter(|s| within(s)).count() as u64,
-                sets: sets.iter().filter(|s| within(s)).count() as u64,
-                busy_seconds: union_ns(&spans) as f64 * 1e-9,
-                kernel_seconds: spans.iter().map(|s| s.end - s.start).sum::<u64>() as f64 * 1e-9,
-                span_seconds: (end - begin) as f64 * 1e-9,
-                top,
-            },
-        );
+        top
     }
-    Ok(trace)
 }
 
 /// A kernel's C++ name as its source wrote it (`void at::native::foo<float>(...)`); a name that

@@ -87,6 +87,7 @@ fn epochs(n: u32) -> Vec<common::harness::EpochRecord> {
             energy_joules: None,
             device_busy: None,
             device_activity: None,
+            peak_host_bytes: None,
         })
         .collect()
 }

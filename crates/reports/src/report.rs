@@ -1,12 +1,13 @@
 //! The JSON run report: the boundary between a run process and everything that reads results.
 //! One report per run, written atomically (a temporary file in the same folder, then a rename) as
-//! soon as the run ends, whether it succeeded or failed.
+//! soon as the run ends, whether it succeeded or failed. The Python rows write the same format
+//! (`python/lenet_report.py`); `tests/schema.rs` holds their fields to the ones written here.
 
 use std::path::Path;
 
 use common::fsio::write_atomic;
 pub use common::harness::KernelPass;
-use common::harness::{BackendInfo, EpochRecord, EvalRecord, RunSpec};
+use common::harness::{BackendInfo, DeviceKind, DeviceRequest, EpochRecord, EvalRecord, RunSpec};
 use common::Error;
 use serde::{Deserialize, Serialize};
 
@@ -211,12 +212,38 @@ impl RunReport {
         }
     }
 
-    /// The device the run used, or "-" when it never got one.
+    /// The device the run used (its framework's word for it), else the one it asked for where it
+    /// failed before its framework could say; `None` for a run that asked for `auto` and failed
+    /// that early. What the tables and the verdict filter and group by.
+    pub fn device_kind(&self) -> Option<DeviceKind> {
+        match (&self.backend, self.spec.device) {
+            (Some(b), _) => Some(b.device),
+            (None, DeviceRequest::Cpu) => Some(DeviceKind::Cpu),
+            (None, DeviceRequest::Cuda) => Some(DeviceKind::Cuda),
+            (None, DeviceRequest::Auto) => None,
+        }
+    }
+
+    /// Whether the run used `device` (see [`RunReport::device_kind`]).
+    pub fn on(&self, device: DeviceKind) -> bool {
+        self.device_kind() == Some(device)
+    }
+
+    /// Whether the run used CUDA.
+    pub fn on_cuda(&self) -> bool {
+        self.on(DeviceKind::Cuda)
+    }
+
+    /// Whether the run used the CPU.
+    pub fn on_cpu(&self) -> bool {
+        self.on(DeviceKind::Cpu)
+    }
+
+    /// The device as the tables and file names write it: [`RunReport::device_kind`]'s name, or the
+    /// request (`auto`) of a run that failed before it got one.
     pub fn device(&self) -> String {
-        self.backend
-            .as_ref()
-            .map(|b| b.device.to_string())
-            .unwrap_or_else(|| self.spec.device.to_string())
+        self.device_kind()
+            .map_or_else(|| self.spec.device.to_string(), |d| d.to_string())
     }
 
     /// Epoch 1's training time.
@@ -226,7 +253,7 @@ impl RunReport {
 
     /// Median training time of epochs 2..N (epoch 1 alone when there is only one).
     pub fn median_epoch_seconds(&self) -> Option<f64> {
-        median(self.steady_epochs().map(|e| e.train_seconds).collect())
+        self.steady_median(|e| Some(e.train_seconds))
     }
 
     /// Training steps per epoch: the training examples over the batch size, the last batch
@@ -267,26 +294,24 @@ impl RunReport {
     /// alone when there is only one); `None` for reports that did not record it. Near 1, the host
     /// was the bottleneck: the time measures the framework's dispatch, not the device.
     pub fn host_share(&self) -> Option<f64> {
-        let shares = self
-            .steady_epochs()
-            .map(|e| {
-                e.queued_seconds
-                    .filter(|_| e.train_seconds > 0.0)
-                    .map(|q| (q / e.train_seconds).min(1.0))
-            })
-            .collect::<Option<_>>()?;
-        median(shares)
+        self.steady_median(|e| {
+            e.queued_seconds
+                .filter(|_| e.train_seconds > 0.0)
+                .map(|q| (q / e.train_seconds).min(1.0))
+        })
+    }
+
+    /// The median of `value` over epochs 2..N (epoch 1 alone when there is only one); `None`
+    /// unless every one of those epochs has it.
+    fn steady_median(&self, value: impl Fn(&EpochRecord) -> Option<f64>) -> Option<f64> {
+        median(self.steady_epochs().map(value).collect::<Option<_>>()?)
     }
 
     /// The share of the epoch's training during which a kernel was running on the GPU, median
     /// over epochs 2..N (epoch 1 alone when there is only one); `None` without a reading for each
     /// of those epochs (a CPU run, a report from before it was measured, a machine without NVML).
     pub fn device_busy(&self) -> Option<f64> {
-        let busy = self
-            .steady_epochs()
-            .map(|e| e.device_busy)
-            .collect::<Option<_>>()?;
-        median(busy)
+        self.steady_median(|e| e.device_busy)
     }
 
     /// Whether the device sat idle most of the epoch (busy under [`HOST_BOUND_BUSY`]): the host
@@ -298,11 +323,7 @@ impl RunReport {
     /// The GPU's energy per training epoch, median over epochs 2..N (epoch 1 alone when there is
     /// only one); `None` without a reading for each of those epochs.
     pub fn joules_per_epoch(&self) -> Option<f64> {
-        let joules = self
-            .steady_epochs()
-            .map(|e| e.energy_joules)
-            .collect::<Option<_>>()?;
-        median(joules)
+        self.steady_median(|e| e.energy_joules)
     }
 
     /// [`RunReport::joules_per_epoch`] per 1,000 training images.

@@ -17,10 +17,50 @@ fn minutes(seconds: f64) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
+/// How the build-cost tables were measured, below them.
+const MEASURED: &str =
+    "\nCold build: `cargo build --release` of `lenet` with that framework alone \
+     (`--no-default-features --features FRAMEWORK`) in an empty target folder, the sources of \
+     the dependencies already downloaded (`cargo fetch`; libtorch, for tch, already installed): \
+     what a user pays on the first build after the downloads. Rebuild: the same build after \
+     touching the framework crate's `lib.rs`. Stripped: `strip` of a copy. Native libraries: \
+     what `ldd` lists outside the system's folders (for tch, libtorch and the CUDA libraries \
+     its PyPI wheel links; libraries loaded later with `dlopen`, as CUDA backends do, are not \
+     in it), and their count. Crates: the dependency tree of `cargo metadata` for this build \
+     (normal and build dependencies, this platform), the project's own crates included. The \
+     first epochs come from this machine's comparison (the reports named): the time before the \
+     first step (model, data upload) and what the first epoch costs beyond a steady one \
+     (kernel compilation, autotuning, caches). Build times are single measurements on a \
+     machine that was doing nothing else, not tests.\n";
+
 /// The summary of a `build-cost` folder: one table of the builds, one of the first epochs.
 pub fn summary(title: &str, costs: &[BuildCost]) -> String {
     let mut text = format!("# Build costs: {title}\n\n");
-    text.push_str(
+    text.push_str(&builds_table(costs));
+    text.push_str(&first_epochs_table(costs));
+    if let Some(c) = costs.first() {
+        let e = &c.environment;
+        text.push_str(&format!(
+            "\n- Machine: {} ({} logical CPUs), {} {}; {}\n",
+            e.cpu_model, e.logical_cpus, e.os, e.arch, c.rustc
+        ));
+    }
+    let mut commands: Vec<String> = Vec::new();
+    for c in costs {
+        let e = &c.environment;
+        let line = format!("- Command: `{}`, {}\n", e.command.join(" "), e.started_utc);
+        if !commands.contains(&line) {
+            commands.push(line);
+        }
+    }
+    text.push_str(&commands.concat());
+    text.push_str(MEASURED);
+    text
+}
+
+/// The builds: times, sizes, native libraries, dependency counts.
+fn builds_table(costs: &[BuildCost]) -> String {
+    let mut text = String::from(
         "| framework | build | cold build (min:s) | rebuild after a change (min:s) | binary (MiB) | \
          stripped (MiB) | native libraries (MiB) | crates | build scripts |\n\
          |---|---|---|---|---|---|---|---|---|\n",
@@ -45,59 +85,34 @@ pub fn summary(title: &str, costs: &[BuildCost]) -> String {
             c.build_scripts
         ));
     }
+    text
+}
+
+/// The first epochs of each build's framework, where the records have them; empty otherwise.
+fn first_epochs_table(costs: &[BuildCost]) -> String {
     let firsts: Vec<(&BuildCost, &FirstEpoch)> = costs
         .iter()
         .flat_map(|c| c.first_epochs.iter().map(move |f| (c, f)))
         .collect();
-    if !firsts.is_empty() {
-        text.push_str(
-            "\n| framework | model | before the first step (s) | epoch 1 (s) | median epoch 2..N (s) \
-             | first-epoch extra (s) | report |\n|---|---|---|---|---|---|---|\n",
-        );
-        for (c, f) in firsts {
-            text.push_str(&format!(
-                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |\n",
-                c.framework,
-                f.model,
-                f.setup_seconds,
-                f.first_epoch_seconds,
-                f.steady_epoch_seconds,
-                f.extra_seconds(),
-                f.report
-            ));
-        }
+    if firsts.is_empty() {
+        return String::new();
     }
-    if let Some(c) = costs.first() {
-        let e = &c.environment;
+    let mut text = String::from(
+        "\n| framework | model | before the first step (s) | epoch 1 (s) | median epoch 2..N (s) \
+         | first-epoch extra (s) | report |\n|---|---|---|---|---|---|---|\n",
+    );
+    for (c, f) in firsts {
         text.push_str(&format!(
-            "\n- Machine: {} ({} logical CPUs), {} {}; {}\n",
-            e.cpu_model, e.logical_cpus, e.os, e.arch, c.rustc
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |\n",
+            c.framework,
+            f.model,
+            f.setup_seconds,
+            f.first_epoch_seconds,
+            f.steady_epoch_seconds,
+            f.extra_seconds(),
+            f.report
         ));
     }
-    let mut commands: Vec<String> = Vec::new();
-    for c in costs {
-        let e = &c.environment;
-        let line = format!("- Command: `{}`, {}\n", e.command.join(" "), e.started_utc);
-        if !commands.contains(&line) {
-            commands.push(line);
-        }
-    }
-    text.push_str(&commands.concat());
-    text.push_str(
-        "\nCold build: `cargo build --release` of `lenet` with that framework alone \
-         (`--no-default-features --features FRAMEWORK`) in an empty target folder, the sources of \
-         the dependencies already downloaded (`cargo fetch`; libtorch, for tch, already installed): \
-         what a user pays on the first build after the downloads. Rebuild: the same build after \
-         touching the framework crate's `lib.rs`. Stripped: `strip` of a copy. Native libraries: \
-         what `ldd` lists outside the system's folders (for tch, libtorch and the CUDA libraries \
-         its PyPI wheel links; libraries loaded later with `dlopen`, as CUDA backends do, are not \
-         in it), and their count. Crates: the dependency tree of `cargo metadata` for this build \
-         (normal and build dependencies, this platform), the project's own crates included. The \
-         first epochs come from this machine's comparison (the reports named): the time before the \
-         first step (model, data upload) and what the first epoch costs beyond a steady one \
-         (kernel compilation, autotuning, caches). Build times are single measurements on a \
-         machine that was doing nothing else, not tests.\n",
-    );
     text
 }
 

@@ -4,7 +4,8 @@
 //! ([`listings`]) and the front page's verdict ([`verdict`]). It reads what `reports` defines and
 //! depends on no deep-learning framework; what it knows of the frameworks (names, colours, the
 //! baseline, their defaults, their model sources) comes as a `reports::Catalogue`, the registry's
-//! own description of them.
+//! own description of them. `summary`, `folder` and `verdict` are each split by job into a folder of
+//! their own beside their file (`summary/columns.rs`, `folder/index.rs`, `verdict/needs.rs`, ...).
 //!
 //! Modules depend on each other in one direction only (tested): `summary` on nothing of the crate;
 //! `sweep` on `summary`; `plots` on `summary` and `sweep`; `folder` on those three; `cost` on

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use plotters::coord::ranged1d::AsRangedCoord;
 use plotters::prelude::*;
 
 use common::mnist::{Dataset, Split, IMAGE_SIDE};
@@ -90,6 +91,59 @@ pub fn charts(reports: &[RunReport], catalogue: &Catalogue) -> Result<Vec<Pictur
     Ok(out)
 }
 
+/// What every chart shares, besides its axes: the canvas's size, the caption, the room for the y
+/// axis's labels, and where the legend goes (none without one).
+struct Frame {
+    size: (u32, u32),
+    caption: String,
+    y_labels: u32,
+    legend: Option<SeriesLabelPosition>,
+}
+
+/// A chart being drawn into an SVG text, on the axes `X` and `Y`.
+type Chart<'a, X, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>;
+
+/// A chart on the axes `x` and `y`, drawn the same way each time: a white canvas, the caption,
+/// then `draw` (the mesh and the series), then the legend, as SVG.
+fn chart<X: AsRangedCoord, Y: AsRangedCoord>(
+    frame: Frame,
+    x: X,
+    y: Y,
+    draw: impl for<'a> FnOnce(
+        &mut Chart<'a, X::CoordDescType, Y::CoordDescType>,
+    ) -> Result<(), DrawError>,
+) -> Result<String, DrawError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, frame.size).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(frame.caption, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(frame.y_labels)
+            .build_cartesian_2d(x, y)
+            .map_err(err)?;
+        draw(&mut chart)?;
+        if let Some(position) = frame.legend {
+            chart
+                .configure_series_labels()
+                .position(position)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// A legend's key for a solid line in `c`.
+fn solid_key(c: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+}
+
 /// Images per second against the series' axis, both logarithmic, a line per framework (with a dot
 /// at each point that has a successful run).
 fn throughput_chart(series: &sweep::Series, catalogue: &Catalogue) -> Result<String, DrawError> {
@@ -120,60 +174,48 @@ fn throughput_chart(series: &sweep::Series, catalogue: &Catalogue) -> Result<Str
     };
     let first = series.points.first().copied().unwrap_or(1) as f64;
     let last = series.points.last().copied().unwrap_or(2) as f64;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (820, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(series.title(), ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(
-                // A tick and a label at every point of the sweep, and none elsewhere: the axis
-                // says which point is batch 32, 128 or 512.
-                (first / 1.25..last * 1.25)
-                    .log_scale()
-                    .with_key_points(series.points.iter().map(|&p| p as f64).collect()),
-                // Ticks at 1, 2 and 5 of each decade, so that no value goes unlabelled below the
-                // first decade; no minor grid lines.
-                (low..high)
-                    .log_scale()
-                    .with_key_points(log_ticks(low, high)),
-            )
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(series.axis.name())
-            .y_desc("images per second (log)")
-            .x_label_formatter(&|x| format!("{}", x.round() as u64))
-            .y_label_formatter(&|y| summary::thousands(y.round() as usize))
-            .draw()
-            .map_err(err)?;
-        for (framework, points) in &lines {
-            let c = colour(catalogue, framework);
+    let (x_range, y_range) = ((first / 1.25).ln()..(last * 1.25).ln(), low.ln()..high.ln());
+    let frame = Frame {
+        size: (820, 500),
+        caption: series.title(),
+        y_labels: 64,
+        legend: Some(free_corner(&lines, x_range, y_range)),
+    };
+    chart(
+        frame,
+        // A tick and a label at every point of the sweep, and none elsewhere: the axis says which
+        // point is batch 32, 128 or 512.
+        (first / 1.25..last * 1.25)
+            .log_scale()
+            .with_key_points(series.points.iter().map(|&p| p as f64).collect()),
+        // Ticks at 1, 2 and 5 of each decade, so that no value goes unlabelled below the first
+        // decade; no minor grid lines.
+        (low..high)
+            .log_scale()
+            .with_key_points(log_ticks(low, high)),
+        |chart| {
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(*framework)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .configure_mesh()
+                .x_desc(series.axis.name())
+                .y_desc("images per second (log)")
+                .x_label_formatter(&|x| format!("{}", x.round() as u64))
+                .y_label_formatter(&|y| summary::thousands(y.round() as usize))
+                .draw()
                 .map_err(err)?;
-        }
-        let (x_range, y_range) = ((first / 1.25).ln()..(last * 1.25).ln(), low.ln()..high.ln());
-        chart
-            .configure_series_labels()
-            .position(free_corner(&lines, x_range, y_range))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+            for (framework, points) in &lines {
+                let c = colour(catalogue, framework);
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+                    .map_err(err)?
+                    .label(*framework)
+                    .legend(solid_key(c));
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                    .map_err(err)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// The nearest value 1, 2 or 5 times a power of ten at or above `v` (`up`), or at or below it.
@@ -308,23 +350,14 @@ fn accuracy_chart(
     // A floor a little below the lowest point, on a whole percent, so that the last epochs' small
     // differences stay visible.
     let floor = (lowest - 0.5).floor().clamp(0.0, 99.0);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (820, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("{what}: accuracy per epoch (solid: test, dashed: train)"),
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(
-                (1u32..epochs).with_key_points((1..=epochs).collect()),
-                floor..100.0f64,
-            )
-            .map_err(err)?;
+    let frame = Frame {
+        size: (820, 500),
+        caption: format!("{what}: accuracy per epoch (solid: test, dashed: train)"),
+        y_labels: 56,
+        legend: Some(SeriesLabelPosition::LowerRight),
+    };
+    let x = (1u32..epochs).with_key_points((1..=epochs).collect());
+    chart(frame, x, floor..100.0f64, |chart| {
         chart
             .configure_mesh()
             .x_desc("epoch")
@@ -334,23 +367,15 @@ fn accuracy_chart(
             .map_err(err)?;
         for (framework, points) in &curves {
             let c = colour(catalogue, framework);
+            let test = points.iter().map(|p| (p.0, p.2));
             chart
-                .draw_series(LineSeries::new(
-                    points.iter().map(|p| (p.0, p.2)),
-                    c.stroke_width(2),
-                ))
+                .draw_series(LineSeries::new(test, c.stroke_width(2)))
                 .map_err(err)?
                 .label(format!("{framework} test"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
+                .legend(solid_key(c));
+            let train = points.iter().map(|p| (p.0, p.1));
             chart
-                .draw_series(DashedLineSeries::new(
-                    points.iter().map(|p| (p.0, p.1)),
-                    6,
-                    4,
-                    c.stroke_width(1),
-                ))
+                .draw_series(DashedLineSeries::new(train, 6, 4, c.stroke_width(1)))
                 .map_err(err)?
                 .label(format!("{framework} train"))
                 // Dashed in the legend as in the plot.
@@ -360,24 +385,16 @@ fn accuracy_chart(
                         + PathElement::new(vec![(10, 0), (16, 0)], c.stroke_width(1))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
-fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<String, DrawError> {
-    // The x axis's units per bar.
-    const UNITS: i32 = 20;
+/// Per row, its label and the mean and standard deviation of its runs' median epochs, in display
+/// order.
+fn time_bars(runs: &[&RunReport], catalogue: &Catalogue) -> Vec<(String, f64, f64)> {
     let mut sorted: Vec<RunReport> = runs.iter().map(|r| (*r).clone()).collect();
     summary::sort(&mut sorted, catalogue);
-    let bars: Vec<(String, f64, f64)> = summary::groups(&sorted)
+    summary::groups(&sorted)
         .iter()
         .filter_map(|g| {
             let times: Vec<f64> = g
@@ -387,7 +404,13 @@ fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<
                 .collect();
             summary::mean_sd(&times).map(|(m, sd)| (g.first().label(), m, sd))
         })
-        .collect();
+        .collect()
+}
+
+fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<String, DrawError> {
+    // The x axis's units per bar.
+    const UNITS: i32 = 20;
+    let bars = time_bars(runs, catalogue);
     let top = bars
         .iter()
         .map(|b| b.1 + b.2)
@@ -401,22 +424,16 @@ fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<
     } else {
         format!("{what}: median epoch 2..N")
     };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (820, 440)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(
-                // Twenty units a bar, and a tick under the middle of each, labelled with its row.
-                (0i32..UNITS * n as i32)
-                    .with_key_points((0..n as i32).map(|i| UNITS * i + UNITS / 2).collect()),
-                0f64..top,
-            )
-            .map_err(err)?;
+    let frame = Frame {
+        size: (820, 440),
+        caption,
+        y_labels: 56,
+        legend: None,
+    };
+    // Twenty units a bar, and a tick under the middle of each, labelled with its row.
+    let x = (0i32..UNITS * n as i32)
+        .with_key_points((0..n as i32).map(|i| UNITS * i + UNITS / 2).collect());
+    chart(frame, x, 0f64..top, |chart| {
         let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
         chart
             .configure_mesh()
@@ -451,9 +468,8 @@ fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<
                 )))
                 .map_err(err)?;
         }
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// The first `count` images of `split` in a row, each titled with its label's name (dark ink on

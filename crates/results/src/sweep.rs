@@ -106,15 +106,10 @@ pub fn series<'a>(reports: &'a [RunReport], catalogue: &Catalogue) -> Vec<Series
             let key = (r.spec.dataset, r.spec.model, r.device(), r.spec.init);
             let frameworks = groups.entry(key).or_default();
             // A framework in each profile is a line of its own (`tch (tuned)`).
-            let label = r.label();
-            let at = match frameworks.iter().position(|(f, _)| *f == label) {
-                Some(i) => i,
-                None => {
-                    frameworks.push((label, BTreeMap::new()));
-                    frameworks.len() - 1
-                }
-            };
-            frameworks[at].1.entry(point).or_default().push(r);
+            summary::entry(frameworks, r.label())
+                .entry(point)
+                .or_default()
+                .push(r);
         }
         for ((dataset, model, device, init), frameworks) in groups {
             let points: BTreeSet<usize> = frameworks

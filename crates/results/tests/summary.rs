@@ -25,6 +25,7 @@ fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
             energy_joules: None,
             device_busy: None,
             device_activity: None,
+            peak_host_bytes: None,
         })
         .collect();
     let eval = EvalRecord {

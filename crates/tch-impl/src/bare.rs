@@ -11,7 +11,10 @@ use common::TrainError;
 use tch::nn::{self, Module};
 use tch::{Device, Tensor};
 
-use super::{adam, load_weights, model, DeviceSplit};
+use crate::device::DeviceSplit;
+use crate::model;
+use crate::trainer::adam;
+use crate::weights::load_weights;
 
 /// A model, its Adam and the training split, as a plain loop holds them.
 pub struct Bare {

@@ -6,8 +6,9 @@
 #[cfg(lenet_tch_shim)]
 use std::ffi::{c_char, CStr};
 
+use common::harness::Tuning;
 use common::TrainError;
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::FRAMEWORK;
 
@@ -220,7 +221,7 @@ impl Drop for Capture {
 /// warm up cuDNN (its benchmark included), cuBLAS, the allocator and the gradients on the side
 /// stream, and they are the run's first real steps, so the math is the idiomatic run's.
 #[cfg(lenet_tch_graphs)]
-pub const WARMUP_STEPS: usize = 3;
+pub use common::capture::WARMUP_STEPS;
 
 /// The environment variable that sets how many consecutive steps one graph holds.
 pub const GRAPH_STEPS_VAR: &str = "LENET_TCH_GRAPH_STEPS";
@@ -336,6 +337,85 @@ impl Graphed {
             .filter_map(|&r| if r { replayed.next() } else { eager.next() })
             .collect())
     }
+}
+
+pub(crate) const FUSED_ADAM: &str = "fused Adam";
+pub(crate) const CUDNN_BENCHMARK: &str = "cudnn.benchmark";
+pub(crate) use common::capture::CUDA_GRAPH;
+
+/// Applies the tuned profile's settings for `device` and says what they were.
+pub(crate) fn tune(device: Device, graph_steps: i64) -> Vec<Tuning> {
+    let graph_value = if graph_steps == 1 {
+        "whole step".to_string()
+    } else {
+        format!("{graph_steps} whole steps per graph")
+    };
+    let mut out = Vec::new();
+    out.push(if fused_adam_built() {
+        Tuning::applied(
+            FUSED_ADAM,
+            "at::_fused_adam_",
+            "libtorch's fused kernel (PyTorch's Adam(fused=True)) through this crate's C++ shim, \
+             step counts on the device, gradients zeroed in place",
+        )
+    } else {
+        Tuning::fell_back(
+            FUSED_ADAM,
+            "at::_fused_adam_",
+            "this build has no C++ shim (libtorch's headers were missing when it was built)",
+        )
+    });
+    if !device.is_cuda() {
+        out.push(Tuning::fell_back(
+            CUDNN_BENCHMARK,
+            "true",
+            "the run is on the CPU: cuDNN is CUDA's",
+        ));
+        out.push(Tuning::fell_back(
+            CUDA_GRAPH,
+            &graph_value,
+            "the run is on the CPU: no CUDA graphs there",
+        ));
+        return out;
+    }
+    tch::Cuda::cudnn_set_benchmark(true);
+    out.push(Tuning::applied(
+        CUDNN_BENCHMARK,
+        "true",
+        "cuDNN times its convolution algorithms once per shape and keeps the fastest",
+    ));
+    out.push(if !graphs_built() {
+        Tuning::fell_back(
+            CUDA_GRAPH,
+            &graph_value,
+            "this build has no CUDA graph shim (no CUDA libtorch or CUDA headers when it was built)",
+        )
+    } else if !fused_adam_built() {
+        Tuning::fell_back(CUDA_GRAPH, &graph_value, "it needs the fused Adam")
+    } else {
+        Tuning::applied(
+            CUDA_GRAPH,
+            &graph_value,
+            &format!(
+                "gather, forward, loss, backward, fused Adam and the sums of {} captured once \
+                 (after 3 eager steps on the capture's side stream) through libtorch's \
+                 at::cuda::CUDAGraph and replayed, each replay's indices copied in at once; \
+                 {} ({} sets the steps per graph)",
+                if graph_steps == 1 {
+                    "a full batch".to_string()
+                } else {
+                    format!("{graph_steps} consecutive full batches")
+                },
+                if graph_steps == 1 {
+                    "a shorter last batch runs eagerly"
+                } else {
+                    "full batches too few for a replay and a shorter last batch run eagerly"
+                },
+                GRAPH_STEPS_VAR
+            ),
+        )
+    });
+    out
 }
 
 #[cfg(test)]

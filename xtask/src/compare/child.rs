@@ -6,8 +6,21 @@
 //! Ctrl-C is stopped with every process it started (a Python row's workers, say), and on Linux it
 //! is killed with `compare` if `compare` itself is killed.
 
-use super::*;
-use common::harness::DeviceKind;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use common::framework::{FrameworkInfo, Runner};
+use common::harness::{DeviceKind, RunSpec};
+use reports::{Environment, RunReport};
+
+use super::plan::describe;
+use super::select::Tools;
+use super::INTERRUPTED;
+use crate::flags;
+use crate::process::{self, ended, signal};
 
 /// Runs one (framework, model, seed) in its own process and returns its report: the one the process
 /// wrote, or a failed one that says how the process ended (or that it passed `limit`, the run's
@@ -16,108 +29,168 @@ use common::harness::DeviceKind;
 /// `examples` training examples) from `lenet plan`.
 pub(super) fn run_one(
     tools: &Tools,
-    args: &Args,
+    args: &flags::Compare,
     info: &FrameworkInfo,
     spec: &RunSpec,
     examples: usize,
     limit: Duration,
     report_path: &Path,
 ) -> Result<Option<RunReport>> {
-    let deadline = Instant::now() + limit;
-    let framework = spec.framework.as_str();
-    let model = spec.model;
     // A report left by an earlier run must not pass for this one.
     let _ = std::fs::remove_file(report_path);
-    let plan = report_path.with_extension("plan.safetensors");
-    // A Python row's kernel pass: the counter's records, attributed here to the report's epochs.
-    let records = report_path.with_extension("records.txt");
-    let _ = std::fs::remove_file(&records);
-    let failed = |reason: String| -> Result<Option<RunReport>> {
-        let r = RunReport::failed(spec.clone(), Environment::capture(), reason);
-        r.write(report_path)?;
-        Ok(Some(r))
+    let run = Run {
+        tools,
+        args,
+        info,
+        spec,
+        examples,
+        limit,
+        deadline: Instant::now() + limit,
+        report: report_path,
+        plan: report_path.with_extension("plan.safetensors"),
+        // A Python row's kernel pass: the counter's records, attributed here to the report's
+        // epochs.
+        records: report_path.with_extension("records.txt"),
     };
+    let _ = std::fs::remove_file(&run.records);
     eprintln!("== {}", describe(spec));
-    let mut cmd = match (info.runner, &tools.python) {
-        (Runner::Python, Some(python)) => {
-            let mut planner = Command::new(&tools.lenet);
-            planner
-                .args(["plan", "--model", model.name()])
-                .args(["--seed", &spec.seed.to_string()])
-                .args(["--epochs", &spec.epochs.to_string()])
-                .args(["--examples", &examples.to_string()])
-                .arg("--out")
-                .arg(&plan);
-            match run_child(&mut planner, deadline) {
-                Ok(Ended::Exited(status)) if status.success() => {}
-                Ok(Ended::Exited(status)) => {
-                    return failed(format!(
-                        "`lenet plan` (the reference run's weights and batch order) {}",
-                        ended(status)
-                    ))
-                }
-                Ok(Ended::TimedOut) => return failed(timed_out(limit)),
-                Ok(Ended::Interrupted) => return Ok(None),
-                Err(e) => return failed(format!("{e:#}")),
-            }
-            let script = match (&args.scripts, &info.script) {
-                (Some(dir), Some(s)) => dir.join(Path::new(s).file_name().unwrap_or_default()),
-                (None, Some(s)) => setup::root().join(s),
-                (_, None) => return failed(format!("{framework} names no script")),
-            };
-            let mut cmd = Command::new(python);
-            cmd.arg(script).arg("--plan").arg(&plan);
-            cmd.env("PYTHONUNBUFFERED", "1");
-            if let Some(counter) = &args.kernels {
-                cmd.arg("--kernels")
-                    .arg(counter)
-                    .arg("--kernel-records")
-                    .arg(&records);
-            }
-            cmd
-        }
-        (Runner::Python, None) => return failed(format!("no Python to run {framework} with")),
-        (Runner::Lenet, _) => {
-            let mut cmd = Command::new(tools.lenet(framework));
-            cmd.arg("train");
-            if let Some(counter) = &args.kernels {
-                cmd.arg("--kernels").arg(counter);
-            }
-            cmd
-        }
+    let mut cmd = match run.command() {
+        Prepared::Command(cmd) => cmd,
+        Prepared::Failed(reason) => return run.failed(reason),
+        Prepared::Interrupted => return Ok(None),
     };
     cmd.args(spec.to_args());
     if let Some(dir) = &args.run.data_dir {
         cmd.arg("--data-dir").arg(dir);
     }
     cmd.arg("--out").arg(report_path);
-    let status = run_child(&mut cmd, deadline);
-    let _ = std::fs::remove_file(&plan);
-    let status = match status {
-        Ok(Ended::Exited(status)) => status,
-        Ok(Ended::Interrupted) => {
-            let _ = std::fs::remove_file(report_path);
-            return Ok(None);
-        }
-        Ok(Ended::TimedOut) => {
-            let _ = std::fs::remove_file(&records);
-            return failed(timed_out(limit));
-        }
-        Err(e) => return failed(format!("{e:#}")),
-    };
-    match RunReport::read(report_path) {
-        Ok(mut r) if r.spec == *spec => {
-            if args.kernels.is_some() && info.runner == Runner::Python {
-                attribute_python_pass(&mut r, &records);
-                let _ = std::fs::remove_file(&records);
-                r.write(report_path)?;
+    let status = run_child(&mut cmd, run.deadline);
+    let _ = std::fs::remove_file(&run.plan);
+    run.outcome(status)
+}
+
+/// One run being made: what it runs, with what, its files and its time.
+struct Run<'a> {
+    tools: &'a Tools,
+    args: &'a flags::Compare,
+    info: &'a FrameworkInfo,
+    spec: &'a RunSpec,
+    /// The training examples a Python row's plan file covers.
+    examples: usize,
+    limit: Duration,
+    deadline: Instant,
+    report: &'a Path,
+    /// A Python row's plan file (the shared weights and the batch orders).
+    plan: PathBuf,
+    /// A Python row's kernel counter records.
+    records: PathBuf,
+}
+
+/// The command of a run, or why there is none.
+enum Prepared {
+    Command(Command),
+    /// The run fails before it starts, for this reason.
+    Failed(String),
+    /// Ctrl-C came while its plan file was being made.
+    Interrupted,
+}
+
+impl Run<'_> {
+    /// Writes and returns the failed report that says `reason`.
+    fn failed(&self, reason: String) -> Result<Option<RunReport>> {
+        let r = RunReport::failed(self.spec.clone(), Environment::capture(), reason);
+        r.write(self.report)?;
+        Ok(Some(r))
+    }
+
+    /// The run's command, without the run's settings: `lenet train`, or a Python row's script
+    /// after its plan file.
+    fn command(&self) -> Prepared {
+        match (self.info.runner, &self.tools.python) {
+            (Runner::Python, Some(python)) => self.python_command(python),
+            (Runner::Python, None) => {
+                Prepared::Failed(format!("no Python to run {} with", self.spec.framework))
             }
-            Ok(Some(r))
+            (Runner::Lenet, _) => {
+                let mut cmd = Command::new(self.tools.lenet(&self.spec.framework));
+                cmd.arg("train");
+                if let Some(counter) = &self.args.kernels {
+                    cmd.arg("--kernels").arg(counter);
+                }
+                Prepared::Command(cmd)
+            }
         }
-        _ => failed(format!(
-            "the run process {} and left no report",
-            ended(status)
-        )),
+    }
+
+    /// A Python row: its plan file from `lenet plan`, then its script with `python`.
+    fn python_command(&self, python: &Path) -> Prepared {
+        let spec = self.spec;
+        let mut planner = Command::new(&self.tools.lenet);
+        planner
+            .args(["plan", "--model", spec.model.name()])
+            .args(["--seed", &spec.seed.to_string()])
+            .args(["--epochs", &spec.epochs.to_string()])
+            .args(["--examples", &self.examples.to_string()])
+            .arg("--out")
+            .arg(&self.plan);
+        match run_child(&mut planner, self.deadline) {
+            Ok(Ended::Exited(status)) if status.success() => {}
+            Ok(Ended::Exited(status)) => {
+                return Prepared::Failed(format!(
+                    "`lenet plan` (the reference run's weights and batch order) {}",
+                    ended(status)
+                ))
+            }
+            Ok(Ended::TimedOut) => return Prepared::Failed(timed_out(self.limit)),
+            Ok(Ended::Interrupted) => return Prepared::Interrupted,
+            Err(e) => return Prepared::Failed(format!("{e:#}")),
+        }
+        let script = match (&self.args.scripts, &self.info.script) {
+            (Some(dir), Some(s)) => dir.join(Path::new(s).file_name().unwrap_or_default()),
+            (None, Some(s)) => process::root().join(s),
+            (_, None) => return Prepared::Failed(format!("{} names no script", spec.framework)),
+        };
+        let mut cmd = Command::new(python);
+        cmd.arg(script).arg("--plan").arg(&self.plan);
+        cmd.env("PYTHONUNBUFFERED", "1");
+        if let Some(counter) = &self.args.kernels {
+            cmd.arg("--kernels")
+                .arg(counter)
+                .arg("--kernel-records")
+                .arg(&self.records);
+        }
+        Prepared::Command(cmd)
+    }
+
+    /// The report of a run process that ended as `status` says: the one it wrote, or a failed one;
+    /// `None` when Ctrl-C stopped it.
+    fn outcome(&self, status: Result<Ended>) -> Result<Option<RunReport>> {
+        let status = match status {
+            Ok(Ended::Exited(status)) => status,
+            Ok(Ended::Interrupted) => {
+                let _ = std::fs::remove_file(self.report);
+                return Ok(None);
+            }
+            Ok(Ended::TimedOut) => {
+                let _ = std::fs::remove_file(&self.records);
+                return self.failed(timed_out(self.limit));
+            }
+            Err(e) => return self.failed(format!("{e:#}")),
+        };
+        match RunReport::read(self.report) {
+            Ok(mut r) if r.spec == *self.spec => {
+                if self.args.kernels.is_some() && self.info.runner == Runner::Python {
+                    attribute_python_pass(&mut r, &self.records);
+                    let _ = std::fs::remove_file(&self.records);
+                    r.write(self.report)?;
+                }
+                Ok(Some(r))
+            }
+            _ => self.failed(format!(
+                "the run process {} and left no report",
+                ended(status)
+            )),
+        }
     }
 }
 
@@ -224,26 +297,4 @@ fn kill_group(child: &mut Child) {
 #[cfg(not(unix))]
 fn kill_group(child: &mut Child) {
     let _ = child.kill();
-}
-
-#[cfg(unix)]
-pub(super) fn signal(status: ExitStatus) -> Option<i32> {
-    std::os::unix::process::ExitStatusExt::signal(&status)
-}
-
-#[cfg(not(unix))]
-pub(super) fn signal(_: ExitStatus) -> Option<i32> {
-    None
-}
-
-/// How a process ended, for a failed report.
-pub(super) fn ended(status: ExitStatus) -> String {
-    match (status.code(), signal(status)) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(9)) => "was killed (SIGKILL: killed from outside, or out of memory)".into(),
-        (None, Some(6)) => "aborted (SIGABRT)".into(),
-        (None, Some(11)) => "crashed (SIGSEGV)".into(),
-        (None, Some(n)) => format!("was killed by signal {n}"),
-        (None, None) => format!("ended ({status})"),
-    }
 }

@@ -1,9 +1,18 @@
 //! What a comparison runs: its options checked, the points (batch size, threads, profile) of each
 //! (framework, model), each run's settings and report name, and what `--resume` keeps.
 
-use super::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-pub(super) fn check(args: &Args) -> Result<()> {
+use anyhow::{bail, Result};
+use common::harness::{Profile, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
+use common::{Dataset, ModelKind};
+use reports::{Plan, RunReport};
+use results::folder;
+
+use crate::flags;
+
+pub(super) fn check(args: &flags::Compare) -> Result<()> {
     if args.frameworks.as_ref().is_some_and(Vec::is_empty) || args.models.is_empty() {
         bail!("nothing to run: --frameworks and --models need at least one name each");
     }
@@ -83,7 +92,7 @@ pub fn thread_series(cores: usize) -> Vec<usize> {
 /// `--sweep`: the batch series at each framework's own threads, then, on the CPU, the thread
 /// series at the recipe's batch size; `cuda` says whether the runs will be on CUDA, `cores` how
 /// many the machine has.
-pub fn points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
+pub fn points(args: &flags::Compare, cuda: bool, cores: usize) -> Vec<Point> {
     // Each point in every profile asked for, one after the other, so that they sit side by side.
     base_points(args, cuda, cores)
         .into_iter()
@@ -96,7 +105,7 @@ pub fn points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
 }
 
 /// The points of [`points`] in the idiomatic profile.
-pub(super) fn base_points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
+pub(super) fn base_points(args: &flags::Compare, cuda: bool, cores: usize) -> Vec<Point> {
     let threads: Vec<Option<usize>> = match &args.threads {
         Some(list) => list.iter().map(|&n| Some(n)).collect(),
         None => vec![None],
@@ -149,13 +158,13 @@ pub(super) fn base_points(args: &Args, cuda: bool, cores: usize) -> Vec<Point> {
 }
 
 /// The epochs of each run: the ones asked for, else the recipe's (a sweep's own without it).
-pub(super) fn epochs(args: &Args) -> u32 {
+pub(super) fn epochs(args: &flags::Compare) -> u32 {
     args.epochs
         .unwrap_or(if args.sweep { SWEEP_EPOCHS } else { EPOCHS })
 }
 
 /// The results subfolder: the one asked for, `sweep` for a sweep, else none.
-pub(super) fn tag(args: &Args) -> Option<String> {
+pub(super) fn tag(args: &flags::Compare) -> Option<String> {
     args.tag
         .clone()
         .or_else(|| args.sweep.then(|| "sweep".to_string()))
@@ -164,7 +173,7 @@ pub(super) fn tag(args: &Args) -> Option<String> {
 /// Finds MNIST (downloading it into the cache if that is where it goes) and checks every file once,
 /// so that bad data stops the comparison with one clear error before any run starts. Returns the
 /// folder, which every run is then given explicitly.
-pub(super) fn check_data(args: &Args) -> Result<(PathBuf, common::Mnist)> {
+pub(super) fn check_data(args: &flags::Compare) -> Result<(PathBuf, common::Mnist)> {
     let dir = datasets::locate(args.run.dataset, args.run.data_dir.as_deref())?;
     let mut data = common::Mnist::load_dir(args.run.dataset, &dir)?;
     if let Some(n) = args.run.limit {
@@ -209,7 +218,12 @@ pub const RUN_MS_PER_IMAGE: u64 = 10;
 
 /// The time limit of a run of `spec` over `train` and `test` images: `--run-timeout`, else the
 /// allowance plus the per-image time of every epoch (twice that for a kernel pass).
-pub(super) fn run_limit(args: &Args, spec: &RunSpec, train: usize, test: usize) -> Duration {
+pub(super) fn run_limit(
+    args: &flags::Compare,
+    spec: &RunSpec,
+    train: usize,
+    test: usize,
+) -> Duration {
     if let Some(seconds) = args.run_timeout {
         return Duration::from_secs(seconds);
     }
@@ -223,7 +237,7 @@ pub(super) fn run_limit(args: &Args, spec: &RunSpec, train: usize, test: usize) 
 /// images, dataset, initial weights, learning rate): one table would mix them, and their names
 /// would replace each other. A kernel pass is held to the folder's kernel passes (it may take
 /// fewer epochs than the timed runs it measures).
-pub(super) fn check_folder_plan(dir: &Path, args: &Args) -> Result<()> {
+pub(super) fn check_folder_plan(dir: &Path, args: &flags::Compare) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
@@ -290,7 +304,7 @@ pub(super) fn report_name(
 }
 
 pub(super) fn spec(
-    args: &Args,
+    args: &flags::Compare,
     framework: &str,
     model: ModelKind,
     seed: u64,
@@ -328,4 +342,221 @@ pub(super) fn describe(spec: &RunSpec) -> String {
         text.push_str(&format!(", {}", spec.profile));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::test_args::{args, try_args};
+
+    fn at(batch_size: usize, threads: Option<usize>) -> Point {
+        Point {
+            batch_size,
+            threads,
+            profile: Profile::Idiomatic,
+        }
+    }
+
+    fn tuned(p: Point) -> Point {
+        Point {
+            profile: Profile::Tuned,
+            ..p
+        }
+    }
+
+    #[test]
+    fn both_profiles_run_side_by_side() {
+        assert_eq!(
+            points(&args(&["--profile", "idiomatic,tuned"]), false, 2),
+            [at(32, None), tuned(at(32, None))]
+        );
+        assert_eq!(
+            points(
+                &args(&["--profile", "tuned", "--batch-size", "32,64"]),
+                false,
+                2
+            ),
+            [tuned(at(32, None)), tuned(at(64, None))]
+        );
+        let spec = spec(
+            &args(&["--profile", "tuned"]),
+            "tch",
+            ModelKind::LeNet2,
+            0,
+            tuned(at(32, None)),
+        );
+        assert_eq!(spec.profile, Profile::Tuned);
+        assert_eq!(describe(&spec), "tch lenet2, tuned");
+        let name = report_name(
+            "tch",
+            ModelKind::LeNet2,
+            Dataset::Mnist,
+            tuned(at(128, None)),
+            false,
+            2,
+        );
+        assert_eq!(name, "tch-lenet2-b128-tuned-r2.json");
+        for line in [&["--profile", "tuned,tuned"][..], &["--profile", ""]] {
+            if let Ok(parsed) = try_args(line) {
+                assert!(check(&parsed).is_err(), "{line:?}");
+            }
+        }
+        assert!(try_args(&["--profile", "fast"]).is_err());
+    }
+
+    /// A run's time limit follows the plan: the allowance and 10 ms per image of every epoch,
+    /// doubled for a kernel pass; --run-timeout replaces it.
+    #[test]
+    fn a_runs_time_limit_follows_its_plan() {
+        let recipe = RunSpec::recipe("tch", ModelKind::LeNet2);
+        let limit = |line: &[&str], spec: &RunSpec, train, test| {
+            run_limit(&args(line), spec, train, test).as_secs()
+        };
+        // 10 epochs of 60,000 + 10,000 images: 7,000 s, and the allowance.
+        assert_eq!(limit(&[], &recipe, 60_000, 10_000), 300 + 7_000);
+        let short = RunSpec {
+            epochs: 1,
+            ..recipe.clone()
+        };
+        assert_eq!(limit(&[], &short, 6_400, 6_400), 300 + 128);
+        assert_eq!(
+            limit(&["--kernels", "counter.so"], &short, 6_400, 6_400),
+            2 * (300 + 128)
+        );
+        assert_eq!(limit(&["--run-timeout", "90"], &recipe, 60_000, 10_000), 90);
+        assert!(try_args(&["--run-timeout", "0"]).is_err());
+        assert!(try_args(&["--retry-failed"]).is_err());
+    }
+
+    #[test]
+    fn thread_series_double_up_to_the_cores() {
+        assert_eq!(thread_series(1), [1]);
+        assert_eq!(thread_series(2), [1, 2]);
+        assert_eq!(thread_series(6), [1, 2, 4, 6]);
+        assert_eq!(thread_series(16), [1, 2, 4, 8, 16]);
+    }
+
+    #[test]
+    fn a_comparison_runs_every_batch_size_with_every_thread_count() {
+        assert_eq!(points(&args(&[]), false, 2), [at(32, None)]);
+        assert_eq!(
+            points(
+                &args(&["--batch-size", "64,256", "--threads", "1,3"]),
+                true,
+                2
+            ),
+            [
+                at(64, Some(1)),
+                at(64, Some(3)),
+                at(256, Some(1)),
+                at(256, Some(3))
+            ]
+        );
+        let a = args(&[]);
+        assert_eq!((epochs(&a), tag(&a)), (EPOCHS, None));
+    }
+
+    #[test]
+    fn a_sweep_runs_the_batch_series_then_the_thread_series() {
+        let sweep = args(&["--sweep"]);
+        assert_eq!(
+            points(&sweep, false, 4),
+            [
+                at(32, None),
+                at(128, None),
+                at(512, None),
+                at(32, Some(1)),
+                at(32, Some(2)),
+                at(32, Some(4))
+            ]
+        );
+        // On CUDA the threads are not swept, and the batch sizes go further.
+        let cuda: Vec<usize> = points(&sweep, true, 4)
+            .iter()
+            .map(|p| p.batch_size)
+            .collect();
+        assert_eq!(cuda, SWEEP_BATCH_SIZES_CUDA);
+        assert_eq!(
+            (epochs(&sweep), tag(&sweep)),
+            (SWEEP_EPOCHS, Some("sweep".into()))
+        );
+        // Each list given replaces its series; --epochs and --tag win.
+        let custom = args(&[
+            "--sweep",
+            "--batch-size",
+            "16,32",
+            "--threads",
+            "2",
+            "--epochs",
+            "1",
+            "--tag",
+            "s",
+        ]);
+        assert_eq!(
+            points(&custom, false, 8),
+            [at(16, None), at(32, None), at(32, Some(2))]
+        );
+        assert_eq!((epochs(&custom), tag(&custom)), (1, Some("s".into())));
+    }
+
+    #[test]
+    fn bad_lists_are_refused() {
+        for line in [&["--batch-size", ""][..], &["--threads", ""]] {
+            // Refused by clap (not a number) or by the check (an empty list): never run.
+            if let Ok(parsed) = try_args(line) {
+                assert!(check(&parsed).is_err(), "{line:?}");
+            }
+        }
+        assert!(try_args(&["--batch-size", "32,x"]).is_err());
+        // Each batch size and thread count goes through the shared validation, before any run.
+        for line in [
+            &["--batch-size", "32,0"][..],
+            &["--sweep", "--threads", "2,0"],
+        ] {
+            let e = check(&args(line)).unwrap_err().to_string();
+            assert!(e.contains("must be 1 to"), "{line:?}: {e}");
+        }
+        assert!(check(&args(&["--sweep"])).is_ok());
+    }
+
+    #[test]
+    fn report_names_show_what_differs_from_the_recipe() {
+        let name = |point, repeat| {
+            report_name(
+                "tch",
+                ModelKind::LeNet3,
+                Dataset::Mnist,
+                point,
+                true,
+                repeat,
+            )
+        };
+        assert_eq!(name(at(32, None), 1), "tch-lenet3.json");
+        assert_eq!(name(at(128, None), 1), "tch-lenet3-b128.json");
+        assert_eq!(name(at(32, Some(2)), 3), "tch-lenet3-t2-r3.json");
+        let fashion = at(512, Some(1));
+        assert_eq!(
+            report_name(
+                "pytorch",
+                ModelKind::LeNet2,
+                Dataset::FashionMnist,
+                fashion,
+                true,
+                1
+            ),
+            "pytorch-lenet2-fashion-mnist-b512-t1.json"
+        );
+        // One thread count for the whole comparison: the names stay as they were.
+        assert_eq!(
+            report_name(
+                "tch",
+                ModelKind::LeNet2,
+                Dataset::Mnist,
+                at(32, Some(1)),
+                false,
+                2
+            ),
+            "tch-lenet2-r2.json"
+        );
+    }
 }

@@ -1,8 +1,17 @@
-//! Which `lenet` binary, Python and frameworks a comparison runs: the catalogue the binary prints,
-//! the frameworks selected from it, and the binaries given for some of them.
+//! Which `lenet` binary, Python and frameworks a comparison runs: the binary built or given, the
+//! catalogue it prints, the frameworks selected from it, and the binaries given for some of them.
 
-use super::*;
+use std::path::{Path, PathBuf};
 
+use anyhow::{bail, Result};
+use common::framework::{FrameworkInfo, Runner};
+use reports::Catalogue;
+
+use crate::features::Features;
+use crate::python_env::{self, Env};
+use crate::{flags, registry};
+
+/// What a comparison runs its runs with.
 pub(super) struct Tools {
     pub(super) lenet: PathBuf,
     /// Other binaries for some frameworks.
@@ -25,51 +34,25 @@ impl Tools {
     }
 }
 
-pub(super) fn parse_lenet_for(value: &str) -> Result<(String, PathBuf), String> {
-    let (framework, file) = value
-        .split_once('=')
-        .ok_or_else(|| format!("'{value}' is not FRAMEWORK=FILE"))?;
-    if framework.is_empty() || file.is_empty() {
-        return Err(format!("'{value}' is not FRAMEWORK=FILE"));
-    }
-    Ok((framework.to_string(), PathBuf::from(file)))
-}
-
-/// The frameworks a `lenet` binary holds, and the references beside them.
-pub fn catalogue(lenet: &Path) -> Result<Catalogue> {
-    let output = Command::new(lenet)
-        .args(["frameworks", "--json"])
-        .output()
-        .with_context(|| format!("cannot start {}", lenet.display()))?;
-    if !output.status.success() {
-        bail!(
-            "`{} frameworks --json` {}: {}",
-            lenet.display(),
-            ended(output.status),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Catalogue::from_json(&String::from_utf8_lossy(&output.stdout))
-        .with_context(|| format!("`{} frameworks --json`", lenet.display()))
-}
-
-pub(super) fn tools(args: &Args) -> Result<Tools> {
+/// The binaries, Python and frameworks of the comparison `args` asks for, each built, set up or
+/// checked.
+pub(super) fn tools(args: &flags::Compare) -> Result<Tools> {
     // The project's set-up, checked once, when a binary or Python is not given.
-    let mut env: Option<setup::Env> = None;
-    let features = setup::Features::new("--features", args.features.as_deref())?;
+    let mut env: Option<Env> = None;
+    let features = Features::new("--features", args.features.as_deref())?;
     let lenet = match &args.lenet {
         Some(l) => l.clone(),
-        None if features.is_default() => env.insert(setup::run()?).build_lenet()?,
-        None => setup::build_lenet_with(&features)?,
+        None if features.is_default() => registry::build_lenet(env.insert(python_env::setup()?))?,
+        None => registry::build_lenet_with(&features)?,
     };
-    let catalogue = catalogue(&lenet)?;
+    let catalogue = registry::catalogue(&lenet)?;
     let frameworks = selected(args, &catalogue, features.is_default())?;
     let needs_python = frameworks.iter().any(|f| f.runner == Runner::Python);
     let python = match (&args.python, needs_python) {
         (Some(p), _) => Some(p.clone()),
         (None, true) => Some(match env {
             Some(env) => env.python,
-            None => setup::run()?.python,
+            None => python_env::setup()?.python,
         }),
         (None, false) => None,
     };
@@ -93,6 +76,7 @@ pub(super) fn tools(args: &Args) -> Result<Tools> {
     })
 }
 
+/// The frameworks the binary runs itself, as a list in words.
 pub(super) fn lenet_names(catalogue: &Catalogue) -> String {
     catalogue
         .frameworks
@@ -106,7 +90,7 @@ pub(super) fn lenet_names(catalogue: &Catalogue) -> String {
 /// The frameworks to compare: those named, or those the catalogue compares by default (of a build
 /// with some frameworks alone, its own: the Python rows only when named).
 pub(super) fn selected(
-    args: &Args,
+    args: &flags::Compare,
     catalogue: &Catalogue,
     every_framework: bool,
 ) -> Result<Vec<FrameworkInfo>> {
@@ -159,4 +143,80 @@ fn one(catalogue: &Catalogue, name: &str) -> Result<FrameworkInfo> {
             catalogue.names().join(", ")
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::test_args::args;
+
+    fn info(name: &str, runner: Runner) -> FrameworkInfo {
+        FrameworkInfo {
+            name: name.into(),
+            runner,
+            script: None,
+            baseline: false,
+            compared_by_default: true,
+            cuda_available: false,
+            cuda_build: None,
+            colour: [1, 2, 3],
+            defaults: common::framework::FrameworkDefaults::row([name; 8]),
+            model_source: None,
+            step_tolerance: None,
+            parity_reference: false,
+        }
+    }
+
+    /// A build of burn alone compares burn by default (the Python rows only when named), and a
+    /// framework it left out is named with its feature, not as unknown.
+    #[test]
+    fn a_build_with_some_frameworks_compares_its_own() {
+        let catalogue = Catalogue::new(vec![
+            info("pytorch", Runner::Python),
+            info("burn", Runner::Lenet),
+        ])
+        .with_not_built(vec![reports::catalogue::NotBuilt {
+            name: "tch".into(),
+            feature: "tch".into(),
+        }]);
+        let names = |list: Vec<FrameworkInfo>| list.into_iter().map(|f| f.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(selected(&args(&[]), &catalogue, false).unwrap()),
+            ["burn"]
+        );
+        assert_eq!(
+            names(selected(&args(&[]), &catalogue, true).unwrap()),
+            ["pytorch", "burn"]
+        );
+        assert_eq!(
+            names(selected(&args(&["--frameworks", "pytorch,burn"]), &catalogue, false).unwrap()),
+            ["pytorch", "burn"]
+        );
+        let e = selected(&args(&["--frameworks", "tch"]), &catalogue, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("tch is not in this lenet build: it needs the cargo feature `tch`"),
+            "{e}"
+        );
+        let e = selected(&args(&["--frameworks", "dfdx"]), &catalogue, false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "unknown framework 'dfdx': expected one of pytorch, burn (or rust: every Rust framework)"
+        );
+        // `rust`: the build's Rust frameworks, each once, beside a name given too.
+        assert_eq!(
+            names(
+                selected(
+                    &args(&["--frameworks", "pytorch,rust,burn"]),
+                    &catalogue,
+                    false
+                )
+                .unwrap()
+            ),
+            ["pytorch", "burn"]
+        );
+    }
 }

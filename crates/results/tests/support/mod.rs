@@ -88,6 +88,7 @@ pub fn finished(spec: RunSpec, epoch_seconds: &[f64]) -> RunReport {
             energy_joules: None,
             device_busy: None,
             device_activity: None,
+            peak_host_bytes: None,
         })
         .collect();
     let eval = EvalRecord {

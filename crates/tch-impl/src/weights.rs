@@ -1,0 +1,76 @@
+//! The shared weights in and out of a tch model, the weights tch's own layers draw, and a forward
+//! pass for checks.
+
+use common::mnist::IMAGE_SIDE;
+use common::spec::ModelKind;
+use common::weights::{ParamTensor, Weights};
+use common::TrainError;
+use tch::nn;
+use tch::{Device, Tensor};
+
+use crate::{backend_error, model};
+
+fn to_tensor(t: &ParamTensor) -> Tensor {
+    let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+    Tensor::from_slice(&t.data).reshape(shape)
+}
+
+pub(crate) fn load_weights(vs: &mut nn::VarStore, weights: &Weights) -> Result<(), TrainError> {
+    let vars = vs.variables();
+    if vars.len() != weights.tensors.len() {
+        return Err(TrainError::Weights(format!(
+            "the tch model has {} tensors, the weights {}",
+            vars.len(),
+            weights.tensors.len()
+        )));
+    }
+    tch::no_grad(|| {
+        for (name, mut var) in vars {
+            let t = weights.get(&name, &shape_of(&var))?;
+            var.copy_(&to_tensor(t).to_device(var.device()));
+        }
+        Ok(())
+    })
+}
+
+/// The variables of `vs` in PyTorch's names and layouts (which are tch's own).
+pub(crate) fn export(vs: &nn::VarStore) -> Result<Weights, TrainError> {
+    let mut out = Weights::default();
+    for (name, var) in vs.variables() {
+        let shape = shape_of(&var);
+        let data = Vec::<f32>::try_from(var.detach().to_device(Device::Cpu).flatten(0, -1))
+            .map_err(backend_error)?;
+        out.tensors.insert(name, ParamTensor { shape, data });
+    }
+    Ok(out)
+}
+
+/// The initial weights tch's own layers draw (`nn::conv2d` and `nn::linear` with their default
+/// configurations), from libtorch's generator seeded with `seed`.
+pub(crate) fn native_weights(model: ModelKind, seed: u64) -> Result<Weights, TrainError> {
+    tch::manual_seed(seed as i64);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _net = model::net(model, &vs.root());
+    export(&vs)
+}
+
+fn shape_of(t: &Tensor) -> Vec<usize> {
+    t.size().iter().map(|&d| d as usize).collect()
+}
+
+/// A forward pass without training: logits `[n, 10]` as row-major f32, for checks.
+pub(crate) fn logits(
+    model: ModelKind,
+    weights: &Weights,
+    images: &[f32],
+) -> Result<Vec<f32>, TrainError> {
+    weights.check(&model.spec())?;
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let net = model::net(model, &vs.root());
+    load_weights(&mut vs, weights)?;
+    let n = (images.len() / (IMAGE_SIDE * IMAGE_SIDE)) as i64;
+    let side = IMAGE_SIDE as i64;
+    let xs = Tensor::from_slice(images).reshape([n, 1, side, side]);
+    let out = tch::no_grad(|| net.forward(&xs));
+    Vec::<f32>::try_from(out.flatten(0, -1)).map_err(backend_error)
+}
