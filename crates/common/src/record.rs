@@ -6,8 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::harness::Totals;
-
 /// One epoch's numbers. Accuracy is a fraction in [0, 1]; the training figures are running figures
 /// over the epoch's steps, the test figures come from a pass after the epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,5 +110,29 @@ impl EvalRecord {
             examples: totals.examples,
             seconds,
         }
+    }
+}
+
+/// Sums over one pass, read from the device once at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Totals {
+    /// Sum of per-example cross-entropy losses.
+    pub loss_sum: f64,
+    /// Examples whose arg-max logit is the label.
+    pub correct: u64,
+    pub examples: u64,
+    /// In training, the first step (1-based) whose loss was NaN or infinite, and that loss. Trainers
+    /// keep each step's loss on the device and read them back only when the epoch's sum is not
+    /// finite, so finding it costs no synchronisation in the step loop.
+    pub first_nonfinite: Option<(usize, f32)>,
+}
+
+impl Totals {
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.examples.max(1) as f64
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.examples.max(1) as f64
     }
 }

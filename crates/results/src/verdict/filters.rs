@@ -71,7 +71,7 @@ impl Evidence<'_> {
 
     /// The baseline's name (PyTorch).
     pub(super) fn baseline(&self) -> &str {
-        self.catalogue.baseline().unwrap_or("pytorch")
+        self.catalogue.baseline().unwrap_or_default()
     }
 
     /// The Rust rows of `times`, in its order.

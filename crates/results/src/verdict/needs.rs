@@ -306,7 +306,7 @@ impl Evidence<'_> {
     fn step_for_step(&self) -> Verdict {
         let need = "Closest to PyTorch step for step";
         let baseline = self.catalogue.get(self.baseline());
-        let Some(to_tch) = baseline.and_then(|b| b.step_tolerance) else {
+        let Some(to_reference) = baseline.and_then(|b| b.step_tolerance) else {
             return Self::cannot(need, "PyTorch is not held to tch step for step");
         };
         let mut held: Vec<(&str, f64)> = self
@@ -328,7 +328,7 @@ impl Evidence<'_> {
         let mut says = format!(
             "{} is the reference every row is held to: PyTorch's 20 Adam steps agree with it within {} (relative loss)",
             reference.name,
-            sci(to_tch)
+            sci(to_reference)
         );
         if !held.is_empty() {
             says.push_str(&format!(
