@@ -166,7 +166,7 @@ fn step_losses_in(
 /// How far a tuned run's loss may be from the idiomatic one's after `step` steps, relative to the
 /// loss: 1e-4 where both run the same kernels (the same backend; the tuned
 /// profile changes how a step is launched, fused or recorded, not its arithmetic), and the
-/// framework's own tolerance against tch (`Framework::step_tolerance`) where the tuned profile
+/// framework's own tolerance against tch (`Parity::step_tolerance`) where the tuned profile
 /// swaps the backend for another implementation of the same operations (burn's compiled CPU
 /// backend instead of Flex), whose kernels sum in another order, as two frameworks' do.
 fn tuned_tolerance(

@@ -60,7 +60,7 @@ pub enum InitKind {
     /// The weights `common` draws from the seed, the same for every framework (the fair default).
     #[default]
     Shared,
-    /// Each framework's own default initialisers (see `Framework::defaults`).
+    /// Each framework's own default initialisers (see `Description::defaults`).
     Native,
 }
 
