@@ -169,7 +169,7 @@ pub fn checked_builds(catalogue: &Catalogue, only: Option<&[String]>) -> Result<
 /// A registry as the tests of this module and of the bundle's scripts use it.
 #[cfg(test)]
 pub mod sample {
-    use common::framework::{CudaBuild, FrameworkDefaults, FrameworkInfo, Runner};
+    use common::framework::{CudaBuild, CudaCode, FrameworkDefaults, FrameworkInfo, Runner};
     use reports::Catalogue;
 
     fn info(name: &str, build: Option<CudaBuild>) -> FrameworkInfo {
@@ -203,7 +203,7 @@ pub mod sample {
         };
         Catalogue::new(vec![
             info("pytorch", None),
-            info("tch", Some(CudaBuild::library())),
+            info("tch", Some(CudaCode::LIBRARY.into())),
             info("candle", Some(shared("candle-impl/cudnn"))),
             info("candle-firstmax", Some(shared("candle-impl/cudnn"))),
             info(

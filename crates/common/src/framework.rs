@@ -167,13 +167,6 @@ pub struct CudaBuild {
     pub llvm: bool,
 }
 
-impl CudaBuild {
-    /// No CUDA code of its own to compile.
-    pub fn library() -> Self {
-        CudaCode::LIBRARY.into()
-    }
-}
-
 impl From<CudaCode> for CudaBuild {
     fn from(code: CudaCode) -> Self {
         Self {

@@ -51,7 +51,7 @@ impl Meter for GpuMemory {
 }
 
 /// A kernel pass: the kernel counter, loaded before the framework's first CUDA call
-/// ([`KernelPass::start`]), marking each epoch's training; at the end its records are read into
+/// ([`KernelCounter::start`]), marking each epoch's training; at the end its records are read into
 /// the epochs and the file removed.
 pub struct KernelCounter {
     counter: Option<Result<Counter, KernelsError>>,
