@@ -4,6 +4,8 @@
 //! the `crt/` headers, `$CUDA_PATH/include` or `/usr/local/cuda`; see `build/cuda_headers.rs`).
 //! The Rust side sees `cfg(lenet_tch_shim)` and `cfg(lenet_tch_graphs)`; without them the tuned
 //! profile reports those settings as fallen back, and everything else builds as before.
+//! `LENET_TCH_GRAPHS=off` leaves the CUDA graphs out where the headers are there (the build CI
+//! lints first, on a machine without them).
 
 use std::path::PathBuf;
 
@@ -19,6 +21,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=CUDA_PATH");
+    println!("cargo:rerun-if-env-changed=LENET_TCH_GRAPHS");
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
         println!("cargo:warning=torch-sys named no libtorch folder: the tuned profile's fused Adam and CUDA graphs are left out");
         return;
@@ -55,6 +58,11 @@ fn main() {
         .compile("lenet_tch_fused_adam");
     println!("cargo:rustc-cfg=lenet_tch_shim");
     if !lib.join("libtorch_cuda.so").exists() {
+        return;
+    }
+    // The build a user without the CUDA headers gets, on a machine that has them (to lint it).
+    if std::env::var_os("LENET_TCH_GRAPHS").is_some_and(|v| v == "off") {
+        println!("cargo:warning=LENET_TCH_GRAPHS=off: the tuned profile's CUDA graphs are left out of this build");
         return;
     }
     let cuda_path = std::env::var_os("CUDA_PATH").map(PathBuf::from);

@@ -13,7 +13,7 @@ use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::device::{cuda_built, pick_device, DeviceSplit};
-use crate::tuned::{self, tune, CUDA_GRAPH, FUSED_ADAM};
+use crate::tuned::{self, tune, FUSED_ADAM};
 use crate::weights::{export, load_weights};
 use crate::{backend_error, model, FRAMEWORK, LIBTORCH_VERSION};
 
@@ -88,7 +88,7 @@ impl TchTrainer {
         };
         let train = DeviceSplit::upload(&data.train, device);
         #[cfg(lenet_tch_graphs)]
-        let graphed = if applied(CUDA_GRAPH) {
+        let graphed = if applied(tuned::CUDA_GRAPH) {
             Some(tuned::Graphed::new(
                 spec.batch_size as i64,
                 graph_steps,
@@ -356,7 +356,7 @@ impl TchTrainer {
         let mut tuning = self.tuning.clone();
         #[cfg(lenet_tch_graphs)]
         if let Some(g) = &self.graphed {
-            for t in tuning.iter_mut().filter(|t| t.setting == CUDA_GRAPH) {
+            for t in tuning.iter_mut().filter(|t| t.setting == tuned::CUDA_GRAPH) {
                 match (&g.check, g.fell_back) {
                     (Some(check), true) => {
                         t.applied = false;
