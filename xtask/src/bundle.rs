@@ -3,9 +3,9 @@
 //! binaries (tch and candle in `lenet`, burn in `lenet-burn`, with LLVM linked in statically for
 //! burn's kernel compiler: candle's and burn's CUDA code cannot share one; xz-compressed, since
 //! candle's kernels and LLVM make them large), this xtask binary (which drives `compare`), the
-//! Python rows' scripts, the wheels of the keras row that such a machine lacks (it has jax), and
-//! `run.sh`, which unpacks the binaries, points the dynamic loader at that machine's own torch and
-//! NVIDIA libraries and puts keras on the Python path. `--bench` builds, as a bundle of its own (the
+//! Python rows' scripts, the wheels of the Python rows that such a machine lacks (each row's
+//! `python/setup/ROW.bundle.txt`), and `run.sh`, which unpacks the binaries, points the dynamic
+//! loader at that machine's own torch and NVIDIA libraries and puts the wheels on the Python path. `--bench` builds, as a bundle of its own (the
 //! two together pass the size limit), the criterion bench (`benches/train_step.rs`) with the same
 //! CUDA features, one per `lenet` binary, and `bench.sh`, which runs each on the CUDA benchmarks of
 //! its own frameworks: `cargo bench` where there is no toolchain.
@@ -16,52 +16,112 @@ use anyhow::{bail, Context, Result};
 
 use crate::cuda::{self, Toolkit};
 use crate::llvm::{self, Llvm};
-use crate::python_env::{self, Env};
+use crate::python_env::{self, Env, Requirement};
 use crate::registry::{self, CudaBinary, CUDA_TARGET_DIR};
-use crate::{counter, flags, process};
+use crate::{counter, flags, process, workspace};
 
 /// The most a bundle may weigh, so that it can be copied around easily.
 const MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What `run.sh` and `bench.sh` share: this machine's torch and NVIDIA libraries on the loader's
-/// path, a `CUDA_PATH` with libdevice for burn, and the binaries unpacked once. The scripts are
-/// templates in `bundle/`, their placeholder lines (`PRELUDE`, `KERAS`, `LENET_FOR`, `BENCH_CUDA`,
-/// `PINNED`) filled in by [`run_sh`] and [`bench_sh`].
+/// path, the framework crates' own parts (`crates/*/bundle.sh`: burn's `CUDA_PATH` with
+/// libdevice), and the binaries unpacked once. The scripts are templates in `bundle/`, their
+/// placeholders (`PRELUDE`, `TORCH_VERSION`, `FRAMEWORKS`, `PYTHON_ROWS`, `PINNED`, `ROWS`,
+/// `LENET_FOR`, `BENCH_CUDA`) filled in by [`run_sh`] and [`bench_sh`] from [`Parts`].
 const PRELUDE: &str = include_str!("bundle/prelude.sh");
 
 const RUN_SH: &str = include_str!("bundle/run.sh");
 
 const BENCH_SH: &str = include_str!("bundle/bench.sh");
 
-/// What `run.sh` does for the keras row: the machine's python runs it with the machine's own jax (a
-/// CUDA jax there) and, from the wheels beside the script, keras and each of its imports that the
-/// machine lacks; a machine without a jax gets one line that says so, and the keras rows fail as
-/// rows with their reason.
-const KERAS_SH: &str = include_str!("bundle/keras.sh");
+/// What `run.sh` does for the Python rows: the machine's python runs them with the machine's own
+/// packages (a CUDA jax there) and, from the wheels beside the script, each package of their
+/// `python/setup/ROW.bundle.txt` that the machine lacks, and those marked `always` whatever it has;
+/// then each row's `ROW.bundle.sh` checks that it can run there.
+const WHEELS_SH: &str = include_str!("bundle/wheels.sh");
 
-/// The wheels of the keras row for the GPU machine's Python (`GPU_PYTHON`), which has jax but not
-/// Keras: the pinned keras, and what it imports that jax and torch do not bring (`import keras`
-/// needs absl, rich and packaging; h5py only for saving, which the row does not do). The first three
-/// are always put on the path; the others only where the machine has no copy of its own.
-const KERAS_WHEELS: [&str; 9] = [
-    "keras==3.15.1",
-    "namex==0.1.0",
-    "optree==0.20.0",
-    "absl-py==2.5.1",
-    "rich==15.0.0",
-    "markdown-it-py==4.3.0",
-    "mdurl==0.1.2",
-    "pygments==2.21.0",
-    "packaging==26.4",
-];
-/// The keras row's packages that `run.sh` always takes from the bundle (pinned), where their wheel
-/// fits the machine's Python.
-const PINNED_WHEELS: usize = 3;
 /// The GPU machine's Python, which the wheels are for.
 const GPU_PYTHON: &str = "3.12";
 
+/// What the scripts take from the Python rows' and the framework crates' files.
+#[derive(Debug, Clone)]
+struct Parts {
+    /// The torch the binaries link (`python_env::torch_version`).
+    torch: String,
+    /// The framework crates' parts of the prelude (`crates/*/bundle.sh`), in name order.
+    frameworks: String,
+    /// The wheels of every row (`python/setup/*.bundle.txt`).
+    wheels: Vec<Requirement>,
+    /// The rows' parts of `run.sh` (`python/setup/*.bundle.sh`), in name order.
+    rows: String,
+}
+
+impl Parts {
+    fn read() -> Result<Parts> {
+        let root = process::root();
+        let mut crates: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
+            .context("cannot read crates/")?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bundle.sh")))
+            .filter(|p| p.is_file())
+            .collect();
+        crates.sort();
+        let mut rows: Vec<PathBuf> = std::fs::read_dir(root.join(python_env::SETUP_DIR))
+            .with_context(|| format!("cannot read {}", python_env::SETUP_DIR))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".bundle.sh"))
+            .collect();
+        rows.sort();
+        let mut wheels = Vec::new();
+        for (file, requirements) in python_env::requirement_files(".bundle.txt")? {
+            if let Some(r) = requirements.iter().find(|r| r.version.is_none()) {
+                bail!(
+                    "{}: {} has no version: a bundle's wheels are pinned (PROJECT==VERSION)",
+                    file.display(),
+                    r.project
+                );
+            }
+            wheels.extend(requirements);
+        }
+        Ok(Parts {
+            torch: python_env::torch_version()?,
+            frameworks: concatenate(&crates)?,
+            wheels,
+            rows: concatenate(&rows)?,
+        })
+    }
+
+    /// The prelude, filled in.
+    fn prelude(&self) -> String {
+        PRELUDE
+            .replace("TORCH_VERSION", &self.torch)
+            .replace("FRAMEWORKS\n", &self.frameworks)
+    }
+
+    /// The Python rows' part of `run.sh`, filled in.
+    fn python_rows(&self) -> String {
+        // Wheel file names spell a project with underscores.
+        let pinned: Vec<String> = self
+            .wheels
+            .iter()
+            .filter(|w| w.always)
+            .map(|w| format!("{:?}", w.project.replace('-', "_")))
+            .collect();
+        WHEELS_SH
+            .replace("PINNED", &format!("{{{}}}", pinned.join(", ")))
+            .replace("ROWS\n", &self.rows)
+    }
+}
+
+/// The texts of `files`, one after the other.
+fn concatenate(files: &[PathBuf]) -> Result<String> {
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display())))
+        .collect()
+}
+
 /// `run.sh` for these binaries: each framework with a binary of its own is run with it.
-fn run_sh(builds: &[CudaBinary]) -> String {
+fn run_sh(builds: &[CudaBinary], parts: &Parts) -> String {
     let lenet_for: String = builds
         .iter()
         .flat_map(|b| {
@@ -73,23 +133,16 @@ fn run_sh(builds: &[CudaBinary]) -> String {
             })
         })
         .collect();
-    let pinned: Vec<String> = KERAS_WHEELS[..PINNED_WHEELS]
-        .iter()
-        .map(|w| format!("{:?}", w.split("==").next().unwrap_or(w)))
-        .collect();
     RUN_SH
-        .replace("PRELUDE\n", PRELUDE)
+        .replace("PRELUDE\n", &parts.prelude())
+        .replace("PYTHON_ROWS\n", &parts.python_rows())
         .replace("LENET_FOR", &lenet_for)
-        .replace(
-            "KERAS\n",
-            &KERAS_SH.replace("PINNED", &format!("{{{}}}", pinned.join(", "))),
-        )
 }
 
 /// `bench.sh` for these binaries: each bench binary measures CUDA for the frameworks whose CUDA
 /// code it holds (the main one every framework without a binary of its own, which are the only
 /// ones that can use CUDA in it).
-fn bench_sh(builds: &[CudaBinary]) -> String {
+fn bench_sh(builds: &[CudaBinary], parts: &Parts) -> String {
     let runs: Vec<String> = builds
         .iter()
         .map(|b| {
@@ -105,7 +158,7 @@ fn bench_sh(builds: &[CudaBinary]) -> String {
         })
         .collect();
     BENCH_SH
-        .replace("PRELUDE\n", PRELUDE)
+        .replace("PRELUDE\n", &parts.prelude())
         .replace("BENCH_CUDA", &runs.join("\n"))
 }
 
@@ -142,12 +195,13 @@ pub fn run(flags: flags::Bundle) -> Result<()> {
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let lenet = registry::build_lenet(&env)?;
-    let builds = registry::cuda_builds(&registry::catalogue(&lenet)?);
+    let builds = registry::cuda_builds(&registry::catalogue(&lenet)?, workspace::workspace()?);
     let toolchains = (&toolkit, &llvm);
+    let parts = Parts::read()?;
     if flags.bench {
-        bench_bundle(toolchains, &builds, &out)
+        bench_bundle(toolchains, &builds, &parts, &out)
     } else {
-        run_bundle(&env, toolchains, &builds, &out)
+        run_bundle(&env, toolchains, (&builds, &parts), &out)
     }
 }
 
@@ -156,7 +210,7 @@ pub fn run(flags: flags::Bundle) -> Result<()> {
 fn run_bundle(
     env: &Env,
     toolchains: (&Toolkit, &Llvm),
-    builds: &[CudaBinary],
+    (builds, parts): (&[CudaBinary], &Parts),
     out: &Path,
 ) -> Result<()> {
     let (toolkit, llvm) = toolchains;
@@ -192,18 +246,23 @@ fn run_bundle(
         std::fs::remove_dir_all(&lib).with_context(|| format!("cannot clear {}", lib.display()))?;
     }
     copy_python(&env.root.join("python"), out)?;
-    download_wheels(env, &out.join("wheels"))?;
+    download_wheels(env, &parts.wheels, &out.join("wheels"))?;
     finish(
         out,
         "bundle",
         "run.sh",
-        &run_sh(builds),
+        &run_sh(builds, parts),
         "RESULTS_DIR [compare options]",
     )
 }
 
 /// The bench's bundle in `out`: one criterion bench binary per CUDA build, and `bench.sh`.
-fn bench_bundle(toolchains: (&Toolkit, &Llvm), builds: &[CudaBinary], out: &Path) -> Result<()> {
+fn bench_bundle(
+    toolchains: (&Toolkit, &Llvm),
+    builds: &[CudaBinary],
+    parts: &Parts,
+    out: &Path,
+) -> Result<()> {
     let (toolkit, llvm) = toolchains;
     for build in builds {
         let bench = build_bench(toolkit, llvm, build)?;
@@ -214,7 +273,7 @@ fn bench_bundle(toolchains: (&Toolkit, &Llvm), builds: &[CudaBinary], out: &Path
         out,
         "bench bundle",
         "bench.sh",
-        &bench_sh(builds),
+        &bench_sh(builds, parts),
         "RESULTS_DIR MNIST_DIR",
     )
 }
@@ -263,9 +322,10 @@ fn copy_python(from: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The keras row's wheels for the GPU machine's Python (`KERAS_WHEELS`), downloaded once into the
-/// cache and copied into `wheels`.
-fn download_wheels(env: &Env, wheels: &Path) -> Result<()> {
+/// The Python rows' wheels for the GPU machine's Python (`python/setup/*.bundle.txt`), downloaded
+/// once into the cache and copied into `folder`.
+fn download_wheels(env: &Env, wheels: &[Requirement], folder: &Path) -> Result<()> {
+    let specs: Vec<String> = wheels.iter().map(Requirement::spec).collect();
     let cache = process::cache_dir()?.join(format!("wheels-py{GPU_PYTHON}"));
     let ok = process::status(
         std::process::Command::new(&env.python)
@@ -290,21 +350,21 @@ fn download_wheels(env: &Env, wheels: &Path) -> Result<()> {
             ])
             .arg("--dest")
             .arg(&cache)
-            .args(KERAS_WHEELS),
+            .args(&specs),
     )?;
     if !ok {
         bail!(
-            "pip could not download the keras row's wheels into {}",
+            "pip could not download the Python rows' wheels into {}",
             cache.display()
         );
     }
-    let _ = std::fs::remove_dir_all(wheels);
-    std::fs::create_dir_all(wheels)
-        .with_context(|| format!("cannot create {}", wheels.display()))?;
-    for want in KERAS_WHEELS {
-        let (name, version) = want.split_once("==").unwrap_or((want, ""));
-        let found = python_env::find_wheel(&cache, name, version)?;
-        std::fs::copy(&found, wheels.join(found.file_name().unwrap_or_default()))
+    let _ = std::fs::remove_dir_all(folder);
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    for want in wheels {
+        let version = want.version.as_deref().unwrap_or_default();
+        let found = python_env::find_wheel(&cache, &want.project, version)?;
+        std::fs::copy(&found, folder.join(found.file_name().unwrap_or_default()))
             .with_context(|| format!("cannot copy {}", found.display()))?;
     }
     Ok(())
@@ -415,28 +475,50 @@ mod tests {
     #[test]
     fn run_sh_runs_each_framework_with_its_binary() {
         // (The scripts' syntax: `the_bundle_scripts_are_valid_bash`.)
-        let builds = registry::cuda_builds(&sample::registry());
-        let script = super::run_sh(&builds);
+        let builds = registry::cuda_builds(&sample::registry(), &sample::workspace());
+        let parts = super::Parts::read().unwrap();
+        let script = super::run_sh(&builds, &parts);
         assert!(
             script.contains(r#"--lenet "$here/lenet" --lenet-for "burn=$here/lenet-burn" \"#),
             "{script}"
         );
         assert!(script.contains("unxz \"$packed\""), "{script}");
         assert!(!script.contains("PRELUDE"), "{script}");
-        // The Python rows' scripts come from the bundle, keras's wheels go on the path, pinned
-        // ones always.
+        // The Python rows' scripts come from the bundle, their wheels go on the path, those
+        // marked `always` always, and each row's own part follows.
         assert!(script.contains(r#"--scripts "$here""#), "{script}");
         assert!(script.contains(r#"export PYTHONPATH="$pysite"#), "{script}");
+        let always: Vec<String> = parts
+            .wheels
+            .iter()
+            .filter(|w| w.always)
+            .map(|w| format!("{:?}", w.project.replace('-', "_")))
+            .collect();
+        assert!(!always.is_empty());
         assert!(
-            script.contains(r#"in {"keras", "namex", "optree"}"#),
+            script.contains(&format!("in {{{}}}", always.join(", "))),
             "{script}"
         );
+        assert!(script.contains(parts.rows.trim()), "{script}");
+        // The torch it checks for is the one the rows pin; the framework crates' parts are in.
         assert!(
-            !script.contains("KERAS\n") && !script.contains("PINNED"),
+            script.contains(&format!("the bundle needs {}\"", parts.torch)),
             "{script}"
         );
+        assert!(script.contains(parts.frameworks.trim()), "{script}");
+        for placeholder in [
+            "PRELUDE",
+            "PYTHON_ROWS",
+            "PINNED",
+            "\nROWS\n",
+            "TORCH_VERSION",
+            "FRAMEWORKS",
+            "LENET_FOR",
+        ] {
+            assert!(!script.contains(placeholder), "{placeholder}: {script}");
+        }
         // Each bench binary measures CUDA only for the frameworks whose CUDA code it holds.
-        let bench = super::bench_sh(&builds);
+        let bench = super::bench_sh(&builds, &parts);
         assert!(
             bench.contains(r#"bench "$here/train_step" "${group}.*/cuda\$""#),
             "{bench}"
@@ -471,16 +553,19 @@ mod tests {
         assert_eq!(super::bench_executable(&messages, "harness"), None);
     }
 
-    /// The scripts the bundle writes, filled in from the templates in `bundle/`, are valid bash
-    /// (`bash -n`), and so is each template on its own.
+    /// The scripts the bundle writes, filled in from the templates in `bundle/` and the crates'
+    /// and rows' parts, are valid bash (`bash -n`), and so is each template and part on its own.
     #[test]
     fn the_bundle_scripts_are_valid_bash() {
-        let builds = registry::cuda_builds(&sample::registry());
+        let builds = registry::cuda_builds(&sample::registry(), &sample::workspace());
+        let parts = super::Parts::read().unwrap();
         let scripts = [
-            ("run.sh", super::run_sh(&builds)),
-            ("bench.sh", super::bench_sh(&builds)),
+            ("run.sh", super::run_sh(&builds, &parts)),
+            ("bench.sh", super::bench_sh(&builds, &parts)),
             ("bundle/prelude.sh", super::PRELUDE.to_string()),
-            ("bundle/keras.sh", super::KERAS_SH.to_string()),
+            ("bundle/wheels.sh", super::WHEELS_SH.to_string()),
+            ("the framework crates' parts", parts.frameworks.clone()),
+            ("the Python rows' parts", parts.rows.clone()),
         ];
         for (name, text) in scripts {
             let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@ use reports::{Catalogue, Environment};
 use crate::cuda::{self, Toolkit};
 use crate::features::Features;
 use crate::llvm::{self, Llvm};
-use crate::workspace::{self, Need};
+use crate::workspace::{self, Need, Workspace};
 use crate::{flags, process, python_env, registry};
 
 /// One build to measure.
@@ -80,7 +80,7 @@ pub fn run(flags: flags::Cost) -> Result<bool> {
     // The registry of the default build: the CUDA builds' features, and the index at the end.
     let catalogue = registry::catalogue(&registry::build_lenet(&python_env::setup()?)?)?;
     if session.flags.cuda {
-        jobs.extend(cuda_jobs(&frameworks, &catalogue));
+        jobs.extend(cuda_jobs(&frameworks, &catalogue, workspace::workspace()?));
         session.toolchains = Some((cuda::setup()?, llvm::setup()?));
         if jobs.is_empty() {
             bail!(
@@ -105,8 +105,9 @@ pub fn run(flags: flags::Cost) -> Result<bool> {
 }
 
 /// The CUDA builds of `frameworks` that compile CUDA code of their own (tch's CUDA is in libtorch:
-/// its CPU build is its CUDA build), as the registry describes them.
-fn cuda_jobs(frameworks: &[String], catalogue: &Catalogue) -> Vec<Job> {
+/// its CPU build is its CUDA build), as the registry describes them, with LLVM where their crates'
+/// manifests say so.
+fn cuda_jobs(frameworks: &[String], catalogue: &Catalogue, workspace: &Workspace) -> Vec<Job> {
     frameworks
         .iter()
         .filter_map(|f| {
@@ -115,8 +116,10 @@ fn cuda_jobs(frameworks: &[String], catalogue: &Catalogue) -> Vec<Job> {
             Some(Job {
                 framework: f.clone(),
                 device: "cuda",
+                llvm: workspace
+                    .needs_of_entries(&build.features)
+                    .contains(&Need::Llvm),
                 extra: build.features,
-                llvm: build.llvm,
             })
         })
         .collect()

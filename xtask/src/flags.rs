@@ -45,7 +45,7 @@ pub enum Command {
     Cost(Cost),
     /// Print the framework features of the root Cargo.toml, one per line, in its order (the one
     /// list of frameworks that xtask, CI and the scripts read)
-    Frameworks,
+    Frameworks(Frameworks),
     /// Build lenet with cargo features beyond the frameworks' (burn-cpu: burn's compiled CPU
     /// backend for its tuned profile; burn-rayon), with what the build needs (LLVM 23.1 for burn's
     /// compiled backends), into target/lenet-FEATURES
@@ -234,6 +234,15 @@ pub struct Test {
     pub with: Option<Vec<String>>,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+/// `frameworks`' flags.
+#[derive(clap::Args)]
+pub struct Frameworks {
+    /// Only those whose build does not need this (libtorch, llvm or cuda-toolkit, as the framework
+    /// crates' manifests say; a CPU build)
+    #[arg(long, value_name = "NEED")]
+    pub without: Option<String>,
 }
 
 /// `lint`'s flags.

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         Command::Build(flags) => build::run(flags).map(|_| true),
         Command::Cost(flags) => cost::run(flags),
         Command::Lint(flags) => lint::run(flags),
-        Command::Frameworks => frameworks::run(),
+        Command::Frameworks(flags) => frameworks::run(flags),
     };
     exit_code(result)
 }

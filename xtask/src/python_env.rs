@@ -1,10 +1,11 @@
 //! Finding or installing libtorch, and the Python the Python rows run with. A user's `LIBTORCH` or
-//! `LIBTORCH_USE_PYTORCH` wins; otherwise PyPI `torch==2.11.0` is installed into a virtual
-//! environment in the user's cache folder (shared by every checkout, so it downloads once), with the
-//! Keras row's pinned keras and jax beside it ([`KERAS_PACKAGES`]), and `.libtorch` in the
-//! repository links to it. The workspace's `.cargo/config.toml` points `LIBTORCH` at that link,
-//! which is why a plain `cargo test` or `cargo bench` works once this has run. The same
-//! environment's pip installs the CUDA toolkit's and LLVM's wheels (`cuda.rs`, `llvm.rs`).
+//! `LIBTORCH_USE_PYTORCH` wins; otherwise the Python rows' requirements (`python/setup/*.txt`, each
+//! row's own file, [`requirements`]) are installed from PyPI into a virtual environment in the
+//! user's cache folder (shared by every checkout, so it downloads once), and `.libtorch` in the
+//! repository links to the torch they pin ([`torch_version`]). The workspace's
+//! `.cargo/config.toml` points `LIBTORCH` at that link, which is why a plain `cargo test` or `cargo
+//! bench` works once this has run. The same environment's pip installs the CUDA toolkit's and
+//! LLVM's wheels (`cuda.rs`, `llvm.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,11 +14,93 @@ use anyhow::{bail, Context, Result};
 
 use crate::process;
 
-/// The torch (and so the libtorch) the project builds against.
-pub const TORCH_VERSION: &str = "2.11.0";
-/// The Keras row's packages (`python/keras_reference.py`), beside torch in the same environment:
-/// Keras 3 and the JAX it runs on by default (the newest jax for the Python 3.11 of the CI machine).
-pub const KERAS_PACKAGES: [&str; 3] = ["keras==3.15.1", "jax==0.10.2", "jaxlib==0.10.2"];
+/// Where the Python rows keep their requirements: `ROW.txt` for the environment, `ROW.bundle.txt`
+/// and `ROW.bundle.sh` for a CUDA bundle (`bundle.rs`).
+pub const SETUP_DIR: &str = "python/setup";
+
+/// One line of a requirements file: a PyPI project, its pinned version if any, and whether it is
+/// marked `# always` (a bundle's wheel that goes on the path even where the machine has a copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub project: String,
+    pub version: Option<String>,
+    pub always: bool,
+}
+
+impl Requirement {
+    /// As pip takes it: `project==version`, or the project alone.
+    pub fn spec(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}=={v}", self.project),
+            None => self.project.clone(),
+        }
+    }
+}
+
+/// The requirements of a file's text: one a line, `#` to the end of a line a comment.
+pub fn parse_requirements(text: &str) -> Vec<Requirement> {
+    text.lines()
+        .filter_map(|line| {
+            let (spec, comment) = line.split_once('#').unwrap_or((line, ""));
+            let spec = spec.trim();
+            if spec.is_empty() {
+                return None;
+            }
+            let (project, version) = match spec.split_once("==") {
+                Some((p, v)) => (p.trim().to_string(), Some(v.trim().to_string())),
+                None => (spec.to_string(), None),
+            };
+            Some(Requirement {
+                project,
+                version,
+                always: comment.split_whitespace().any(|w| w == "always"),
+            })
+        })
+        .collect()
+}
+
+/// The files of [`SETUP_DIR`] whose names end with `suffix`, in name order, and their
+/// requirements.
+pub fn requirement_files(suffix: &str) -> Result<Vec<(PathBuf, Vec<Requirement>)>> {
+    let dir = process::root().join(SETUP_DIR);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(suffix) && !n[..n.len() - suffix.len()].contains('.'))
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok((path, parse_requirements(&text)))
+        })
+        .collect()
+}
+
+/// What the Python rows' environment holds: every row's `python/setup/ROW.txt`, as pip takes them.
+pub fn requirements() -> Result<Vec<String>> {
+    Ok(requirement_files(".txt")?
+        .into_iter()
+        .flat_map(|(_, r)| r)
+        .map(|r| r.spec())
+        .collect())
+}
+
+/// The torch the Python rows pin, and so the libtorch the project builds against.
+pub fn torch_version() -> Result<String> {
+    requirement_files(".txt")?
+        .into_iter()
+        .flat_map(|(_, r)| r)
+        .find(|r| r.project == "torch")
+        .and_then(|r| r.version)
+        .with_context(|| format!("no file of {SETUP_DIR} pins torch (torch==VERSION)"))
+}
 
 /// What the builds and the reference runs use.
 pub struct Env {
@@ -58,8 +141,9 @@ pub fn setup() -> Result<Env> {
     if let Some(libtorch) = user_libtorch {
         if !libtorch.join("lib").is_dir() {
             bail!(
-                "LIBTORCH={} has no lib folder: point it at a libtorch {TORCH_VERSION} folder, or unset it to let xtask install one",
-                libtorch.display()
+                "LIBTORCH={} has no lib folder: point it at a libtorch {} folder, or unset it to let xtask install one",
+                libtorch.display(),
+                torch_version()?
             );
         }
         return Ok(Env {
@@ -69,14 +153,15 @@ pub fn setup() -> Result<Env> {
         });
     }
     let venv = venv()?;
+    let torch = torch_version()?;
     let python = venv.join("bin").join("python");
     let out = python_output(&python, TORCH_DIR)?;
     let mut lines = out.lines();
     let dir = PathBuf::from(lines.next().unwrap_or_default());
     let version = lines.next().unwrap_or_default();
-    if !version.starts_with(TORCH_VERSION) {
+    if !version.starts_with(&torch) {
         bail!(
-            "{} has torch {version}, tch needs {TORCH_VERSION}: delete {} and run again",
+            "{} has torch {version}, {SETUP_DIR} pins {torch}: delete {} and run again",
             venv.display(),
             venv.display()
         );
@@ -89,26 +174,25 @@ pub fn setup() -> Result<Env> {
     })
 }
 
-/// The project's own virtual environment with torch, installed on first use.
+/// The Python rows' virtual environment, made on first use, with their requirements installed
+/// (again whenever they change).
 pub fn venv() -> Result<PathBuf> {
-    let venv = process::cache_dir()?.join(format!("torch-{TORCH_VERSION}"));
-    let marker = venv.join(".lenet-complete");
-    if !marker.exists() {
-        install(&venv)?;
-        std::fs::write(&marker, TORCH_VERSION)
-            .with_context(|| format!("cannot write {}", marker.display()))?;
+    let venv = process::cache_dir()?.join(format!("torch-{}", torch_version()?));
+    if !venv.join("bin").join("python").exists() {
+        create(&venv)?;
     }
-    // Keras came later than torch: an environment from before it gets it on its next use.
-    let keras = venv.join(".lenet-keras");
-    let pins = KERAS_PACKAGES.join(" ");
-    if std::fs::read_to_string(&keras).ok().as_deref() != Some(pins.as_str()) {
+    let marker = venv.join(".lenet-requirements");
+    let wanted = requirements()?;
+    let pins = wanted.join(" ");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(pins.as_str()) {
         eprintln!(
-            "installing {pins} from PyPI into {} (the keras row)",
+            "installing {pins} from PyPI into {} (the Python rows, {SETUP_DIR}; torch once, about 4.7 GB with its NVIDIA libraries)",
             venv.display()
         );
-        pip_install(&venv, &KERAS_PACKAGES)?;
-        std::fs::write(&keras, &pins)
-            .with_context(|| format!("cannot write {}", keras.display()))?;
+        let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        pip_install(&venv, &wanted)?;
+        std::fs::write(&marker, &pins)
+            .with_context(|| format!("cannot write {}", marker.display()))?;
     }
     Ok(venv)
 }
@@ -135,11 +219,7 @@ fn pip_install(venv: &Path, packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn install(venv: &Path) -> Result<()> {
-    eprintln!(
-        "installing torch=={TORCH_VERSION} from PyPI into {} (once; about 4.7 GB with its NVIDIA libraries)",
-        venv.display()
-    );
+fn create(venv: &Path) -> Result<()> {
     let host = std::env::var_os("LENET_HOST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("python3"));
@@ -162,7 +242,7 @@ fn install(venv: &Path) -> Result<()> {
             venv.display()
         );
     }
-    pip_install(venv, &[&format!("torch=={TORCH_VERSION}"), "numpy"])
+    Ok(())
 }
 
 fn python_output(python: &Path, code: &str) -> Result<String> {
@@ -197,6 +277,50 @@ pub fn find_wheel(dir: &Path, project: &str, version: &str) -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use super::{parse_requirements, Requirement};
+
+    /// A requirements line is a project, maybe pinned, maybe marked `always`; comments and blank
+    /// lines are nothing.
+    #[test]
+    fn requirements_are_read_line_by_line() {
+        let text = "# a comment\n\nkeras==3.15.1  # always\nnumpy\n rich == 15.0.0 # no mark\n";
+        let req = |p: &str, v: Option<&str>, always| Requirement {
+            project: p.into(),
+            version: v.map(Into::into),
+            always,
+        };
+        assert_eq!(
+            parse_requirements(text),
+            [
+                req("keras", Some("3.15.1"), true),
+                req("numpy", None, false),
+                req("rich", Some("15.0.0"), false),
+            ]
+        );
+        assert_eq!(parse_requirements(text)[0].spec(), "keras==3.15.1");
+        assert_eq!(parse_requirements(text)[1].spec(), "numpy");
+    }
+
+    /// The rows' files as they are: the environment's pin torch (the libtorch of the build), the
+    /// bundles' are not part of it.
+    #[test]
+    fn the_rows_pin_torch() {
+        let version = super::torch_version().unwrap();
+        assert!(version.split('.').count() == 3, "{version}");
+        let all = super::requirements().unwrap();
+        assert!(all.contains(&format!("torch=={version}")), "{all:?}");
+        let bundles = super::requirement_files(".bundle.txt").unwrap();
+        assert!(!bundles.is_empty());
+        for (path, _) in &bundles {
+            let name = path.file_name().unwrap().to_string_lossy();
+            assert!(name.ends_with(".bundle.txt"), "{name}");
+        }
+        // No bundle file is read as a row's environment.
+        let rows = super::requirement_files(".txt").unwrap();
+        assert!(rows
+            .iter()
+            .all(|(p, _)| !p.to_string_lossy().ends_with(".bundle.txt")));
+    }
     /// A wheel is found by its project (dashes as underscores, any case) and version, not by a
     /// longer project name or another version.
     #[test]

@@ -13,7 +13,7 @@ use reports::Catalogue;
 use crate::features::Features;
 use crate::process;
 use crate::python_env::{self, Env};
-use crate::workspace::Need;
+use crate::workspace::{Need, Workspace};
 
 /// Where the CUDA-enabled builds go, apart from the CPU build so that neither rebuilds the other.
 pub const CUDA_TARGET_DIR: &str = "target/cuda";
@@ -79,15 +79,17 @@ pub struct CudaBinary {
     pub features: Vec<String>,
     /// Its compressed binary in the bundle.
     pub binary: String,
-    /// Whether it links burn's CUDA backend, which needs LLVM (see `llvm.rs`).
+    /// Whether building it needs LLVM (see `llvm.rs`), as its crates' manifests say.
     pub llvm: bool,
     /// The frameworks that need this binary rather than the main one (`--lenet-for`).
     pub own: Vec<String>,
 }
 
 /// The CUDA binaries the frameworks of `catalogue` need: `lenet`, with the CUDA code of every
-/// framework that can share it, then one `lenet-NAME` for each framework that needs its own.
-pub fn cuda_builds(catalogue: &Catalogue) -> Vec<CudaBinary> {
+/// framework that can share it, then one `lenet-NAME` for each framework that needs its own; what
+/// each build needs comes from `workspace`'s manifests.
+pub fn cuda_builds(catalogue: &Catalogue, workspace: &Workspace) -> Vec<CudaBinary> {
+    let llvm = |features: &[String]| workspace.needs_of_entries(features).contains(&Need::Llvm);
     let mut main = CudaBinary {
         features: Vec::new(),
         binary: "lenet.xz".into(),
@@ -101,7 +103,7 @@ pub fn cuda_builds(catalogue: &Catalogue) -> Vec<CudaBinary> {
             own.push(CudaBinary {
                 features: build.features.clone(),
                 binary: format!("lenet-{}.xz", f.name),
-                llvm: build.llvm,
+                llvm: llvm(&build.features),
                 own: vec![f.name.clone()],
             });
         } else {
@@ -110,9 +112,9 @@ pub fn cuda_builds(catalogue: &Catalogue) -> Vec<CudaBinary> {
                     main.features.push(feature.clone());
                 }
             }
-            main.llvm |= build.llvm;
         }
     }
+    main.llvm = llvm(&main.features);
     std::iter::once(main).chain(own).collect()
 }
 
@@ -128,7 +130,11 @@ pub fn compiles_cuda(framework: &FrameworkInfo) -> bool {
 /// The CUDA builds `cargo xtask setup --cuda` checks: those of every framework with CUDA code of
 /// its own to compile, or of the frameworks named in `only` (`--check`), each of which must have
 /// some, or none for `--check none`.
-pub fn checked_builds(catalogue: &Catalogue, only: Option<&[String]>) -> Result<Vec<CudaBinary>> {
+pub fn checked_builds(
+    catalogue: &Catalogue,
+    workspace: &Workspace,
+    only: Option<&[String]>,
+) -> Result<Vec<CudaBinary>> {
     if only.is_some_and(|o| o.len() == 1 && o[0] == "none") {
         return Ok(Vec::new());
     }
@@ -160,7 +166,7 @@ pub fn checked_builds(catalogue: &Catalogue, only: Option<&[String]>) -> Result<
             .collect(),
     );
     // The shared binary's build is empty when none of its frameworks was chosen.
-    Ok(cuda_builds(&chosen)
+    Ok(cuda_builds(&chosen, workspace)
         .into_iter()
         .filter(|b| !b.features.is_empty())
         .collect())
@@ -171,6 +177,8 @@ pub fn checked_builds(catalogue: &Catalogue, only: Option<&[String]>) -> Result<
 pub mod sample {
     use common::framework::{CudaBuild, CudaCode, FrameworkDefaults, FrameworkInfo, Runner};
     use reports::Catalogue;
+
+    use crate::workspace::Workspace;
 
     fn info(name: &str, build: Option<CudaBuild>) -> FrameworkInfo {
         FrameworkInfo {
@@ -193,13 +201,30 @@ pub mod sample {
         }
     }
 
+    /// The manifests' needs as they are: burn's CUDA build needs LLVM, candle's the toolkit alone.
+    pub fn workspace() -> Workspace {
+        crate::workspace::workspace_of(&serde_json::json!({ "packages": [
+            { "name": "lenet-compare", "features": {
+                "default": ["candle", "burn"],
+                "candle": ["dep:candle-impl"],
+                "burn": ["dep:burn-impl"],
+            } },
+            { "name": "burn-impl", "features": { "cuda": [] },
+              "metadata": { "lenet": { "feature-needs": {
+                "cuda": ["cuda-toolkit", "llvm"] } } } },
+            { "name": "candle-impl", "features": { "cudnn": [] },
+              "metadata": { "lenet": { "feature-needs": {
+                "cudnn": ["cuda-toolkit"] } } } },
+        ] }))
+        .expect("a sample workspace")
+    }
+
     /// The registry's CUDA builds as they are: candle's (and its first-max variant's) shared in the
     /// main binary, burn's in one of its own, with LLVM.
     pub fn registry() -> Catalogue {
         let shared = |f: &str| CudaBuild {
             features: vec![f.into()],
             own_binary: false,
-            llvm: false,
         };
         Catalogue::new(vec![
             info("pytorch", None),
@@ -211,7 +236,6 @@ pub mod sample {
                 Some(CudaBuild {
                     features: vec!["burn-impl/cuda".into()],
                     own_binary: true,
-                    llvm: true,
                 }),
             ),
         ])
@@ -228,7 +252,7 @@ mod tests {
     fn the_cuda_check_builds_what_it_is_asked_to() {
         let catalogue = sample::registry();
         let features = |only: Option<&[String]>| {
-            checked_builds(&catalogue, only)
+            checked_builds(&catalogue, &sample::workspace(), only)
                 .unwrap()
                 .into_iter()
                 .map(|b| b.features.join(","))
@@ -239,22 +263,28 @@ mod tests {
         assert_eq!(features(Some(&["burn".into()])), ["burn-impl/cuda"]);
         assert_eq!(features(Some(&["candle".into()])), ["candle-impl/cudnn"]);
         for wrong in ["tch", "pytorch", "jax"] {
-            let e = checked_builds(&catalogue, Some(&[wrong.into()])).unwrap_err();
+            let e = checked_builds(&catalogue, &sample::workspace(), Some(&[wrong.into()]))
+                .unwrap_err();
             assert_eq!(
                 e.to_string(),
                 format!("--check {wrong}: the frameworks with CUDA code of their own to check are candle, candle-firstmax, burn (or none)")
             );
         }
-        assert!(checked_builds(&catalogue, Some(&[])).is_err());
+        assert!(checked_builds(&catalogue, &sample::workspace(), Some(&[])).is_err());
         assert!(features(Some(&["none".into()])).is_empty());
-        assert!(checked_builds(&catalogue, Some(&["none".into(), "burn".into()])).is_err());
+        assert!(checked_builds(
+            &catalogue,
+            &sample::workspace(),
+            Some(&["none".into(), "burn".into()])
+        )
+        .is_err());
     }
 
-    /// Every framework's CUDA code is in exactly one binary: the shared one, or one of its own
-    /// with LLVM where its build needs it.
+    /// Every framework's CUDA code is in exactly one binary: the shared one, or one of its own;
+    /// with LLVM where the manifest of its crate says that its build needs it.
     #[test]
     fn every_framework_is_in_one_binary() {
-        let builds = cuda_builds(&sample::registry());
+        let builds = cuda_builds(&sample::registry(), &sample::workspace());
         assert_eq!(builds.len(), 2);
         assert_eq!(builds[0].features, ["candle-impl/cudnn"]);
         assert!(!builds[0].llvm && builds[0].own.is_empty());

@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::cuda::Toolkit;
 use crate::llvm::Llvm;
 use crate::registry::{self, CudaBinary};
-use crate::{counter, cuda, flags, llvm, process, python_env};
+use crate::{counter, cuda, flags, llvm, process, python_env, workspace};
 
 /// Sets up, then with `--cuda` checks the CUDA builds; `Ok(false)` when one does not compile.
 pub fn run(flags: flags::Setup) -> Result<bool> {
@@ -23,7 +23,11 @@ pub fn run(flags: flags::Setup) -> Result<bool> {
     // The CUDA builds the registry asks for (candle's and burn's CUDA code go into separate
     // binaries, see the root Cargo.toml), known before anything is downloaded.
     let lenet = registry::build_lenet(&env)?;
-    let builds = registry::checked_builds(&registry::catalogue(&lenet)?, flags.check.as_deref())?;
+    let builds = registry::checked_builds(
+        &registry::catalogue(&lenet)?,
+        workspace::workspace()?,
+        flags.check.as_deref(),
+    )?;
     let toolkit = cuda::setup()?;
     println!("cuda:     {}", toolkit.root.display());
     let counter = counter::build(&toolkit, &process::root().join(counter::OUT_DIR))?;

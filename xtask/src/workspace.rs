@@ -43,6 +43,17 @@ impl Need {
         ("cuda-toolkit", Need::CudaToolkit),
     ];
 
+    /// The need of that name, or an error that `option` named none.
+    pub fn named(option: &str, name: &str) -> Result<Need> {
+        Self::parse(name).with_context(|| {
+            let known: Vec<&str> = Self::NAMES.iter().map(|(n, _)| *n).collect();
+            format!(
+                "{option}: unknown need '{name}': expected one of {}",
+                known.join(", ")
+            )
+        })
+    }
+
     fn parse(name: &str) -> Option<Need> {
         Self::NAMES
             .iter()
@@ -135,6 +146,14 @@ impl Workspace {
         let added = feature.and_then(|f| needs.features.get(f));
         out.extend(added.into_iter().flatten().copied());
         out
+    }
+
+    /// What the entries of a feature list need together ([`Workspace::needs_of_entry`]).
+    pub fn needs_of_entries(&self, entries: &[String]) -> BTreeSet<Need> {
+        entries
+            .iter()
+            .flat_map(|e| self.needs_of_entry(e))
+            .collect()
     }
 
     /// What turning on the root's `feature` (named by the flag `option`) needs, with everything it

@@ -353,23 +353,59 @@ impl<'ast> Visit<'ast> for Names<'_> {
     }
 }
 
-/// Files outside the registry that still name one framework, each with why: known work left, not a
-/// place for more.
-const STILL_NAMED: &[(&str, &str)] = &[
-    (
-        "xtask/src/python_env.rs",
-        "the keras row's pip pins: the virtual environment is made before `lenet` is built, so \
-         they cannot come from the registry yet",
-    ),
-    (
-        "xtask/src/bundle.rs",
-        "the keras row's wheels for the GPU machine's Python and its part of run.sh",
-    ),
-];
+/// Where a framework may be named: the registry, the framework crates (`crates/NAME-impl/`), the
+/// Python rows with their requirements and bundle parts (`python/`), the measurement plans
+/// (`scripts/`, which name what they measure, as a results folder does), and the tests.
+fn may_name(file: &str, framework_crates: &[String]) -> bool {
+    file.contains("/tests/")
+        || file.starts_with("tests/")
+        || file.starts_with("benches/")
+        || file.starts_with("examples/")
+        || file.starts_with("python/")
+        || file.starts_with("scripts/")
+        || file == "src/lib.rs"
+        || framework_crates.iter().any(|c| file.starts_with(c))
+}
 
-/// ARCHITECTURE.md's invariant: outside the registry (`src/lib.rs`) and the framework crates, no
-/// code names a framework (the Python rows are frameworks themselves; tests may name them), but
-/// the files of [`STILL_NAMED`].
+/// The shell's words on a line that are not comment: a framework named in code, as in
+/// `--framework burn` or `grep -vx tch`; a word is split at anything but a letter or a digit
+/// (`burn-impl`, `LENET_TCH_X`).
+fn shell_names(names: &BTreeSet<String>, file: &str, text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let code = line.trim_start();
+        if code.starts_with('#') {
+            continue;
+        }
+        let code = code.split(" # ").next().unwrap_or(code);
+        let lower = code.to_lowercase();
+        for word in lower.split(|c: char| !c.is_ascii_alphanumeric()) {
+            if names.contains(word) {
+                found.push(format!("{file}:{}: `{word}` in `{}`", i + 1, code.trim()));
+            }
+        }
+    }
+    found
+}
+
+/// A framework's name on a line of code, not in a comment, is found; one in a comment is not.
+#[test]
+fn shell_names_are_found_in_code_only() {
+    let names: BTreeSet<String> = ["tch", "burn"].map(String::from).into();
+    let text = "# burn's libdevice\nrun --framework burn\nx=\"$(grep -vx tch)\" # tch\nLENET_TCH_X=1\nburner\n";
+    assert_eq!(
+        shell_names(&names, "f.sh", text),
+        [
+            "f.sh:2: `burn` in `run --framework burn`",
+            "f.sh:3: `tch` in `x=\"$(grep -vx tch)\"`",
+            "f.sh:4: `tch` in `LENET_TCH_X=1`",
+        ]
+    );
+}
+
+/// ARCHITECTURE.md's invariant: no code names a framework but where [`may_name`] allows, in Rust
+/// (literals and identifiers, outside `#[cfg(test)]`) and in shell (`*.sh`, `.ci/run`; code, not
+/// comments).
 #[test]
 fn no_code_outside_the_registry_names_a_framework() {
     let names = framework_names();
@@ -381,14 +417,7 @@ fn no_code_outside_the_registry_names_a_framework() {
     let mut found = Vec::new();
     for path in sources(&["rs"]) {
         let file = path.to_string_lossy().into_owned();
-        let outside = !file.contains("/tests/")
-            && !file.starts_with("tests/")
-            && !file.starts_with("benches/")
-            && !file.starts_with("examples/")
-            && file != "src/lib.rs"
-            && STILL_NAMED.iter().all(|(f, _)| *f != file)
-            && !framework_crates.iter().any(|c| file.starts_with(c));
-        if !outside {
+        if may_name(&file, &framework_crates) {
             continue;
         }
         let text = std::fs::read_to_string(root().join(&path)).expect("read a source");
@@ -401,10 +430,19 @@ fn no_code_outside_the_registry_names_a_framework() {
         visitor.visit_file(&parsed);
         found.extend(visitor.found);
     }
+    let mut shell = sources(&["sh"]);
+    shell.push(PathBuf::from(".ci/run"));
+    for path in shell {
+        let file = path.to_string_lossy().into_owned();
+        if !may_name(&file, &framework_crates) {
+            let text = std::fs::read_to_string(root().join(&path)).expect("read a script");
+            found.extend(shell_names(&names, &file, &text));
+        }
+    }
     assert!(
         found.is_empty(),
         "code outside the registry names a framework (ask the registry: `lenet frameworks \
-         --json`, or a crate's `[package.metadata.lenet]`):\n  {}",
+         --json`, `cargo xtask frameworks`, or a crate's `[package.metadata.lenet]`):\n  {}",
         found.join("\n  ")
     );
 }

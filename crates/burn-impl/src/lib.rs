@@ -106,11 +106,10 @@ static DESCRIPTION: Description = Description {
         }),
     },
     // burn's CUDA backend loads the CUDA libraries at run time, which candle's linking excludes
-    // from their binary, and compiles its kernels with LLVM.
+    // from their binary (its LLVM need is in this crate's manifest).
     cuda: CudaCode {
         features: &["burn-impl/cuda"],
         own_binary: true,
-        llvm: true,
     },
 };
 

@@ -79,7 +79,6 @@ const DESCRIPTION: Description = Description {
     cuda: CudaCode {
         features: &["candle-impl/cudnn"],
         own_binary: false,
-        llvm: false,
     },
 };
 

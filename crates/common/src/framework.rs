@@ -137,8 +137,6 @@ pub struct CudaCode {
     /// that loads the CUDA libraries at run time cannot share a binary with one that links them;
     /// cudarc allows one way per binary).
     pub own_binary: bool,
-    /// Whether building it needs LLVM.
-    pub llvm: bool,
 }
 
 impl CudaCode {
@@ -146,7 +144,6 @@ impl CudaCode {
     pub const LIBRARY: CudaCode = CudaCode {
         features: &[],
         own_binary: false,
-        llvm: false,
     };
 }
 
@@ -163,8 +160,6 @@ pub struct CudaBuild {
     /// backend loads the CUDA libraries at run time and candle's links them; cudarc allows one way
     /// per binary).
     pub own_binary: bool,
-    /// Whether building it needs LLVM (burn's kernel compiler; see `xtask/src/llvm.rs`).
-    pub llvm: bool,
 }
 
 impl From<CudaCode> for CudaBuild {
@@ -172,7 +167,6 @@ impl From<CudaCode> for CudaBuild {
         Self {
             features: code.features.iter().map(|f| f.to_string()).collect(),
             own_binary: code.own_binary,
-            llvm: code.llvm,
         }
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the criterion benches (benches/train_step.rs: one training step at batch 32 and 256, inference
 # on 1,000 images) built with the CUDA features, beside this script, against this machine's own torch
-# 2.11 and NVIDIA libraries: `cargo bench` where there is no Rust toolchain.
+# (the version the binaries link) and NVIDIA libraries: `cargo bench` where there is no Rust
+# toolchain.
 #
 #   ./bench.sh RESULTS_DIR MNIST_DIR [GROUP]
 #

@@ -1,4 +1,5 @@
-# The keras row: keras and what it imports that this machine's python lacks, from the wheels.
+# The Python rows' wheels (python/setup/*.bundle.txt): each package that this machine's python
+# lacks, and those marked `always` (PINNED) whatever it has, on the Python path.
 pysite="$(mktemp -d)"
 "$python" - "$here/wheels" "$pysite" <<'PY'
 import importlib.util, pathlib, sys, zipfile
@@ -15,8 +16,4 @@ for wheel in sorted(wheels.glob("*.whl")):
             z.extractall(site)
 PY
 export PYTHONPATH="$pysite${PYTHONPATH:+:$PYTHONPATH}"
-if ! keras_versions="$(KERAS_BACKEND="${KERAS_BACKEND:-jax}" "$python" -c 'import jax, keras; print(f"keras {keras.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}")' 2>&1)"; then
-  echo "warning: the keras row cannot run here (it needs a jax; its rows will fail): $(echo "$keras_versions" | tail -1)" >&2
-else
-  echo "keras row: $(echo "$keras_versions" | tail -1)" >&2
-fi
+ROWS
