@@ -25,12 +25,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use common::error::failure_text;
 use common::framework::{Framework, FrameworkDefaults, FrameworkInfo, Runner};
-use common::harness::{self, InitKind, Observer, RunSpec, Trainer};
+use common::harness::{InitKind, RunSpec, Trainer};
 use common::weights::ModelFile;
-use common::{
-    DeviceKind, DeviceRequest, EpochRecord, Mnist, ModelKind, SplitKind, Totals, TrainError,
-    Weights,
-};
+use common::{DeviceKind, DeviceRequest, Mnist, ModelKind, SplitKind, Totals, TrainError, Weights};
+use epochs::{EpochRecord, Observer};
 use meters::{KernelCounter, Meters};
 use reports::catalogue::NotBuilt;
 use reports::{Catalogue, Environment, RunReport, SCHEMA};
@@ -372,7 +370,7 @@ fn start(
 /// A run that has trained (or failed while training).
 struct Trained {
     started: Started,
-    outcome: harness::Outcome,
+    outcome: epochs::Outcome,
 }
 
 /// The epoch loop, observed by the meters and then the display. A framework that panics (an
@@ -384,7 +382,7 @@ fn train(spec: &RunSpec, options: &RunOptions, mut started: Started) -> Trained 
         bar: None,
         label: format!("{} {}", spec.framework, spec.model),
     };
-    let mut silent = harness::Silent;
+    let mut silent = epochs::Silent;
     let display: &mut dyn Observer = if options.progress {
         &mut bars
     } else {
@@ -393,8 +391,8 @@ fn train(spec: &RunSpec, options: &RunOptions, mut started: Started) -> Trained 
     let mut observer = Chain(&mut started.meters, display);
     let train_len = started.prepared.data.train.len();
     let trainer = started.trainer.as_mut();
-    let outcome = guarded(|| Ok(harness::train(trainer, spec, train_len, &mut observer)))
-        .unwrap_or_else(|e| harness::Outcome {
+    let outcome = guarded(|| Ok(epochs::train(trainer, spec, train_len, &mut observer)))
+        .unwrap_or_else(|e| epochs::Outcome {
             failure: Some(e.to_string()),
             ..Default::default()
         });

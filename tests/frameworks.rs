@@ -5,8 +5,9 @@
 //! the registry at run time; it takes `cargo test`'s filters and options.
 
 use common::framework::{Framework, FrameworkDefaults};
-use common::harness::{self, BackendInfo, DeviceRequest, Profile, RunSpec, Silent};
+use common::harness::{BackendInfo, DeviceRequest, Profile, RunSpec};
 use common::{Dataset, Mnist, ModelKind, Weights};
+use epochs::Silent;
 use libtest_mimic::{Arguments, Trial};
 
 mod support;
@@ -78,7 +79,7 @@ fn learns_on_2000_images(f: &dyn Framework) {
     let s = spec(f.name(), ModelKind::LeNet2, 3, 2000);
     let init = Weights::init(&s.model.spec(), s.seed);
     let mut trainer = f.trainer(&s, &data, &init).unwrap();
-    let out = harness::train(trainer.as_mut(), &s, data.train.len(), &mut Silent);
+    let out = epochs::train(trainer.as_mut(), &s, data.train.len(), &mut Silent);
     assert_eq!(out.failure, None);
     assert_eq!(out.epochs.len(), 3);
     let first = &out.epochs[0];
@@ -123,7 +124,7 @@ fn a_nan_loss_stops_the_run(f: &dyn Framework) {
     };
     let init = Weights::init(&s.model.spec(), s.seed);
     let mut trainer = f.trainer(&s, &data, &init).unwrap();
-    let out = harness::train(trainer.as_mut(), &s, data.train.len(), &mut Silent);
+    let out = epochs::train(trainer.as_mut(), &s, data.train.len(), &mut Silent);
     let failure = out.failure.expect("a NaN loss must fail the run");
     assert!(
         failure.contains("in epoch 1, first at step 2 of 8 (loss NaN)"),
@@ -260,7 +261,7 @@ fn a_tuned_epoch_ends_where_the_idiomatic_one_does(f: &dyn Framework) {
     // Flex by 1.3e-5; candle's device-side Adam not at all). A step replayed on frozen scalars or
     // stale buffers, from the fourth step on, leaves weights many steps apart: every weight within
     // one Adam step (the learning rate) of the idiomatic run's.
-    let step = harness::LEARNING_RATE as f32;
+    let step = common::harness::LEARNING_RATE as f32;
     for (name, w) in &want_weights.tensors {
         let diff = max_difference(&got_weights.tensors[name].data, &w.data);
         assert!(

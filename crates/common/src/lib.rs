@@ -2,7 +2,8 @@
 //! that must be *identical* for every framework lives here, so that a comparison differs only in the
 //! framework: the MNIST files and their checks, the model specifications (layer table, PyTorch
 //! parameter names and layouts), the initial weights and each epoch's batch order (both drawn from
-//! the run's seed), the epoch loop with its clocks and the run types it fills. A framework crate
+//! the run's seed), and the run's settings and the trait a framework implements (the epoch loop
+//! that drives it, with its clocks and records, is the `epochs` crate's). A framework crate
 //! implements the narrow [`Trainer`] trait over plain data ([`Weights`], index slices, totals), tells
 //! the registry about itself through [`Framework`], and never exposes a tensor type; this crate
 //! depends on no deep-learning framework, and on nothing that draws, tabulates or downloads (that is
@@ -25,7 +26,6 @@ pub mod harness;
 pub mod idx;
 pub mod mnist;
 pub mod order;
-pub mod record;
 pub mod reference;
 pub mod replay_check;
 pub mod spec;
@@ -34,8 +34,7 @@ pub mod weights;
 pub use error::{DataError, Error, TrainError, UnknownValue};
 pub use framework::{Description, Framework, FrameworkDefaults, FrameworkInfo, Parity};
 pub use harness::{
-    BackendInfo, DeviceKind, DeviceRequest, EpochRecord, EvalRecord, Observer, Profile, RunSpec,
-    Totals, Trainer, Tuning,
+    BackendInfo, DeviceKind, DeviceRequest, Profile, RunSpec, Totals, Trainer, Tuning,
 };
 pub use mnist::{Dataset, Mnist, Split, SplitKind};
 pub use spec::{Layer, ModelKind, ModelSpec};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::harness::{EpochRecord, Observer};
+use epochs::{EpochRecord, Observer};
 
 /// What a run reads from the driver. [`Nvml`] is the real one; tests bring their own.
 pub trait Counters: Send + Sync {

@@ -3,7 +3,7 @@
 //! `/proc/self/clear_refs`, Linux 4.0 and later), so that each epoch's peak is its own. The run's
 //! peak is the largest of the marks read before each reset and at the end.
 
-use common::harness::{EpochRecord, Observer};
+use epochs::{EpochRecord, Observer};
 
 /// The process's high-water mark of its resident set, in bytes.
 pub fn high_water_mark() -> Option<u64> {
@@ -72,17 +72,7 @@ mod tests {
     fn record() -> EpochRecord {
         EpochRecord {
             epoch: 1,
-            train_loss: 0.0,
-            train_accuracy: 0.0,
-            test_loss: 0.0,
-            test_accuracy: 0.0,
-            train_seconds: 0.0,
-            eval_seconds: 0.0,
-            queued_seconds: None,
-            energy_joules: None,
-            device_busy: None,
-            device_activity: None,
-            peak_host_bytes: None,
+            ..EpochRecord::default()
         }
     }
 

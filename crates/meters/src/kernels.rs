@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use common::harness::{DeviceActivity, EpochRecord, KernelPass, KernelTime};
+use epochs::{DeviceActivity, EpochRecord, KernelPass, KernelTime};
 
 /// The header the counter writes first.
 pub const HEADER: &str = "# lenet-kernels 1";

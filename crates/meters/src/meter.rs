@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::harness::{DeviceKind, EpochRecord, KernelPass, Observer};
+use common::harness::DeviceKind;
+use epochs::{EpochRecord, KernelPass, Observer};
 
 use crate::gpu::{self, BusyMeter, Counters, EnergyMeter, PeakSampler};
 use crate::host::HostMemory;

@@ -73,9 +73,9 @@ fn anything_else_is_an_error_naming_the_line() {
     }
 }
 
-fn epochs(n: u32) -> Vec<common::harness::EpochRecord> {
+fn epochs(n: u32) -> Vec<epochs::EpochRecord> {
     (1..=n)
-        .map(|epoch| common::harness::EpochRecord {
+        .map(|epoch| epochs::EpochRecord {
             epoch,
             train_loss: 0.5,
             train_accuracy: 0.9,
@@ -84,10 +84,7 @@ fn epochs(n: u32) -> Vec<common::harness::EpochRecord> {
             train_seconds: 1.0,
             eval_seconds: 0.1,
             queued_seconds: None,
-            energy_joules: None,
-            device_busy: None,
-            device_activity: None,
-            peak_host_bytes: None,
+            ..epochs::EpochRecord::default()
         })
         .collect()
 }

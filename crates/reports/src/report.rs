@@ -6,9 +6,10 @@
 use std::path::Path;
 
 use common::fsio::write_atomic;
-pub use common::harness::KernelPass;
-use common::harness::{BackendInfo, DeviceKind, DeviceRequest, EpochRecord, EvalRecord, RunSpec};
+use common::harness::{BackendInfo, DeviceKind, DeviceRequest, RunSpec};
 use common::Error;
+pub use epochs::KernelPass;
+use epochs::{EpochRecord, EvalRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::env::Environment;
@@ -120,7 +121,7 @@ impl DeviceSteps {
                 },
             )));
         };
-        let per_step = |f: &dyn Fn(&common::harness::DeviceActivity) -> f64| {
+        let per_step = |f: &dyn Fn(&epochs::DeviceActivity) -> f64| {
             median(activity.iter().map(|a| f(a) / steps as f64).collect()).unwrap_or_default()
         };
         Some(Self::Measured(StepActivity {

@@ -11,11 +11,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use common::harness::{
-    BackendInfo, DeviceActivity, DeviceKind, DeviceRequest, EpochRecord, EvalRecord, KernelTime,
-    Profile, RunSpec, Tuning,
-};
+use common::harness::{BackendInfo, DeviceKind, DeviceRequest, Profile, RunSpec, Tuning};
 use common::ModelKind;
+use epochs::{DeviceActivity, EpochRecord, EvalRecord, KernelTime};
 use reports::report::KernelPass;
 use reports::{Environment, RunReport, SCHEMA};
 use serde_json::Value;
@@ -142,6 +140,8 @@ fn rust_epoch(measured: bool, test: &EvalRecord) -> EpochRecord {
             seconds: 0.5,
         }],
     };
+    // Every field named, no `..default()`: a new field must be given a value here, where the
+    // Python rows' reports are held to it.
     EpochRecord {
         epoch: 1,
         train_loss: 0.5,

@@ -2,8 +2,9 @@
 //! results folder is loaded: the device table's kernels, busy time and floor per step, and "no
 //! device activity measured" (never zeros) where the pass measured nothing.
 
-use common::harness::{DeviceActivity, KernelPass, KernelTime, RunSpec};
+use common::harness::RunSpec;
 use common::{DeviceKind, ModelKind};
+use epochs::{DeviceActivity, KernelPass, KernelTime};
 use reports::report::DeviceSteps;
 use reports::RunReport;
 use results::ResultsFolder;

@@ -1,7 +1,8 @@
 //! Figures derived from reports: medians, time to an accuracy, the ratio to PyTorch.
 
-use common::harness::{EpochRecord, EvalRecord, RunSpec};
+use common::harness::RunSpec;
 use common::ModelKind;
+use epochs::{EpochRecord, EvalRecord};
 use reports::{Environment, RunReport, SCHEMA};
 use results::summary;
 
@@ -22,10 +23,7 @@ fn report(framework: &str, seconds: &[f64], accuracy: &[f64]) -> RunReport {
             train_seconds: s,
             eval_seconds: 0.5,
             queued_seconds: Some(s * 0.5),
-            energy_joules: None,
-            device_busy: None,
-            device_activity: None,
-            peak_host_bytes: None,
+            ..EpochRecord::default()
         })
         .collect();
     let eval = EvalRecord {

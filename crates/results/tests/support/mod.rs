@@ -6,8 +6,9 @@
 #![allow(dead_code)]
 
 use common::framework::{FrameworkDefaults, FrameworkInfo, Runner};
-use common::harness::{BackendInfo, EpochRecord, EvalRecord, RunSpec};
+use common::harness::{BackendInfo, RunSpec};
 use common::DeviceKind;
+use epochs::{EpochRecord, EvalRecord};
 use reports::{Catalogue, Environment, RunReport, SCHEMA};
 
 /// PyTorch as the baseline, and tch.
@@ -85,10 +86,7 @@ pub fn finished(spec: RunSpec, epoch_seconds: &[f64]) -> RunReport {
             train_seconds,
             eval_seconds: 0.5,
             queued_seconds: None,
-            energy_joules: None,
-            device_busy: None,
-            device_activity: None,
-            peak_host_bytes: None,
+            ..EpochRecord::default()
         })
         .collect();
     let eval = EvalRecord {

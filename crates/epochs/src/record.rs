@@ -1,14 +1,19 @@
 //! What a run records, below the run itself: one [`EpochRecord`] per epoch (filled by the epoch
 //! loop and by the meters, each its own fields), the [`EvalRecord`] of a pass over a split, and a
 //! kernel pass's [`DeviceActivity`]. These are the report's schema (`reports::RunReport` holds
-//! them; the Python rows write the same fields); they live here because the meters, which fill
-//! some of them, depend on this crate and not on the reports.
+//! them; the Python rows write the same fields); they live in this crate, which the meters and the
+//! reports depend on and the framework crates do not, so that a new field rebuilds no framework.
 
+use common::Totals;
 use serde::{Deserialize, Serialize};
 
 /// One epoch's numbers. Accuracy is a fraction in [0, 1]; the training figures are running figures
 /// over the epoch's steps, the test figures come from a pass after the epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The loop fills the first fields, each meter its own (`None` where it measured nothing): a
+/// literal names the loop's and takes the rest from `..EpochRecord::default()`, so that a meter's
+/// new field is written in this file and its meter alone.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: u32,
     pub train_loss: f64,
@@ -110,29 +115,5 @@ impl EvalRecord {
             examples: totals.examples,
             seconds,
         }
-    }
-}
-
-/// Sums over one pass, read from the device once at its end.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Totals {
-    /// Sum of per-example cross-entropy losses.
-    pub loss_sum: f64,
-    /// Examples whose arg-max logit is the label.
-    pub correct: u64,
-    pub examples: u64,
-    /// In training, the first step (1-based) whose loss was NaN or infinite, and that loss. Trainers
-    /// keep each step's loss on the device and read them back only when the epoch's sum is not
-    /// finite, so finding it costs no synchronisation in the step loop.
-    pub first_nonfinite: Option<(usize, f32)>,
-}
-
-impl Totals {
-    pub fn mean_loss(&self) -> f64 {
-        self.loss_sum / self.examples.max(1) as f64
-    }
-
-    pub fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.examples.max(1) as f64
     }
 }
