@@ -1,11 +1,11 @@
 //! The options of `lenet train`, apart from the binary so that a test can parse what
-//! `RunSpec::to_args` writes and check that it is the same run.
+//! `RunSpec::to_args` writes and check that it is the same run, and those of `lenet serve`.
 
 use std::path::PathBuf;
 
 pub use common::cli::RunArgs;
-use common::harness::{Profile, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
-use common::ModelKind;
+use common::harness::{DeviceRequest, Profile, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
+use common::{Dataset, ModelKind};
 
 /// The options of `lenet train`: every field of a [`RunSpec`], and where its outputs go.
 #[derive(clap::Parser, Debug, Clone)]
@@ -70,6 +70,83 @@ impl TrainArgs {
             limit: self.run.limit,
             threads: self.threads,
             profile: self.profile,
+        }
+    }
+}
+
+/// The options of `lenet serve`.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "lenet serve")]
+pub struct ServeArgs {
+    /// The row to measure (default: tch, or the first framework this build holds)
+    #[arg(long, short)]
+    pub framework: Option<String>,
+    /// The trained model (safetensors in the shared layout, as `lenet train --save` writes it)
+    #[arg(long, short, value_name = "FILE")]
+    pub load: PathBuf,
+    /// auto (CUDA when available), cpu or cuda
+    #[arg(long, short, default_value = "auto")]
+    pub device: DeviceRequest,
+    /// CPU threads for the framework (default: the framework's own default)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// mnist or fashion-mnist (default: the dataset the file says it was trained on, else mnist)
+    #[arg(long)]
+    pub dataset: Option<Dataset>,
+    /// Folder with the four data files (default: $MNIST_DIR or $FASHION_MNIST_DIR, else a system
+    /// folder, else the cache, else a download)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Predict only the first N test images
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Single-image predictions to time, after --warmup untimed ones
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub latency_images: usize,
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub warmup: usize,
+    /// The large batch sizes whose throughput is measured
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "256,4096",
+        value_name = "B,..."
+    )]
+    pub batch_sizes: Vec<usize>,
+    /// How long each batch size is timed, at the least (three batches at the least)
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub throughput_seconds: f64,
+    /// New processes started and timed until their first answer (0: none)
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub cold_starts: usize,
+    /// Write the JSON serving report here
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Load the model, print the class of one blank image and end: one cold start, which `lenet
+    /// serve` times from outside
+    #[arg(long)]
+    pub once: bool,
+}
+
+impl ServeArgs {
+    /// What these options measure.
+    pub fn options(&self) -> crate::serve::ServeOptions {
+        crate::serve::ServeOptions {
+            framework: self
+                .framework
+                .clone()
+                .unwrap_or_else(|| crate::default_framework().to_string()),
+            load: self.load.clone(),
+            device: self.device,
+            threads: self.threads,
+            data_dir: self.data_dir.clone(),
+            dataset: self.dataset,
+            limit: self.limit,
+            latency_images: self.latency_images,
+            warmup: self.warmup,
+            batch_sizes: self.batch_sizes.clone(),
+            throughput_seconds: self.throughput_seconds,
+            cold_starts: self.cold_starts,
         }
     }
 }

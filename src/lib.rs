@@ -18,6 +18,7 @@ compile_error!(
 );
 
 pub mod cli;
+pub mod serve;
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -8,7 +8,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use common::harness::{DeviceRequest, EPOCHS};
 use common::weights::ModelFile;
 use common::{Dataset, ModelKind};
-use lenet_compare::cli::TrainArgs;
+use lenet_compare::cli::{ServeArgs, TrainArgs};
 use lenet_compare::{run, write_plan, RunOptions, FRAMEWORKS};
 
 #[derive(Parser)]
@@ -44,6 +44,9 @@ enum Command {
     /// Write a run's shared initial weights and every epoch's batch order as safetensors
     /// (what the PyTorch reference run trains from)
     Plan(PlanArgs),
+    /// Measure what serving a trained model costs in one framework: load, cold start, latency of
+    /// single images (p50, p99), throughput of large batches, memory, and the predicted classes
+    Serve(ServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -162,11 +165,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    if let Command::Train(TrainArgs {
-        threads: Some(threads),
-        ..
-    }) = &cli.command
-    {
+    let threads = match &cli.command {
+        Command::Train(args) => args.threads,
+        Command::Serve(args) => args.threads,
+        _ => None,
+    };
+    if let Some(threads) = threads {
         // candle's CPU kernels, and burn's with its `rayon` feature, size rayon's pool from this
         // variable when they first use it: set here, once, before any thread exists.
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
@@ -184,6 +188,7 @@ fn main() -> ExitCode {
             Ok(true)
         }
         Command::Plan(args) => plan(&args),
+        Command::Serve(args) => serve(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -193,6 +198,50 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `lenet serve`: one row measured, or with `--once` one cold start's answer.
+fn serve(args: &ServeArgs) -> Result<bool> {
+    let options = args.options();
+    if args.once {
+        let class = lenet_compare::serve::answer_once(
+            &options.framework,
+            &options.load,
+            options.device,
+            options.threads,
+        )?;
+        println!("{class}");
+        return Ok(true);
+    }
+    if let Some(out) = &args.out {
+        check_writable(out)?;
+    }
+    let report = lenet_compare::serve::serve(&options, &mut |what| {
+        eprintln!("{} {}: {what}", options.framework, args.load.display())
+    })?;
+    if let Some(out) = &args.out {
+        report.write(out)?;
+    }
+    let throughput: Vec<String> = report
+        .throughput
+        .iter()
+        .map(|t| format!("{:.0} images/s at {}", t.images_per_second, t.batch))
+        .collect();
+    println!(
+        "{} {} on {}: batch 1 p50 {:.3} ms, p99 {:.3} ms; {}; cold start {}; accuracy {:.2}% over {} test images",
+        report.framework,
+        report.model,
+        report.device,
+        report.batch1.p50 * 1e3,
+        report.batch1.p99 * 1e3,
+        throughput.join(", "),
+        report
+            .median_cold_start()
+            .map_or_else(|| "not measured".to_string(), |s| format!("{s:.2} s")),
+        report.accuracy * 100.0,
+        report.test_images
+    );
+    Ok(true)
 }
 
 fn summary(model: &str) -> Result<bool> {

@@ -15,6 +15,7 @@ mod bare;
 mod captured;
 mod device;
 pub mod model;
+mod serve;
 mod trainer;
 mod tuned;
 mod weights;
@@ -25,14 +26,20 @@ pub use trainer::BurnTrainer;
 use burn::tensor::Tensor;
 use common::bare::BareLoop;
 use common::framework::{CudaCode, Description, Framework, Later, Parity};
-use common::harness::{RunSpec, Trainer};
+use common::harness::{DeviceRequest, RunSpec, Trainer};
 use common::mnist::Mnist;
+use common::serve::Predictor;
 use common::spec::ModelKind;
 use common::weights::Weights;
 use common::TrainError;
 
 const FRAMEWORK: &str = "burn";
 pub const VERSION: &str = "0.23.0-pre.1";
+
+/// The framework and its version, as the reports name them.
+pub(crate) fn framework_version() -> String {
+    format!("burn {VERSION}")
+}
 
 fn backend_error(message: impl std::fmt::Display) -> TrainError {
     TrainError::Backend {
@@ -131,13 +138,14 @@ impl Framework for Burn {
         weights::native_weights(model, seed)
     }
 
-    fn logits(
+    fn predictor(
         &self,
         model: ModelKind,
         weights: &Weights,
-        images: &[f32],
-    ) -> Result<Vec<f32>, TrainError> {
-        weights::logits(model, weights, images)
+        device: DeviceRequest,
+        _threads: Option<usize>,
+    ) -> Result<Box<dyn Predictor>, TrainError> {
+        Ok(Box::new(serve::predictor(model, weights, device)?))
     }
 
     fn cuda_available(&self) -> bool {

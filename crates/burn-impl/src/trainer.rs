@@ -17,7 +17,7 @@ use crate::tuned::{graph_tuning, tune};
 use crate::weights::{export, net_with};
 use common::framework::Framework;
 
-use crate::{lost, read_error, scalar, BURN, FRAMEWORK, VERSION};
+use crate::{lost, read_error, scalar, BURN, FRAMEWORK};
 
 /// A burn training run.
 pub struct BurnTrainer {
@@ -263,7 +263,7 @@ impl Trainer for BurnTrainer {
         };
         BackendInfo {
             framework: FRAMEWORK.into(),
-            framework_version: format!("burn {VERSION}"),
+            framework_version: crate::framework_version(),
             device,
             device_name,
             threads,

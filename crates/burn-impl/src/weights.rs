@@ -1,9 +1,8 @@
 //! The shared weights in and out of a burn model (burn-store's safetensors store with its PyTorch
-//! adapter), the weights burn-nn's own layers draw, and a forward pass for checks.
+//! adapter), and the weights burn-nn's own layers draw.
 
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use burn::tensor::{Device, Tensor, TensorData};
-use common::mnist::IMAGE_SIDE;
+use burn::tensor::Device;
 use common::spec::ModelKind;
 use common::weights::{ModelFile, Weights};
 use common::TrainError;
@@ -65,25 +64,4 @@ pub(crate) fn native_weights(model: ModelKind, seed: u64) -> Result<Weights, Tra
     let device = Device::flex();
     device.seed(seed);
     export(&Net::init(model, &device))
-}
-
-/// A forward pass without training on the CPU: logits `[n, 10]` as row-major f32, for checks.
-pub(crate) fn logits(
-    model: ModelKind,
-    weights: &Weights,
-    images: &[f32],
-) -> Result<Vec<f32>, TrainError> {
-    let device = Device::flex();
-    let net = net_with(model, weights, &device)?;
-    let n = images.len() / (IMAGE_SIDE * IMAGE_SIDE);
-    let xs = Tensor::<4>::from_data(
-        TensorData::new(images.to_vec(), [n, 1, IMAGE_SIDE, IMAGE_SIDE]),
-        &device,
-    );
-    net.forward(xs)
-        .flatten::<1>(0, 1)
-        .try_into_data()
-        .map_err(|e| read_error("reading the logits", e))?
-        .try_to_vec::<f32>()
-        .map_err(|e| read_error("reading the logits", e))
 }

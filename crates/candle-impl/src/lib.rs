@@ -12,6 +12,7 @@ mod bare;
 mod captured;
 mod device;
 pub mod model;
+mod serve;
 mod trainer;
 mod tuned;
 mod weights;
@@ -23,14 +24,20 @@ pub use tuned::{MMAP_THRESHOLD, TRIM_THRESHOLD};
 
 use common::bare::BareLoop;
 use common::framework::{CudaCode, Description, Framework, Parity};
-use common::harness::{RunSpec, Trainer};
+use common::harness::{DeviceRequest, RunSpec, Trainer};
 use common::mnist::Mnist;
+use common::serve::Predictor;
 use common::spec::ModelKind;
 use common::weights::Weights;
 use common::TrainError;
 
 const FRAMEWORK: &str = "candle";
 pub const VERSION: &str = "0.11.1";
+
+/// The framework and its version, as the reports name them.
+pub(crate) fn framework_version() -> String {
+    format!("candle-core {VERSION}, candle-nn {VERSION}")
+}
 
 fn backend_error(e: candle_core::Error) -> TrainError {
     TrainError::Backend {
@@ -124,13 +131,16 @@ impl Framework for Candle {
         weights::native_weights(model)
     }
 
-    fn logits(
+    fn predictor(
         &self,
         model: ModelKind,
         weights: &Weights,
-        images: &[f32],
-    ) -> Result<Vec<f32>, TrainError> {
-        weights::logits(model, weights, images, self.pool)
+        device: DeviceRequest,
+        _threads: Option<usize>,
+    ) -> Result<Box<dyn Predictor>, TrainError> {
+        Ok(Box::new(serve::predictor(
+            model, weights, device, self.pool,
+        )?))
     }
 
     fn cuda_available(&self) -> bool {

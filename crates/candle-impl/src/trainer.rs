@@ -14,7 +14,7 @@ use crate::device::{correct, pick_device, DeviceSplit};
 use crate::model::{Net, Pool};
 use crate::tuned::{device_adam_tuning, graph_tuning, tune};
 use crate::weights::{build, export, named_vars};
-use crate::{backend_error, CANDLE_FIRSTMAX, VERSION};
+use crate::{backend_error, CANDLE_FIRSTMAX};
 
 /// A candle training run.
 pub struct CandleTrainer {
@@ -218,7 +218,7 @@ impl Trainer for CandleTrainer {
         }
         BackendInfo {
             framework: self.pool.framework().into(),
-            framework_version: format!("candle-core {VERSION}, candle-nn {VERSION}"),
+            framework_version: crate::framework_version(),
             device,
             device_name,
             threads: candle_core::utils::get_num_threads(),

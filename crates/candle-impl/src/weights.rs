@@ -1,9 +1,7 @@
-//! The shared weights in and out of a candle model, the weights candle-nn's own layers draw, and a
-//! forward pass for checks.
+//! The shared weights in and out of a candle model, and the weights candle-nn's own layers draw.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Module, VarBuilder, VarMap};
-use common::mnist::IMAGE_SIDE;
+use candle_nn::{VarBuilder, VarMap};
 use common::spec::ModelKind;
 use common::weights::{ParamTensor, Weights};
 use common::TrainError;
@@ -95,22 +93,4 @@ pub(crate) fn load_weights(
         var.set(&value).map_err(backend_error)?;
     }
     Ok(())
-}
-
-/// A forward pass without training on the CPU: logits `[n, 10]` as row-major f32, for checks.
-pub(crate) fn logits(
-    model: ModelKind,
-    weights: &Weights,
-    images: &[f32],
-    pool: Pool,
-) -> Result<Vec<f32>, TrainError> {
-    let device = Device::Cpu;
-    let (_varmap, net) = build(model, weights, &device, pool)?;
-    let n = images.len() / (IMAGE_SIDE * IMAGE_SIDE);
-    let xs = Tensor::from_slice(images, (n, 1, IMAGE_SIDE, IMAGE_SIDE), &device)
-        .map_err(backend_error)?;
-    net.forward(&xs)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>())
-        .map_err(backend_error)
 }

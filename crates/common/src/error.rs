@@ -44,6 +44,9 @@ pub enum TrainError {
     /// does not.
     #[error("the framework panicked: {0}")]
     Panicked(String),
+    /// A prediction's input that is not whole images, or an empty batch.
+    #[error("{0}")]
+    Input(String),
     /// Anything the framework itself reported.
     #[error("{framework}: {message}")]
     Backend {

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bare::BareLoop;
 use crate::error::TrainError;
-use crate::harness::{RunSpec, Trainer};
+use crate::harness::{DeviceRequest, RunSpec, Trainer};
 use crate::mnist::Mnist;
+use crate::serve::Predictor;
 use crate::spec::ModelKind;
 use crate::weights::Weights;
 
@@ -40,13 +41,28 @@ pub trait Framework: Sync {
     /// `seed` where the framework allows it (see [`Description::defaults`]).
     fn native_weights(&self, model: ModelKind, seed: u64) -> Result<Weights, TrainError>;
 
+    /// A model ready to predict on `device` from `weights`, as the framework's users serve one
+    /// (inference mode, no gradients): what `lenet serve` measures. `threads` sizes the
+    /// framework's own CPU pool where it has one of its own (rayon's comes from
+    /// `RAYON_NUM_THREADS`). Asking for CUDA where it cannot be used is an error that says so.
+    fn predictor(
+        &self,
+        model: ModelKind,
+        weights: &Weights,
+        device: DeviceRequest,
+        threads: Option<usize>,
+    ) -> Result<Box<dyn Predictor>, TrainError>;
+
     /// Logits `[n, 10]` of the forward pass on the CPU, for checks.
     fn logits(
         &self,
         model: ModelKind,
         weights: &Weights,
         images: &[f32],
-    ) -> Result<Vec<f32>, TrainError>;
+    ) -> Result<Vec<f32>, TrainError> {
+        self.predictor(model, weights, DeviceRequest::Cpu, None)?
+            .logits(images)
+    }
 
     /// Whether this build of the framework can use a CUDA device on this machine.
     fn cuda_available(&self) -> bool;

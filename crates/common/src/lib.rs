@@ -12,7 +12,8 @@
 //! Modules depend on each other in one direction only (a test checks it): `error` and `fsio` on
 //! nothing; `idx` on `error`; `mnist` on `idx`; `spec` on `mnist`; `order` on nothing; `weights` on
 //! `spec` and `order`; `reference` on `spec` and `weights`; `harness` on all of those; `bare` on
-//! `error`; `framework` on `harness` and `bare`; `cli` (the shared run options, with the `cli`
+//! `error`; `serve` (a predictor and what is measured of it) on `error`, `mnist` and `harness`;
+//! `framework` on `harness`, `bare` and `serve`; `cli` (the shared run options, with the `cli`
 //! feature) on `harness` and `mnist`; `replay_check` (a captured step's self-check) on nothing.
 
 pub mod bare;
@@ -28,6 +29,7 @@ pub mod mnist;
 pub mod order;
 pub mod reference;
 pub mod replay_check;
+pub mod serve;
 pub mod spec;
 pub mod weights;
 

@@ -9,14 +9,16 @@
 mod bare;
 mod device;
 pub mod model;
+mod serve;
 mod trainer;
 pub mod tuned;
 mod weights;
 
 use common::bare::BareLoop;
 use common::framework::{CudaCode, Description, Framework, Parity};
-use common::harness::{RunSpec, Trainer};
+use common::harness::{DeviceRequest, RunSpec, Trainer};
 use common::mnist::Mnist;
+use common::serve::Predictor;
 use common::spec::ModelKind;
 use common::weights::Weights;
 use common::TrainError;
@@ -27,6 +29,11 @@ pub use trainer::TchTrainer;
 const FRAMEWORK: &str = "tch";
 /// The libtorch version that tch 0.24 is built for.
 pub const LIBTORCH_VERSION: &str = "2.11.0";
+
+/// The framework and its version, as the reports name them.
+pub(crate) fn framework_version() -> String {
+    format!("tch 0.24.0, libtorch {LIBTORCH_VERSION}")
+}
 
 fn backend_error(e: tch::TchError) -> TrainError {
     TrainError::Backend {
@@ -81,13 +88,14 @@ impl Framework for Tch {
         weights::native_weights(model, seed)
     }
 
-    fn logits(
+    fn predictor(
         &self,
         model: ModelKind,
         weights: &Weights,
-        images: &[f32],
-    ) -> Result<Vec<f32>, TrainError> {
-        weights::logits(model, weights, images)
+        device: DeviceRequest,
+        threads: Option<usize>,
+    ) -> Result<Box<dyn Predictor>, TrainError> {
+        Ok(Box::new(serve::predictor(model, weights, device, threads)?))
     }
 
     fn cuda_available(&self) -> bool {

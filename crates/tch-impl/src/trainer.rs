@@ -15,7 +15,7 @@ use tch::{Device, Kind, Tensor};
 use crate::device::{cuda_built, pick_device, DeviceSplit};
 use crate::tuned::{self, tune, FUSED_ADAM};
 use crate::weights::{export, load_weights};
-use crate::{backend_error, model, FRAMEWORK, LIBTORCH_VERSION};
+use crate::{backend_error, model, FRAMEWORK};
 
 /// The optimiser of a run: tch's own (`nn::Adam`, libtorch's C++ Adam), or in the tuned profile
 /// libtorch's fused Adam through the shim.
@@ -334,7 +334,7 @@ impl Trainer for TchTrainer {
         }
         BackendInfo {
             framework: FRAMEWORK.into(),
-            framework_version: format!("tch 0.24.0, libtorch {LIBTORCH_VERSION}"),
+            framework_version: crate::framework_version(),
             device,
             device_name,
             threads: tch::get_num_threads().max(0) as usize,

@@ -1,7 +1,5 @@
-//! The shared weights in and out of a tch model, the weights tch's own layers draw, and a forward
-//! pass for checks.
+//! The shared weights in and out of a tch model, and the weights tch's own layers draw.
 
-use common::mnist::IMAGE_SIDE;
 use common::spec::ModelKind;
 use common::weights::{ParamTensor, Weights};
 use common::TrainError;
@@ -56,21 +54,4 @@ pub(crate) fn native_weights(model: ModelKind, seed: u64) -> Result<Weights, Tra
 
 fn shape_of(t: &Tensor) -> Vec<usize> {
     t.size().iter().map(|&d| d as usize).collect()
-}
-
-/// A forward pass without training: logits `[n, 10]` as row-major f32, for checks.
-pub(crate) fn logits(
-    model: ModelKind,
-    weights: &Weights,
-    images: &[f32],
-) -> Result<Vec<f32>, TrainError> {
-    weights.check(&model.spec())?;
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let net = model::net(model, &vs.root());
-    load_weights(&mut vs, weights)?;
-    let n = (images.len() / (IMAGE_SIDE * IMAGE_SIDE)) as i64;
-    let side = IMAGE_SIDE as i64;
-    let xs = Tensor::from_slice(images).reshape([n, 1, side, side]);
-    let out = tch::no_grad(|| net.forward(&xs));
-    Vec::<f32>::try_from(out.flatten(0, -1)).map_err(backend_error)
 }

@@ -1,0 +1,230 @@
+//! Serving a trained model (`lenet serve`): every row's predictor answers as the plain-Rust
+//! reference does, and the command measures what it says (its cold starts load the model) and
+//! meets bad input with one-line errors.
+
+use std::path::Path;
+use std::process::Command;
+
+use common::harness::DeviceRequest;
+use common::serve::{classes, CLASSES, PIXELS};
+use common::weights::ModelFile;
+use common::{ModelKind, Weights};
+use reports::serve::ServeReport;
+
+/// `n` images of values in [-1, 1], as normalised pixels are, from a fixed generator.
+fn images(n: usize) -> Vec<f32> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..n * PIXELS)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// The gap between the largest logit of each image and the next.
+fn margins(logits: &[f32]) -> Vec<f32> {
+    logits
+        .chunks(CLASSES)
+        .map(|row| {
+            let mut sorted = row.to_vec();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            sorted[0] - sorted[1]
+        })
+        .collect()
+}
+
+/// Each row's predictor on the CPU gives the reference's logits (to 1e-4) and its classes (the
+/// same class for every image whose two largest logits are further apart than that), one image at
+/// a time as in a batch, for both models.
+#[test]
+fn every_row_predicts_as_the_reference_does() {
+    let pixels = images(32);
+    for model in ModelKind::ALL {
+        let weights = Weights::init(&model.spec(), 3);
+        let expected = common::reference::forward(&model.spec(), &weights, &pixels).unwrap();
+        let near_ties = margins(&expected).iter().filter(|&&m| m < 1e-4).count();
+        assert_eq!(
+            near_ties, 0,
+            "{model}: the images should decide the classes"
+        );
+        for framework in lenet_compare::FRAMEWORKS {
+            let name = framework.name();
+            let mut predictor = framework
+                .predictor(model, &weights, DeviceRequest::Cpu, Some(1))
+                .unwrap();
+            assert_eq!(predictor.device(), common::DeviceKind::Cpu, "{name}");
+            assert!(!predictor.version().is_empty(), "{name}");
+            let batch = predictor.logits(&pixels).unwrap();
+            let error = batch
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(error < 1e-4, "{name} {model}: logits off by {error}");
+            assert_eq!(classes(&batch), classes(&expected), "{name} {model}");
+            let one_by_one: Vec<f32> = pixels
+                .chunks(PIXELS)
+                .flat_map(|image| predictor.logits(image).unwrap())
+                .collect();
+            let error = one_by_one
+                .iter()
+                .zip(&batch)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(error < 1e-5, "{name} {model}: batch 1 differs by {error}");
+            let e = predictor.logits(&pixels[..PIXELS - 1]).unwrap_err();
+            assert!(e.to_string().contains("whole images"), "{name}: {e}");
+        }
+    }
+}
+
+fn lenet(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lenet"))
+        .args(args)
+        .env_remove("MNIST_DIR")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A folder with a tiny dataset (8 test images) and a LeNet2 model file of seed 0.
+fn folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let pixels: Vec<u8> = (0..8 * PIXELS).map(|i| (i * 7 % 256) as u8).collect();
+    common::mnist::write_dir(dir.path(), &pixels, &[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+    ModelFile {
+        model: ModelKind::LeNet2,
+        weights: Weights::init(&ModelKind::LeNet2.spec(), 0),
+        metadata: [("framework".to_string(), "test".to_string())].into(),
+    }
+    .write(&dir.path().join("model.safetensors"))
+    .unwrap();
+    dir
+}
+
+/// `lenet serve --device cpu` with the tiny folder's data and model (unless `args` names another
+/// model), then `args`.
+fn serve(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let data = dir.to_str().unwrap();
+    let model = dir.join("model.safetensors");
+    let mut all = vec!["serve", "--device", "cpu", "--data-dir", data];
+    if !args.contains(&"--load") {
+        all.extend(["--load", model.to_str().unwrap()]);
+    }
+    all.extend(args);
+    lenet(&all)
+}
+
+/// A serving report holds what was measured: the cold starts asked for, each at least as long as
+/// the model's load in the measuring process (a cold start loads the model), the latency of the
+/// single images, each batch size, and a class for every test image.
+#[test]
+fn a_serving_run_writes_its_report() {
+    let dir = folder();
+    let out = dir.path().join("serve.json");
+    let (ok, stdout, err) = serve(
+        dir.path(),
+        &[
+            "--latency-images",
+            "20",
+            "--warmup",
+            "2",
+            "--batch-sizes",
+            "4,16",
+            "--throughput-seconds",
+            "0",
+            "--cold-starts",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(stdout.contains("batch 1 p50"), "{stdout}");
+    let report = ServeReport::read(&out).unwrap();
+    assert_eq!(report.framework, lenet_compare::default_framework());
+    assert_eq!(report.model_file, "model.safetensors");
+    assert_eq!(report.trained_with.as_deref(), Some("test"));
+    assert_eq!(report.cold_start_seconds.len(), 2);
+    for cold in &report.cold_start_seconds {
+        assert!(
+            *cold >= report.load_seconds,
+            "{cold} < {}",
+            report.load_seconds
+        );
+    }
+    assert_eq!(report.batch1.count, 20);
+    assert!(report.batch1.p50 <= report.batch1.p99);
+    let batches: Vec<usize> = report.throughput.iter().map(|t| t.batch).collect();
+    assert_eq!(batches, [4, 16]);
+    assert_eq!((report.test_images, report.classes.len()), (8, 8));
+    assert_eq!(report.logits.len(), 8 * CLASSES);
+    assert!((0.0..=1.0).contains(&report.accuracy));
+    assert_eq!(
+        report.file_name(),
+        format!("serve-{}-lenet2-tall.json", report.framework)
+    );
+}
+
+/// A cold start is a new process that loads the model before it answers: one whose model file is
+/// missing gives no answer.
+#[test]
+fn a_cold_start_loads_the_model() {
+    let dir = folder();
+    let model = dir.path().join("model.safetensors");
+    let once = |file: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lenet"));
+        cmd.args(["serve", "--once", "--device", "cpu", "--load"])
+            .arg(file);
+        meters::cold::time_to_first_line(&mut cmd)
+    };
+    let (seconds, line) = once(&model).unwrap();
+    assert!(seconds > 0.0);
+    assert!(line.parse::<u8>().is_ok_and(|c| c < 10), "{line}");
+    let e = once(&dir.path().join("absent.safetensors")).unwrap_err();
+    assert!(e.to_string().contains("cannot read"), "{e}");
+}
+
+/// Bad input to `lenet serve` is one line that says what is wrong, never a panic.
+#[test]
+fn bad_serving_options_get_a_clear_error() {
+    let dir = folder();
+    let bad = dir.path().join("bad.safetensors");
+    std::fs::write(&bad, b"not a model").unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--batch-sizes", "0"],
+            "a batch holds at least one image, not 0",
+        ),
+        (
+            &["--latency-images", "0"],
+            "at least one single-image prediction",
+        ),
+        (&["--limit", "0"], "--limit: at least one test image"),
+        (&["--limit", "9"], "9"),
+        (&["--framework", "flax"], "unknown framework 'flax'"),
+        (&["--load", bad.to_str().unwrap()], "not a safetensors file"),
+        (&["--load", "/no/such/model.safetensors"], "cannot read"),
+    ];
+    for (args, expected) in cases {
+        let (ok, _, err) = serve(dir.path(), args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {err:?}"
+        );
+        assert!(
+            err.contains(expected),
+            "{args:?}: {err:?} should say {expected:?}"
+        );
+    }
+}
