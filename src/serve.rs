@@ -198,6 +198,7 @@ pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<S
         classes: predicted.iter().map(|c| char::from(b'0' + c)).collect(),
         logits,
         peak_host_bytes: meters::host::high_water_mark(),
+        notes: Vec::new(),
         environment,
     })
 }

@@ -2,6 +2,8 @@
 //! reference does, and the command measures what it says (its cold starts load the model) and
 //! meets bad input with one-line errors.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -171,6 +173,65 @@ fn a_serving_run_writes_its_report() {
         report.file_name(),
         format!("serve-{}-lenet2-tall.json", report.framework)
     );
+}
+
+/// The Python rows (PyTorch eager and compiled, ONNX Runtime on PyTorch's export) predict the
+/// classes of the Rust rows' report from the same model file, their logits within 1e-4, and their
+/// reports have the fields of the Rust rows' (`reports::serve::ServeReport`), no more and no
+/// fewer.
+#[test]
+fn the_python_rows_predict_as_the_rust_rows_do() {
+    let dir = folder();
+    let rust = dir.path().join("rust.json");
+    let short = [
+        "--latency-images",
+        "5",
+        "--warmup",
+        "1",
+        "--batch-sizes",
+        "4",
+        "--throughput-seconds",
+        "0",
+    ];
+    let mut args = short.to_vec();
+    args.extend(["--cold-starts", "0", "--out", rust.to_str().unwrap()]);
+    let (ok, _, err) = serve(dir.path(), &args);
+    assert!(ok, "{err}");
+    let expected = ServeReport::read(&rust).unwrap();
+    let keys = |path: &Path| -> Vec<String> {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.retain(|k| k != "notes");
+        k.sort();
+        k
+    };
+    for row in ["pytorch", "pytorch-compile", "onnxruntime"] {
+        let out = dir.path().join(format!("{row}.json"));
+        let made = Command::new(support::python())
+            .arg(support::repo("python/serve.py"))
+            .args(["--row", row, "--device", "cpu", "--load"])
+            .arg(dir.path().join("model.safetensors"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(short)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{row}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let got = ServeReport::read(&out).unwrap();
+        assert_eq!(keys(&out), keys(&rust), "{row}: the report's fields");
+        assert_eq!(got.framework, row);
+        assert_eq!(got.differing_classes(&expected), Some(0), "{row}");
+        let diff = got.logit_difference(&expected).unwrap();
+        assert!(diff < 1e-4, "{row}: logits off by {diff}");
+        assert_eq!((got.test_images, got.batch1.count), (8, 5), "{row}");
+    }
 }
 
 /// A cold start is a new process that loads the model before it answers: one whose model file is

@@ -59,6 +59,10 @@ pub struct ServeReport {
     pub logits: Vec<f32>,
     /// The process's peak resident memory over the whole measurement.
     pub peak_host_bytes: Option<u64>,
+    /// What the row did that a reader of its numbers should know (an export before the load, a
+    /// compilation on the first calls).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub environment: Environment,
 }
 

@@ -1,0 +1,226 @@
+"""Serving a trained model with PyTorch, as `lenet serve` measures the Rust rows, into the same JSON
+(reports::serve::ServeReport): three rows from one model file in the shared layout.
+
+- pytorch: the model of reference.py in eager mode, under torch.inference_mode();
+- pytorch-compile: the same module through torch.compile (inductor), compiled on its first calls;
+- onnxruntime: the same module exported by torch.onnx.export (the torch.export-based exporter,
+  PyTorch's default) to an .onnx file, served by an ONNX Runtime InferenceSession.
+
+Each prediction goes from a NumPy array on the host to the logits back as a NumPy array, as a
+server's would. Cold starts are timed from outside (`--once` prints one answer and ends).
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import lenet_common as common
+import lenet_report as report
+from reference import LeNet2, LeNet3
+
+SCHEMA = 1
+LOGIT_IMAGES = 16
+PIXELS = 28 * 28
+ROWS = ("pytorch", "pytorch-compile", "onnxruntime")
+
+
+def options():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--row", choices=ROWS, default="pytorch")
+    p.add_argument("--load", required=True, help="the trained model (safetensors in the shared layout)")
+    p.add_argument("--data-dir", help="folder with the four data files (needed unless --once)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=common.positive)
+    p.add_argument("--limit", type=common.positive, help="predict only the first N test images")
+    p.add_argument("--latency-images", type=common.positive, default=2000)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--batch-sizes", default="256,4096")
+    p.add_argument("--throughput-seconds", type=float, default=2.0)
+    p.add_argument("--out", help="write the JSON serving report here")
+    p.add_argument("--once", action="store_true",
+                   help="load the model, print the class of one blank image and end (one cold start)")
+    return p
+
+
+def read_model(path):
+    """The model's kind, its tensors and its metadata, from a file `lenet train --save` writes."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(8)
+            n = int.from_bytes(raw, "little")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: cannot read {path}: {e}")
+    metadata = header.get("__metadata__") or {}
+    kind = metadata.get("model")
+    if kind not in ("lenet2", "lenet3"):
+        sys.exit(f"error: {path}: its metadata names no model (lenet2 or lenet3)")
+    return kind, common.read_safetensors(path), metadata
+
+
+def device_of(args):
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("error: CUDA was asked for, but torch finds no GPU")
+    return torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+class Eager:
+    """The module as PyTorch users serve it, eager or compiled."""
+
+    def __init__(self, module, device, compiled):
+        self.device = device
+        self.module = torch.compile(module) if compiled else module
+        self.notes = ["torch.compile (inductor), compiled on its first calls"] if compiled else []
+
+    def logits(self, images):
+        with torch.inference_mode():
+            x = torch.from_numpy(images).to(self.device)
+            return self.module(x).cpu().numpy()
+
+
+class OnnxRuntime:
+    """The module exported to ONNX, served by an InferenceSession."""
+
+    def __init__(self, module, threads, folder):
+        import onnxruntime as ort
+        path = os.path.join(folder, "model.onnx")
+        start = time.perf_counter()
+        example = torch.zeros(1, 1, 28, 28)
+        program = torch.onnx.export(module, (example,), dynamo=True, input_names=["images"],
+                                    output_names=["logits"],
+                                    dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, verbose=False)
+        program.save(path)
+        exported = time.perf_counter() - start
+        start = time.perf_counter()
+        session_options = ort.SessionOptions()
+        if threads:
+            session_options.intra_op_num_threads = threads
+            session_options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(path, session_options, providers=["CPUExecutionProvider"])
+        self.load_seconds = time.perf_counter() - start
+        self.version = f"onnxruntime {ort.__version__}, exported by torch {torch.__version__}"
+        self.notes = [f"exported by torch.onnx.export in {exported:.2f} s before the load (not counted); "
+                      "the load is the InferenceSession's"]
+
+    def logits(self, images):
+        return self.session.run(None, {"images": images})[0]
+
+
+def predictor(args, folder):
+    """The row's predictor, and the seconds its load took (the file read and the model built)."""
+    start = time.perf_counter()
+    kind, tensors, metadata = read_model(args.load)
+    module = (LeNet2 if kind == "lenet2" else LeNet3)()
+    module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()})
+    module.eval()
+    if args.row == "onnxruntime":
+        if args.device == "cuda":
+            sys.exit("error: onnxruntime: this row serves on the CPU (CUDAExecutionProvider is not set up)")
+        row = OnnxRuntime(module, args.threads, folder)
+        # A server loads the exported file; reading the weights and exporting came before.
+        return row, kind, metadata, row.load_seconds
+    device = device_of(args)
+    row = Eager(module.to(device), device, args.row == "pytorch-compile")
+    row.version = f"torch {torch.__version__}"
+    return row, kind, metadata, time.perf_counter() - start
+
+
+def timed(row, images):
+    start = time.perf_counter()
+    out = row.logits(images)
+    return time.perf_counter() - start, out
+
+
+def latency(row, pixels, warmup, n):
+    count = len(pixels)
+    for i in range(warmup):
+        row.logits(pixels[i % count:i % count + 1])
+    taken = sorted(timed(row, pixels[(warmup + i) % count:(warmup + i) % count + 1])[0] for i in range(n))
+    rank = lambda p: taken[min(max(int(np.ceil(p * len(taken))), 1), len(taken)) - 1]
+    return {"count": len(taken), "p50": rank(0.50), "p99": rank(0.99), "mean": sum(taken) / len(taken),
+            "min": taken[0], "max": taken[-1]}
+
+
+def throughput(row, pixels, batch, seconds):
+    reps = -(-batch // len(pixels))
+    images = np.concatenate([pixels] * reps)[:batch]
+    row.logits(images)
+    start = time.perf_counter()
+    batches = 0
+    while batches < 3 or time.perf_counter() - start < seconds:
+        row.logits(images)
+        batches += 1
+    elapsed = time.perf_counter() - start
+    return {"batch": batch, "batches": batches, "seconds": elapsed, "images_per_second": batches * batch / elapsed}
+
+
+def measure(args, folder):
+    row, kind, metadata, load_seconds = predictor(args, folder)
+    if args.once:
+        print(int(np.argmax(row.logits(np.zeros((1, 1, 28, 28), np.float32))[0])), flush=True)
+        return None
+    if not args.data_dir:
+        sys.exit("error: --data-dir is needed to measure (the test images)")
+    sizes = [int(b) for b in args.batch_sizes.split(",") if b]
+    if not sizes or min(sizes) < 1:
+        sys.exit(f"error: --batch-sizes: a batch holds at least one image, not {args.batch_sizes}")
+    split = argparse.Namespace(data_dir=args.data_dir, limit=args.limit)
+    pixels, labels = common.load_split(split, "test_images", "test_labels")
+    pixels = np.ascontiguousarray(pixels[:, None, :, :])
+    first, _ = timed(row, pixels[:1])
+    batch1 = latency(row, pixels, args.warmup, args.latency_images)
+    rates = [throughput(row, pixels, b, args.throughput_seconds) for b in sizes]
+    classes = np.concatenate([np.argmax(row.logits(pixels[i:i + 1000]), axis=1)
+                              for i in range(0, len(pixels), 1000)])
+    kept = min(LOGIT_IMAGES, len(pixels))
+    return {
+        "schema": SCHEMA,
+        "framework": args.row,
+        "framework_version": f"{row.version}, python {platform.python_version()}",
+        "model": kind,
+        "dataset": metadata.get("dataset", "mnist"),
+        "model_file": os.path.basename(args.load),
+        "trained_with": metadata.get("framework"),
+        "device": "cuda" if getattr(row, "device", torch.device("cpu")).type == "cuda" else "cpu",
+        "threads": args.threads,
+        "load_seconds": load_seconds,
+        "first_prediction_seconds": first,
+        "cold_start_seconds": [],
+        "batch1": batch1,
+        "throughput": rates,
+        "test_images": int(len(classes)),
+        "accuracy": float(np.mean(classes == labels)),
+        "classes": "".join(str(int(c)) for c in classes),
+        "logits": [float(v) for v in row.logits(pixels[:kept]).reshape(-1)],
+        "peak_host_bytes": report.peak_host_bytes(),
+        "notes": row.notes,
+        "environment": report.environment(sys.argv),
+    }
+
+
+def main():
+    args = options().parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as folder:
+        out = measure(args, folder)
+    if out is None:
+        return
+    if args.out:
+        report.write_report(args.out, out)
+    b = out["batch1"]
+    rates = ", ".join(f"{t['images_per_second']:.0f} images/s at {t['batch']}" for t in out["throughput"])
+    print(f"{args.row} {out['model']} on {out['device']}: batch 1 p50 {b['p50'] * 1e3:.3f} ms, "
+          f"p99 {b['p99'] * 1e3:.3f} ms; {rates}; accuracy {out['accuracy'] * 100:.2f}% over "
+          f"{out['test_images']} test images")
+
+
+if __name__ == "__main__":
+    main()
