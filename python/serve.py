@@ -4,26 +4,27 @@
 - pytorch: the model of reference.py in eager mode, under torch.inference_mode();
 - pytorch-compile: the same module through torch.compile (inductor), compiled on its first calls;
 - onnxruntime: the same module exported by torch.onnx.export (the torch.export-based exporter,
-  PyTorch's default) to an .onnx file, served by an ONNX Runtime InferenceSession.
+  PyTorch's default) to an .onnx file beside the model file (once; again when the model file is
+  newer), served by an ONNX Runtime InferenceSession. A process of this row that finds the file
+  imports onnxruntime and numpy only, as a server of the exported model would.
 
 Each prediction goes from a NumPy array on the host to the logits back as a NumPy array, as a
-server's would. Cold starts are timed from outside (`--once` prints one answer and ends).
+server's would. Cold starts are timed from outside (`--once` prints one answer and ends). torch is
+imported only by the rows and the export that use it.
 """
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
 import numpy as np
-import torch
 
 import lenet_common as common
 import lenet_report as report
-from reference import LeNet2, LeNet3
 
 SCHEMA = 1
 LOGIT_IMAGES = 16
@@ -34,7 +35,9 @@ ROWS = ("pytorch", "pytorch-compile", "onnxruntime")
 def options():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--row", choices=ROWS, default="pytorch")
-    p.add_argument("--load", required=True, help="the trained model (safetensors in the shared layout)")
+    p.add_argument("--load", help="the trained model (safetensors in the shared layout)")
+    p.add_argument("--list-rows", action="store_true", help="print the rows, one per line, and end")
+    p.add_argument("--onnx", help="onnxruntime: the exported model (default: the model file's path with .onnx)")
     p.add_argument("--data-dir", help="folder with the four data files (needed unless --once)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=common.positive)
@@ -49,8 +52,9 @@ def options():
     return p
 
 
-def read_model(path):
-    """The model's kind, its tensors and its metadata, from a file `lenet train --save` writes."""
+def read_model(path, tensors=True):
+    """The model's kind, its tensors (unless not asked for) and its metadata, from a file `lenet
+    train --save` writes."""
     try:
         with open(path, "rb") as f:
             raw = f.read(8)
@@ -62,74 +66,97 @@ def read_model(path):
     kind = metadata.get("model")
     if kind not in ("lenet2", "lenet3"):
         sys.exit(f"error: {path}: its metadata names no model (lenet2 or lenet3)")
-    return kind, common.read_safetensors(path), metadata
+    return kind, common.read_safetensors(path) if tensors else None, metadata
 
 
-def device_of(args):
-    if args.device == "cuda" and not torch.cuda.is_available():
-        sys.exit("error: CUDA was asked for, but torch finds no GPU")
-    return torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+def module_of(kind, tensors, threads):
+    """The model of reference.py with the file's weights, in eval mode."""
+    import torch
+    from reference import LeNet2, LeNet3
+    if threads:
+        torch.set_num_threads(threads)
+    module = (LeNet2 if kind == "lenet2" else LeNet3)()
+    module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()})
+    return module.eval()
 
 
 class Eager:
     """The module as PyTorch users serve it, eager or compiled."""
 
-    def __init__(self, module, device, compiled):
-        self.device = device
+    def __init__(self, args, compiled):
+        import torch
+        self.torch = torch
+        if args.device == "cuda" and not torch.cuda.is_available():
+            sys.exit("error: CUDA was asked for, but torch finds no GPU")
+        use_cuda = args.device != "cpu" and torch.cuda.is_available()
+        self.device = torch.device("cuda" if use_cuda else "cpu")
+        self.kind, tensors, self.metadata = read_model(args.load)
+        module = module_of(self.kind, tensors, args.threads).to(self.device)
         self.module = torch.compile(module) if compiled else module
-        self.notes = ["torch.compile (inductor), compiled on its first calls"] if compiled else []
+        self.version = f"torch {torch.__version__}"
+        self.notes = ["torch.compile (inductor), compiled on its first calls (a cold start's first "
+                      "answer compiles, with inductor's cache as earlier runs left it)"] if compiled else []
 
     def logits(self, images):
-        with torch.inference_mode():
-            x = torch.from_numpy(images).to(self.device)
+        with self.torch.inference_mode():
+            x = self.torch.from_numpy(images).to(self.device)
             return self.module(x).cpu().numpy()
+
+
+def export(args, path):
+    """Exports the model file's module to `path` with torch.onnx.export (written whole, then
+    renamed); the seconds it took."""
+    import torch
+    start = time.perf_counter()
+    kind, tensors, _ = read_model(args.load)
+    module = module_of(kind, tensors, None)
+    program = torch.onnx.export(module, (torch.zeros(1, 1, 28, 28),), dynamo=True, input_names=["images"],
+                                output_names=["logits"], dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+                                verbose=False)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    program.save(tmp)
+    os.replace(tmp, path)
+    return time.perf_counter() - start
 
 
 class OnnxRuntime:
     """The module exported to ONNX, served by an InferenceSession."""
 
-    def __init__(self, module, threads, folder):
+    def __init__(self, args):
+        if args.device == "cuda":
+            sys.exit("error: onnxruntime: this row serves on the CPU (no CUDAExecutionProvider is set up)")
+        path = args.onnx or os.path.splitext(args.load)[0] + ".onnx"
+        self.kind, _, self.metadata = read_model(args.load, tensors=False)
+        self.notes = [f"serves {os.path.basename(path)}, exported from the model file by torch.onnx.export "
+                      f"(torch {importlib.metadata.version('torch')}, the torch.export-based exporter) once, "
+                      "before any load; the load is the InferenceSession's"]
+        if not os.path.isfile(path) or os.path.getmtime(path) < os.path.getmtime(args.load):
+            seconds = export(args, path)
+            print(f"exported {path} in {seconds:.2f} s", file=sys.stderr)
         import onnxruntime as ort
-        path = os.path.join(folder, "model.onnx")
+        options = ort.SessionOptions()
+        if args.threads:
+            options.intra_op_num_threads = args.threads
+            options.inter_op_num_threads = 1
         start = time.perf_counter()
-        example = torch.zeros(1, 1, 28, 28)
-        program = torch.onnx.export(module, (example,), dynamo=True, input_names=["images"],
-                                    output_names=["logits"],
-                                    dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, verbose=False)
-        program.save(path)
-        exported = time.perf_counter() - start
-        start = time.perf_counter()
-        session_options = ort.SessionOptions()
-        if threads:
-            session_options.intra_op_num_threads = threads
-            session_options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(path, session_options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.load_seconds = time.perf_counter() - start
-        self.version = f"onnxruntime {ort.__version__}, exported by torch {torch.__version__}"
-        self.notes = [f"exported by torch.onnx.export in {exported:.2f} s before the load (not counted); "
-                      "the load is the InferenceSession's"]
+        self.version = f"onnxruntime {ort.__version__}"
+        self.device = None
 
     def logits(self, images):
         return self.session.run(None, {"images": images})[0]
 
 
-def predictor(args, folder):
-    """The row's predictor, and the seconds its load took (the file read and the model built)."""
-    start = time.perf_counter()
-    kind, tensors, metadata = read_model(args.load)
-    module = (LeNet2 if kind == "lenet2" else LeNet3)()
-    module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()})
-    module.eval()
+def predictor(args):
+    """The row's predictor, and the seconds its load took: for the PyTorch rows the file read and
+    the model built, for onnxruntime the InferenceSession made from the exported file."""
     if args.row == "onnxruntime":
-        if args.device == "cuda":
-            sys.exit("error: onnxruntime: this row serves on the CPU (CUDAExecutionProvider is not set up)")
-        row = OnnxRuntime(module, args.threads, folder)
-        # A server loads the exported file; reading the weights and exporting came before.
-        return row, kind, metadata, row.load_seconds
-    device = device_of(args)
-    row = Eager(module.to(device), device, args.row == "pytorch-compile")
-    row.version = f"torch {torch.__version__}"
-    return row, kind, metadata, time.perf_counter() - start
+        row = OnnxRuntime(args)
+        return row, row.load_seconds
+    start = time.perf_counter()
+    row = Eager(args, args.row == "pytorch-compile")
+    return row, time.perf_counter() - start
 
 
 def timed(row, images):
@@ -161,8 +188,9 @@ def throughput(row, pixels, batch, seconds):
     return {"batch": batch, "batches": batches, "seconds": elapsed, "images_per_second": batches * batch / elapsed}
 
 
-def measure(args, folder):
-    row, kind, metadata, load_seconds = predictor(args, folder)
+def measure(args):
+    row, load_seconds = predictor(args)
+    kind, metadata = row.kind, row.metadata
     if args.once:
         print(int(np.argmax(row.logits(np.zeros((1, 1, 28, 28), np.float32))[0])), flush=True)
         return None
@@ -187,8 +215,8 @@ def measure(args, folder):
         "model": kind,
         "dataset": metadata.get("dataset", "mnist"),
         "model_file": os.path.basename(args.load),
-        "trained_with": metadata.get("framework"),
-        "device": "cuda" if getattr(row, "device", torch.device("cpu")).type == "cuda" else "cpu",
+        "model_metadata": dict(metadata),
+        "device": "cuda" if row.device is not None and row.device.type == "cuda" else "cpu",
         "threads": args.threads,
         "load_seconds": load_seconds,
         "first_prediction_seconds": first,
@@ -206,11 +234,14 @@ def measure(args, folder):
 
 
 def main():
-    args = options().parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as folder:
-        out = measure(args, folder)
+    parser = options()
+    args = parser.parse_args()
+    if args.list_rows:
+        print("\n".join(ROWS))
+        return
+    if not args.load:
+        parser.error("--load is needed (the trained model)")
+    out = measure(args)
     if out is None:
         return
     if args.out:

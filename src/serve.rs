@@ -185,7 +185,7 @@ pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<S
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        trained_with: file.metadata.get("framework").cloned(),
+        model_metadata: file.metadata.clone(),
         device: predictor.device(),
         threads: options.threads,
         load_seconds,

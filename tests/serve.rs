@@ -153,7 +153,7 @@ fn a_serving_run_writes_its_report() {
     let report = ServeReport::read(&out).unwrap();
     assert_eq!(report.framework, lenet_compare::default_framework());
     assert_eq!(report.model_file, "model.safetensors");
-    assert_eq!(report.trained_with.as_deref(), Some("test"));
+    assert_eq!(report.model_metadata["framework"], "test");
     assert_eq!(report.cold_start_seconds.len(), 2);
     for cold in &report.cold_start_seconds {
         assert!(

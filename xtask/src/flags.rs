@@ -53,6 +53,10 @@ pub enum Command {
     /// Build a self-contained folder that runs the comparison on a machine with only python3, torch
     /// 2.11 and the NVIDIA libraries (no Rust toolchain)
     Bundle(Bundle),
+    /// Measure what serving the trained model costs in every row (this build's frameworks through
+    /// `lenet serve`, the Python rows through python/serve.py) on the CPU, for each model and thread
+    /// count, into OUT/MACHINE/serve/ (the model trained once first, with the default framework)
+    Serve(Serve),
 }
 
 // A flags struct's own doc comment is not its help: its variant's above is (clap applies the
@@ -243,6 +247,50 @@ pub struct Frameworks {
     /// crates' manifests say; a CPU build)
     #[arg(long, value_name = "NEED")]
     pub without: Option<String>,
+}
+
+/// `serve`'s flags.
+#[derive(clap::Args)]
+pub struct Serve {
+    /// Comma-separated rows (default: every framework of this build and every Python row that
+    /// python/serve.py lists)
+    #[arg(long, value_delimiter = ',', value_name = "ROW,...")]
+    pub rows: Option<Vec<String>>,
+    /// Comma-separated models: lenet2, lenet3
+    #[arg(long, value_delimiter = ',', default_value = "lenet2,lenet3")]
+    pub models: Vec<ModelKind>,
+    /// Comma-separated CPU thread counts (default: 1 and all of this machine's cores)
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub threads: Option<Vec<usize>>,
+    /// Epochs of the training that makes each model file (seed 0, the recipe otherwise)
+    #[arg(long, default_value_t = 2)]
+    pub epochs: u32,
+    /// Folder with the four data files (default: as lenet train finds them)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The results root: the reports go to OUT/MACHINE/serve/
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Single-image predictions timed per row
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub latency_images: usize,
+    /// The large batch sizes whose throughput is measured
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "256,4096",
+        value_name = "B,..."
+    )]
+    pub batch_sizes: Vec<usize>,
+    /// How long each batch size is timed, at the least
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub throughput_seconds: f64,
+    /// New processes timed until their first answer, per row
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub cold_starts: usize,
+    /// Predict only the first N test images (a quick look; the default is all of them)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 }
 
 /// `lint`'s flags.

@@ -17,6 +17,7 @@ mod cost;
 mod frameworks;
 mod lint;
 mod report;
+mod serve;
 mod setup;
 mod test;
 
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Command::Cost(flags) => cost::run(flags),
         Command::Lint(flags) => lint::run(flags),
         Command::Frameworks(flags) => frameworks::run(flags),
+        Command::Serve(flags) => serve::run(flags),
     };
     exit_code(result)
 }

@@ -46,6 +46,11 @@ pub fn run(flags: flags::Report) -> Result<bool> {
         results::cost::write_summary(&dir, &title)?;
         println!("rewrote {}", dir.join("summary.md").display());
     }
+    for dir in folder::serve_dirs(out)? {
+        let title = dir.strip_prefix(out).unwrap_or(&dir).display().to_string();
+        results::serve::write_summary(&dir, &title, catalogue.parity_reference())?;
+        println!("rewrote {}", dir.join("summary.md").display());
+    }
     folder::write_index(out, &folders)?;
     println!("rewrote {}", out.join("README.md").display());
     // The repository's pages are made from the repository's results, not from another folder's.

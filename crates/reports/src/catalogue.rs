@@ -82,6 +82,15 @@ impl Catalogue {
             .map(|f| f.name.as_str())
     }
 
+    /// The framework every other one is held to for parity (and whose answers serving compares
+    /// with).
+    pub fn parity_reference(&self) -> Option<&str> {
+        self.frameworks
+            .iter()
+            .find(|f| f.parity_reference)
+            .map(|f| f.name.as_str())
+    }
+
     pub fn colour(&self, name: &str) -> Colour {
         self.get(name).map_or(GREY, |f| f.colour)
     }

@@ -33,10 +33,10 @@ pub struct ServeReport {
     pub framework_version: String,
     pub model: ModelKind,
     pub dataset: Dataset,
-    /// The model file's name (no folder), and the framework it was trained with, as its metadata
-    /// says.
+    /// The model file's name (no folder), and its metadata (how it was trained: `framework`,
+    /// `epochs`, `seed`, ... as `lenet train --save` writes them).
     pub model_file: String,
-    pub trained_with: Option<String>,
+    pub model_metadata: std::collections::BTreeMap<String, String>,
     pub device: DeviceKind,
     /// The CPU threads asked for (`None`: the framework's default, all of the machine's cores).
     pub threads: Option<usize>,
@@ -110,6 +110,17 @@ impl ServeReport {
             .zip(&other.logits)
             .map(|(a, b)| (a - b).abs())
             .reduce(f32::max)
+    }
+
+    /// The folder's reports, by file name.
+    pub fn load(dir: &Path) -> Result<Vec<ServeReport>, Error> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files.iter().map(|f| ServeReport::read(f)).collect()
     }
 
     pub fn read(path: &Path) -> Result<Self, Error> {

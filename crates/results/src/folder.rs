@@ -17,7 +17,7 @@ use reports::RunReport;
 mod index;
 mod markdown;
 
-pub use index::{cost_dirs, load_all, result_dirs, write_index};
+pub use index::{cost_dirs, load_all, result_dirs, serve_dirs, write_index};
 
 type Result<T> = std::result::Result<T, Error>;
 

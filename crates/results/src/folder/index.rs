@@ -17,10 +17,15 @@ pub fn cost_dirs(out: &Path) -> Result<Vec<PathBuf>> {
     Ok(walk(out)?.1)
 }
 
-/// The folders under `out` that hold run reports, and the build-cost folders (whose JSON files are
-/// not run reports), each list sorted.
-fn walk(out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let (mut runs, mut costs) = (Vec::new(), Vec::new());
+/// Every serving folder under `out` (see `reports::serve`), sorted.
+pub fn serve_dirs(out: &Path) -> Result<Vec<PathBuf>> {
+    Ok(walk(out)?.2)
+}
+
+/// The folders under `out` that hold run reports, the build-cost folders and the serving folders
+/// (whose JSON files are not run reports), each list sorted.
+fn walk(out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut runs, mut costs, mut serving) = (Vec::new(), Vec::new(), Vec::new());
     let mut stack = vec![out.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let mut has_reports = false;
@@ -28,6 +33,11 @@ fn walk(out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             if path.is_dir() {
                 if path.file_name().is_some_and(|n| n == reports::cost::FOLDER) {
                     costs.push(path);
+                } else if path
+                    .file_name()
+                    .is_some_and(|n| n == reports::serve::FOLDER)
+                {
+                    serving.push(path);
                 } else if path.file_name().is_some_and(|n| n == PROBES) {
                     // Measurements of the machine, not runs (python/launch_queue.py's JSON).
                 } else {
@@ -43,7 +53,8 @@ fn walk(out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     }
     runs.sort();
     costs.sort();
-    Ok((runs, costs))
+    serving.sort();
+    Ok((runs, costs, serving))
 }
 
 /// Every results folder under `out`, loaded, titled by its path under `out`.
@@ -93,6 +104,33 @@ pub fn write_index(out: &Path, folders: &[ResultsFolder]) -> Result<()> {
             text.push_str(&format!(
                 "| [{name}]({name}/summary.md) | {} |\n",
                 builds.join(", ")
+            ));
+        }
+    }
+    let serving = serve_dirs(out)?;
+    if !serving.is_empty() {
+        text.push_str(
+            "\n## Serving\n\nWhat it costs to serve the trained model in each row (`cargo xtask \
+             serve`): load, cold start, single-image latency, throughput, memory, and the \
+             answers compared.\n\n| folder | rows | models | threads |\n|---|---|---|---|\n",
+        );
+        for dir in serving {
+            let name = dir.strip_prefix(out).unwrap_or(&dir).display().to_string();
+            let found = reports::serve::ServeReport::load(&dir)?;
+            let unique = |f: &dyn Fn(&reports::serve::ServeReport) -> String| {
+                let mut v: Vec<String> = Vec::new();
+                for r in &found {
+                    if !v.contains(&f(r)) {
+                        v.push(f(r));
+                    }
+                }
+                v.join(", ")
+            };
+            text.push_str(&format!(
+                "| [{name}]({name}/summary.md) | {} | {} | {} |\n",
+                unique(&|r| r.framework.clone()),
+                unique(&|r| r.model.to_string()),
+                unique(&|r| r.threads.map_or_else(|| "all".into(), |t| t.to_string())),
             ));
         }
     }
