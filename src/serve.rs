@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use common::harness::DeviceRequest;
-use common::serve::{self, Latency, Predictor, CLASSES, PIXELS};
+use common::serve::{self, Latency, Predictor, Throughput, CLASSES, PIXELS};
 use common::weights::ModelFile;
 use common::Dataset;
 use reports::serve::{ServeReport, LOGIT_IMAGES, SERVE_SCHEMA};
@@ -107,16 +107,9 @@ fn once_command(options: &ServeOptions) -> Result<Command> {
     Ok(cmd)
 }
 
-/// Measures `options`' row; `progress` hears what is being measured.
-pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<ServeReport> {
-    options.check()?;
-    let environment = Environment::capture();
-    let (file, mut predictor, load_seconds) = load(
-        &options.framework,
-        &options.load,
-        options.device,
-        options.threads,
-    )?;
+/// The dataset the model file was trained on (unless `options` name one) and its test images,
+/// cut to `--limit`.
+fn test_images(options: &ServeOptions, file: &ModelFile) -> Result<(Dataset, common::Mnist)> {
     let dataset = match (options.dataset, file.metadata.get("dataset")) {
         (Some(d), _) => d,
         (None, Some(d)) => d
@@ -130,40 +123,65 @@ pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<S
         data.check_limit(n, common::SplitKind::Test)?;
         data.limit(n);
     }
-    let pixels = data.test.normalized_images();
-    let start = Instant::now();
-    predictor.logits(&pixels[..PIXELS])?;
-    let first_prediction_seconds = start.elapsed().as_secs_f64();
+    Ok((dataset, data))
+}
 
-    progress(&format!("{} cold starts", options.cold_starts));
-    let mut cold_start_seconds = Vec::with_capacity(options.cold_starts);
-    for _ in 0..options.cold_starts {
-        let (seconds, _) = meters::cold::time_to_first_line(&mut once_command(options)?)
-            .context("a cold start")?;
-        cold_start_seconds.push(seconds);
-    }
+/// `options.cold_starts` new processes of `lenet serve --once`, each timed until its answer.
+fn cold_starts(options: &ServeOptions) -> Result<Vec<f64>> {
+    (0..options.cold_starts)
+        .map(|_| {
+            let (seconds, _) = meters::cold::time_to_first_line(&mut once_command(options)?)
+                .context("a cold start")?;
+            Ok(seconds)
+        })
+        .collect()
+}
+
+/// The latency of single images and the throughput of each batch size.
+fn speed(
+    predictor: &mut dyn Predictor,
+    pixels: &[f32],
+    options: &ServeOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Latency, Vec<Throughput>)> {
     progress(&format!(
         "{} single-image predictions",
         options.latency_images
     ));
-    let taken = serve::latencies(
-        predictor.as_mut(),
-        &pixels,
-        options.warmup,
-        options.latency_images,
-    )?;
+    let taken = serve::latencies(predictor, pixels, options.warmup, options.latency_images)?;
     let batch1 = Latency::of(&taken).context("no prediction was timed")?;
     let mut throughput = Vec::new();
     for &batch in &options.batch_sizes {
         progress(&format!("batches of {batch}"));
         throughput.push(serve::throughput(
-            predictor.as_mut(),
-            &pixels,
+            predictor,
+            pixels,
             batch,
             3,
             options.throughput_seconds,
         )?);
     }
+    Ok((batch1, throughput))
+}
+
+/// Measures `options`' row; `progress` hears what is being measured.
+pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<ServeReport> {
+    options.check()?;
+    let environment = Environment::capture();
+    let (file, mut predictor, load_seconds) = load(
+        &options.framework,
+        &options.load,
+        options.device,
+        options.threads,
+    )?;
+    let (dataset, data) = test_images(options, &file)?;
+    let pixels = data.test.normalized_images();
+    let start = Instant::now();
+    predictor.logits(&pixels[..PIXELS])?;
+    let first_prediction_seconds = start.elapsed().as_secs_f64();
+    progress(&format!("{} cold starts", options.cold_starts));
+    let cold_start_seconds = cold_starts(options)?;
+    let (batch1, throughput) = speed(predictor.as_mut(), &pixels, options, progress)?;
     progress("every test image");
     let predicted = serve::predict_all(predictor.as_mut(), &pixels, 1000)?;
     let right = predicted
