@@ -237,7 +237,7 @@ fn serve(args: &ServeArgs) -> Result<bool> {
         throughput.join(", "),
         report
             .median_cold_start()
-            .map_or_else(|| "not measured".to_string(), |s| format!("{s:.2} s")),
+            .map_or_else(|| "not measured".to_string(), |s| format!("{:.1} ms", s * 1e3)),
         report.accuracy * 100.0,
         report.test_images
     );

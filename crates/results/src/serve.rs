@@ -49,7 +49,7 @@ fn batch_sizes(reports: &[&ServeReport]) -> Vec<usize> {
 fn table(reports: &[&ServeReport], reference: Option<&str>) -> String {
     let sizes = batch_sizes(reports);
     let mut text = String::from(
-        "| row | threads | load ms | first ms | cold start s | batch 1 p50 ms | p99 ms |",
+        "| row | threads | load ms | first ms | cold start ms | batch 1 p50 ms | p99 ms |",
     );
     for b in &sizes {
         text.push_str(&format!(" images/s at {b} |"));
@@ -77,7 +77,7 @@ fn table(reports: &[&ServeReport], reference: Option<&str>) -> String {
             ms(r.load_seconds),
             ms(r.first_prediction_seconds),
             r.median_cold_start()
-                .map_or_else(|| "-".to_string(), |s| format!("{s:.2}")),
+                .map_or_else(|| "-".to_string(), |s| format!("{:.1}", s * 1e3)),
             ms(r.batch1.p50),
             ms(r.batch1.p99)
         ));
