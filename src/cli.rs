@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-pub use common::cli::RunArgs;
+pub use common::cli::{RunArgs, ServeMeasureArgs};
 use common::harness::{DeviceRequest, Profile, RunSpec, BATCH_SIZE, EPOCHS, LEARNING_RATE};
 use common::{Dataset, ModelKind};
 
@@ -97,28 +97,9 @@ pub struct ServeArgs {
     /// folder, else the cache, else a download)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Predict only the first N test images
-    #[arg(long, value_name = "N")]
-    pub limit: Option<usize>,
-    /// Single-image predictions to time, after --warmup untimed ones
-    #[arg(long, default_value_t = 2000, value_name = "N")]
-    pub latency_images: usize,
-    #[arg(long, default_value_t = 100, value_name = "N")]
-    pub warmup: usize,
-    /// The large batch sizes whose throughput is measured
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "256,4096",
-        value_name = "B,..."
-    )]
-    pub batch_sizes: Vec<usize>,
-    /// How long each batch size is timed, at the least (three batches at the least)
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
-    pub throughput_seconds: f64,
-    /// New processes started and timed until their first answer (0: none)
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub cold_starts: usize,
+    // How much is measured (`cargo xtask serve` takes the same).
+    #[command(flatten)]
+    pub measure: ServeMeasureArgs,
     /// Write the JSON serving report here
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -141,12 +122,12 @@ impl ServeArgs {
             threads: self.threads,
             data_dir: self.data_dir.clone(),
             dataset: self.dataset,
-            limit: self.limit,
-            latency_images: self.latency_images,
-            warmup: self.warmup,
-            batch_sizes: self.batch_sizes.clone(),
-            throughput_seconds: self.throughput_seconds,
-            cold_starts: self.cold_starts,
+            limit: self.measure.limit,
+            latency_images: self.measure.latency_images,
+            warmup: self.measure.warmup,
+            batch_sizes: self.measure.batch_sizes.clone(),
+            throughput_seconds: self.measure.throughput_seconds,
+            cold_starts: self.measure.cold_starts,
         }
     }
 }

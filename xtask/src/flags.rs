@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use common::cli::RunArgs;
+use common::cli::{RunArgs, ServeMeasureArgs};
 use common::harness::Profile;
 use common::ModelKind;
 
@@ -271,26 +271,9 @@ pub struct Serve {
     /// The results root: the reports go to OUT/MACHINE/serve/
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
-    /// Single-image predictions timed per row
-    #[arg(long, default_value_t = 2000, value_name = "N")]
-    pub latency_images: usize,
-    /// The large batch sizes whose throughput is measured
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "256,4096",
-        value_name = "B,..."
-    )]
-    pub batch_sizes: Vec<usize>,
-    /// How long each batch size is timed, at the least
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
-    pub throughput_seconds: f64,
-    /// New processes timed until their first answer, per row
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub cold_starts: usize,
-    /// Predict only the first N test images (a quick look; the default is all of them)
-    #[arg(long, value_name = "N")]
-    pub limit: Option<usize>,
+    // How much is measured, as `lenet serve` takes it.
+    #[command(flatten)]
+    pub measure: ServeMeasureArgs,
 }
 
 /// `lint`'s flags.

@@ -110,13 +110,13 @@ fn choose(asked: Option<Vec<String>>, known: Vec<Row>) -> Result<Vec<Row>> {
 
 /// The options a user can get wrong, checked before anything is built or trained.
 fn check(flags: &flags::Serve) -> Result<()> {
-    if flags.batch_sizes.contains(&0) {
+    if flags.measure.batch_sizes.contains(&0) {
         bail!("--batch-sizes: a batch holds at least one image, not 0");
     }
     if flags.threads.as_ref().is_some_and(|t| t.contains(&0)) {
         bail!("--threads: at least one thread, not 0");
     }
-    if flags.latency_images == 0 {
+    if flags.measure.latency_images == 0 {
         bail!("--latency-images: at least one single-image prediction is timed, not 0");
     }
     if flags.epochs == 0 {
@@ -159,18 +159,25 @@ fn model_file(lenet: &Path, model: ModelKind, flags: &flags::Serve) -> Result<Pa
 
 /// The measurement options both kinds of row take, as arguments.
 fn measured(flags: &flags::Serve, model: &Path, threads: usize) -> Vec<String> {
-    let sizes: Vec<String> = flags.batch_sizes.iter().map(|b| b.to_string()).collect();
+    let sizes: Vec<String> = flags
+        .measure
+        .batch_sizes
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
     let mut args: Vec<String> = [
         "--device",
         "cpu",
         "--threads",
         &threads.to_string(),
         "--latency-images",
-        &flags.latency_images.to_string(),
+        &flags.measure.latency_images.to_string(),
+        "--warmup",
+        &flags.measure.warmup.to_string(),
         "--batch-sizes",
         &sizes.join(","),
         "--throughput-seconds",
-        &flags.throughput_seconds.to_string(),
+        &flags.measure.throughput_seconds.to_string(),
         "--load",
     ]
     .map(String::from)
@@ -179,7 +186,7 @@ fn measured(flags: &flags::Serve, model: &Path, threads: usize) -> Vec<String> {
     if let Some(d) = &flags.data_dir {
         args.extend(["--data-dir".to_string(), d.display().to_string()]);
     }
-    if let Some(n) = flags.limit {
+    if let Some(n) = flags.measure.limit {
         args.extend(["--limit".to_string(), n.to_string()]);
     }
     args
@@ -200,7 +207,7 @@ fn measure(
         Row::Lenet(name, lenet) => {
             let mut c = Command::new(lenet);
             c.args(["serve", "--framework", name, "--cold-starts"])
-                .arg(flags.cold_starts.to_string());
+                .arg(flags.measure.cold_starts.to_string());
             c
         }
         Row::Python(name) => {
@@ -215,7 +222,7 @@ fn measure(
     }
     if let Row::Python(name) = row {
         let mut report = ServeReport::read(out)?;
-        for _ in 0..flags.cold_starts {
+        for _ in 0..flags.measure.cold_starts {
             let mut once = Command::new(&env.python);
             once.arg(&script)
                 .args(["--row", name, "--once", "--device", "cpu", "--threads"])

@@ -1,7 +1,8 @@
 //! The options of a run that `lenet train` and `cargo xtask compare` share, declared once (with the
-//! `cli` feature, which only those two command lines turn on): the data, the initial weights, the
+//! `cli` feature, which only the two command lines turn on): the data, the initial weights, the
 //! device, the subset, the seed. The options that one command takes as a single value and the other
-//! as a list (model, batch size, threads, profile) are declared by each.
+//! as a list (model, batch size, threads, profile) are declared by each. Likewise what `lenet serve`
+//! and `cargo xtask serve` measure ([`ServeMeasureArgs`]).
 
 use std::path::PathBuf;
 
@@ -32,4 +33,32 @@ pub struct RunArgs {
     /// folder, else the cache, else a download)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// How much a serving measurement takes, as `lenet serve` and `cargo xtask serve` share it.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct ServeMeasureArgs {
+    /// Single-image predictions to time, after --warmup untimed ones
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub latency_images: usize,
+    /// Untimed single-image predictions before the timed ones
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub warmup: usize,
+    /// The large batch sizes whose throughput is measured
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "256,4096",
+        value_name = "B,..."
+    )]
+    pub batch_sizes: Vec<usize>,
+    /// How long each batch size is timed, at the least (three batches at the least)
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub throughput_seconds: f64,
+    /// New processes started and timed until their first answer (0: none)
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub cold_starts: usize,
+    /// Predict only the first N test images (a quick look; the default is all of them)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 }

@@ -1,4 +1,5 @@
-//! Files written so that a reader never sees half of one, and folders checked before long work.
+//! Files written so that a reader never sees half of one, folders checked before long work, and the
+//! JSON files of a folder listed in order.
 
 use std::io::Write;
 use std::path::Path;
@@ -33,4 +34,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The `.json` files directly in `dir`, sorted by name.
+pub fn json_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
 }

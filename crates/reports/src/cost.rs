@@ -120,11 +120,9 @@ impl BuildCost {
 
 /// Every build cost in `dir`, in the order of their file names.
 pub fn load(dir: &Path) -> Result<Vec<BuildCost>, Error> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+    common::fsio::json_files(dir)
         .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files.iter().map(|f| BuildCost::read(f)).collect()
+        .iter()
+        .map(|f| BuildCost::read(f))
+        .collect()
 }

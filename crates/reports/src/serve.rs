@@ -114,13 +114,11 @@ impl ServeReport {
 
     /// The folder's reports, by file name.
     pub fn load(dir: &Path) -> Result<Vec<ServeReport>, Error> {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
+        common::fsio::json_files(dir)
             .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        files.sort();
-        files.iter().map(|f| ServeReport::read(f)).collect()
+            .iter()
+            .map(|f| ServeReport::read(f))
+            .collect()
     }
 
     pub fn read(path: &Path) -> Result<Self, Error> {
