@@ -33,6 +33,17 @@ PIXELS = 28 * 28
 ROWS = ("pytorch", "pytorch-compile", "onnxruntime")
 
 
+def batch_sizes(text):
+    """A comma-separated list of whole numbers of at least 1."""
+    try:
+        sizes = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of whole numbers") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"a batch holds at least one image: '{text}'")
+    return sizes
+
+
 def options():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--row", choices=ROWS, default="pytorch")
@@ -48,7 +59,8 @@ def options():
     p.add_argument("--limit", type=common.positive, help="predict only the first N test images")
     p.add_argument("--latency-images", type=common.positive, default=2000)
     p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--batch-sizes", default="256,4096")
+    p.add_argument("--batch-sizes", type=batch_sizes, default="256,4096",
+                   help="comma-separated large batch sizes whose throughput is measured")
     p.add_argument("--throughput-seconds", type=float, default=2.0)
     p.add_argument("--out", help="write the JSON serving report here")
     p.add_argument("--once", action="store_true",
@@ -205,9 +217,7 @@ def measure(args):
         return None
     if not args.data_dir:
         sys.exit("error: --data-dir is needed to measure (the test images)")
-    sizes = [int(b) for b in args.batch_sizes.split(",") if b]
-    if not sizes or min(sizes) < 1:
-        sys.exit(f"error: --batch-sizes: a batch holds at least one image, not {args.batch_sizes}")
+    sizes = args.batch_sizes
     split = argparse.Namespace(data_dir=args.data_dir, limit=args.limit)
     pixels, labels = common.load_split(split, "test_images", "test_labels")
     pixels = np.ascontiguousarray(pixels[:, None, :, :])
