@@ -48,7 +48,7 @@ pub fn run(flags: flags::Report) -> Result<bool> {
     }
     for dir in folder::serve_dirs(out)? {
         let title = dir.strip_prefix(out).unwrap_or(&dir).display().to_string();
-        results::serve::write_summary(&dir, &title, catalogue.parity_reference())?;
+        results::serve::write_summary(&dir, &title, &catalogue)?;
         println!("rewrote {}", dir.join("summary.md").display());
     }
     folder::write_index(out, &folders)?;

@@ -285,7 +285,7 @@ pub fn run(flags: flags::Serve) -> Result<bool> {
         .unwrap_or(&dir)
         .display()
         .to_string();
-    let n = results::serve::write_summary(&dir, &title, catalogue.parity_reference())?;
+    let n = results::serve::write_summary(&dir, &title, &catalogue)?;
     println!(
         "{n} serving reports in {}; {}",
         dir.display(),

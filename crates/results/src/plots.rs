@@ -472,6 +472,67 @@ fn time_chart(what: &str, runs: &[&RunReport], catalogue: &Catalogue) -> Result<
     })
 }
 
+/// Grouped bars: one group per row (`groups`, each its values in the order of `series`), in the
+/// row's colour, the first series solid and the later ones lighter, each bar labelled with its
+/// value; `series` and what their shades mean go in the caption.
+pub fn grouped_bars(
+    caption: &str,
+    unit: &str,
+    groups: &[(String, Vec<f64>)],
+    series: &[String],
+    catalogue: &Catalogue,
+) -> Result<String, DrawError> {
+    let per = series.len().max(1) as i32;
+    // Each bar 10 units wide, 8 more between groups.
+    let width = 10 * per + 8;
+    let top = groups
+        .iter()
+        .flat_map(|g| g.1.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.2;
+    let n = groups.len().max(1) as i32;
+    let frame = Frame {
+        size: (860, 440),
+        caption: caption.to_string(),
+        y_labels: 64,
+        legend: None,
+    };
+    let x = (0i32..width * n).with_key_points((0..n).map(|i| width * i + width / 2).collect());
+    chart(frame, x, 0f64..top, |chart| {
+        let names: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .max_light_lines(0)
+            .y_desc(unit)
+            .x_label_formatter(&|x| names.get((x / width) as usize).cloned().unwrap_or_default())
+            .draw()
+            .map_err(err)?;
+        for (i, (row, values)) in groups.iter().enumerate() {
+            let c = colour(catalogue, row);
+            for (j, &v) in values.iter().enumerate() {
+                let x = width * i as i32 + 4 + 10 * j as i32;
+                let shade = c.mix(1.0 - 0.45 * j as f64 / per as f64);
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x, 0.0), (x + 9, v)],
+                        shade.filled(),
+                    )))
+                    .map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        summary::significant(v),
+                        (x, v + top * 0.03),
+                        ("sans-serif", 11),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// The first `count` images of `split` in a row, each titled with its label's name (dark ink on
 /// white, as the tutorial shows them).
 pub fn samples(dataset: Dataset, split: &Split, count: usize) -> Result<Picture, DrawError> {

@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
-use common::Error;
+use common::{Error, ModelKind};
 use reports::serve::ServeReport;
+use reports::Catalogue;
 
-use crate::folder::write_file;
+use crate::folder::{write_file, write_picture};
+use crate::plots::{grouped_bars, DrawError, Picture};
 
 /// How the serving tables were measured, below them.
 const MEASURED: &str = "\nEach row serves the same model file (trained once; the file's \
@@ -165,12 +167,95 @@ pub fn summary(title: &str, reports: &[ServeReport], reference: Option<&str>) ->
     text
 }
 
-/// Writes `summary.md` of the serving folder `dir` from its JSON files.
-pub fn write_summary(dir: &Path, title: &str, reference: Option<&str>) -> Result<usize, Error> {
+/// The reports of `model` at `threads`, in the summary's order.
+fn at<'a>(
+    reports: &'a [ServeReport],
+    model: ModelKind,
+    threads: Option<usize>,
+) -> Vec<&'a ServeReport> {
+    reports
+        .iter()
+        .filter(|r| r.model == model && r.threads == threads)
+        .collect()
+}
+
+/// The charts of a serving folder: per model and thread count, the batch-1 latency (p50 and p99)
+/// and the throughput at each batch size, a group of bars per row in its colour.
+pub fn charts(reports: &[ServeReport], catalogue: &Catalogue) -> Result<Vec<Picture>, DrawError> {
+    let mut keys: Vec<(ModelKind, Option<usize>)> =
+        reports.iter().map(|r| (r.model, r.threads)).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Vec::new();
+    for (model, threads) in keys {
+        let mut rows = at(reports, model, threads);
+        // The parity reference first, as in the tables.
+        rows.sort_by_key(|r| Some(r.framework.as_str()) != catalogue.parity_reference());
+        let t = threads.map_or_else(|| "all".to_string(), |t| t.to_string());
+        let cores = threads.map_or_else(|| "all threads".to_string(), |t| format!("{t} thread(s)"));
+        let latency: Vec<(String, Vec<f64>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.framework.clone(),
+                    vec![r.batch1.p50 * 1e3, r.batch1.p99 * 1e3],
+                )
+            })
+            .collect();
+        let title = format!("{model}, {cores}: one image, p50 (solid) and p99 (light)");
+        out.push(Picture {
+            file: format!("serve-{model}-t{t}-latency.svg"),
+            svg: grouped_bars(
+                &title,
+                "ms",
+                &latency,
+                &["p50".into(), "p99".into()],
+                catalogue,
+            )?,
+            title,
+        });
+        let sizes = batch_sizes(&rows);
+        let rate: Vec<(String, Vec<f64>)> = rows
+            .iter()
+            .map(|r| {
+                let of = |b: &usize| {
+                    r.throughput
+                        .iter()
+                        .find(|x| x.batch == *b)
+                        .map_or(0.0, |x| x.images_per_second)
+                };
+                (r.framework.clone(), sizes.iter().map(of).collect())
+            })
+            .collect();
+        let names: Vec<String> = sizes.iter().map(|b| format!("batch {b}")).collect();
+        let title = format!(
+            "{model}, {cores}: images per second at batch {} (solid to light)",
+            sizes
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        out.push(Picture {
+            file: format!("serve-{model}-t{t}-throughput.svg"),
+            svg: grouped_bars(&title, "images/s", &rate, &names, catalogue)?,
+            title,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes `summary.md` of the serving folder `dir` from its JSON files, and its charts; each row's
+/// answers are compared with the catalogue's parity reference's.
+pub fn write_summary(dir: &Path, title: &str, catalogue: &Catalogue) -> Result<usize, Error> {
     let reports = ServeReport::load(dir)?;
-    write_file(
-        &dir.join("summary.md"),
-        summary(title, &reports, reference).as_bytes(),
-    )?;
+    let pictures = charts(&reports, catalogue).map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut text = summary(title, &reports, catalogue.parity_reference());
+    text.push_str("\n## Charts\n\n");
+    for p in &pictures {
+        write_picture(dir, p)?;
+        text.push_str(&format!("![{}]({})\n\n", p.title, p.file));
+    }
+    write_file(&dir.join("summary.md"), text.as_bytes())?;
     Ok(reports.len())
 }

@@ -24,6 +24,21 @@ fn pct(a: f64) -> String {
     format!("{:.2}%", a * 100.0)
 }
 
+/// A value with three significant digits, in plain notation (`0.0171`, `18.5`, `97600`).
+pub fn significant(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    let rounded = if digits == 0 {
+        let scale = 10f64.powi(v.abs().log10().floor() as i32 - 2);
+        (v / scale).round() * scale
+    } else {
+        v
+    };
+    format!("{rounded:.digits$}")
+}
+
 /// Parameter counts with thousands separators.
 pub fn thousands(n: usize) -> String {
     let s = n.to_string();
