@@ -168,11 +168,7 @@ pub fn summary(title: &str, reports: &[ServeReport], reference: Option<&str>) ->
 }
 
 /// The reports of `model` at `threads`, in the summary's order.
-fn at<'a>(
-    reports: &'a [ServeReport],
-    model: ModelKind,
-    threads: Option<usize>,
-) -> Vec<&'a ServeReport> {
+fn at(reports: &[ServeReport], model: ModelKind, threads: Option<usize>) -> Vec<&ServeReport> {
     reports
         .iter()
         .filter(|r| r.model == model && r.threads == threads)
