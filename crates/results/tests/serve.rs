@@ -104,10 +104,7 @@ fn a_serving_folder_is_summarised_and_indexed() {
         assert!(svg.starts_with("<svg") && svg.contains("burn"), "{chart}");
     }
     assert!(results::folder::result_dirs(out.path()).unwrap().is_empty());
-    assert_eq!(
-        results::folder::serve_dirs(out.path()).unwrap(),
-        [dir.clone()]
-    );
+    assert_eq!(results::folder::serve_dirs(out.path()).unwrap(), vec![dir]);
     results::folder::write_index(out.path(), &[]).unwrap();
     let index = std::fs::read_to_string(out.path().join("README.md")).unwrap();
     assert!(index.contains("## Serving"), "{index}");
