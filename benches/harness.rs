@@ -3,6 +3,9 @@
 //! per-step loss kept, progress callback, one read-back) and once as the framework's plain loop of
 //! gather, forward, loss, backward and optimiser step (`Framework::bare`). criterion repeats each
 //! many times and reports its spread, which the one-shot timing of `examples/breakdown.rs` cannot.
+//! And what serving's measurement adds to a prediction of one image on the CPU: the predictor's
+//! call alone (`bare`) against one prediction timed by `common::serve::latencies` as `lenet serve`
+//! times each (`measured`).
 
 use common::harness::{DeviceRequest, RunSpec};
 use common::{Dataset, ModelKind, Weights};
@@ -31,6 +34,18 @@ fn benches(c: &mut Criterion) {
             let mut trainer = framework.trainer(&spec, &data, &init).unwrap();
             group.bench_function(BenchmarkId::new("harness", 32), |b| {
                 b.iter(|| trainer.train_epoch(&order, &mut |_| {}).unwrap())
+            });
+            group.finish();
+            let mut group = c.benchmark_group(format!("{name}_predict_b1/{model}"));
+            let image = &data.test.normalized_images()[..common::serve::PIXELS];
+            let mut predictor = framework
+                .predictor(model, &init, DeviceRequest::Cpu, None)
+                .unwrap();
+            group.bench_function(BenchmarkId::new("bare", 1), |b| {
+                b.iter(|| predictor.logits(image).unwrap())
+            });
+            group.bench_function(BenchmarkId::new("measured", 1), |b| {
+                b.iter(|| common::serve::latencies(predictor.as_mut(), image, 0, 1).unwrap())
             });
             group.finish();
         }

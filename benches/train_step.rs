@@ -1,5 +1,7 @@
-//! One training step (batch 32 and batch 256) and inference on a batch of 1,000, per framework and
-//! model, on the CPU and, where a framework can use one, on CUDA. Groups are named after what is
+//! One training step (batch 32 and batch 256), inference on a batch of 1,000 and a served
+//! prediction of one image (`predict_b1`: the framework's `Predictor`, the image from the host and
+//! the logits back), per framework and model, on the CPU and, where a framework can use one, on
+//! CUDA. Groups are named after what is
 //! measured (`train_step_b32/lenet2`) and each (framework, device) is one `BenchmarkId`
 //! (`tch/cpu`), so criterion's report sets the frameworks side by side; the training steps are
 //! measured in the tuned profile too (`tch-tuned/cpu`), which measures each framework's tuning
@@ -92,6 +94,23 @@ fn benches(c: &mut Criterion) {
                         trainer(framework, model, device, 32, Profile::Idiomatic, &data)
                     });
                     b.iter(|| trainer.evaluate(SplitKind::Test).unwrap())
+                });
+            }
+        }
+        group.finish();
+        let mut group = c.benchmark_group(format!("predict_b1/{model}"));
+        let image = &data.test.normalized_images()[..common::serve::PIXELS];
+        let weights = Weights::init(&model.spec(), 0);
+        for &framework in lenet_compare::FRAMEWORKS {
+            for device in devices(framework) {
+                let mut built = None;
+                group.bench_function(BenchmarkId::new(framework.name(), device), |b| {
+                    let predictor = built.get_or_insert_with(|| {
+                        framework
+                            .predictor(model, &weights, device, None)
+                            .unwrap_or_else(|e| panic!("{} on {device}: {e}", framework.name()))
+                    });
+                    b.iter(|| predictor.logits(image).unwrap())
                 });
             }
         }
