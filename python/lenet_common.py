@@ -56,6 +56,24 @@ def read_safetensors(path):
     return out
 
 
+def limit_cores(row, threads):
+    """Lets this process run on the first `threads` of its cores (none: all of them), for a backend
+    that sizes its thread pools from the cores it may use (XLA's CPU backend has no other switch);
+    to be called before the backend is imported."""
+    if threads:
+        cores = sorted(os.sched_getaffinity(0))
+        if threads > len(cores):
+            sys.exit(f"error: {row}: --threads {threads}, but this process may use {len(cores)} cores")
+        os.sched_setaffinity(0, cores[:threads])
+
+
+def hide_gpu(backend):
+    """Hides the GPU from a Keras backend (for `--device cpu`); to be called before it is imported."""
+    if backend == "jax":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
 
 def arguments(framework, description, profile_help):
     """The options of one run, as `lenet train` takes them (`--framework` is always this script's)."""

@@ -1,16 +1,21 @@
-"""Serving a trained model with PyTorch, as `lenet serve` measures the Rust rows, into the same JSON
-(reports::serve::ServeReport): three rows from one model file in the shared layout.
+"""Serving a trained model with PyTorch, Keras and ONNX Runtime, as `lenet serve` measures the Rust
+rows, into the same JSON (reports::serve::ServeReport): four rows from one model file in the shared
+layout.
 
 - pytorch: the model of reference.py in eager mode, under torch.inference_mode();
 - pytorch-compile: the same module through torch.compile (inductor), compiled on its first calls;
 - onnxruntime: the same module exported by torch.onnx.export (the torch.export-based exporter,
   PyTorch's default) to an .onnx file beside the model file (once; again when the model file is
   newer), served by an ONNX Runtime InferenceSession. A process of this row that finds the file
-  imports onnxruntime and numpy only, as a server of the exported model would.
+  imports onnxruntime and numpy only, as a server of the exported model would;
+- keras: the Keras model of keras_models.py (Keras 3 on JAX unless KERAS_BACKEND names another
+  backend) with the file's weights, answering through `model.predict_on_batch`, the compiled
+  predict function Keras's documentation points to for inputs that fit one batch (`model.predict`
+  builds a data pipeline each call, `model(x)` runs op by op).
 
 Each prediction goes from a NumPy array on the host to the logits back as a NumPy array, as a
-server's would. Cold starts are timed from outside (`--once` prints one answer and ends). torch is
-imported only by the rows and the export that use it.
+server's would. Cold starts are timed from outside (`--once` prints one answer and ends). torch and
+keras are imported only by the rows and the export that use them.
 """
 
 import argparse
@@ -30,7 +35,7 @@ import lenet_report as report
 SCHEMA = 1
 LOGIT_IMAGES = 16
 PIXELS = 28 * 28
-ROWS = ("pytorch", "pytorch-compile", "onnxruntime")
+ROWS = ("pytorch", "pytorch-compile", "onnxruntime", "keras")
 
 
 def batch_sizes(text):
@@ -167,6 +172,43 @@ class OnnxRuntime:
         return self.session.run(None, {"images": images})[0]
 
 
+class Keras:
+    """The Keras model with the file's weights, as Keras users serve one."""
+
+    def __init__(self, args):
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        backend = os.environ["KERAS_BACKEND"]
+        common.limit_cores("keras", args.threads)
+        if args.device == "cpu":
+            common.hide_gpu(backend)
+        try:
+            import keras
+            import keras_models
+        except (ImportError, ValueError) as e:  # an unknown KERAS_BACKEND is a ValueError
+            sys.exit(f"error: keras cannot be imported with KERAS_BACKEND={backend}: {e}")
+        self.keras, self.models = keras, keras_models
+        self.backend = backend
+        self.notes = [f"backend: {backend}; answers through model.predict_on_batch (compiled on its first call "
+                      "for each batch size)"]
+
+    def load(self, args):
+        import importlib
+        self.kind, tensors, self.metadata = read_model(args.load)
+        self.model = self.models.lenet2() if self.kind == "lenet2" else self.models.lenet3()
+        self.models.set_shared_weights(self.model, tensors)
+        backend = importlib.import_module(self.backend) if self.backend in ("jax", "torch") else None
+        gpu = self.backend == "jax" and backend.devices()[0].platform != "cpu"
+        if args.device == "cuda" and not gpu:
+            sys.exit("error: keras: CUDA was asked for, but the backend finds no GPU")
+        self.device = argparse.Namespace(type="cuda" if gpu else "cpu")
+        self.version = f"keras {self.keras.__version__}, {self.backend}" + (
+            f" {backend.__version__}" if backend else "")
+
+    def logits(self, images):
+        # Channels last, as the Keras model takes them (one channel: the same memory).
+        return np.asarray(self.model.predict_on_batch(images.reshape(-1, 28, 28, 1)))
+
+
 def predictor(args):
     """The row's predictor, and the seconds its load took: for the PyTorch rows the file read and
     the model built, for onnxruntime the InferenceSession made from the exported file. The
@@ -174,6 +216,11 @@ def predictor(args):
     if args.row == "onnxruntime":
         row = OnnxRuntime(args)
         return row, row.load_seconds
+    if args.row == "keras":
+        row = Keras(args)
+        start = time.perf_counter()
+        row.load(args)
+        return row, time.perf_counter() - start
     import torch  # noqa: F401
     start = time.perf_counter()
     row = Eager(args, args.row == "pytorch-compile")

@@ -123,7 +123,7 @@ fn keras() -> FrameworkInfo {
             "0",
             "yes (keras.utils.set_random_seed)",
         ]),
-        model_source: Some("python/keras_reference.py".into()),
+        model_source: Some("python/keras_models.py".into()),
         // Keras's Adam adds epsilon to √v before the bias correction (PyTorch after it), an
         // effective epsilon of 3.2e-7 at the first step, and Adam amplifies the difference for the
         // weights whose gradients are near zero: measured up to 2.1e-3 (LeNet2) and 5.5e-3 (LeNet3)

@@ -175,10 +175,10 @@ fn a_serving_run_writes_its_report() {
     );
 }
 
-/// The Python rows (PyTorch eager and compiled, ONNX Runtime on PyTorch's export) predict the
-/// classes of the Rust rows' report from the same model file, their logits within 1e-4, and their
-/// reports have the fields of the Rust rows' (`reports::serve::ServeReport`), no more and no
-/// fewer.
+/// The Python rows (every row `serve.py --list-rows` names: PyTorch eager and compiled, ONNX
+/// Runtime on PyTorch's export, Keras) predict the classes of the Rust rows' report from the same
+/// model file, their logits within 1e-4, and their reports have the fields of the Rust rows'
+/// (`reports::serve::ServeReport`), no more and no fewer.
 #[test]
 fn the_python_rows_predict_as_the_rust_rows_do() {
     let dir = folder();
@@ -206,7 +206,18 @@ fn the_python_rows_predict_as_the_rust_rows_do() {
         k.sort();
         k
     };
-    for row in ["pytorch", "pytorch-compile", "onnxruntime"] {
+    let listed = Command::new(support::python())
+        .arg(support::repo("python/serve.py"))
+        .arg("--list-rows")
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let rows = String::from_utf8(listed.stdout).unwrap();
+    let rows: Vec<&str> = rows.lines().collect();
+    for row in ["pytorch", "pytorch-compile", "onnxruntime", "keras"] {
+        assert!(rows.contains(&row), "serve.py --list-rows: {rows:?}");
+    }
+    for row in rows {
         let out = dir.path().join(format!("{row}.json"));
         let made = Command::new(support::python())
             .arg(support::repo("python/serve.py"))

@@ -11,12 +11,14 @@
 //! ratio is between runs of one machine.
 //!
 //! By job: `filters` (which runs a need reads, the folder it reads them from, each framework's
-//! time there), `needs` (each need's answer), `headlines` (the headline tables) and `text` (how
-//! the numbers are written); here, the page itself.
+//! time there), `needs` (each need's answer), `serving` (the serving needs', from a serving
+//! folder), `headlines` (the headline tables) and `text` (how the numbers are written); here, the
+//! page itself.
 
 mod filters;
 mod headlines;
 mod needs;
+mod serving;
 mod text;
 
 use std::collections::BTreeMap;
@@ -27,6 +29,7 @@ use reports::cost::BuildCost;
 use reports::Catalogue;
 
 pub use filters::{FEW_CORES, LARGE_BATCH};
+pub use serving::ServeFolder;
 
 /// The line that opens the generated verdict in the README.
 pub const BEGIN: &str =
@@ -56,6 +59,8 @@ pub struct Evidence<'a> {
     pub catalogue: &'a Catalogue,
     /// Code lines of each framework's two model listings (docs/models.md).
     pub listing_lines: &'a BTreeMap<String, usize>,
+    /// Each serving folder (relative to the repository) with its reports.
+    pub serving: &'a [ServeFolder],
 }
 
 /// The generated part of the front page: the verdict, then the headline tables.
@@ -113,6 +118,11 @@ pub fn front_page_at(root: &Path, catalogue: &Catalogue) -> Result<String, commo
         let rel = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
         costs.push((rel, reports::cost::load(&dir)?));
     }
+    let mut serving = Vec::new();
+    for dir in crate::folder::serve_dirs(&out)? {
+        let rel = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
+        serving.push((rel, reports::serve::ServeReport::load(&dir)?));
+    }
     let sources = crate::listings::sources(catalogue, root)?;
     let listing_lines = crate::listings::line_counts(&sources)?;
     Ok(front_page(&Evidence {
@@ -121,6 +131,7 @@ pub fn front_page_at(root: &Path, catalogue: &Catalogue) -> Result<String, commo
         costs: &costs,
         catalogue,
         listing_lines: &listing_lines,
+        serving: &serving,
     }))
 }
 

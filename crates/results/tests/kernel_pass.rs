@@ -221,6 +221,7 @@ fn the_front_page_shows_the_device_per_step_where_passes_measured_it() {
             costs: &[],
             catalogue: &catalogue,
             listing_lines: &lines,
+            serving: &[],
         };
         (
             evidence.device_headline(),

@@ -125,3 +125,65 @@ fn values_are_labelled_with_three_significant_digits() {
     assert_eq!(s(97_612.0), "97600");
     assert_eq!(s(0.0), "0");
 }
+
+/// The front page's serving needs read the serving folder: the best Rust row per model, against
+/// the best row of all and the baseline, with the next Rust row; a need the folder has no Rust row
+/// for says so.
+#[test]
+fn the_verdict_names_the_best_rust_row_for_each_serving_need() {
+    let mut catalogue = support::catalogue();
+    for f in &mut catalogue.frameworks {
+        if f.name == "pytorch" {
+            f.runner = common::framework::Runner::Python;
+        }
+    }
+    let mut burn = catalogue.frameworks[1].clone();
+    burn.name = "burn".into();
+    catalogue.frameworks.push(burn);
+    let mut tch = report("tch", "01", 0.000_1);
+    tch.cold_start_seconds = vec![0.25, 0.26, 0.24];
+    let mut burn = report("burn", "01", 0.000_05);
+    burn.cold_start_seconds = vec![0.003];
+    let onnx = report("onnxruntime", "01", 0.000_02);
+    let pytorch = report("pytorch", "01", 0.000_13);
+    let lines = std::collections::BTreeMap::new();
+    let serving = vec![(
+        "results/m/serve".to_string(),
+        vec![tch, burn, onnx, pytorch],
+    )];
+    let evidence = results::verdict::Evidence {
+        root: std::path::Path::new("."),
+        folders: &[],
+        costs: &[],
+        catalogue: &catalogue,
+        listing_lines: &lines,
+        serving: &serving,
+    };
+    let verdicts = evidence.verdicts();
+    let need = |name: &str| verdicts.iter().find(|v| v.need.starts_with(name)).unwrap();
+    let latency = need("Lowest latency");
+    assert_eq!(latency.winner.as_deref(), Some("burn"));
+    assert_eq!(
+        latency.says,
+        "one image's p50, 1 thread on AMD EPYC (2 cores): LeNet2 burn 0.050 ms, 2.5x above \
+         onnxruntime's 0.020 ms (the best row), 2.6x below pytorch's 0.130 ms; next Rust row \
+         tch 0.100 ms (2.0x apart)"
+    );
+    assert_eq!(latency.source.as_deref(), Some("results/m/serve"));
+    let cold = need("Quickest cold start");
+    assert_eq!(cold.winner.as_deref(), Some("burn"));
+    assert!(
+        cold.says.ends_with(
+            "LeNet2 burn 3.0 ms, 67x below pytorch's 0.20 s; next Rust row tch 0.25 s (83x apart)"
+        ),
+        "{}",
+        cold.says
+    );
+    // Every report is at 1 thread of 2 cores: none measured the throughput on all of them.
+    let throughput = need("Highest serving throughput");
+    assert_eq!(throughput.winner, None);
+    assert_eq!(
+        throughput.says,
+        "results/m/serve has no Rust row measured for this"
+    );
+}

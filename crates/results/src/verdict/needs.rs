@@ -38,6 +38,9 @@ impl Evidence<'_> {
             self.energy(),
             self.least_code(),
         ]
+        .into_iter()
+        .chain(self.serving_verdicts())
+        .collect()
     }
 
     /// The verdict on `need` read from `folder`: `what` on its machine, then each model's `parts`.
@@ -57,7 +60,7 @@ impl Evidence<'_> {
         }
     }
 
-    fn cannot(need: &'static str, why: &str) -> Verdict {
+    pub(super) fn cannot(need: &'static str, why: &str) -> Verdict {
         Verdict {
             need,
             winner: None,
