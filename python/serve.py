@@ -36,6 +36,8 @@ SCHEMA = 1
 LOGIT_IMAGES = 16
 PIXELS = 28 * 28
 ROWS = ("pytorch", "pytorch-compile", "onnxruntime", "keras")
+# Rows that serve on the CPU only (no CUDA execution provider is set up for ONNX Runtime).
+CPU_ONLY = ("onnxruntime",)
 
 
 def batch_sizes(text):
@@ -53,7 +55,8 @@ def options():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--row", choices=ROWS, default="pytorch")
     p.add_argument("--load", help="the trained model (safetensors in the shared layout)")
-    p.add_argument("--list-rows", action="store_true", help="print the rows, one per line, and end")
+    p.add_argument("--list-rows", action="store_true",
+                   help="print the rows, one per line, and end (with --device cuda: those that serve on CUDA)")
     p.add_argument("--onnx", help="onnxruntime: the exported model (default: the model file's path with .onnx)")
     p.add_argument("--export", action="store_true",
                    help="onnxruntime: export the model file to --onnx and end (what the row does, in a "
@@ -303,7 +306,7 @@ def main():
     parser = options()
     args = parser.parse_args()
     if args.list_rows:
-        print("\n".join(ROWS))
+        print("\n".join(r for r in ROWS if args.device != "cuda" or r not in CPU_ONLY))
         return
     if not args.load:
         parser.error("--load is needed (the trained model)")

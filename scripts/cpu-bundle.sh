@@ -2,7 +2,8 @@
 # A stand-in for the GPU bundle on a machine without CUDA, to dry-run scripts/gpu.sh there: DIR/run.sh
 # runs this checkout's release build (`cargo build --release --workspace`) with the Python the project
 # installed, and DIR holds the kernel counter (built by `cargo xtask setup --cuda`, or a placeholder
-# that is never loaded on the CPU) and launch_queue.py, as the bundle does.
+# that is never loaded on the CPU), the Python scripts and the serving model files
+# (target/serve-models, which `cargo xtask serve` trains), as the bundle does.
 #
 #   scripts/cpu-bundle.sh DIR [PYTHON]
 #   DRY_RUN=1 BUNDLE=DIR scripts/gpu.sh OUT MNIST_DIR
@@ -23,13 +24,24 @@ else
   echo "placeholder" >"$dir/liblenet_kernels.so"
 fi
 cp "$root"/python/*.py "$dir/"
+mkdir -p "$dir/serve-models"
+cp "$root"/target/serve-models/lenet[23]-seed0-e2.safetensors "$dir/serve-models/" ||
+  { echo "error: no serving model files in target/serve-models (cargo xtask serve trains them)" >&2; exit 1; }
 cat >"$dir/run.sh" <<RUN
 #!/usr/bin/env bash
-# scripts/cpu-bundle.sh's stand-in for the GPU bundle's run.sh. Usage: ./run.sh RESULTS_DIR [compare options]
+# scripts/cpu-bundle.sh's stand-in for the GPU bundle's run.sh.
+# Usage: ./run.sh [serve] RESULTS_DIR [compare or serve options]
 set -euo pipefail
-out="\${1:?usage: run.sh RESULTS_DIR [compare options]}"
+task=compare
+task_args=()
+if [ "\${1:-}" = serve ]; then
+  task=serve
+  task_args=(--model-dir "$dir/serve-models")
+  shift
+fi
+out="\${1:?usage: run.sh [serve] RESULTS_DIR [compare or serve options]}"
 shift
-exec "$root/target/release/xtask" compare --lenet "$root/target/release/lenet" \\
+exec "$root/target/release/xtask" "\$task" "\${task_args[@]}" --lenet "$root/target/release/lenet" \\
   --python "$python" --scripts "$dir" --out "\$out" "\$@"
 RUN
 chmod +x "$dir/run.sh" "$0"

@@ -26,6 +26,11 @@
 #                 6,400 images, candle and burn in both profiles (their captured steps), tch tuned
 #                 with 5 steps per CUDA graph, and one kernel pass (tch tuned, the kernel counter);
 #                 tag `smoke`.
+#   serve:        the serving measurement on CUDA (`run.sh serve`, never run on a GPU): every row
+#                 that serves on CUDA, both models, from the bundle's model files (the CPU results'
+#                 weights), a shorter measurement than the CPU's (1,000 single images, batch 256
+#                 for 1 s, 2 cold starts), into the GPU's serve/ folder; at most SERVE_SECONDS
+#                 (default 240) of the call.
 #   profiles:     both models on CUDA, 3 epochs, batch 32, every row in the idiomatic and the tuned
 #                 profile, with memory, energy and the device's busy share; tag `tuned`. Each tuned
 #                 report says whether its step was replayed as a CUDA graph.
@@ -51,7 +56,7 @@
 # (with BUNDLE=DIR from `scripts/cpu-bundle.sh DIR` where there is no CUDA bundle, and PYTHON=the
 # Python with torch for the launch-queue step).
 set -uo pipefail
-all=(smoke profiles kernels graph-steps launch-queue sweep-lenet2 sweep-lenet3 bench epochs-10 threads)
+all=(smoke serve profiles kernels graph-steps launch-queue sweep-lenet2 sweep-lenet3 bench epochs-10 threads)
 joined="${all[*]}"
 usage="usage: DEADLINE=SECONDS [RESUME=results.tar.gz] scripts/gpu.sh OUT MNIST_DIR [${joined// /|}|tuned-lenet2|tuned-lenet3|warm-caches|compare ...]"
 out="${1:?$usage}"
@@ -69,7 +74,7 @@ python="${PYTHON:-python3}"
 work="${WORK:-$here/target/gpu-work}"
 for s in "${steps[@]}"; do
   case "$s" in
-    smoke | profiles | graph-steps | kernels | launch-queue | sweep-lenet2 | sweep-lenet3 | bench | epochs-10 | threads | \
+    smoke | serve | profiles | graph-steps | kernels | launch-queue | sweep-lenet2 | sweep-lenet3 | bench | epochs-10 | threads | \
       tuned-lenet2 | tuned-lenet3 | warm-caches | compare) ;;
     *) echo "error: unknown step '$s'; $usage" >&2; exit 2 ;;
   esac
@@ -177,6 +182,12 @@ run_step() {
       LENET_TCH_GRAPH_STEPS=5 run_seconds="${RUN_SECONDS:-150}" compare "smoke: kernel pass of tch tuned" \
         --device "$device" --models lenet2 --frameworks tch --profile tuned --epochs 1 \
         "${smoke_limit[@]}" --tag smoke --kernels "$bundle/liblenet_kernels.so" || [ $? -ne 124 ] || cut=1 ;;
+    serve)
+      # Its own cap (bash's locals are seen by the functions it calls).
+      local limit="${SERVE_SECONDS:-240}"
+      limited "serve on $device" "$bundle/run.sh" serve "$work/results" --data-dir "$data" \
+        --device "$device" --latency-images 1000 --batch-sizes 256 --throughput-seconds 1 \
+        --cold-starts 2 "${dry[@]}" || [ $? -ne 124 ] || cut=1 ;;
     profiles)
       profiles lenet2,lenet3 || [ $? -ne 124 ] || cut=1 ;;
     tuned-lenet2 | tuned-lenet3)

@@ -2,10 +2,12 @@
 //! with torch 2.11 and the NVIDIA libraries but no Rust toolchain. It holds two CUDA-enabled `lenet`
 //! binaries (tch and candle in `lenet`, burn in `lenet-burn`, with LLVM linked in statically for
 //! burn's kernel compiler: candle's and burn's CUDA code cannot share one; xz-compressed, since
-//! candle's kernels and LLVM make them large), this xtask binary (which drives `compare`), the
-//! Python rows' scripts, the wheels of the Python rows that such a machine lacks (each row's
-//! `python/setup/ROW.bundle.txt`), and `run.sh`, which unpacks the binaries, points the dynamic
-//! loader at that machine's own torch and NVIDIA libraries and puts the wheels on the Python path. `--bench` builds, as a bundle of its own (the
+//! candle's kernels and LLVM make them large), this xtask binary (which drives `compare`, and
+//! `serve` on the two trained model files in `serve-models/`, those the CPU's serving results
+//! answer from), the Python rows' scripts, the wheels of the Python rows that such a machine lacks
+//! (each row's `python/setup/ROW.bundle.txt`), and `run.sh`, which unpacks the binaries, points the
+//! dynamic loader at that machine's own torch and NVIDIA libraries and puts the wheels on the
+//! Python path (`run.sh serve ...` for the serving measurement). `--bench` builds, as a bundle of its own (the
 //! two together pass the size limit), the criterion bench (`benches/train_step.rs`) with the same
 //! CUDA features, one per `lenet` binary, and `bench.sh`, which runs each on the CUDA benchmarks of
 //! its own frameworks: `cargo bench` where there is no toolchain.
@@ -13,6 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use common::ModelKind;
 
 use crate::cuda::{self, Toolkit};
 use crate::llvm::{self, Llvm};
@@ -201,14 +204,14 @@ pub fn run(flags: flags::Bundle) -> Result<()> {
     if flags.bench {
         bench_bundle(toolchains, &builds, &parts, &out)
     } else {
-        run_bundle(&env, toolchains, (&builds, &parts), &out)
+        run_bundle((&env, &lenet), toolchains, (&builds, &parts), &out)
     }
 }
 
 /// The comparison's bundle in `out`: the CUDA binaries, xtask, the kernel counter, the Python rows'
 /// scripts and wheels, and `run.sh`.
 fn run_bundle(
-    env: &Env,
+    (env, lenet): (&Env, &Path),
     toolchains: (&Toolkit, &Llvm),
     (builds, parts): (&[CudaBinary], &Parts),
     out: &Path,
@@ -246,6 +249,7 @@ fn run_bundle(
         std::fs::remove_dir_all(&lib).with_context(|| format!("cannot clear {}", lib.display()))?;
     }
     copy_python(&env.root.join("python"), out)?;
+    serve_models(&lenet, out)?;
     download_wheels(env, &parts.wheels, &out.join("wheels"))?;
     finish(
         out,
@@ -304,6 +308,22 @@ fn finish(out: &Path, what: &str, name: &str, text: &str, usage: &str) -> Result
         size as f64 / (1 << 20) as f64,
         out.display()
     );
+    Ok(())
+}
+
+/// The model files `run.sh serve` measures, in `out/serve-models`: the ones `cargo xtask serve`
+/// measures on the CPU (trained now with `lenet`, the CPU build, where it has not run yet), so that
+/// the GPU's serving reports answer from the same weights.
+fn serve_models(lenet: &Path, out: &Path) -> Result<()> {
+    let dir = out.join("serve-models");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let trained = crate::serve::model_dir(None);
+    for model in ModelKind::ALL {
+        let file = crate::serve::model_file(lenet, model, crate::serve::EPOCHS, None, &trained)?;
+        let to = dir.join(file.file_name().unwrap_or_default());
+        std::fs::copy(&file, &to)
+            .with_context(|| format!("cannot copy {} to {}", file.display(), to.display()))?;
+    }
     Ok(())
 }
 

@@ -263,7 +263,7 @@ pub struct Serve {
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     pub threads: Option<Vec<usize>>,
     /// Epochs of the training that makes each model file (seed 0, the recipe otherwise)
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = crate::serve::EPOCHS)]
     pub epochs: u32,
     /// Folder with the four data files (default: as lenet train finds them)
     #[arg(long, value_name = "DIR")]
@@ -271,6 +271,27 @@ pub struct Serve {
     /// The results root: the reports go to OUT/MACHINE/serve/
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
+    /// cpu, or cuda (the rows that serve on CUDA: on a GPU machine, with the GPU bundle's run.sh
+    /// serve); the reports go to the GPU's machine folder
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    pub device: String,
+    /// The model files' folder: MODEL-seed0-eEPOCHS.safetensors there, trained into it when
+    /// missing (default: target/serve-models)
+    #[arg(long, value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Serve with this `lenet` binary's frameworks instead of building one binary per framework
+    /// (as the GPU bundle does)
+    #[arg(long, value_name = "FILE")]
+    pub lenet: Option<PathBuf>,
+    /// With --lenet: serve FRAMEWORK with another `lenet` binary (repeatable)
+    #[arg(long, value_name = "FRAMEWORK=FILE", value_parser = parse_lenet_for, requires = "lenet")]
+    pub lenet_for: Vec<(String, PathBuf)>,
+    /// Python for the Python rows (default: the one `setup` installed)
+    #[arg(long, value_name = "FILE")]
+    pub python: Option<PathBuf>,
+    /// The folder with serve.py (default: the repository's python/)
+    #[arg(long, value_name = "DIR")]
+    pub scripts: Option<PathBuf>,
     // How much is measured, as `lenet serve` takes it.
     #[command(flatten)]
     pub measure: ServeMeasureArgs,

@@ -7,6 +7,10 @@
 //! (`python/serve.py --list-rows`) with their script, whose cold starts this task times as `lenet
 //! serve` times its own (`meters::cold`). The reports go to `OUT/MACHINE/serve/`, and its
 //! `summary.md` is written from them.
+//!
+//! On a GPU machine without Rust, the GPU bundle runs it with its own binaries (`run.sh serve`:
+//! `--lenet`, `--lenet-for`, `--python`, `--scripts`, `--device cuda`), on the model files the
+//! bundle carries (`--model-dir`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +25,8 @@ use crate::features::Features;
 use crate::python_env::{self, Env};
 use crate::{flags, process, registry, workspace};
 
+/// The epochs of the training that makes a model file (seed 0, the recipe otherwise).
+pub const EPOCHS: u32 = 2;
 /// Where the trained model files are kept, under the repository.
 const MODELS: &str = "target/serve-models";
 /// Where the `lenet` binaries with one framework feature each are kept, under the repository.
@@ -43,9 +49,72 @@ impl Row {
     }
 }
 
-/// Every framework feature's `lenet` built with that feature alone, copied aside, with a row for
-/// each framework that binary holds; then the default build again, as the other tasks expect it.
-fn rust_rows(env: &Env) -> Result<Vec<Row>> {
+/// What the rows run with: a `lenet` that trains the model files and names the frameworks, the
+/// Python and serve.py; and, when they were built here, the environment they were built in.
+struct Tools {
+    lenet: PathBuf,
+    python: PathBuf,
+    script: PathBuf,
+    built: Option<Env>,
+}
+
+impl Tools {
+    /// The tools `flags` give (`--lenet`, `--python`, `--scripts`), the others set up here.
+    fn new(flags: &flags::Serve) -> Result<Self> {
+        let scripts = flags
+            .scripts
+            .clone()
+            .unwrap_or_else(|| process::root().join("python"));
+        let script = scripts.join("serve.py");
+        if !script.is_file() {
+            bail!("--scripts: no serve.py in {}", scripts.display());
+        }
+        let (lenet, python, built) = match (&flags.lenet, &flags.python) {
+            (Some(lenet), Some(python)) => (lenet.clone(), python.clone(), None),
+            (Some(lenet), None) => (lenet.clone(), python_env::setup()?.python, None),
+            (None, python) => {
+                let env = python_env::setup()?;
+                let lenet = registry::build_lenet(&env)?;
+                let python = python.clone().unwrap_or_else(|| env.python.clone());
+                (lenet, python, Some(env))
+            }
+        };
+        Ok(Self {
+            lenet,
+            python,
+            script,
+            built,
+        })
+    }
+}
+
+/// A row for each framework `lenet` holds.
+fn rows_of(lenet: &Path) -> Result<Vec<Row>> {
+    Ok(registry::catalogue(lenet)?
+        .frameworks
+        .into_iter()
+        .filter(|f| f.runner == Runner::Lenet)
+        .map(|f| Row::Lenet(f.name, lenet.to_path_buf()))
+        .collect())
+}
+
+/// The Rust rows: the given binaries' frameworks (`--lenet`, each `--lenet-for` framework with
+/// its own binary), or every framework feature's `lenet` built with that feature alone, copied
+/// aside (then the default build again, as the other tasks expect it).
+fn rust_rows(tools: &Tools, flags: &flags::Serve) -> Result<Vec<Row>> {
+    let Some(env) = &tools.built else {
+        let mut rows = rows_of(&tools.lenet)?;
+        for (framework, file) in &flags.lenet_for {
+            let Some(own) = rows_of(file)?.into_iter().find(|r| r.name() == framework) else {
+                bail!("--lenet-for: {} does not hold {framework}", file.display());
+            };
+            match rows.iter_mut().find(|r| r.name() == framework) {
+                Some(row) => *row = own,
+                None => rows.push(own),
+            }
+        }
+        return Ok(rows);
+    };
     let dir = process::root().join(BINARIES);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut rows = Vec::new();
@@ -55,23 +124,19 @@ fn rust_rows(env: &Env) -> Result<Vec<Row>> {
         let alone = dir.join(format!("lenet-{feature}"));
         std::fs::copy(&built, &alone)
             .with_context(|| format!("cannot copy {} to {}", built.display(), alone.display()))?;
-        for f in registry::catalogue(&alone)?.frameworks {
-            if f.runner == Runner::Lenet {
-                rows.push(Row::Lenet(f.name, alone.clone()));
-            }
-        }
+        rows.extend(rows_of(&alone)?);
     }
     registry::build_lenet(env)?;
     Ok(rows)
 }
 
-/// The rows the Python serving script offers.
-fn python_rows(env: &Env) -> Result<Vec<String>> {
-    let out = Command::new(&env.python)
-        .arg(env.root.join("python/serve.py"))
-        .arg("--list-rows")
+/// The rows the Python serving script offers on `device`.
+fn python_rows(tools: &Tools, device: &str) -> Result<Vec<String>> {
+    let out = Command::new(&tools.python)
+        .arg(&tools.script)
+        .args(["--list-rows", "--device", device])
         .output()
-        .with_context(|| format!("cannot run {}", env.python.display()))?;
+        .with_context(|| format!("cannot run {}", tools.python.display()))?;
     if !out.status.success() {
         bail!(
             "python/serve.py --list-rows {}: {}",
@@ -125,30 +190,34 @@ fn check(flags: &flags::Serve) -> Result<()> {
     Ok(())
 }
 
-/// The model file of `model`, trained now unless an earlier run left it.
-fn model_file(lenet: &Path, model: ModelKind, flags: &flags::Serve) -> Result<PathBuf> {
-    let dir = process::root().join(MODELS);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file = dir.join(format!("{model}-seed0-e{}.safetensors", flags.epochs));
+/// The folder of the model files: `--model-dir`, or target/serve-models.
+pub fn model_dir(asked: Option<&Path>) -> PathBuf {
+    asked.map_or_else(|| process::root().join(MODELS), Path::to_path_buf)
+}
+
+/// The model file of `model` in `dir` (trained `epochs` epochs from seed 0), trained now with
+/// `lenet` on the CPU unless an earlier run left it.
+pub fn model_file(
+    lenet: &Path,
+    model: ModelKind,
+    epochs: u32,
+    data_dir: Option<&Path>,
+    dir: &Path,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join(format!("{model}-seed0-e{epochs}.safetensors"));
     if file.is_file() {
         return Ok(file);
     }
     eprintln!(
-        "training {model} for {} epochs (seed 0) into {}",
-        flags.epochs,
+        "training {model} for {epochs} epochs (seed 0) into {}",
         file.display()
     );
     let mut cmd = Command::new(lenet);
     cmd.args(["train", "-q", "--model", model.name(), "--device", "cpu"])
-        .args([
-            "--epochs",
-            &flags.epochs.to_string(),
-            "--seed",
-            "0",
-            "--save",
-        ])
+        .args(["--epochs", &epochs.to_string(), "--seed", "0", "--save"])
         .arg(&file);
-    if let Some(d) = &flags.data_dir {
+    if let Some(d) = data_dir {
         cmd.arg("--data-dir").arg(d);
     }
     if !process::status(&mut cmd)? {
@@ -167,7 +236,7 @@ fn measured(flags: &flags::Serve, model: &Path, threads: usize) -> Vec<String> {
         .collect();
     let mut args: Vec<String> = [
         "--device",
-        "cpu",
+        &flags.device,
         "--threads",
         &threads.to_string(),
         "--latency-images",
@@ -192,17 +261,39 @@ fn measured(flags: &flags::Serve, model: &Path, threads: usize) -> Vec<String> {
     args
 }
 
+/// Notes in the report at `out` that `name` was served by a given binary that holds other
+/// frameworks too, whose libraries its cold start and memory include (the GPU bundle's `lenet`
+/// holds tch, whose start loads libtorch).
+fn shared_binary_note(name: &str, lenet: &Path, out: &Path) -> Result<()> {
+    let others: Vec<String> = rows_of(lenet)?
+        .iter()
+        .map(|r| r.name().to_string())
+        .filter(|n| n != name)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let mut report = ServeReport::read(out)?;
+    report.notes.push(format!(
+        "served by {}, a lenet that also holds {}: its cold start and memory include their \
+         libraries' (libtorch's, where tch is one)",
+        lenet.file_name().unwrap_or_default().to_string_lossy(),
+        others.join(", ")
+    ));
+    report.write(out)?;
+    Ok(())
+}
+
 /// Measures one row into `out`: `lenet serve` with its own cold starts, or the Python script and
 /// then its cold starts timed here.
 fn measure(
-    env: &Env,
+    tools: &Tools,
     row: &Row,
     (model, threads): (&Path, usize),
     flags: &flags::Serve,
     out: &Path,
 ) -> Result<()> {
     let args = measured(flags, model, threads);
-    let script = env.root.join("python/serve.py");
     let mut cmd = match row {
         Row::Lenet(name, lenet) => {
             let mut c = Command::new(lenet);
@@ -211,8 +302,8 @@ fn measure(
             c
         }
         Row::Python(name) => {
-            let mut c = Command::new(&env.python);
-            c.arg(&script).args(["--row", name]);
+            let mut c = Command::new(&tools.python);
+            c.arg(&tools.script).args(["--row", name]);
             c
         }
     };
@@ -220,12 +311,22 @@ fn measure(
     if !process::status(&mut cmd)? {
         bail!("{} failed", row.name());
     }
+    if let (Row::Lenet(name, lenet), None) = (row, &tools.built) {
+        shared_binary_note(name, lenet, out)?;
+    }
     if let Row::Python(name) = row {
         let mut report = ServeReport::read(out)?;
         for _ in 0..flags.measure.cold_starts {
-            let mut once = Command::new(&env.python);
-            once.arg(&script)
-                .args(["--row", name, "--once", "--device", "cpu", "--threads"])
+            let mut once = Command::new(&tools.python);
+            once.arg(&tools.script)
+                .args([
+                    "--row",
+                    name,
+                    "--once",
+                    "--device",
+                    &flags.device,
+                    "--threads",
+                ])
                 .arg(threads.to_string())
                 .arg("--load")
                 .arg(model);
@@ -241,9 +342,8 @@ fn measure(
 /// Runs the task; `Ok(false)` when a row failed (the others are measured and kept).
 pub fn run(flags: flags::Serve) -> Result<bool> {
     check(&flags)?;
-    let env = python_env::setup()?;
-    let lenet = registry::build_lenet(&env)?;
-    let catalogue = registry::catalogue(&lenet)?;
+    let tools = Tools::new(&flags)?;
+    let catalogue = registry::catalogue(&tools.lenet)?;
     // The binaries with one framework each are built only when a Rust row is measured.
     let rust_asked = flags.rows.as_ref().is_none_or(|asked| {
         asked
@@ -251,29 +351,51 @@ pub fn run(flags: flags::Serve) -> Result<bool> {
             .any(|n| catalogue.get(n).is_some_and(|f| f.runner == Runner::Lenet))
     });
     let mut known = if rust_asked {
-        rust_rows(&env)?
+        rust_rows(&tools, &flags)?
     } else {
         Vec::new()
     };
-    known.extend(python_rows(&env)?.into_iter().map(Row::Python));
+    known.extend(
+        python_rows(&tools, &flags.device)?
+            .into_iter()
+            .map(Row::Python),
+    );
     let rows = choose(flags.rows.clone(), known)?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut threads = flags.threads.clone().unwrap_or_else(|| vec![1, cores]);
+    // On CUDA the threads are the host's side only: all of them.
+    let default_threads = if flags.device == "cuda" {
+        vec![cores]
+    } else {
+        vec![1, cores]
+    };
+    let mut threads = flags.threads.clone().unwrap_or(default_threads);
     threads.dedup();
-    let machine = Environment::capture().machine_slug(false);
+    let machine = Environment::capture().machine_slug(flags.device == "cuda");
     let dir = flags.out.join(machine).join(reports::serve::FOLDER);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let total = flags.models.len() * threads.len() * rows.len();
     let mut done = 0;
     let mut ok = true;
-    for &model in &flags.models {
-        let file = model_file(&lenet, model, &flags)?;
-        for &t in &threads {
-            for row in &rows {
+    let models = model_dir(flags.model_dir.as_deref());
+    let data = flags.data_dir.as_deref();
+    let files = flags
+        .models
+        .iter()
+        .map(|&model| {
+            Ok((
+                model,
+                model_file(&tools.lenet, model, flags.epochs, data, &models)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Row by row, so that a run cut short has every model of the rows it finished.
+    for row in &rows {
+        for (model, file) in &files {
+            for &t in &threads {
                 done += 1;
                 eprintln!("[{done}/{total}] {} {model}, {t} thread(s)", row.name());
                 let out = dir.join(format!("serve-{}-{model}-t{t}.json", row.name()));
-                if let Err(e) = measure(&env, row, (&file, t), &flags, &out) {
+                if let Err(e) = measure(&tools, row, (file, t), &flags, &out) {
                     eprintln!("error: {e:#}");
                     ok = false;
                 }

@@ -13,15 +13,17 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gpu.sh")
 }
 
-/// A bundle whose run.sh appends its options to `calls`, sleeps 30 s where its options hold
-/// `$SLOW`, and otherwise writes one report file under its results folder.
+/// A bundle whose run.sh appends its options to `calls` (after `serve ` for the serving
+/// measurement), sleeps 30 s where its options hold `$SLOW`, and otherwise writes one report file
+/// under its results folder.
 fn bundle(dir: &Path) -> PathBuf {
     let bundle = dir.join("bundle");
     std::fs::create_dir_all(&bundle).unwrap();
     std::fs::write(
         bundle.join("run.sh"),
         format!(
-            "#!/bin/sh\nout=\"$1\"\nshift\necho \"$*\" >>'{calls}'\n\
+            "#!/bin/sh\ntask=\nif [ \"$1\" = serve ]; then task='serve '; shift; fi\n\
+             out=\"$1\"\nshift\necho \"$task$*\" >>'{calls}'\n\
              if [ -n \"$SLOW\" ]; then case \" $* \" in *\"$SLOW\"*) sleep 30 ;; esac; fi\n\
              n=$(wc -l <'{calls}')\nmkdir -p \"$out/m\"\necho '{{}}' >\"$out/m/run-$n.json\"\n",
             calls = dir.join("calls.txt").display()
@@ -114,9 +116,9 @@ fn a_call_is_cut_at_its_deadline_and_the_next_call_resumes_from_its_pack() {
     the_next_call_resumes_from_the_pack(dir);
 }
 
-/// First call: 12 s, and the profiles step (tag `tuned`) hangs: the smoke step and the kernel pass
-/// run first, the hanging step is cut and not marked done, the steps after it are left; only the
-/// pack and the log come back.
+/// First call: 12 s, and the profiles step (tag `tuned`) hangs: the smoke step, its kernel pass
+/// and the serving measurement run first, the hanging step is cut and not marked done, the steps
+/// after it are left; only the pack and the log come back.
 fn a_first_call_is_cut_at_its_deadline(dir: &Path) {
     let start = Instant::now();
     let output = run(
@@ -128,7 +130,7 @@ fn a_first_call_is_cut_at_its_deadline(dir: &Path) {
     assert!(output.status.success(), "{log}");
     assert!(start.elapsed() < Duration::from_secs(40), "{log}");
     let first = calls(dir);
-    assert_eq!(first.len(), 4, "{first:?}");
+    assert_eq!(first.len(), 5, "{first:?}");
     // The smoke step first: candle and burn in both profiles, tch tuned, then one kernel pass.
     let smoke = "--device cuda --models lenet2 --frameworks candle,burn --profile idiomatic,tuned \
                  --epochs 1 --limit 6400 --tag smoke";
@@ -144,8 +146,14 @@ fn a_first_call_is_cut_at_its_deadline(dir: &Path) {
         first[1]
     );
     assert!(first[2].contains("--tag smoke --kernels"), "{}", first[2]);
-    assert!(first[3].contains("--epochs 3 --tag tuned"), "{}", first[3]);
-    assert!(first[3].contains("--run-timeout 240"), "{}", first[3]);
+    // Then serving on CUDA, which has never run there either.
+    assert!(
+        first[3].starts_with("serve --data-dir") && first[3].contains("--device cuda"),
+        "{}",
+        first[3]
+    );
+    assert!(first[4].contains("--epochs 3 --tag tuned"), "{}", first[4]);
+    assert!(first[4].contains("--run-timeout 240"), "{}", first[4]);
     assert!(
         log.contains("ended with status 124 (its time limit: a later call finishes it)"),
         "{log}"
@@ -162,13 +170,13 @@ fn a_first_call_is_cut_at_its_deadline(dir: &Path) {
     names.sort();
     assert_eq!(names, ["gpu-log.txt", "results.tar.gz"]);
     let files = packed(dir);
-    for n in 1..=3 {
+    for n in 1..=4 {
         assert!(
             files.contains(&format!("results/m/run-{n}.json")),
             "{files:?}"
         );
     }
-    assert_eq!(done(dir), ["smoke"]);
+    assert_eq!(done(dir), ["smoke", "serve"]);
 }
 
 /// Second call, on a fresh work folder, from the first call's pack: the smoke step is not run
@@ -187,10 +195,12 @@ fn the_next_call_resumes_from_the_pack(dir: &Path) {
         log.contains("== smoke: ended in an earlier call, not run again"),
         "{log}"
     );
-    let second = &calls(dir)[4..];
+    let second = &calls(dir)[5..];
     assert!(second[0].contains("--epochs 3 --tag tuned"), "{second:?}");
     assert!(
-        second.iter().all(|c| !c.contains("--tag smoke")),
+        second
+            .iter()
+            .all(|c| !c.contains("--tag smoke") && !c.starts_with("serve")),
         "{second:?}"
     );
     let files = packed(dir);
@@ -205,6 +215,7 @@ fn the_next_call_resumes_from_the_pack(dir: &Path) {
     let finished = done(dir);
     for step in [
         "smoke",
+        "serve",
         "profiles",
         "kernels",
         "graph-steps",
