@@ -59,8 +59,12 @@ def options():
                    help="print the rows, one per line, and end (with --device cuda: those that serve on CUDA)")
     p.add_argument("--onnx", help="onnxruntime: the exported model (default: the model file's path with .onnx)")
     p.add_argument("--export", action="store_true",
-                   help="onnxruntime: export the model file to --onnx and end (what the row does, in a "
-                        "process of its own, when the exported file is missing or older)")
+                   help="onnxruntime: export the model file to --onnx unless that file is newer, and end "
+                        "(what the row does, in a process of its own, when the exported file is missing or "
+                        "older)")
+    p.add_argument("--ort-library", action="store_true",
+                   help="print the path of the ONNX Runtime library the onnxruntime package ships (what "
+                        "the Rust row ort loads) and end")
     p.add_argument("--data-dir", help="folder with the four data files (needed unless --once)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=common.positive)
@@ -127,6 +131,21 @@ class Eager:
             return self.module(x).cpu().numpy()
 
 
+def stale(exported, model):
+    """Whether the exported file is missing or older than the model file."""
+    return not os.path.isfile(exported) or os.path.getmtime(exported) < os.path.getmtime(model)
+
+
+def ort_library():
+    """The shared library of the onnxruntime package (onnxruntime/capi/libonnxruntime.so.*)."""
+    import glob
+    import onnxruntime
+    found = sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*")))
+    if not found:
+        sys.exit(f"error: onnxruntime {onnxruntime.__version__} ships no libonnxruntime.so")
+    return found[-1]
+
+
 def export(args, path):
     """Exports the model file's module to `path` with torch.onnx.export (written whole, then
     renamed); the seconds it took."""
@@ -154,7 +173,7 @@ class OnnxRuntime:
         self.notes = [f"serves {os.path.basename(path)}, exported from the model file by torch.onnx.export "
                       f"(torch {importlib.metadata.version('torch')}, the torch.export-based exporter) once, "
                       "before any load; the load is the InferenceSession's"]
-        if not os.path.isfile(path) or os.path.getmtime(path) < os.path.getmtime(args.load):
+        if stale(path, args.load):
             # In a process of its own, so that this one never imports torch.
             made = subprocess.run([sys.executable, os.path.abspath(__file__), "--export", "--load", args.load,
                                    "--onnx", path], stdout=subprocess.DEVNULL)
@@ -305,6 +324,9 @@ def measure(args):
 def main():
     parser = options()
     args = parser.parse_args()
+    if args.ort_library:
+        print(ort_library())
+        return
     if args.list_rows:
         print("\n".join(r for r in ROWS if args.device != "cuda" or r not in CPU_ONLY))
         return
@@ -312,7 +334,8 @@ def main():
         parser.error("--load is needed (the trained model)")
     if args.export:
         path = args.onnx or os.path.splitext(args.load)[0] + ".onnx"
-        print(f"exported {path} in {export(args, path):.2f} s", file=sys.stderr)
+        if stale(path, args.load):
+            print(f"exported {path} in {export(args, path):.2f} s", file=sys.stderr)
         return
     out = measure(args)
     if out is None:

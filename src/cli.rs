@@ -78,12 +78,27 @@ impl TrainArgs {
 #[derive(clap::Parser, Debug, Clone)]
 #[command(name = "lenet serve")]
 pub struct ServeArgs {
-    /// The row to measure (default: tch, or the first framework this build holds)
+    /// The row to measure (default: tch, or the first framework this build holds): a framework,
+    /// or ort (the model exported to ONNX, served by ONNX Runtime's library, which ORT_DYLIB_PATH
+    /// names); --list-rows prints this build's
     #[arg(long, short)]
     pub framework: Option<String>,
     /// The trained model (safetensors in the shared layout, as `lenet train --save` writes it)
-    #[arg(long, short, value_name = "FILE")]
-    pub load: PathBuf,
+    #[arg(
+        long,
+        short,
+        value_name = "FILE",
+        required_unless_present = "list_rows"
+    )]
+    pub load: Option<PathBuf>,
+    /// ort: the exported model (default: the model file's path with .onnx, as python/serve.py
+    /// --export writes it)
+    #[arg(long, value_name = "FILE")]
+    pub onnx: Option<PathBuf>,
+    /// Print this build's rows, one per line, and end (with --device cuda: those that serve on
+    /// CUDA)
+    #[arg(long)]
+    pub list_rows: bool,
     /// auto (CUDA when available), cpu or cuda
     #[arg(long, short, default_value = "auto")]
     pub device: DeviceRequest,
@@ -117,7 +132,8 @@ impl ServeArgs {
                 .framework
                 .clone()
                 .unwrap_or_else(|| crate::default_framework().to_string()),
-            load: self.load.clone(),
+            load: self.load.clone().unwrap_or_default(),
+            onnx: self.onnx.clone(),
             device: self.device,
             threads: self.threads,
             data_dir: self.data_dir.clone(),

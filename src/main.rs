@@ -202,14 +202,13 @@ fn main() -> ExitCode {
 
 /// `lenet serve`: one row measured, or with `--once` one cold start's answer.
 fn serve(args: &ServeArgs) -> Result<bool> {
+    if args.list_rows {
+        println!("{}", lenet_compare::serve::rows(args.device).join("\n"));
+        return Ok(true);
+    }
     let options = args.options();
     if args.once {
-        let class = lenet_compare::serve::answer_once(
-            &options.framework,
-            &options.load,
-            options.device,
-            options.threads,
-        )?;
+        let class = lenet_compare::serve::answer_once(&options)?;
         println!("{class}");
         return Ok(true);
     }
@@ -217,7 +216,7 @@ fn serve(args: &ServeArgs) -> Result<bool> {
         check_writable(out)?;
     }
     let report = lenet_compare::serve::serve(&options, &mut |what| {
-        eprintln!("{} {}: {what}", options.framework, args.load.display())
+        eprintln!("{} {}: {what}", options.framework, options.load.display())
     })?;
     if let Some(out) = &args.out {
         report.write(out)?;

@@ -4,7 +4,7 @@
 //! until their first answer), single-image latency, throughput at large batches, the predicted
 //! class of every test image and the process's peak memory, into a [`ServeReport`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -23,6 +23,8 @@ pub struct ServeOptions {
     pub framework: String,
     /// The model file (safetensors in the shared layout, as `lenet train --save` writes it).
     pub load: PathBuf,
+    /// The `ort` row's exported model (default: the model file's path with `.onnx`).
+    pub onnx: Option<PathBuf>,
     pub device: DeviceRequest,
     /// CPU threads (`None`: the framework's default).
     pub threads: Option<usize>,
@@ -63,31 +65,87 @@ impl ServeOptions {
     }
 }
 
-/// The model file and the predictor of `framework` built from it, with the seconds the two took.
-fn load(
-    framework: &str,
-    file: &Path,
-    device: DeviceRequest,
-    threads: Option<usize>,
-) -> Result<(ModelFile, Box<dyn Predictor>, f64)> {
-    let row = crate::framework(framework)?;
+/// The rows of this build: each framework's, then the `ort` row (the exported model served by
+/// ONNX Runtime, on the CPU only: not for `--device cuda`) where the build has it.
+#[cfg_attr(not(feature = "ort"), allow(unused_variables))]
+pub fn rows(device: DeviceRequest) -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut rows: Vec<&str> = crate::FRAMEWORKS.iter().map(|f| f.name()).collect();
+    #[cfg(feature = "ort")]
+    if device != DeviceRequest::Cuda {
+        rows.push(onnx_serve::ROW);
+    }
+    rows
+}
+
+/// The exported model the `ort` row serves: `--onnx`, or the model file's path with `.onnx`.
+#[cfg(feature = "ort")]
+fn onnx_file(options: &ServeOptions) -> PathBuf {
+    options
+        .onnx
+        .clone()
+        .unwrap_or_else(|| options.load.with_extension("onnx"))
+}
+
+/// The predictor of `options`' row for `model`.
+fn predictor(options: &ServeOptions, model: &ModelFile) -> Result<Box<dyn Predictor>> {
+    #[cfg(feature = "ort")]
+    if options.framework == onnx_serve::ROW {
+        if options.device == DeviceRequest::Cuda {
+            bail!("ort: this row serves on the CPU (no CUDA execution provider is set up)");
+        }
+        let library = onnx_serve::library()?;
+        let row = onnx_serve::predictor(&onnx_file(options), &library, options.threads)?;
+        return Ok(Box::new(row));
+    }
+    if options.onnx.is_some() {
+        bail!("--onnx: only the ort row serves an exported model");
+    }
+    let row = crate::framework(&options.framework)?;
+    row.predictor(model.model, &model.weights, options.device, options.threads)
+        .with_context(|| {
+            format!(
+                "{} cannot load {}",
+                options.framework,
+                options.load.display()
+            )
+        })
+}
+
+/// What a reader of the row's numbers should know: for `ort`, the file it served and the library.
+#[cfg_attr(not(feature = "ort"), allow(unused_variables))]
+fn notes(options: &ServeOptions) -> Vec<String> {
+    #[cfg(feature = "ort")]
+    if options.framework == onnx_serve::ROW {
+        let name = |p: &std::path::Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let library = onnx_serve::library().map(|l| name(&l)).unwrap_or_default();
+        return vec![format!(
+            "serves {}, exported from the model file by python/serve.py --export \
+             (torch.onnx.export), with ONNX Runtime's {library} (the onnxruntime Python \
+             package's) loaded by the ort crate; the load is the session's",
+            name(&onnx_file(options))
+        )];
+    }
+    Vec::new()
+}
+
+/// The model file and the predictor of `options`' row built from it, with the seconds the two
+/// took.
+fn load(options: &ServeOptions) -> Result<(ModelFile, Box<dyn Predictor>, f64)> {
     let start = Instant::now();
-    let model = ModelFile::read(file)?;
-    let predictor = row
-        .predictor(model.model, &model.weights, device, threads)
-        .with_context(|| format!("{framework} cannot load {}", file.display()))?;
+    let model = ModelFile::read(&options.load)?;
+    let predictor = predictor(options, &model)?;
     Ok((model, predictor, start.elapsed().as_secs_f64()))
 }
 
 /// `lenet serve --once`: loads the model and prints the class of one blank image, what a freshly
 /// started server's first answer costs.
-pub fn answer_once(
-    framework: &str,
-    file: &Path,
-    device: DeviceRequest,
-    threads: Option<usize>,
-) -> Result<u8> {
-    let (_, mut predictor, _) = load(framework, file, device, threads)?;
+pub fn answer_once(options: &ServeOptions) -> Result<u8> {
+    let (_, mut predictor, _) = load(options)?;
     let logits = predictor.logits(&[0.0; PIXELS])?;
     Ok(serve::classes(&logits)[0])
 }
@@ -100,6 +158,9 @@ fn once_command(options: &ServeOptions) -> Result<Command> {
         .arg("--load")
         .arg(&options.load)
         .args(["--device", &options.device.to_string()]);
+    if let Some(onnx) = &options.onnx {
+        cmd.arg("--onnx").arg(onnx);
+    }
     if let Some(t) = options.threads {
         cmd.args(["--threads", &t.to_string()]);
         cmd.env("RAYON_NUM_THREADS", t.to_string());
@@ -168,12 +229,7 @@ fn speed(
 pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<ServeReport> {
     options.check()?;
     let environment = Environment::capture();
-    let (file, mut predictor, load_seconds) = load(
-        &options.framework,
-        &options.load,
-        options.device,
-        options.threads,
-    )?;
+    let (file, mut predictor, load_seconds) = load(options)?;
     let (dataset, data) = test_images(options, &file)?;
     let pixels = data.test.normalized_images();
     let start = Instant::now();
@@ -216,7 +272,7 @@ pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<S
         classes: predicted.iter().map(|c| char::from(b'0' + c)).collect(),
         logits,
         peak_host_bytes: meters::host::high_water_mark(),
-        notes: Vec::new(),
+        notes: notes(options),
         environment,
     })
 }

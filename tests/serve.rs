@@ -270,7 +270,7 @@ fn bad_serving_options_get_a_clear_error() {
     let dir = folder();
     let bad = dir.path().join("bad.safetensors");
     std::fs::write(&bad, b"not a model").unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--batch-sizes", "0"],
             "a batch holds at least one image, not 0",
@@ -284,6 +284,10 @@ fn bad_serving_options_get_a_clear_error() {
         (&["--framework", "flax"], "unknown framework 'flax'"),
         (&["--load", bad.to_str().unwrap()], "not a safetensors file"),
         (&["--load", "/no/such/model.safetensors"], "cannot read"),
+        (
+            &["--onnx", "model.onnx"],
+            "--onnx: only the ort row serves an exported model",
+        ),
     ];
     for (args, expected) in cases {
         let (ok, _, err) = serve(dir.path(), args);
@@ -299,4 +303,103 @@ fn bad_serving_options_get_a_clear_error() {
             "{args:?}: {err:?} should say {expected:?}"
         );
     }
+}
+
+/// The `ort` row serves the model exported by `serve.py --export` with the onnxruntime package's
+/// library: the Rust rows' classes, logits within 1e-4, a note of what it served; without the
+/// library's variable, or without the exported file, a one-line error that says what to do.
+#[cfg(feature = "ort")]
+#[test]
+fn the_ort_row_serves_the_exported_model_as_the_rust_rows_do() {
+    let dir = folder();
+    let short = [
+        "--latency-images",
+        "5",
+        "--warmup",
+        "1",
+        "--batch-sizes",
+        "4",
+        "--throughput-seconds",
+        "0",
+        "--cold-starts",
+        "1",
+    ];
+    let rust = dir.path().join("rust.json");
+    let mut args = short.to_vec();
+    args.extend(["--out", rust.to_str().unwrap()]);
+    let (ok, _, err) = serve(dir.path(), &args);
+    assert!(ok, "{err}");
+    let model = dir.path().join("model.safetensors");
+    let script = |args: &[&str]| {
+        let out = Command::new(support::python())
+            .arg(support::repo("python/serve.py"))
+            .args(args)
+            .arg("--load")
+            .arg(&model)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let library = script(&["--ort-library"]);
+    let ort = |library: Option<&str>, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lenet"));
+        cmd.args([
+            "serve",
+            "--framework",
+            "ort",
+            "--device",
+            "cpu",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .arg("--load")
+        .arg(&model)
+        .args(short)
+        .args(extra)
+        .env_remove("ORT_DYLIB_PATH");
+        if let Some(l) = library {
+            cmd.env("ORT_DYLIB_PATH", l);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Before the export: no exported file.
+    let (ok, err) = ort(Some(&library), &[]);
+    assert!(!ok && err.trim_end().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("no exported model at") && err.contains("--export"),
+        "{err}"
+    );
+    script(&["--export"]);
+    let (ok, err) = ort(None, &[]);
+    assert!(!ok && err.trim_end().lines().count() == 1, "{err}");
+    assert!(err.contains("set ORT_DYLIB_PATH"), "{err}");
+    let out = dir.path().join("ort.json");
+    let (ok, err) = ort(Some(&library), &["--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let got = ServeReport::read(&out).unwrap();
+    let expected = ServeReport::read(&rust).unwrap();
+    assert_eq!(got.framework, "ort");
+    assert!(
+        got.framework_version.starts_with("ort "),
+        "{}",
+        got.framework_version
+    );
+    assert_eq!(got.differing_classes(&expected), Some(0));
+    let diff = got.logit_difference(&expected).unwrap();
+    assert!(diff < 1e-4, "logits off by {diff}");
+    assert_eq!(got.cold_start_seconds.len(), 1);
+    assert!(
+        got.notes[0].starts_with("serves model.onnx"),
+        "{:?}",
+        got.notes
+    );
 }

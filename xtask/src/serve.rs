@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use common::framework::Runner;
 use common::ModelKind;
 use reports::serve::ServeReport;
 use reports::Environment;
 
 use crate::features::Features;
 use crate::python_env::{self, Env};
+use crate::workspace::Need;
 use crate::{flags, process, registry, workspace};
 
 /// The epochs of the training that makes a model file (seed 0, the recipe otherwise).
@@ -58,7 +58,43 @@ struct Tools {
     built: Option<Env>,
 }
 
+/// The variable that tells `lenet serve` where ONNX Runtime's library is (the `ort` crate's).
+const ORT_LIBRARY: &str = "ORT_DYLIB_PATH";
+
 impl Tools {
+    /// The ONNX Runtime library of the Python rows' onnxruntime package (`serve.py
+    /// --ort-library`), for the Rust row that serves the exported model; `None`, said once, where
+    /// the package is missing (that row then says what it lacks).
+    fn ort_library(&self) -> Option<PathBuf> {
+        let out = Command::new(&self.python)
+            .arg(&self.script)
+            .arg("--ort-library")
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "warning: no ONNX Runtime library for the Rust ONNX row: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    }
+
+    /// Exports `model` to ONNX beside it (`serve.py --export`, which does nothing when the
+    /// exported file is newer), for the rows that serve the exported model.
+    fn export(&self, model: &Path) -> Result<()> {
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(&self.script)
+            .arg("--export")
+            .arg("--load")
+            .arg(model);
+        if !process::status(&mut cmd)? {
+            bail!("exporting {} to ONNX failed", model.display());
+        }
+        Ok(())
+    }
+
     /// The tools `flags` give (`--lenet`, `--python`, `--scripts`), the others set up here.
     fn new(flags: &flags::Serve) -> Result<Self> {
         let scripts = flags
@@ -88,24 +124,39 @@ impl Tools {
     }
 }
 
-/// A row for each framework `lenet` holds.
-fn rows_of(lenet: &Path) -> Result<Vec<Row>> {
-    Ok(registry::catalogue(lenet)?
-        .frameworks
-        .into_iter()
-        .filter(|f| f.runner == Runner::Lenet)
-        .map(|f| Row::Lenet(f.name, lenet.to_path_buf()))
+/// A row for each row `lenet` serves on `device` (`lenet serve --list-rows`).
+fn rows_of(lenet: &Path, device: &str) -> Result<Vec<Row>> {
+    let out = Command::new(lenet)
+        .args(["serve", "--list-rows", "--device", device])
+        .output()
+        .with_context(|| format!("cannot start {}", lenet.display()))?;
+    if !out.status.success() {
+        bail!(
+            "`{} serve --list-rows` {}: {}",
+            lenet.display(),
+            process::ended(out.status),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|name| Row::Lenet(name.to_string(), lenet.to_path_buf()))
         .collect())
 }
 
-/// The Rust rows: the given binaries' frameworks (`--lenet`, each `--lenet-for` framework with
-/// its own binary), or every framework feature's `lenet` built with that feature alone, copied
-/// aside (then the default build again, as the other tasks expect it).
+/// The Rust rows: the given binaries' rows (`--lenet`, each `--lenet-for` framework with its own
+/// binary), or every framework feature's `lenet` built with that feature alone (and the root's
+/// other serving rows, which load nothing at start), copied aside, each row from the first binary
+/// that has it, a row that is not a framework's from the first binary without libtorch (then the
+/// default build again, as the other tasks expect it).
 fn rust_rows(tools: &Tools, flags: &flags::Serve) -> Result<Vec<Row>> {
     let Some(env) = &tools.built else {
-        let mut rows = rows_of(&tools.lenet)?;
+        let mut rows = rows_of(&tools.lenet, &flags.device)?;
         for (framework, file) in &flags.lenet_for {
-            let Some(own) = rows_of(file)?.into_iter().find(|r| r.name() == framework) else {
+            let own = rows_of(file, &flags.device)?
+                .into_iter()
+                .find(|r| r.name() == framework);
+            let Some(own) = own else {
                 bail!("--lenet-for: {} does not hold {framework}", file.display());
             };
             match rows.iter_mut().find(|r| r.name() == framework) {
@@ -117,14 +168,29 @@ fn rust_rows(tools: &Tools, flags: &flags::Serve) -> Result<Vec<Row>> {
     };
     let dir = process::root().join(BINARIES);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut rows = Vec::new();
+    let workspace = workspace::workspace()?;
+    let serving_only = workspace.default_extras();
+    let mut rows: Vec<Row> = Vec::new();
     for feature in workspace::framework_features()? {
-        let features = Features::new("--rows", Some(std::slice::from_ref(feature)))?;
+        let features = Features::new("--rows", Some(std::slice::from_ref(feature)))?
+            .with_extra("--rows", &serving_only)?;
+        let libtorch = features.needs(Need::Libtorch);
         let built = registry::build_lenet_with(&features)?;
         let alone = dir.join(format!("lenet-{feature}"));
         std::fs::copy(&built, &alone)
             .with_context(|| format!("cannot copy {} to {}", built.display(), alone.display()))?;
-        rows.extend(rows_of(&alone)?);
+        let frameworks: Vec<String> = registry::catalogue(&alone)?
+            .frameworks
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        for row in rows_of(&alone, &flags.device)? {
+            let framework = frameworks.iter().any(|f| f == row.name());
+            let taken = rows.iter().any(|r| r.name() == row.name());
+            if !taken && (framework || !libtorch) {
+                rows.push(row);
+            }
+        }
     }
     registry::build_lenet(env)?;
     Ok(rows)
@@ -264,8 +330,8 @@ fn measured(flags: &flags::Serve, model: &Path, threads: usize) -> Vec<String> {
 /// Notes in the report at `out` that `name` was served by a given binary that holds other
 /// frameworks too, whose libraries its cold start and memory include (the GPU bundle's `lenet`
 /// holds tch, whose start loads libtorch).
-fn shared_binary_note(name: &str, lenet: &Path, out: &Path) -> Result<()> {
-    let others: Vec<String> = rows_of(lenet)?
+fn shared_binary_note(name: &str, lenet: &Path, device: &str, out: &Path) -> Result<()> {
+    let others: Vec<String> = rows_of(lenet, device)?
         .iter()
         .map(|r| r.name().to_string())
         .filter(|n| n != name)
@@ -287,7 +353,7 @@ fn shared_binary_note(name: &str, lenet: &Path, out: &Path) -> Result<()> {
 /// Measures one row into `out`: `lenet serve` with its own cold starts, or the Python script and
 /// then its cold starts timed here.
 fn measure(
-    tools: &Tools,
+    (tools, ort_library): (&Tools, Option<&Path>),
     row: &Row,
     (model, threads): (&Path, usize),
     flags: &flags::Serve,
@@ -299,6 +365,9 @@ fn measure(
             let mut c = Command::new(lenet);
             c.args(["serve", "--framework", name, "--cold-starts"])
                 .arg(flags.measure.cold_starts.to_string());
+            if let Some(library) = ort_library {
+                c.env(ORT_LIBRARY, library);
+            }
             c
         }
         Row::Python(name) => {
@@ -312,7 +381,7 @@ fn measure(
         bail!("{} failed", row.name());
     }
     if let (Row::Lenet(name, lenet), None) = (row, &tools.built) {
-        shared_binary_note(name, lenet, out)?;
+        shared_binary_note(name, lenet, &flags.device, out)?;
     }
     if let Row::Python(name) = row {
         let mut report = ServeReport::read(out)?;
@@ -344,22 +413,19 @@ pub fn run(flags: flags::Serve) -> Result<bool> {
     check(&flags)?;
     let tools = Tools::new(&flags)?;
     let catalogue = registry::catalogue(&tools.lenet)?;
-    // The binaries with one framework each are built only when a Rust row is measured.
-    let rust_asked = flags.rows.as_ref().is_none_or(|asked| {
-        asked
-            .iter()
-            .any(|n| catalogue.get(n).is_some_and(|f| f.runner == Runner::Lenet))
-    });
+    let python = python_rows(&tools, &flags.device)?;
+    // The binaries with one framework each are built only when a row not of the Python script's
+    // is measured.
+    let rust_asked = flags
+        .rows
+        .as_ref()
+        .is_none_or(|asked| asked.iter().any(|n| !python.contains(n)));
     let mut known = if rust_asked {
         rust_rows(&tools, &flags)?
     } else {
         Vec::new()
     };
-    known.extend(
-        python_rows(&tools, &flags.device)?
-            .into_iter()
-            .map(Row::Python),
-    );
+    known.extend(python.into_iter().map(Row::Python));
     let rows = choose(flags.rows.clone(), known)?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     // On CUDA the threads are the host's side only: all of them.
@@ -388,6 +454,18 @@ pub fn run(flags: flags::Serve) -> Result<bool> {
             ))
         })
         .collect::<Result<Vec<_>>>()?;
+    // The exported models (on the CPU, where rows serve them) and the library that serves them
+    // from Rust.
+    let ort_library = if flags.device == "cpu" {
+        for (_, file) in &files {
+            if let Err(e) = tools.export(file) {
+                eprintln!("warning: {e:#}: the rows that serve the exported model will fail");
+            }
+        }
+        tools.ort_library()
+    } else {
+        None
+    };
     // Row by row, so that a run cut short has every model of the rows it finished.
     for row in &rows {
         for (model, file) in &files {
@@ -395,7 +473,13 @@ pub fn run(flags: flags::Serve) -> Result<bool> {
                 done += 1;
                 eprintln!("[{done}/{total}] {} {model}, {t} thread(s)", row.name());
                 let out = dir.join(format!("serve-{}-{model}-t{t}.json", row.name()));
-                if let Err(e) = measure(&tools, row, (file, t), &flags, &out) {
+                if let Err(e) = measure(
+                    (&tools, ort_library.as_deref()),
+                    row,
+                    (file, t),
+                    &flags,
+                    &out,
+                ) {
                     eprintln!("error: {e:#}");
                     ok = false;
                 }

@@ -107,6 +107,18 @@ impl Workspace {
         Some(seen)
     }
 
+    /// The root's default features that are not frameworks' (the serving row `ort`'s, which
+    /// loads nothing at start), in the manifest's order.
+    pub fn default_extras(&self) -> Vec<String> {
+        self.features
+            .get("default")
+            .into_iter()
+            .flatten()
+            .filter(|f| !self.frameworks.contains(f))
+            .cloned()
+            .collect()
+    }
+
     /// [`Workspace::expand`], or an error that `option` named a feature the root does not have.
     pub fn expand_named(&self, option: &str, feature: &str) -> Result<Vec<String>> {
         let Some(on) = self.expand(feature) else {
