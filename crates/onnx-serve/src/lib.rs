@@ -81,11 +81,11 @@ pub fn predictor(
     let session = builder
         .commit_from_file(onnx)
         .map_err(|e| backend(format!("cannot load {}: {e}", onnx.display())))?;
-    // "ORT Build Info: git-branch=rel-1.32.0, ...": the release ONNX Runtime was built from.
-    let build = ort::info()
-        .split(',')
-        .find_map(|part| part.trim().split("git-branch=rel-").nth(1))
-        .unwrap_or("of unknown version");
+    // The library's own version is in its file name (libonnxruntime.so.1.32.0).
+    let name = library.file_name().unwrap_or_default().to_string_lossy();
+    let build = name
+        .split_once(".so.")
+        .map_or("of unknown version", |(_, v)| v);
     Ok(OrtPredictor {
         session,
         version: format!("{CRATE}, onnxruntime {build}"),
