@@ -12,6 +12,7 @@
 # ROW: a row of `lenet serve --list-rows`, served by target/serve-bin/lenet-FEATURE (built by
 # `cargo xtask serve`) where there is one, else by target/release/lenet; MODEL: lenet2 or lenet3,
 # from target/serve-models (`cargo xtask serve` trains them); THREADS: 1 by default; OUT: results.
+# The test images are found as `lenet` finds them (MNIST_DIR, ...).
 # Needs perf (linux-perf) and kernel.perf_event_paranoid at most 2.
 set -euo pipefail
 usage="usage: scripts/serve-perf.sh ROW MODEL BATCH [THREADS] [OUT]"
@@ -54,15 +55,22 @@ args=(serve --framework "$row" --load "$file" --device cpu --threads "$threads" 
 export RAYON_NUM_THREADS="$threads"
 ort="$(ls "${LENET_CACHE:-$HOME/.cache/lenet-compare}"/torch-*/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | tail -1 || true)"
 [ -n "$ort" ] && export ORT_DYLIB_PATH="$ort"
-answer="$(perf record -q -F 1999 -g -o "$data" -- "$lenet" "${args[@]}" 2>/dev/null | tail -1)"
+log="$(mktemp)"
+trap 'rm -f "$data" "$log"' EXIT
+if ! perf record -q -F 1999 -g -o "$data" -- "$lenet" "${args[@]}" >"$log" 2>&1; then
+  echo "error: $(basename "$lenet") ${args[*]} failed:" >&2
+  tail -5 "$log" >&2
+  exit 1
+fi
+answer="$(grep ' p50 ' "$log" | tail -1)"
 {
   echo "# serve-perf: where $row's served predictions of $batch image(s) spend their time ($model, $threads thread(s))"
   echo "# command: scripts/serve-perf.sh $row $model $batch $threads"
-  echo "# measured: $(basename "$lenet") ${args[*]}"
+  echo "# measured: $(basename "$lenet") ${args[*]//$root\//}"
   echo "# machine: $machine, $(nproc) logical CPUs; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "# answer: $answer"
   echo "# the share of the process's samples (all threads) of each function, itself only:"
   perf report -i "$data" --no-children --sort symbol --stdio -g none 2>/dev/null |
-    grep -E '^ +[0-9.]+%' | head -40 | sed -E 's/ +$//'
+    awk '/^ +[0-9.]+%/ && n < 40 { sub(/[ -]+$/, ""); print; n++ }'
 } >"$report"
 echo "wrote $report"
