@@ -249,7 +249,7 @@ fn run_bundle(
         std::fs::remove_dir_all(&lib).with_context(|| format!("cannot clear {}", lib.display()))?;
     }
     copy_python(&env.root.join("python"), out)?;
-    serve_models(&lenet, out)?;
+    serve_models(lenet, out)?;
     download_wheels(env, &parts.wheels, &out.join("wheels"))?;
     finish(
         out,

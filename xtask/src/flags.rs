@@ -53,10 +53,11 @@ pub enum Command {
     /// Build a self-contained folder that runs the comparison on a machine with only python3, torch
     /// 2.11 and the NVIDIA libraries (no Rust toolchain)
     Bundle(Bundle),
-    /// Measure what serving the trained model costs in every row (this build's frameworks through
-    /// `lenet serve`, the Python rows through python/serve.py) on the CPU, for each model and thread
-    /// count, into OUT/MACHINE/serve/ (the model trained once first, with the default framework)
-    Serve(Serve),
+    /// Measure what serving the trained model costs in every row (this build's frameworks and the
+    /// Rust ONNX row through `lenet serve`, the Python rows through python/serve.py) on the CPU (or
+    /// CUDA, --device cuda), for each model and thread count, into OUT/MACHINE/serve/ (the model
+    /// trained once first, with the default framework)
+    Serve(Box<Serve>),
 }
 
 // A flags struct's own doc comment is not its help: its variant's above is (clap applies the

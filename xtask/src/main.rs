@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         Command::Cost(flags) => cost::run(flags),
         Command::Lint(flags) => lint::run(flags),
         Command::Frameworks(flags) => frameworks::run(flags),
-        Command::Serve(flags) => serve::run(flags),
+        Command::Serve(flags) => serve::run(*flags),
     };
     exit_code(result)
 }

@@ -73,10 +73,8 @@ pub fn predictor(
         .map_err(backend)?;
     let mut builder = Session::builder(&environment).map_err(backend)?;
     if let Some(n) = threads {
-        builder = builder
-            .with_intra_threads(n)
-            .and_then(|b| b.with_inter_threads(1))
-            .map_err(backend)?;
+        builder = builder.with_intra_threads(n).map_err(backend)?;
+        builder = builder.with_inter_threads(1).map_err(backend)?;
     }
     let session = builder
         .commit_from_file(onnx)
