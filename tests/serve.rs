@@ -305,6 +305,66 @@ fn bad_serving_options_get_a_clear_error() {
     }
 }
 
+/// A short measurement, for the tests that compare rows.
+#[cfg(feature = "ort")]
+const SHORT: [&str; 10] = [
+    "--latency-images",
+    "5",
+    "--warmup",
+    "1",
+    "--batch-sizes",
+    "4",
+    "--throughput-seconds",
+    "0",
+    "--cold-starts",
+    "1",
+];
+
+/// `python/serve.py ARGS --load` the tiny folder's model; its standard output.
+#[cfg(feature = "ort")]
+fn serve_py(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(support::python())
+        .arg(support::repo("python/serve.py"))
+        .args(args)
+        .arg("--load")
+        .arg(dir.join("model.safetensors"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `lenet serve --framework ort` on the tiny folder, with ONNX Runtime's `library` (none: the
+/// variable unset), a short measurement and `extra`: whether it succeeded, and its errors.
+#[cfg(feature = "ort")]
+fn serve_ort(dir: &Path, library: Option<&str>, extra: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lenet"));
+    cmd.args([
+        "serve",
+        "--framework",
+        "ort",
+        "--device",
+        "cpu",
+        "--data-dir",
+    ])
+    .arg(dir)
+    .arg("--load")
+    .arg(dir.join("model.safetensors"))
+    .args(SHORT)
+    .args(extra)
+    .env_remove("ORT_DYLIB_PATH");
+    if let Some(l) = library {
+        cmd.env("ORT_DYLIB_PATH", l);
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), err)
+}
+
 /// The `ort` row serves the model exported by `serve.py --export` with the onnxruntime package's
 /// library: the Rust rows' classes, logits within 1e-4, a note of what it served; without the
 /// library's variable, or without the exported file, a one-line error that says what to do.
@@ -312,78 +372,29 @@ fn bad_serving_options_get_a_clear_error() {
 #[test]
 fn the_ort_row_serves_the_exported_model_as_the_rust_rows_do() {
     let dir = folder();
-    let short = [
-        "--latency-images",
-        "5",
-        "--warmup",
-        "1",
-        "--batch-sizes",
-        "4",
-        "--throughput-seconds",
-        "0",
-        "--cold-starts",
-        "1",
-    ];
     let rust = dir.path().join("rust.json");
-    let mut args = short.to_vec();
+    let mut args = SHORT.to_vec();
     args.extend(["--out", rust.to_str().unwrap()]);
     let (ok, _, err) = serve(dir.path(), &args);
     assert!(ok, "{err}");
-    let model = dir.path().join("model.safetensors");
-    let script = |args: &[&str]| {
-        let out = Command::new(support::python())
-            .arg(support::repo("python/serve.py"))
-            .args(args)
-            .arg("--load")
-            .arg(&model)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    let library = script(&["--ort-library"]);
-    let ort = |library: Option<&str>, extra: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lenet"));
-        cmd.args([
-            "serve",
-            "--framework",
-            "ort",
-            "--device",
-            "cpu",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .arg("--load")
-        .arg(&model)
-        .args(short)
-        .args(extra)
-        .env_remove("ORT_DYLIB_PATH");
-        if let Some(l) = library {
-            cmd.env("ORT_DYLIB_PATH", l);
-        }
-        let out = cmd.output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let library = serve_py(dir.path(), &["--ort-library"]);
     // Before the export: no exported file.
-    let (ok, err) = ort(Some(&library), &[]);
+    let (ok, err) = serve_ort(dir.path(), Some(&library), &[]);
     assert!(!ok && err.trim_end().lines().count() == 1, "{err}");
     assert!(
         err.contains("no exported model at") && err.contains("--export"),
         "{err}"
     );
-    script(&["--export"]);
-    let (ok, err) = ort(None, &[]);
+    serve_py(dir.path(), &["--export"]);
+    let (ok, err) = serve_ort(dir.path(), None, &[]);
     assert!(!ok && err.trim_end().lines().count() == 1, "{err}");
     assert!(err.contains("set ORT_DYLIB_PATH"), "{err}");
     let out = dir.path().join("ort.json");
-    let (ok, err) = ort(Some(&library), &["--out", out.to_str().unwrap()]);
+    let (ok, err) = serve_ort(
+        dir.path(),
+        Some(&library),
+        &["--out", out.to_str().unwrap()],
+    );
     assert!(ok, "{err}");
     let got = ServeReport::read(&out).unwrap();
     let expected = ServeReport::read(&rust).unwrap();

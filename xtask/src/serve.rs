@@ -59,13 +59,13 @@ struct Tools {
 }
 
 /// The variable that tells `lenet serve` where ONNX Runtime's library is (the `ort` crate's).
-const ORT_LIBRARY: &str = "ORT_DYLIB_PATH";
+const RUNTIME_LIBRARY: &str = "ORT_DYLIB_PATH";
 
 impl Tools {
     /// The ONNX Runtime library of the Python rows' onnxruntime package (`serve.py
     /// --ort-library`), for the Rust row that serves the exported model; `None`, said once, where
     /// the package is missing (that row then says what it lacks).
-    fn ort_library(&self) -> Option<PathBuf> {
+    fn onnx_runtime_library(&self) -> Option<PathBuf> {
         let out = Command::new(&self.python)
             .arg(&self.script)
             .arg("--ort-library")
@@ -353,7 +353,7 @@ fn shared_binary_note(name: &str, lenet: &Path, device: &str, out: &Path) -> Res
 /// Measures one row into `out`: `lenet serve` with its own cold starts, or the Python script and
 /// then its cold starts timed here.
 fn measure(
-    (tools, ort_library): (&Tools, Option<&Path>),
+    (tools, onnx_runtime_library): (&Tools, Option<&Path>),
     row: &Row,
     (model, threads): (&Path, usize),
     flags: &flags::Serve,
@@ -365,8 +365,8 @@ fn measure(
             let mut c = Command::new(lenet);
             c.args(["serve", "--framework", name, "--cold-starts"])
                 .arg(flags.measure.cold_starts.to_string());
-            if let Some(library) = ort_library {
-                c.env(ORT_LIBRARY, library);
+            if let Some(library) = onnx_runtime_library {
+                c.env(RUNTIME_LIBRARY, library);
             }
             c
         }
@@ -408,64 +408,77 @@ fn measure(
     Ok(())
 }
 
-/// Runs the task; `Ok(false)` when a row failed (the others are measured and kept).
-pub fn run(flags: flags::Serve) -> Result<bool> {
-    check(&flags)?;
-    let tools = Tools::new(&flags)?;
-    let catalogue = registry::catalogue(&tools.lenet)?;
-    let python = python_rows(&tools, &flags.device)?;
-    // The binaries with one framework each are built only when a row not of the Python script's
-    // is measured.
+/// The rows `flags` ask for: the Python script's, and the Rust rows (whose binaries are built only
+/// when a row not of the Python script's is asked for).
+fn rows(tools: &Tools, flags: &flags::Serve) -> Result<Vec<Row>> {
+    let python = python_rows(tools, &flags.device)?;
     let rust_asked = flags
         .rows
         .as_ref()
         .is_none_or(|asked| asked.iter().any(|n| !python.contains(n)));
     let mut known = if rust_asked {
-        rust_rows(&tools, &flags)?
+        rust_rows(tools, flags)?
     } else {
         Vec::new()
     };
     known.extend(python.into_iter().map(Row::Python));
-    let rows = choose(flags.rows.clone(), known)?;
+    choose(flags.rows.clone(), known)
+}
+
+/// The thread counts to measure: `--threads`, or 1 and all of the machine's cores on the CPU and
+/// all of them on CUDA (where they are the host's side only).
+fn thread_counts(flags: &flags::Serve) -> Vec<usize> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    // On CUDA the threads are the host's side only: all of them.
-    let default_threads = if flags.device == "cuda" {
+    let default = if flags.device == "cuda" {
         vec![cores]
     } else {
         vec![1, cores]
     };
-    let mut threads = flags.threads.clone().unwrap_or(default_threads);
+    let mut threads = flags.threads.clone().unwrap_or(default);
     threads.dedup();
-    let machine = Environment::capture().machine_slug(flags.device == "cuda");
-    let dir = flags.out.join(machine).join(reports::serve::FOLDER);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let total = flags.models.len() * threads.len() * rows.len();
-    let mut done = 0;
-    let mut ok = true;
+    threads
+}
+
+/// A model and its file.
+type ModelFile = (ModelKind, PathBuf);
+
+/// Each model's file (trained where missing) and, on the CPU, its ONNX export beside it, with the
+/// ONNX Runtime library that serves the export from Rust.
+fn model_files(tools: &Tools, flags: &flags::Serve) -> Result<(Vec<ModelFile>, Option<PathBuf>)> {
     let models = model_dir(flags.model_dir.as_deref());
     let data = flags.data_dir.as_deref();
     let files = flags
         .models
         .iter()
         .map(|&model| {
-            Ok((
-                model,
-                model_file(&tools.lenet, model, flags.epochs, data, &models)?,
-            ))
+            let file = model_file(&tools.lenet, model, flags.epochs, data, &models)?;
+            Ok((model, file))
         })
         .collect::<Result<Vec<_>>>()?;
-    // The exported models (on the CPU, where rows serve them) and the library that serves them
-    // from Rust.
-    let ort_library = if flags.device == "cpu" {
-        for (_, file) in &files {
-            if let Err(e) = tools.export(file) {
-                eprintln!("warning: {e:#}: the rows that serve the exported model will fail");
-            }
+    if flags.device != "cpu" {
+        return Ok((files, None));
+    }
+    for (_, file) in &files {
+        if let Err(e) = tools.export(file) {
+            eprintln!("warning: {e:#}: the rows that serve the exported model will fail");
         }
-        tools.ort_library()
-    } else {
-        None
-    };
+    }
+    Ok((files, tools.onnx_runtime_library()))
+}
+
+/// Runs the task; `Ok(false)` when a row failed (the others are measured and kept).
+pub fn run(flags: flags::Serve) -> Result<bool> {
+    check(&flags)?;
+    let tools = Tools::new(&flags)?;
+    let catalogue = registry::catalogue(&tools.lenet)?;
+    let rows = rows(&tools, &flags)?;
+    let threads = thread_counts(&flags);
+    let machine = Environment::capture().machine_slug(flags.device == "cuda");
+    let dir = flags.out.join(machine).join(reports::serve::FOLDER);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (files, library) = model_files(&tools, &flags)?;
+    let total = files.len() * threads.len() * rows.len();
+    let (mut done, mut ok) = (0, true);
     // Row by row, so that a run cut short has every model of the rows it finished.
     for row in &rows {
         for (model, file) in &files {
@@ -473,13 +486,8 @@ pub fn run(flags: flags::Serve) -> Result<bool> {
                 done += 1;
                 eprintln!("[{done}/{total}] {} {model}, {t} thread(s)", row.name());
                 let out = dir.join(format!("serve-{}-{model}-t{t}.json", row.name()));
-                if let Err(e) = measure(
-                    (&tools, ort_library.as_deref()),
-                    row,
-                    (file, t),
-                    &flags,
-                    &out,
-                ) {
+                let tools = (&tools, library.as_deref());
+                if let Err(e) = measure(tools, row, (file, t), &flags, &out) {
                     eprintln!("error: {e:#}");
                     ok = false;
                 }

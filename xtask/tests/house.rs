@@ -242,8 +242,9 @@ fn no_source_file_is_over_700_lines() {
     );
 }
 
-/// The frameworks' names: the root package's default features (one per framework crate) and the
-/// names the registry in `src/lib.rs` gives its rows (`name: "keras".into()`, ...).
+/// The frameworks' names: the root package's default features (one per framework crate, and the
+/// serving row `ort`'s) and the names the registry in `src/lib.rs` gives its rows (`name:
+/// "keras".into()`, ...).
 fn framework_names() -> BTreeSet<String> {
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
     let default = manifest
@@ -262,6 +263,28 @@ fn framework_names() -> BTreeSet<String> {
         }
     }
     names
+}
+
+/// The folders of the crates that the root's default features turn on (`dep:CRATE`): each
+/// framework's `crates/NAME-impl/`, and the serving row `ort`'s `crates/onnx-serve/`, where the row
+/// they bring may be named.
+fn row_crates(names: &BTreeSet<String>) -> Vec<String> {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
+    manifest
+        .lines()
+        .filter_map(|l| {
+            let (feature, entries) = l.split_once(" = [")?;
+            names.contains(feature.trim()).then_some(entries)
+        })
+        .flat_map(|entries| {
+            entries
+                .split("\"dep:")
+                .skip(1)
+                .filter_map(|e| e.split('"').next())
+                .map(|krate| format!("crates/{krate}/"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Whether a string literal or an identifier names a framework: a literal that is a name, or a
@@ -353,7 +376,8 @@ impl<'ast> Visit<'ast> for Names<'_> {
     }
 }
 
-/// Where a framework may be named: the registry, the framework crates (`crates/NAME-impl/`), the
+/// Where a framework may be named: the registry, the framework crates (`crates/NAME-impl/`, and
+/// the serving rows' crates, as the root's features turn them on: [`row_crates`]), the
 /// Python rows with their requirements and bundle parts (`python/`), the measurement plans
 /// (`scripts/`, which name what they measure, as a results folder does), and the tests.
 fn may_name(file: &str, framework_crates: &[String]) -> bool {
@@ -413,7 +437,11 @@ fn no_code_outside_the_registry_names_a_framework() {
         names.contains("tch") && names.contains("keras"),
         "{names:?}"
     );
-    let framework_crates: Vec<String> = names.iter().map(|n| format!("crates/{n}-impl/")).collect();
+    let framework_crates = row_crates(&names);
+    assert!(
+        framework_crates.contains(&"crates/tch-impl/".to_string()),
+        "{framework_crates:?}"
+    );
     let mut found = Vec::new();
     for path in sources(&["rs"]) {
         let file = path.to_string_lossy().into_owned();
