@@ -1,7 +1,8 @@
 //! One training step (batch 32 and batch 256), inference on a batch of 1,000 and a served
 //! prediction of one image (`predict_b1`: the framework's `Predictor`, the image from the host and
 //! the logits back), per framework and model, on the CPU and, where a framework can use one, on
-//! CUDA. Groups are named after what is
+//! CUDA, beside the `ort` row (the exported model served by ONNX Runtime from Rust) where its
+//! export and library are there. Groups are named after what is
 //! measured (`train_step_b32/lenet2`) and each (framework, device) is one `BenchmarkId`
 //! (`tch/cpu`), so criterion's report sets the frameworks side by side; the training steps are
 //! measured in the tuned profile too (`tch-tuned/cpu`), which measures each framework's tuning
@@ -114,8 +115,40 @@ fn benches(c: &mut Criterion) {
                 });
             }
         }
+        #[cfg(feature = "ort")]
+        ort_predict_b1(&mut group, model, image);
         group.finish();
     }
+}
+
+/// The `ort` row's prediction of one image (`ort/cpu`), on the export of the model file that
+/// `cargo xtask serve` trains and exports (`target/serve-models/MODEL-seed0-e2.onnx`) with the
+/// ONNX Runtime library `ORT_DYLIB_PATH` names; skipped, and said so, without either.
+#[cfg(feature = "ort")]
+fn ort_predict_b1(
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    model: ModelKind,
+    image: &[f32],
+) {
+    use common::serve::Predictor;
+    let onnx = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("target/serve-models/{model}-seed0-e2.onnx"));
+    let library = match onnx_serve::library() {
+        Ok(library) if onnx.is_file() => library,
+        _ => {
+            eprintln!(
+                "predict_b1/{model}/ort: skipped: it needs {} (cargo xtask serve) and \
+                 ORT_DYLIB_PATH (python3 python/serve.py --ort-library)",
+                onnx.display()
+            );
+            return;
+        }
+    };
+    let mut predictor = onnx_serve::predictor(&onnx, &library, None)
+        .unwrap_or_else(|e| panic!("{}: {e}", onnx_serve::ROW));
+    group.bench_function(BenchmarkId::new(onnx_serve::ROW, "cpu"), |b| {
+        b.iter(|| predictor.logits(image).unwrap())
+    });
 }
 
 criterion_group!(name = group; config = Criterion::default().sample_size(20); targets = benches);

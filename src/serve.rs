@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use common::harness::DeviceRequest;
 use common::serve::{self, Latency, Predictor, Throughput, CLASSES, PIXELS};
 use common::weights::ModelFile;
-use common::Dataset;
+use common::{Dataset, TrainError};
 use reports::serve::{ServeReport, LOGIT_IMAGES, SERVE_SCHEMA};
 use reports::Environment;
 
@@ -101,7 +101,13 @@ fn predictor(options: &ServeOptions, model: &ModelFile) -> Result<Box<dyn Predic
     if options.onnx.is_some() {
         bail!("--onnx: only the ort row serves an exported model");
     }
-    let row = crate::framework(&options.framework)?;
+    let row = crate::framework(&options.framework).map_err(|e| match e {
+        TrainError::UnknownFramework { name, .. } => anyhow!(
+            "unknown row '{name}': this build serves {}",
+            rows(options.device).join(", ")
+        ),
+        e => e.into(),
+    })?;
     row.predictor(model.model, &model.weights, options.device, options.threads)
         .with_context(|| {
             format!(

@@ -281,7 +281,10 @@ fn bad_serving_options_get_a_clear_error() {
         ),
         (&["--limit", "0"], "--limit: at least one test image"),
         (&["--limit", "9"], "9"),
-        (&["--framework", "flax"], "unknown framework 'flax'"),
+        (
+            &["--framework", "flax"],
+            "unknown row 'flax': this build serves",
+        ),
         (&["--load", bad.to_str().unwrap()], "not a safetensors file"),
         (&["--load", "/no/such/model.safetensors"], "cannot read"),
         (
@@ -366,8 +369,9 @@ fn serve_ort(dir: &Path, library: Option<&str>, extra: &[&str]) -> (bool, String
 }
 
 /// The `ort` row serves the model exported by `serve.py --export` with the onnxruntime package's
-/// library: the Rust rows' classes, logits within 1e-4, a note of what it served; without the
-/// library's variable, or without the exported file, a one-line error that says what to do.
+/// library: the Rust rows' classes, logits within 1e-4, a note of what it served, and a second
+/// predictor in the same process; without the library's variable, or without the exported file, a
+/// one-line error that says what to do.
 #[cfg(feature = "ort")]
 #[test]
 fn the_ort_row_serves_the_exported_model_as_the_rust_rows_do() {
@@ -386,6 +390,11 @@ fn the_ort_row_serves_the_exported_model_as_the_rust_rows_do() {
         "{err}"
     );
     serve_py(dir.path(), &["--export"]);
+    // Two predictors in one process share ONNX Runtime's one environment.
+    let onnx = dir.path().join("model.onnx");
+    for _ in 0..2 {
+        onnx_serve::predictor(&onnx, Path::new(&library), Some(1)).unwrap();
+    }
     let (ok, err) = serve_ort(dir.path(), None, &[]);
     assert!(!ok && err.trim_end().lines().count() == 1, "{err}");
     assert!(err.contains("set ORT_DYLIB_PATH"), "{err}");

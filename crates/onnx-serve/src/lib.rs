@@ -8,10 +8,12 @@
 //! as the other rows' predictions do.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use common::harness::DeviceKind;
 use common::serve::{image_count, Predictor, CLASSES};
 use common::TrainError;
+use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::Tensor;
 
@@ -35,6 +37,21 @@ pub struct OrtPredictor {
     version: String,
 }
 
+/// ONNX Runtime's environment: one per process (ONNX Runtime's rule), made with the first
+/// predictor from its library and kept for the next ones.
+fn environment(library: &Path) -> Result<&'static Environment, TrainError> {
+    static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+    if let Some(environment) = ENVIRONMENT.get() {
+        return Ok(environment);
+    }
+    let made = ort::init_from(library)
+        .map_err(|e| backend(format!("cannot load {}: {e}", library.display())))?
+        .with_name("lenet-compare")
+        .build()
+        .map_err(backend)?;
+    Ok(ENVIRONMENT.get_or_init(|| made))
+}
+
 /// The library `ORT_DYLIB_PATH` names, or an error that says how to name one.
 pub fn library() -> Result<PathBuf, TrainError> {
     match std::env::var_os(LIBRARY_VARIABLE).filter(|v| !v.is_empty()) {
@@ -47,7 +64,8 @@ pub fn library() -> Result<PathBuf, TrainError> {
 }
 
 /// The model exported to `onnx`, served by a session of the ONNX Runtime at `library` on the CPU
-/// with `threads` threads for its operators (`None`: ONNX Runtime's default).
+/// with `threads` threads for its operators (`None`: ONNX Runtime's default). The process's first
+/// predictor loads the library; the later ones share it.
 pub fn predictor(
     onnx: &Path,
     library: &Path,
@@ -66,12 +84,8 @@ pub fn predictor(
             library.display()
         )));
     }
-    let environment = ort::init_from(library)
-        .map_err(|e| backend(format!("cannot load {}: {e}", library.display())))?
-        .with_name("lenet-compare")
-        .build()
-        .map_err(backend)?;
-    let mut builder = Session::builder(&environment).map_err(backend)?;
+    let environment = environment(library)?;
+    let mut builder = Session::builder(environment).map_err(backend)?;
     if let Some(n) = threads {
         builder = builder.with_intra_threads(n).map_err(backend)?;
         builder = builder.with_inter_threads(1).map_err(backend)?;
