@@ -175,6 +175,18 @@ fn a_serving_run_writes_its_report() {
     );
 }
 
+/// A short measurement, for the tests that compare rows.
+const SHORT: [&str; 8] = [
+    "--latency-images",
+    "5",
+    "--warmup",
+    "1",
+    "--batch-sizes",
+    "4",
+    "--throughput-seconds",
+    "0",
+];
+
 /// The Python rows (every row `serve.py --list-rows` names: PyTorch eager and compiled, ONNX
 /// Runtime on PyTorch's export, Keras) predict the classes of the Rust rows' report from the same
 /// model file, their logits within 1e-4, and their reports have the fields of the Rust rows'
@@ -183,17 +195,7 @@ fn a_serving_run_writes_its_report() {
 fn the_python_rows_predict_as_the_rust_rows_do() {
     let dir = folder();
     let rust = dir.path().join("rust.json");
-    let short = [
-        "--latency-images",
-        "5",
-        "--warmup",
-        "1",
-        "--batch-sizes",
-        "4",
-        "--throughput-seconds",
-        "0",
-    ];
-    let mut args = short.to_vec();
+    let mut args = SHORT.to_vec();
     args.extend(["--cold-starts", "0", "--out", rust.to_str().unwrap()]);
     let (ok, _, err) = serve(dir.path(), &args);
     assert!(ok, "{err}");
@@ -225,7 +227,7 @@ fn the_python_rows_predict_as_the_rust_rows_do() {
             .arg(dir.path().join("model.safetensors"))
             .arg("--data-dir")
             .arg(dir.path())
-            .args(short)
+            .args(SHORT)
             .arg("--out")
             .arg(&out)
             .output()
@@ -308,21 +310,6 @@ fn bad_serving_options_get_a_clear_error() {
     }
 }
 
-/// A short measurement, for the tests that compare rows.
-#[cfg(feature = "ort")]
-const SHORT: [&str; 10] = [
-    "--latency-images",
-    "5",
-    "--warmup",
-    "1",
-    "--batch-sizes",
-    "4",
-    "--throughput-seconds",
-    "0",
-    "--cold-starts",
-    "1",
-];
-
 /// `python/serve.py ARGS --load` the tiny folder's model; its standard output.
 #[cfg(feature = "ort")]
 fn serve_py(dir: &Path, args: &[&str]) -> String {
@@ -358,6 +345,7 @@ fn serve_ort(dir: &Path, library: Option<&str>, extra: &[&str]) -> (bool, String
     .arg("--load")
     .arg(dir.join("model.safetensors"))
     .args(SHORT)
+    .args(["--cold-starts", "1"])
     .args(extra)
     .env_remove("ORT_DYLIB_PATH");
     if let Some(l) = library {
@@ -378,7 +366,7 @@ fn the_ort_row_serves_the_exported_model_as_the_rust_rows_do() {
     let dir = folder();
     let rust = dir.path().join("rust.json");
     let mut args = SHORT.to_vec();
-    args.extend(["--out", rust.to_str().unwrap()]);
+    args.extend(["--cold-starts", "1", "--out", rust.to_str().unwrap()]);
     let (ok, _, err) = serve(dir.path(), &args);
     assert!(ok, "{err}");
     let library = serve_py(dir.path(), &["--ort-library"]);
