@@ -249,6 +249,10 @@ def predictor(args):
     return row, time.perf_counter() - start
 
 
+def on_cuda(row):
+    return row.device is not None and row.device.type == "cuda"
+
+
 def timed(row, images):
     start = time.perf_counter()
     out = row.logits(images)
@@ -290,13 +294,18 @@ def measure(args):
     split = argparse.Namespace(data_dir=args.data_dir, limit=args.limit)
     pixels, labels = common.load_split(split, "test_images", "test_labels")
     pixels = np.ascontiguousarray(pixels[:, None, :, :])
+    # On CUDA, the GPU memory this process holds, sampled by the driver over the measurement.
+    nvml = common.Nvml.open(0) if on_cuda(row) else None
+    if nvml:
+        nvml.start_sampling()
     first, _ = timed(row, pixels[:1])
     batch1 = latency(row, pixels, args.warmup, args.latency_images)
     rates = [throughput(row, pixels, b, args.throughput_seconds) for b in sizes]
     classes = np.concatenate([np.argmax(row.logits(pixels[i:i + 1000]), axis=1)
                               for i in range(0, len(pixels), 1000)])
     kept = min(LOGIT_IMAGES, len(pixels))
-    return {
+    logits = [float(v) for v in row.logits(pixels[:kept]).reshape(-1)]
+    out = {
         "schema": SCHEMA,
         "framework": args.row,
         "framework_version": f"{row.version}, python {platform.python_version()}",
@@ -304,7 +313,7 @@ def measure(args):
         "dataset": metadata.get("dataset", "mnist"),
         "model_file": os.path.basename(args.load),
         "model_metadata": dict(metadata),
-        "device": "cuda" if row.device is not None and row.device.type == "cuda" else "cpu",
+        "device": "cuda" if on_cuda(row) else "cpu",
         "threads": args.threads,
         "load_seconds": load_seconds,
         "first_prediction_seconds": first,
@@ -314,11 +323,15 @@ def measure(args):
         "test_images": int(len(classes)),
         "accuracy": float(np.mean(classes == labels)),
         "classes": "".join(str(int(c)) for c in classes),
-        "logits": [float(v) for v in row.logits(pixels[:kept]).reshape(-1)],
+        "logits": logits,
         "peak_host_bytes": report.peak_host_bytes(),
         "notes": row.notes,
         "environment": report.environment(sys.argv),
     }
+    peak_device = nvml.finish_sampling() if nvml else None
+    if peak_device is not None:
+        out["peak_device_bytes"] = peak_device
+    return out
 
 
 def main():

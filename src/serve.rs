@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use common::harness::DeviceRequest;
+use common::harness::{DeviceKind, DeviceRequest};
 use common::serve::{self, Latency, Predictor, Throughput, CLASSES, PIXELS};
 use common::weights::ModelFile;
 use common::{Dataset, TrainError};
@@ -236,6 +236,17 @@ pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<S
     options.check()?;
     let environment = Environment::capture();
     let (file, mut predictor, load_seconds) = load(options)?;
+    // On CUDA, the GPU memory this process holds, sampled by the driver over the measurement.
+    let gpu = (predictor.device() == DeviceKind::Cuda)
+        .then(|| meters::gpu::Nvml::open(0))
+        .flatten()
+        .map(|nvml| {
+            meters::gpu::PeakSampler::start(
+                std::sync::Arc::new(nvml),
+                std::process::id(),
+                std::time::Duration::from_millis(20),
+            )
+        });
     let (dataset, data) = test_images(options, &file)?;
     let pixels = data.test.normalized_images();
     let start = Instant::now();
@@ -278,6 +289,7 @@ pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<S
         classes: predicted.iter().map(|c| char::from(b'0' + c)).collect(),
         logits,
         peak_host_bytes: meters::host::high_water_mark(),
+        peak_device_bytes: gpu.and_then(meters::gpu::PeakSampler::finish),
         notes: notes(options),
         environment,
     })

@@ -59,6 +59,10 @@ pub struct ServeReport {
     pub logits: Vec<f32>,
     /// The process's peak resident memory over the whole measurement.
     pub peak_host_bytes: Option<u64>,
+    /// On CUDA, the most GPU memory the driver saw the process hold over the measurement (NVML,
+    /// sampled); absent on the CPU and where the driver cannot say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_device_bytes: Option<u64>,
     /// What the row did that a reader of its numbers should know (an export before the load, a
     /// compilation on the first calls).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -92,12 +92,15 @@ fn table(reports: &[&ServeReport], reference: Option<&str>) -> String {
         let logit = reference
             .and_then(|o| r.logit_difference(o))
             .map_or_else(|| "-".to_string(), |d| format!("{d:.1e}"));
+        let mib = |b: u64| format!("{:.0}", b as f64 / 1048576.0);
+        let host = r.peak_host_bytes.map_or_else(|| "-".to_string(), mib);
+        // On CUDA, the GPU memory beside the host's.
+        let memory = match r.peak_device_bytes {
+            Some(d) => format!("{host} (GPU {})", mib(d)),
+            None => host,
+        };
         text.push_str(&format!(
-            " {} | {:.2}% | {differ} | {logit} |\n",
-            r.peak_host_bytes.map_or_else(
-                || "-".to_string(),
-                |b| format!("{:.0}", b as f64 / 1048576.0)
-            ),
+            " {memory} | {:.2}% | {differ} | {logit} |\n",
             r.accuracy * 100.0
         ));
     }

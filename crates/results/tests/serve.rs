@@ -50,6 +50,7 @@ fn report(row: &str, classes: &str, p50: f64) -> ServeReport {
         classes: classes.into(),
         logits: vec![0.5; 20],
         peak_host_bytes: Some(100 << 20),
+        peak_device_bytes: None,
         notes: Vec::new(),
         environment: Environment {
             cpu_model: "AMD EPYC".into(),
@@ -68,7 +69,9 @@ fn a_serving_folder_is_summarised_and_indexed() {
     let dir = out.path().join("amd-epyc-2cpu").join(FOLDER);
     std::fs::create_dir_all(&dir).unwrap();
     let reference = report("tch", "0123", 0.0001);
-    let other = report("burn", "0124", 0.00005);
+    let mut other = report("burn", "0124", 0.00005);
+    // A report from CUDA holds the GPU memory too, shown beside the host's.
+    other.peak_device_bytes = Some(50 << 20);
     assert_eq!(other.differing_classes(&reference), Some(1));
     assert_eq!(reference.median_cold_start(), Some(0.2));
     for r in [&other, &reference] {
@@ -91,6 +94,11 @@ fn a_serving_folder_is_summarised_and_indexed() {
     let table = &summary[summary.find("| row |").unwrap()..];
     let differ = |row: &str| support::cell(table, |c| c[0] == row, "differ");
     assert_eq!((differ("tch"), differ("burn")), ("0".into(), "1".into()));
+    let memory = |row: &str| support::cell(table, |c| c[0] == row, "peak MiB");
+    assert_eq!(
+        (memory("tch"), memory("burn")),
+        ("100".into(), "100 (GPU 50)".into())
+    );
     assert!(
         summary.contains("trained with tch for 2 epochs from seed 0"),
         "{summary}"
