@@ -118,27 +118,6 @@ fn predictor(options: &ServeOptions, model: &ModelFile) -> Result<Box<dyn Predic
         })
 }
 
-/// What a reader of the row's numbers should know: for `ort`, the file it served and the library.
-#[cfg_attr(not(feature = "ort"), allow(unused_variables))]
-fn notes(options: &ServeOptions) -> Vec<String> {
-    #[cfg(feature = "ort")]
-    if options.framework == onnx_serve::ROW {
-        let name = |p: &std::path::Path| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        let library = onnx_serve::library().map(|l| name(&l)).unwrap_or_default();
-        return vec![format!(
-            "serves {}, exported from the model file by python/serve.py --export \
-             (torch.onnx.export), with ONNX Runtime's {library} (the onnxruntime Python \
-             package's) loaded by the ort crate; the load is the session's",
-            name(&onnx_file(options))
-        )];
-    }
-    Vec::new()
-}
-
 /// The model file and the predictor of `options`' row built from it, with the seconds the two
 /// took.
 fn load(options: &ServeOptions) -> Result<(ModelFile, Box<dyn Predictor>, f64)> {
@@ -244,7 +223,7 @@ pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<S
             meters::gpu::PeakSampler::start(
                 std::sync::Arc::new(nvml),
                 std::process::id(),
-                std::time::Duration::from_millis(20),
+                meters::gpu::SAMPLE_PERIOD,
             )
         });
     let (dataset, data) = test_images(options, &file)?;
@@ -290,7 +269,7 @@ pub fn serve(options: &ServeOptions, progress: &mut dyn FnMut(&str)) -> Result<S
         logits,
         peak_host_bytes: meters::host::high_water_mark(),
         peak_device_bytes: gpu.and_then(meters::gpu::PeakSampler::finish),
-        notes: notes(options),
+        notes: predictor.notes(),
         environment,
     })
 }

@@ -187,6 +187,17 @@ const SHORT: [&str; 8] = [
     "0",
 ];
 
+/// The default Rust row's report of the tiny folder, measured short (no cold starts), in
+/// `dir/rust.json`: what the other rows are held to.
+fn rust_report(dir: &Path) -> std::path::PathBuf {
+    let rust = dir.join("rust.json");
+    let mut args = SHORT.to_vec();
+    args.extend(["--cold-starts", "0", "--out", rust.to_str().unwrap()]);
+    let (ok, _, err) = serve(dir, &args);
+    assert!(ok, "{err}");
+    rust
+}
+
 /// The Python rows (every row `serve.py --list-rows` names: PyTorch eager and compiled, ONNX
 /// Runtime on PyTorch's export, Keras) predict the classes of the Rust rows' report from the same
 /// model file, their logits within 1e-4, and their reports have the fields of the Rust rows'
@@ -194,11 +205,7 @@ const SHORT: [&str; 8] = [
 #[test]
 fn the_python_rows_predict_as_the_rust_rows_do() {
     let dir = folder();
-    let rust = dir.path().join("rust.json");
-    let mut args = SHORT.to_vec();
-    args.extend(["--cold-starts", "0", "--out", rust.to_str().unwrap()]);
-    let (ok, _, err) = serve(dir.path(), &args);
-    assert!(ok, "{err}");
+    let rust = rust_report(dir.path());
     let expected = ServeReport::read(&rust).unwrap();
     let keys = |path: &Path| -> Vec<String> {
         let v: serde_json::Value =
@@ -364,11 +371,7 @@ fn serve_ort(dir: &Path, library: Option<&str>, extra: &[&str]) -> (bool, String
 #[test]
 fn the_ort_row_serves_the_exported_model_as_the_rust_rows_do() {
     let dir = folder();
-    let rust = dir.path().join("rust.json");
-    let mut args = SHORT.to_vec();
-    args.extend(["--cold-starts", "1", "--out", rust.to_str().unwrap()]);
-    let (ok, _, err) = serve(dir.path(), &args);
-    assert!(ok, "{err}");
+    let rust = rust_report(dir.path());
     let library = serve_py(dir.path(), &["--ort-library"]);
     // Before the export: no exported file.
     let (ok, err) = serve_ort(dir.path(), Some(&library), &[]);

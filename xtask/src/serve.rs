@@ -35,8 +35,10 @@ const BINARIES: &str = "target/serve-bin";
 /// One row: how it is started.
 #[derive(Debug, Clone, PartialEq)]
 enum Row {
-    /// A framework of a `lenet` binary built with its feature alone.
-    Lenet(String, PathBuf),
+    /// A row of a `lenet` binary: its name, the binary, and the binary's other rows when it was
+    /// given (the GPU bundle's, whose libraries a cold start loads too; none for a binary built
+    /// here with one framework feature).
+    Lenet(String, PathBuf, Vec<String>),
     /// A row of `python/serve.py`.
     Python(String),
 }
@@ -44,7 +46,7 @@ enum Row {
 impl Row {
     fn name(&self) -> &str {
         match self {
-            Row::Lenet(n, _) | Row::Python(n) => n,
+            Row::Lenet(n, ..) | Row::Python(n) => n,
         }
     }
 }
@@ -124,8 +126,9 @@ impl Tools {
     }
 }
 
-/// A row for each row `lenet` serves on `device` (`lenet serve --list-rows`).
-fn rows_of(lenet: &Path, device: &str) -> Result<Vec<Row>> {
+/// A row for each row `lenet` serves on `device` (`lenet serve --list-rows`), each with the
+/// binary's other rows when `given`.
+fn rows_of(lenet: &Path, device: &str, given: bool) -> Result<Vec<Row>> {
     let out = Command::new(lenet)
         .args(["serve", "--list-rows", "--device", device])
         .output()
@@ -138,9 +141,16 @@ fn rows_of(lenet: &Path, device: &str) -> Result<Vec<Row>> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|name| Row::Lenet(name.to_string(), lenet.to_path_buf()))
+        .map(str::to_string)
+        .collect();
+    Ok(names
+        .iter()
+        .map(|name| {
+            let others = names.iter().filter(|n| given && *n != name).cloned();
+            Row::Lenet(name.clone(), lenet.to_path_buf(), others.collect())
+        })
         .collect())
 }
 
@@ -151,9 +161,9 @@ fn rows_of(lenet: &Path, device: &str) -> Result<Vec<Row>> {
 /// default build again, as the other tasks expect it).
 fn rust_rows(tools: &Tools, flags: &flags::Serve) -> Result<Vec<Row>> {
     let Some(env) = &tools.built else {
-        let mut rows = rows_of(&tools.lenet, &flags.device)?;
+        let mut rows = rows_of(&tools.lenet, &flags.device, true)?;
         for (framework, file) in &flags.lenet_for {
-            let own = rows_of(file, &flags.device)?
+            let own = rows_of(file, &flags.device, true)?
                 .into_iter()
                 .find(|r| r.name() == framework);
             let Some(own) = own else {
@@ -184,7 +194,7 @@ fn rust_rows(tools: &Tools, flags: &flags::Serve) -> Result<Vec<Row>> {
             .into_iter()
             .map(|f| f.name)
             .collect();
-        for row in rows_of(&alone, &flags.device)? {
+        for row in rows_of(&alone, &flags.device, false)? {
             let framework = frameworks.iter().any(|f| f == row.name());
             let taken = rows.iter().any(|r| r.name() == row.name());
             if !taken && (framework || !libtorch) {
@@ -327,18 +337,10 @@ fn measured(flags: &flags::Serve, model: &Path, threads: usize) -> Vec<String> {
     args
 }
 
-/// Notes in the report at `out` that `name` was served by a given binary that holds other
-/// frameworks too, whose libraries its cold start and memory include (the GPU bundle's `lenet`
-/// holds tch, whose start loads libtorch).
-fn shared_binary_note(name: &str, lenet: &Path, device: &str, out: &Path) -> Result<()> {
-    let others: Vec<String> = rows_of(lenet, device)?
-        .iter()
-        .map(|r| r.name().to_string())
-        .filter(|n| n != name)
-        .collect();
-    if others.is_empty() {
-        return Ok(());
-    }
+/// Notes in the report at `out` that its row was served by a given binary that also holds
+/// `others`, whose libraries its cold start and memory include (the GPU bundle's `lenet` holds
+/// tch, whose start loads libtorch).
+fn shared_binary_note(lenet: &Path, others: &[String], out: &Path) -> Result<()> {
     let mut report = ServeReport::read(out)?;
     report.notes.push(format!(
         "served by {}, a lenet that also holds {}: its cold start and memory include their \
@@ -361,7 +363,7 @@ fn measure(
 ) -> Result<()> {
     let args = measured(flags, model, threads);
     let mut cmd = match row {
-        Row::Lenet(name, lenet) => {
+        Row::Lenet(name, lenet, _) => {
             let mut c = Command::new(lenet);
             c.args(["serve", "--framework", name, "--cold-starts"])
                 .arg(flags.measure.cold_starts.to_string());
@@ -380,8 +382,10 @@ fn measure(
     if !process::status(&mut cmd)? {
         bail!("{} failed", row.name());
     }
-    if let (Row::Lenet(name, lenet), None) = (row, &tools.built) {
-        shared_binary_note(name, lenet, &flags.device, out)?;
+    if let Row::Lenet(_, lenet, others) = row {
+        if !others.is_empty() {
+            shared_binary_note(lenet, others, out)?;
+        }
     }
     if let Row::Python(name) = row {
         let mut report = ServeReport::read(out)?;
@@ -517,7 +521,7 @@ mod tests {
     #[test]
     fn rows_are_chosen_by_name() {
         let known = vec![
-            Row::Lenet("a".into(), PathBuf::from("lenet-a")),
+            Row::Lenet("a".into(), PathBuf::from("lenet-a"), Vec::new()),
             Row::Python("p".into()),
         ];
         assert_eq!(choose(None, known.clone()).unwrap(), known);

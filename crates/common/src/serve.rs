@@ -32,6 +32,12 @@ pub trait Predictor {
 
     /// What answers: the framework and its version, as a training report names them.
     fn version(&self) -> String;
+
+    /// What a reader of its numbers should know beyond its version (what file it serves, from
+    /// where); none by default.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Each image's predicted class: the index of its largest logit (the first, on a tie).

@@ -35,6 +35,7 @@ fn backend(message: impl std::fmt::Display) -> TrainError {
 pub struct OrtPredictor {
     session: Session,
     version: String,
+    notes: Vec<String>,
 }
 
 /// ONNX Runtime's environment: one per process (ONNX Runtime's rule), made with the first
@@ -93,14 +94,26 @@ pub fn predictor(
     let session = builder
         .commit_from_file(onnx)
         .map_err(|e| backend(format!("cannot load {}: {e}", onnx.display())))?;
+    let name = |p: &Path| {
+        p.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let library_name = name(library);
     // The library's own version is in its file name (libonnxruntime.so.1.32.0).
-    let name = library.file_name().unwrap_or_default().to_string_lossy();
-    let build = name
+    let build = library_name
         .split_once(".so.")
         .map_or("of unknown version", |(_, v)| v);
     Ok(OrtPredictor {
         session,
         version: format!("{CRATE}, onnxruntime {build}"),
+        notes: vec![format!(
+            "serves {}, exported from the model file by python/serve.py --export \
+             (torch.onnx.export), with ONNX Runtime's {library_name} (the onnxruntime Python \
+             package's) loaded by the ort crate; the load is the session's",
+            name(onnx)
+        )],
     })
 }
 
@@ -131,5 +144,9 @@ impl Predictor for OrtPredictor {
 
     fn version(&self) -> String {
         self.version.clone()
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
     }
 }

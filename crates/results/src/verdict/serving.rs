@@ -178,11 +178,8 @@ impl Evidence<'_> {
             }
             let next = rows.iter().find(|(f, _)| *f != best && self.is_rust(f));
             if let Some(&(next, n)) = next {
-                let apart = if ranking.smaller_is_better {
-                    times(n, figure)
-                } else {
-                    times(figure, n)
-                };
+                // The next row ranks after the best: the larger figure over the smaller.
+                let apart = times(figure.max(n), figure.min(n));
                 text.push_str(&format!(
                     "; next Rust row {next} {} ({apart} apart)",
                     write(n)
