@@ -1,6 +1,7 @@
 """The Keras models of lenet-compare, as Keras users write them (`Sequential`, `Conv2D`,
 `MaxPooling2D`, `Flatten`, `Dense`), and the shared weights (PyTorch's names and layouts) into and out
-of them: what the keras row trains (`keras_reference.py`) and serves (`serve.py`).
+of them, and the backend Keras runs on (its version, its accelerator): what the keras row trains
+(`keras_reference.py`) and serves (`serve.py`).
 
 The importer sets KERAS_BACKEND (and hides a GPU it must not use) before importing this module, which
 imports keras.
@@ -94,3 +95,35 @@ def shared_weights(model):
         out[f"{layer.name}.bias"] = bias
     flatten_fix(model, out, into_keras=False)
     return out
+
+
+def backend_version():
+    """The backend Keras runs on, with its version ("jax 0.10.2")."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        return f"jax {jax.__version__}"
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return f"tensorflow {tf.__version__}"
+    if backend == "torch":
+        import torch
+        return f"torch {torch.__version__}"
+    return backend
+
+
+def accelerator():
+    """The backend's accelerator name, or None when it runs on the CPU."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        device = jax.devices()[0]
+        return None if device.platform == "cpu" else f"{device.platform}:{device.id} ({device.device_kind})"
+    if backend == "tensorflow":
+        import tensorflow as tf
+        gpus = tf.config.list_logical_devices("GPU")
+        return gpus[0].name if gpus else None
+    if backend == "torch":
+        import torch
+        return f"cuda:0 ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else None
+    return None

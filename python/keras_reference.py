@@ -41,38 +41,9 @@ if args.device == "cpu":
 COUNTER = common.KernelCounter.start(args)
 try:
     import keras
-    from keras_models import lenet2, lenet3, set_shared_weights, shared_weights
+    from keras_models import accelerator, backend_version, lenet2, lenet3, set_shared_weights, shared_weights
 except (ImportError, ValueError) as e:  # an unknown KERAS_BACKEND is a ValueError
     common.fail_before_start(args, f"keras cannot be imported with KERAS_BACKEND={BACKEND}: {e}")
-
-
-def backend_version():
-    if BACKEND == "jax":
-        import jax
-        return f"jax {jax.__version__}"
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-        return f"tensorflow {tf.__version__}"
-    if BACKEND == "torch":
-        import torch
-        return f"torch {torch.__version__}"
-    return BACKEND
-
-
-def accelerator():
-    """The backend's accelerator name, or None when it runs on the CPU."""
-    if BACKEND == "jax":
-        import jax
-        device = jax.devices()[0]
-        return None if device.platform == "cpu" else f"{device.platform}:{device.id} ({device.device_kind})"
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-        gpus = tf.config.list_logical_devices("GPU")
-        return gpus[0].name if gpus else None
-    if BACKEND == "torch":
-        import torch
-        return f"cuda:0 ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else None
-    return None
 
 
 def wait_for_device(model):

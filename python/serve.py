@@ -131,6 +131,11 @@ class Eager:
             return self.module(x).cpu().numpy()
 
 
+def onnx_path(model, asked=None):
+    """The exported model's file: `asked`, or the model file's path with .onnx."""
+    return asked or os.path.splitext(model)[0] + ".onnx"
+
+
 def stale(exported, model):
     """Whether the exported file is missing or older than the model file."""
     return not os.path.isfile(exported) or os.path.getmtime(exported) < os.path.getmtime(model)
@@ -168,7 +173,7 @@ class OnnxRuntime:
     def __init__(self, args):
         if args.device == "cuda":
             sys.exit("error: onnxruntime: this row serves on the CPU (no CUDAExecutionProvider is set up)")
-        path = args.onnx or os.path.splitext(args.load)[0] + ".onnx"
+        path = onnx_path(args.load, args.onnx)
         self.kind, _, self.metadata = read_model(args.load, tensors=False)
         self.notes = [f"serves {os.path.basename(path)}, exported from the model file by torch.onnx.export "
                       f"(torch {importlib.metadata.version('torch')}, the torch.export-based exporter) once, "
@@ -209,22 +214,18 @@ class Keras:
         except (ImportError, ValueError) as e:  # an unknown KERAS_BACKEND is a ValueError
             sys.exit(f"error: keras cannot be imported with KERAS_BACKEND={backend}: {e}")
         self.keras, self.models = keras, keras_models
-        self.backend = backend
         self.notes = [f"backend: {backend}; answers through model.predict_on_batch (compiled on its first call "
                       "for each batch size)"]
 
     def load(self, args):
-        import importlib
         self.kind, tensors, self.metadata = read_model(args.load)
         self.model = self.models.lenet2() if self.kind == "lenet2" else self.models.lenet3()
         self.models.set_shared_weights(self.model, tensors)
-        backend = importlib.import_module(self.backend) if self.backend in ("jax", "torch") else None
-        gpu = self.backend == "jax" and backend.devices()[0].platform != "cpu"
+        gpu = self.models.accelerator() is not None
         if args.device == "cuda" and not gpu:
             sys.exit("error: keras: CUDA was asked for, but the backend finds no GPU")
         self.device = argparse.Namespace(type="cuda" if gpu else "cpu")
-        self.version = f"keras {self.keras.__version__}, {self.backend}" + (
-            f" {backend.__version__}" if backend else "")
+        self.version = f"keras {self.keras.__version__}, {self.models.backend_version()}"
 
     def logits(self, images):
         # Channels last, as the Keras model takes them (one channel: the same memory).
@@ -346,7 +347,7 @@ def main():
     if not args.load:
         parser.error("--load is needed (the trained model)")
     if args.export:
-        path = args.onnx or os.path.splitext(args.load)[0] + ".onnx"
+        path = onnx_path(args.load, args.onnx)
         if stale(path, args.load):
             print(f"exported {path} in {export(args, path):.2f} s", file=sys.stderr)
         return

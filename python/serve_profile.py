@@ -121,7 +121,7 @@ def keras_row(args):
 
 def onnxruntime(args):
     import onnxruntime as ort
-    path = os.path.splitext(args.load)[0] + ".onnx"
+    path = serve.onnx_path(args.load)
     if not os.path.isfile(path):
         subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "serve.py"), "--export",
                         "--load", args.load, "--onnx", path], check=True, stdout=subprocess.DEVNULL)
